@@ -1,0 +1,350 @@
+//! The TOML schema: what `config/broker.toml` may say. Every key is kebab-case; unknown keys are
+//! refused so that a typo never silently falls back to a default.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The whole broker configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// Broker-wide settings.
+    #[serde(default)]
+    pub broker: BrokerSection,
+    /// Network listeners. Defaults to one STOMP acceptor on 127.0.0.1:61613.
+    #[serde(default = "default_acceptors")]
+    pub acceptors: Vec<AcceptorConfig>,
+    /// Addresses (and their queues) that exist from start-up.
+    #[serde(default)]
+    pub addresses: Vec<AddressConfig>,
+    /// Address settings by match pattern; more specific matches override less specific ones.
+    #[serde(default = "default_address_settings")]
+    pub address_settings: Vec<AddressSettingsEntry>,
+    /// Persistence settings (used by the journal).
+    #[serde(default)]
+    pub journal: JournalConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            broker: BrokerSection::default(),
+            acceptors: default_acceptors(),
+            addresses: Vec::new(),
+            address_settings: default_address_settings(),
+            journal: JournalConfig::default(),
+        }
+    }
+}
+
+/// Broker-wide settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BrokerSection {
+    /// Name sent in CONNECTED's `server` header, after `WrenMQ/<version>`.
+    #[serde(default = "default_broker_name")]
+    pub name: String,
+    /// Seconds a graceful shutdown waits for connections to close.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for BrokerSection {
+    fn default() -> Self {
+        BrokerSection {
+            name: default_broker_name(),
+            shutdown_grace_secs: default_shutdown_grace_secs(),
+        }
+    }
+}
+
+/// Which transport an acceptor speaks.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcceptorProtocol {
+    /// STOMP over plain TCP.
+    Stomp,
+    /// STOMP over WebSocket.
+    Websocket,
+}
+
+/// One network listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AcceptorConfig {
+    /// A name for logs.
+    pub name: String,
+    /// Transport.
+    #[serde(default = "default_protocol")]
+    pub protocol: AcceptorProtocol,
+    /// Address and port to listen on.
+    pub bind: SocketAddr,
+    /// Destination prefix meaning "anycast address"; stripped from the name.
+    #[serde(default = "default_anycast_prefix")]
+    pub anycast_prefix: String,
+    /// Destination prefix meaning "multicast address"; stripped from the name.
+    #[serde(default = "default_multicast_prefix")]
+    pub multicast_prefix: String,
+    /// Frame limits for this acceptor.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Heart-beat and TTL settings for this acceptor.
+    #[serde(default)]
+    pub heartbeat: HeartbeatConfig,
+    /// Unacked messages a subscription may hold when SUBSCRIBE names no window.
+    #[serde(default = "default_consumer_window")]
+    pub default_consumer_window: u32,
+}
+
+/// Frame limits; see `stomp::Limits`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest whole frame in bytes.
+    #[serde(default = "default_max_frame_size")]
+    pub max_frame_size: usize,
+    /// Most header lines in one frame.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Longest header line in bytes.
+    #[serde(default = "default_max_header_line")]
+    pub max_header_line: usize,
+    /// Largest body in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_frame_size: default_max_frame_size(),
+            max_headers: default_max_headers(),
+            max_header_line: default_max_header_line(),
+            max_body: default_max_body(),
+        }
+    }
+}
+
+/// Heart-beat negotiation and dead-peer detection.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    /// Smallest interval (ms) the broker will send heart-beats at; 0 disables sending.
+    #[serde(default = "default_hb_send_ms")]
+    pub send_ms: u64,
+    /// Smallest interval (ms) the broker asks the client to send at; 0 asks for none.
+    #[serde(default = "default_hb_receive_ms")]
+    pub receive_ms: u64,
+    /// A peer is dead after `grace × interval` without any inbound byte.
+    #[serde(default = "default_hb_grace")]
+    pub grace: f64,
+    /// Idle limit (ms) for clients that negotiate no heart-beats (Artemis `connectionTtl`);
+    /// 0 disables it.
+    #[serde(default = "default_connection_ttl_ms")]
+    pub connection_ttl_ms: u64,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig {
+            send_ms: default_hb_send_ms(),
+            receive_ms: default_hb_receive_ms(),
+            grace: default_hb_grace(),
+            connection_ttl_ms: default_connection_ttl_ms(),
+        }
+    }
+}
+
+/// Routing type of an address or queue.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingTypeConfig {
+    /// Point-to-point.
+    Anycast,
+    /// Publish-subscribe.
+    Multicast,
+}
+
+/// An address declared in the config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AddressConfig {
+    /// Address name (no prefix).
+    pub name: String,
+    /// Routing types the address supports.
+    pub routing_types: Vec<RoutingTypeConfig>,
+    /// Queues bound to the address.
+    #[serde(default)]
+    pub queues: Vec<QueueConfig>,
+}
+
+/// A queue declared in the config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Queue name, unique broker-wide.
+    pub name: String,
+    /// Routing type; must be one of the address's.
+    pub routing_type: RoutingTypeConfig,
+    /// Whether the queue and its persistent messages survive a restart.
+    #[serde(default = "default_true")]
+    pub durable: bool,
+}
+
+/// What a full address does to its producers.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFullPolicyConfig {
+    /// Stop reading from producers (TCP back-pressure) until space frees up.
+    Block,
+    /// Refuse the SEND with an ERROR.
+    Fail,
+    /// Drop the message silently.
+    Drop,
+}
+
+/// Address settings applied to every address matching `match`.
+/// Unset keys inherit from less specific matches, then from the built-in defaults.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AddressSettingsEntry {
+    /// Address pattern with `#` (zero or more words) and `*` (one word) over `.`.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub auto_create_addresses: Option<bool>,
+    pub auto_create_queues: Option<bool>,
+    pub auto_delete_addresses: Option<bool>,
+    pub auto_delete_queues: Option<bool>,
+    pub default_address_routing_type: Option<RoutingTypeConfig>,
+    pub default_queue_routing_type: Option<RoutingTypeConfig>,
+    /// Whether a SEND without a `persistent` header is persistent.
+    pub default_persistent: Option<bool>,
+    /// Bytes of messages the address may hold before `address-full-policy` applies; -1 = no limit.
+    pub max_size_bytes: Option<i64>,
+    pub address_full_policy: Option<AddressFullPolicyConfig>,
+    /// Deliveries before a message goes to the dead-letter address; 0 = unlimited.
+    pub max_delivery_attempts: Option<u32>,
+    /// Where messages go after `max-delivery-attempts`; unset = they are dropped with a warning.
+    pub dead_letter_address: Option<String>,
+}
+
+/// Journal settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Whether persistent messages are written to disk at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Directory of the journal files.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Whether each group commit is fsynced before producers are answered.
+    #[serde(default = "default_true")]
+    pub sync: bool,
+    /// How long (µs) the writer gathers operations before committing them together.
+    #[serde(default = "default_buffer_timeout_us")]
+    pub buffer_timeout_us: u64,
+    /// Most operations in one group commit.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            enabled: true,
+            data_dir: default_data_dir(),
+            sync: true,
+            buffer_timeout_us: default_buffer_timeout_us(),
+            max_batch: default_max_batch(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_broker_name() -> String {
+    "wrenmq".to_string()
+}
+fn default_shutdown_grace_secs() -> u64 {
+    5
+}
+fn default_protocol() -> AcceptorProtocol {
+    AcceptorProtocol::Stomp
+}
+fn default_anycast_prefix() -> String {
+    "/queue/".to_string()
+}
+fn default_multicast_prefix() -> String {
+    "/topic/".to_string()
+}
+fn default_consumer_window() -> u32 {
+    1000
+}
+fn default_max_frame_size() -> usize {
+    16 * 1024 * 1024 + 64 * 1024
+}
+fn default_max_headers() -> usize {
+    1000
+}
+fn default_max_header_line() -> usize {
+    64 * 1024
+}
+fn default_max_body() -> usize {
+    16 * 1024 * 1024
+}
+fn default_hb_send_ms() -> u64 {
+    10_000
+}
+fn default_hb_receive_ms() -> u64 {
+    10_000
+}
+fn default_hb_grace() -> f64 {
+    2.0
+}
+fn default_connection_ttl_ms() -> u64 {
+    0
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_buffer_timeout_us() -> u64 {
+    1000
+}
+fn default_max_batch() -> usize {
+    4096
+}
+
+/// The embedded default: one STOMP acceptor on loopback port 61613.
+pub fn default_acceptors() -> Vec<AcceptorConfig> {
+    vec![AcceptorConfig {
+        name: "stomp".to_string(),
+        protocol: AcceptorProtocol::Stomp,
+        bind: SocketAddr::from(([127, 0, 0, 1], 61613)),
+        anycast_prefix: default_anycast_prefix(),
+        multicast_prefix: default_multicast_prefix(),
+        limits: LimitsConfig::default(),
+        heartbeat: HeartbeatConfig::default(),
+        default_consumer_window: default_consumer_window(),
+    }]
+}
+
+/// The embedded default address settings: everything auto-created and auto-deleted.
+pub fn default_address_settings() -> Vec<AddressSettingsEntry> {
+    vec![AddressSettingsEntry {
+        pattern: "#".to_string(),
+        auto_create_addresses: Some(true),
+        auto_create_queues: Some(true),
+        auto_delete_addresses: Some(true),
+        auto_delete_queues: Some(true),
+        default_address_routing_type: Some(RoutingTypeConfig::Multicast),
+        default_queue_routing_type: Some(RoutingTypeConfig::Multicast),
+        default_persistent: Some(true),
+        max_size_bytes: Some(-1),
+        address_full_policy: Some(AddressFullPolicyConfig::Block),
+        max_delivery_attempts: Some(0),
+        dead_letter_address: None,
+    }]
+}
