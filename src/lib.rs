@@ -4,5 +4,6 @@
 //! - [`stomp`]: the codec, pure bytes ⇄ frames.
 //! - [`config`]: the TOML schema, defaults and validation.
 
+pub mod broker;
 pub mod config;
 pub mod stomp;

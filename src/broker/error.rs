@@ -1,0 +1,44 @@
+//! Why the core refused an operation. The texts reach clients in ERROR frames, so each names
+//! the thing and the reason.
+
+use super::RoutingType;
+use super::queue::AckError;
+
+/// A refused core operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// The address is missing and may not be auto-created.
+    #[error("address '{0}' does not exist and auto-create-addresses is off for it")]
+    NoSuchAddress(String),
+    /// The queue is missing and may not be auto-created.
+    #[error("queue '{0}' does not exist and auto-create-queues is off for it")]
+    NoSuchQueue(String),
+    /// The address exists without the routing type asked for.
+    #[error("address '{address}' does not support {routing} routing")]
+    RoutingTypeMismatch {
+        address: String,
+        routing: RoutingType,
+    },
+    /// A fully qualified queue name whose queue is bound elsewhere.
+    #[error("queue '{queue}' is bound to address '{actual}', not '{requested}'")]
+    QueueAddressMismatch {
+        queue: String,
+        actual: String,
+        requested: String,
+    },
+    /// An empty address name.
+    #[error("destination names no address")]
+    EmptyAddress,
+    /// The address is full and its policy is FAIL.
+    #[error("address '{0}' is full (max-size-bytes reached)")]
+    AddressFull(String),
+    /// A durable subscription that already has its one subscriber.
+    #[error("durable subscription '{0}' already has an active subscriber")]
+    SubscriptionInUse(String),
+    /// An ack that matches nothing pending.
+    #[error(transparent)]
+    Ack(#[from] AckError),
+    /// The journal failed to store or load.
+    #[error("journal: {0}")]
+    Journal(String),
+}

@@ -1,0 +1,68 @@
+//! The core's message: what a producer sent, with its properties, shared by every queue it
+//! was routed to. Bodies are `Bytes`, so multicast copies share one allocation.
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::flow::UsageToken;
+
+/// One message as the broker holds it. Immutable once routed; per-queue state (delivery
+/// count, sequence) lives in the queue entry that points at it.
+#[derive(Debug)]
+pub struct Message {
+    /// Broker-assigned id, unique across restarts.
+    pub id: u64,
+    /// The address it was routed to (no prefix).
+    pub address: Arc<str>,
+    /// The destination string the producer used, prefix included; MESSAGE frames repeat it.
+    pub destination: ByteString,
+    /// Every header the producer set, in order, minus transport-only ones.
+    pub properties: Vec<(ByteString, ByteString)>,
+    /// The payload.
+    pub body: Bytes,
+    /// Whether it must survive a restart when routed to a durable queue.
+    pub persistent: bool,
+    /// 0–9, as JMS; carried through.
+    pub priority: u8,
+    /// Expiry time in ms since the epoch; 0 = never.
+    pub expires: u64,
+    /// Arrival time in ms since the epoch.
+    pub timestamp: u64,
+    /// Holds this message's bytes against its address's limit until the last copy is dropped.
+    pub(crate) usage: Option<UsageToken>,
+}
+
+impl Message {
+    /// Bytes this message accounts for against address limits and consumer windows.
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .properties
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>()
+    }
+
+    /// Whether the message has expired at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires != 0 && self.expires <= now_ms
+    }
+
+    /// The first property called `name`.
+    pub fn property(&self, name: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| &**v)
+    }
+}
+
+/// Milliseconds since the Unix epoch, for timestamps and expiry.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,59 @@
+//! The broker core: addresses, queues, routing, consumers, acknowledgements and settings.
+//! It knows nothing of STOMP; sessions translate frames into these calls.
+//!
+//! Concurrency: the address/queue registry sits behind one `RwLock` taken briefly to look up
+//! or create; each queue has its own mutex. No lock is held across an `.await`, and the lock
+//! order is always registry → queue.
+
+mod error;
+mod flow;
+mod message;
+mod queue;
+mod routing;
+mod settings;
+pub mod wildcard;
+
+pub use error::BrokerError;
+pub use flow::{AddressUsage, UsageToken};
+pub use message::{Message, now_millis};
+pub use queue::{
+    AckError, AckTarget, Completed, ConsumerId, Delivery, DeliverySink, Outcome, Queue,
+    QueueSpec, Window,
+};
+pub use routing::{
+    Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec,
+};
+pub use settings::{AddressSettings, FullPolicy, SettingsRepository};
+
+use std::fmt;
+
+/// How an address or queue distributes messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoutingType {
+    /// Point-to-point: each message to one consumer.
+    Anycast,
+    /// Publish-subscribe: each subscription gets a copy.
+    Multicast,
+}
+
+impl fmt::Display for RoutingType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RoutingType::Anycast => "ANYCAST",
+            RoutingType::Multicast => "MULTICAST",
+        })
+    }
+}
+
+impl RoutingType {
+    /// Parses `ANYCAST`/`MULTICAST` (any case), as in `destination-type` headers.
+    pub fn parse(s: &str) -> Option<RoutingType> {
+        if s.eq_ignore_ascii_case("anycast") {
+            Some(RoutingType::Anycast)
+        } else if s.eq_ignore_ascii_case("multicast") {
+            Some(RoutingType::Multicast)
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! A queue: messages waiting in order, the consumers attached to it, and what each consumer
+//! holds unacknowledged. All state sits behind one `std::sync::Mutex` that is never held
+//! across an `.await`: every operation is a short synchronous critical section, and handing a
+//! message to a connection is a non-blocking push bounded by the consumer's window.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::RoutingType;
+use super::message::{Message, now_millis};
+
+/// Identifies one consumer broker-wide.
+pub type ConsumerId = u64;
+
+/// Where a queue hands messages for one consumer: the consumer's connection. The broker knows
+/// nothing of STOMP; the session implements this to turn deliveries into MESSAGE frames.
+pub trait DeliverySink: Send + Sync + 'static {
+    /// Passes a delivery on without blocking. Returns false when the connection is gone.
+    fn deliver(&self, delivery: Delivery) -> bool;
+}
+
+/// One message handed to one consumer, awaiting its acknowledgement.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The consumer it was given to.
+    pub consumer: ConsumerId,
+    /// Identifies this delivery within the queue; acks name it.
+    pub tag: u64,
+    /// The message, shared with other queues.
+    pub message: Arc<Message>,
+    /// 1 on first delivery; more means it was delivered before.
+    pub delivery_count: u32,
+    /// The queue it came from, so an ack can find its way back.
+    pub queue: Arc<Queue>,
+}
+
+/// How much a consumer may hold unacknowledged. Whichever limit is hit first stops delivery;
+/// one message always fits so a message larger than the byte window still flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Most unacknowledged messages; `None` = unlimited.
+    pub messages: Option<u32>,
+    /// Most unacknowledged bytes; `None` = unlimited.
+    pub bytes: Option<u64>,
+}
+
+/// What an ACK or NACK names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckTarget {
+    /// A delivery tag (STOMP 1.2 `ack` ids carry it).
+    Tag(u64),
+    /// A message id (STOMP 1.0/1.1 acks carry it).
+    MessageId(u64),
+}
+
+/// What to do with settled deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Consumed: remove from the queue.
+    Ack,
+    /// Refused: put back for redelivery.
+    Nack,
+}
+
+/// Why an ack could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    /// Nothing matching awaits acknowledgement from this consumer.
+    #[error("no delivery {0} awaits acknowledgement on this subscription")]
+    NotPending(String),
+}
+
+/// What completing deliveries removed, for the journal and the dead-letter address.
+#[derive(Debug, Default)]
+pub struct Completed {
+    /// Messages consumed for good.
+    pub acked: Vec<Arc<Message>>,
+    /// Messages that reached `max-delivery-attempts`.
+    pub dead: Vec<Arc<Message>>,
+    /// Deliveries returned for redelivery: (message id, new delivery count).
+    pub returned: Vec<(u64, u32)>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    message: Arc<Message>,
+    delivery_count: u32,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    tag: u64,
+    entry: Entry,
+    /// Acked or nacked inside an open transaction: no longer counts against the window.
+    settled: bool,
+}
+
+struct ConsumerSlot {
+    id: ConsumerId,
+    sink: Arc<dyn DeliverySink>,
+    window: Window,
+    started: bool,
+    in_flight: VecDeque<InFlight>,
+    held_messages: u32,
+    held_bytes: u64,
+}
+
+impl ConsumerSlot {
+    fn has_room(&self) -> bool {
+        if !self.started {
+            return false;
+        }
+        if self.held_messages == 0 {
+            return true;
+        }
+        self.window.messages.is_none_or(|m| self.held_messages < m)
+            && self.window.bytes.is_none_or(|b| self.held_bytes < b)
+    }
+
+    fn hold(&mut self, size: u64) {
+        self.held_messages += 1;
+        self.held_bytes += size;
+    }
+
+    fn release(&mut self, size: u64) {
+        self.held_messages = self.held_messages.saturating_sub(1);
+        self.held_bytes = self.held_bytes.saturating_sub(size);
+    }
+}
+
+#[derive(Default)]
+struct QueueState {
+    ready: VecDeque<Entry>,
+    next_seq: u64,
+    next_tag: u64,
+    consumers: Vec<ConsumerSlot>,
+    next_consumer: usize,
+    deleted: bool,
+}
+
+/// A named queue bound to an address.
+pub struct Queue {
+    /// Unique broker-wide.
+    pub name: Arc<str>,
+    /// The address it is bound to (may be a wildcard address).
+    pub address: Arc<str>,
+    /// Anycast queues share messages among consumers; multicast ones are subscriptions.
+    pub routing: RoutingType,
+    /// Whether it (and its persistent messages) survive a restart.
+    pub durable: bool,
+    /// Created on demand rather than configured; such queues may be auto-deleted.
+    pub auto_created: bool,
+    /// Removed as soon as its last consumer leaves (non-durable subscription queues).
+    pub exclusive_to_subscriber: bool,
+    /// Delete when unused (no consumers, no messages).
+    pub auto_delete: bool,
+    /// `max-delivery-attempts`; `None` = unlimited.
+    pub max_delivery_attempts: Option<u32>,
+    state: Mutex<QueueState>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("routing", &self.routing)
+            .finish()
+    }
+}
+
+/// Everything that defines a queue, for creating one.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    pub name: Arc<str>,
+    pub address: Arc<str>,
+    pub routing: RoutingType,
+    pub durable: bool,
+    pub auto_created: bool,
+    pub exclusive_to_subscriber: bool,
+    pub auto_delete: bool,
+    pub max_delivery_attempts: Option<u32>,
+}
+
+impl Queue {
+    /// A new, empty queue.
+    pub fn new(spec: QueueSpec) -> Arc<Queue> {
+        Arc::new(Queue {
+            name: spec.name,
+            address: spec.address,
+            routing: spec.routing,
+            durable: spec.durable,
+            auto_created: spec.auto_created,
+            exclusive_to_subscriber: spec.exclusive_to_subscriber,
+            auto_delete: spec.auto_delete,
+            max_delivery_attempts: spec.max_delivery_attempts,
+            state: Mutex::new(QueueState {
+                next_seq: 1,
+                next_tag: 1,
+                ..Default::default()
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A panic while holding the lock cannot leave the state half-updated in a way that
+        // matters more than stopping the broker would, so recover the guard.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends a message and hands it to a consumer if one has room. Returns the message back
+    /// when the queue was deleted meanwhile, so the sender can route again.
+    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> Result<(), Arc<Message>> {
+        self.enqueue_with_count(message, 0)
+    }
+
+    /// Appends a message that was delivered `delivery_count` times before (recovery).
+    pub fn enqueue_with_count(
+        self: &Arc<Self>,
+        message: Arc<Message>,
+        delivery_count: u32,
+    ) -> Result<(), Arc<Message>> {
+        let mut st = self.lock();
+        if st.deleted {
+            return Err(message);
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.ready.push_back(Entry {
+            seq,
+            message,
+            delivery_count,
+        });
+        self.dispatch(&mut st);
+        Ok(())
+    }
+
+    /// Attaches a consumer that receives nothing until [`Queue::start_consumer`], so the
+    /// caller can confirm the subscription before the first message goes out.
+    pub fn add_consumer(&self, id: ConsumerId, sink: Arc<dyn DeliverySink>, window: Window) {
+        let mut st = self.lock();
+        st.consumers.push(ConsumerSlot {
+            id,
+            sink,
+            window,
+            started: false,
+            in_flight: VecDeque::new(),
+            held_messages: 0,
+            held_bytes: 0,
+        });
+    }
+
+    /// Lets a consumer receive messages.
+    pub fn start_consumer(self: &Arc<Self>, id: ConsumerId) {
+        let mut st = self.lock();
+        if let Some(c) = st.consumers.iter_mut().find(|c| c.id == id) {
+            c.started = true;
+        }
+        self.dispatch(&mut st);
+    }
+
+    /// Detaches a consumer; whatever it held unacknowledged goes back, in order, marked as
+    /// delivered before. Returns what was returned and what went dead.
+    pub fn remove_consumer(self: &Arc<Self>, id: ConsumerId) -> Completed {
+        let mut st = self.lock();
+        let mut done = Completed::default();
+        let Some(pos) = st.consumers.iter().position(|c| c.id == id) else {
+            return done;
+        };
+        let slot = st.consumers.remove(pos);
+        if st.next_consumer > pos {
+            st.next_consumer -= 1;
+        }
+        for f in slot.in_flight {
+            self.put_back(&mut st, f.entry, &mut done);
+        }
+        self.dispatch(&mut st);
+        done
+    }
+
+    /// Resolves an ACK/NACK to delivery tags and marks them settled, freeing window room.
+    /// `cumulative` (STOMP `client` mode) covers every earlier unsettled delivery too.
+    pub fn settle(
+        self: &Arc<Self>,
+        id: ConsumerId,
+        target: AckTarget,
+        cumulative: bool,
+    ) -> Result<Vec<u64>, AckError> {
+        let mut st = self.lock();
+        let slot = st
+            .consumers
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or_else(|| AckError::NotPending(describe(target)))?;
+        let pos = slot
+            .in_flight
+            .iter()
+            .position(|f| {
+                !f.settled
+                    && match target {
+                        AckTarget::Tag(t) => f.tag == t,
+                        AckTarget::MessageId(m) => f.entry.message.id == m,
+                    }
+            })
+            .ok_or_else(|| AckError::NotPending(describe(target)))?;
+        let start = if cumulative { 0 } else { pos };
+        let mut tags = Vec::new();
+        let mut freed = Vec::new();
+        for f in slot.in_flight.range_mut(start..=pos) {
+            if !f.settled {
+                f.settled = true;
+                tags.push(f.tag);
+                freed.push(f.entry.message.size() as u64);
+            }
+        }
+        for size in freed {
+            slot.release(size);
+        }
+        self.dispatch(&mut st);
+        Ok(tags)
+    }
+
+    /// Applies the outcome to settled (or unsettled) deliveries of a consumer. Tags no longer
+    /// held (the consumer left meanwhile) are skipped: their messages were already returned.
+    pub fn complete(self: &Arc<Self>, id: ConsumerId, tags: &[u64], outcome: Outcome) -> Completed {
+        let mut st = self.lock();
+        let mut done = Completed::default();
+        let Some(ci) = st.consumers.iter().position(|c| c.id == id) else {
+            return done;
+        };
+        let mut taken = Vec::with_capacity(tags.len());
+        {
+            let slot = &mut st.consumers[ci];
+            for tag in tags {
+                if let Some(p) = slot.in_flight.iter().position(|f| f.tag == *tag) {
+                    if let Some(f) = slot.in_flight.remove(p) {
+                        if !f.settled {
+                            slot.release(f.entry.message.size() as u64);
+                        }
+                        taken.push(f.entry);
+                    }
+                }
+            }
+        }
+        for entry in taken {
+            match outcome {
+                Outcome::Ack => done.acked.push(entry.message),
+                Outcome::Nack => self.put_back(&mut st, entry, &mut done),
+            }
+        }
+        self.dispatch(&mut st);
+        done
+    }
+
+    /// Undoes [`Queue::settle`] for an aborted transaction: the deliveries count against the
+    /// window again and await a new ACK/NACK.
+    pub fn unsettle(&self, id: ConsumerId, tags: &[u64]) {
+        let mut st = self.lock();
+        if let Some(slot) = st.consumers.iter_mut().find(|c| c.id == id) {
+            let mut sizes = Vec::new();
+            for f in slot.in_flight.iter_mut() {
+                if f.settled && tags.contains(&f.tag) {
+                    f.settled = false;
+                    sizes.push(f.entry.message.size() as u64);
+                }
+            }
+            for s in sizes {
+                slot.hold(s);
+            }
+        }
+    }
+
+    /// Messages waiting (not counting those out with consumers).
+    pub fn ready_count(&self) -> usize {
+        self.lock().ready.len()
+    }
+
+    /// Messages waiting plus those delivered and unacknowledged.
+    pub fn message_count(&self) -> usize {
+        let st = self.lock();
+        st.ready.len() + st.consumers.iter().map(|c| c.in_flight.len()).sum::<usize>()
+    }
+
+    /// Consumers attached.
+    pub fn consumer_count(&self) -> usize {
+        self.lock().consumers.len()
+    }
+
+    /// Marks the queue deleted if it is unused (no consumers, no messages) or `force`; returns
+    /// whether it is now deleted. Later enqueues are refused so senders route again.
+    pub fn mark_deleted(&self, force: bool) -> bool {
+        let mut st = self.lock();
+        if st.deleted {
+            return true;
+        }
+        let unused = st.consumers.is_empty() && st.ready.is_empty();
+        if unused || force {
+            st.deleted = true;
+            st.ready.clear();
+        }
+        st.deleted
+    }
+
+    /// Whether nothing uses the queue any more, so auto-delete may remove it.
+    pub fn is_unused(&self) -> bool {
+        let st = self.lock();
+        !st.deleted && st.consumers.is_empty() && st.ready.is_empty()
+    }
+
+    /// Messages waiting, in order, with their delivery counts (for inspection and tests).
+    pub fn snapshot(&self) -> Vec<(Arc<Message>, u32)> {
+        let st = self.lock();
+        st.ready
+            .iter()
+            .map(|e| (Arc::clone(&e.message), e.delivery_count))
+            .collect()
+    }
+
+    fn put_back(&self, st: &mut QueueState, entry: Entry, done: &mut Completed) {
+        if let Some(max) = self.max_delivery_attempts
+            && entry.delivery_count >= max
+        {
+            done.dead.push(entry.message);
+            return;
+        }
+        done.returned
+            .push((entry.message.id, entry.delivery_count));
+        // Returned deliveries go back where they were, so order per producer is kept.
+        let at = st
+            .ready
+            .binary_search_by_key(&entry.seq, |e| e.seq)
+            .unwrap_or_else(|i| i);
+        st.ready.insert(at, entry);
+    }
+
+    fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
+        let mut now = None;
+        while !st.ready.is_empty() {
+            let n = st.consumers.len();
+            let Some(ci) = (0..n)
+                .map(|i| (st.next_consumer + i) % n)
+                .find(|&i| st.consumers[i].has_room())
+            else {
+                return;
+            };
+            let Some(mut entry) = st.ready.pop_front() else {
+                return;
+            };
+            let now_ms = *now.get_or_insert_with(now_millis);
+            if entry.message.is_expired(now_ms) {
+                continue;
+            }
+            entry.delivery_count += 1;
+            let tag = st.next_tag;
+            st.next_tag += 1;
+            let delivery = Delivery {
+                consumer: st.consumers[ci].id,
+                tag,
+                message: Arc::clone(&entry.message),
+                delivery_count: entry.delivery_count,
+                queue: Arc::clone(self),
+            };
+            let slot = &mut st.consumers[ci];
+            if slot.sink.deliver(delivery) {
+                slot.hold(entry.message.size() as u64);
+                slot.in_flight.push_back(InFlight {
+                    tag,
+                    entry,
+                    settled: false,
+                });
+                st.next_consumer = (ci + 1) % n;
+            } else {
+                // The connection is gone; its session will remove the consumer shortly.
+                slot.started = false;
+                entry.delivery_count -= 1;
+                st.ready.push_front(entry);
+            }
+        }
+    }
+}
+
+fn describe(target: AckTarget) -> String {
+    match target {
+        AckTarget::Tag(t) => format!("with ack id {t}"),
+        AckTarget::MessageId(m) => format!("of message {m}"),
+    }
+}

@@ -1,0 +1,127 @@
+//! What a connection's writer task is asked to send, and the handles that ask it.
+//!
+//! One unbounded channel carries everything in order (so a SUBSCRIBE's RECEIPT precedes its
+//! first MESSAGE). It stays bounded in practice: deliveries are limited by consumer windows,
+//! and every other frame holds a permit of a small semaphore until written, so a client that
+//! sends receipts faster than it reads them is slowed by TCP back-pressure instead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytestring::ByteString;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::broker::{Delivery, DeliverySink};
+use crate::stomp::{Frame, Version};
+
+/// Frames other than MESSAGE that may wait unwritten per connection.
+const CONTROL_FRAMES_IN_FLIGHT: usize = 256;
+
+/// How a subscription acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckMode {
+    /// Consumed once written to the socket.
+    Auto,
+    /// ACK covers this and every earlier message of the subscription.
+    Client,
+    /// ACK covers exactly one message.
+    ClientIndividual,
+}
+
+impl AckMode {
+    /// Parses a SUBSCRIBE `ack` header.
+    pub fn parse(s: &str) -> Option<AckMode> {
+        match s {
+            "auto" => Some(AckMode::Auto),
+            "client" => Some(AckMode::Client),
+            "client-individual" => Some(AckMode::ClientIndividual),
+            _ => None,
+        }
+    }
+}
+
+/// What the writer needs to turn a delivery into a MESSAGE frame.
+#[derive(Debug)]
+pub struct SubscriptionContext {
+    /// The SUBSCRIBE's `id`.
+    pub id: ByteString,
+    /// The subscription's ack mode.
+    pub ack: AckMode,
+    /// The connection's negotiated version (escaping, `ack` header).
+    pub version: Version,
+}
+
+/// One item for the writer.
+pub enum Outbound {
+    /// A server frame (CONNECTED, RECEIPT); the permit bounds how many wait.
+    Frame(Frame, Option<OwnedSemaphorePermit>),
+    /// A message for a subscription.
+    Message(Delivery, Arc<SubscriptionContext>),
+    /// An ERROR frame; the connection closes after it is written.
+    Error(Frame),
+    /// Write what is queued, then close (DISCONNECT).
+    Close,
+    /// Start sending heart-beats at this interval (after CONNECT).
+    HeartBeat(Duration),
+    /// Switch header escaping to the negotiated version.
+    Version(Version),
+}
+
+/// The session's side of the writer channel.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: UnboundedSender<Outbound>,
+    control: Arc<Semaphore>,
+}
+
+/// The writer has gone: the connection is closing.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterGone;
+
+impl Outbox {
+    /// Wraps the sending half of the writer channel.
+    pub fn new(tx: UnboundedSender<Outbound>) -> Self {
+        Outbox {
+            tx,
+            control: Arc::new(Semaphore::new(CONTROL_FRAMES_IN_FLIGHT)),
+        }
+    }
+
+    /// Queues a server frame, waiting while too many are unwritten.
+    pub async fn frame(&self, frame: Frame) -> Result<(), WriterGone> {
+        let permit = Arc::clone(&self.control)
+            .acquire_owned()
+            .await
+            .map_err(|_| WriterGone)?;
+        self.tx
+            .send(Outbound::Frame(frame, Some(permit)))
+            .map_err(|_| WriterGone)
+    }
+
+    /// Queues anything else without waiting.
+    pub fn push(&self, item: Outbound) -> Result<(), WriterGone> {
+        self.tx.send(item).map_err(|_| WriterGone)
+    }
+
+    /// A delivery sink for one subscription.
+    pub fn sink(&self, ctx: Arc<SubscriptionContext>) -> Arc<dyn DeliverySink> {
+        Arc::new(SubscriptionSink {
+            tx: self.tx.clone(),
+            ctx,
+        })
+    }
+}
+
+struct SubscriptionSink {
+    tx: UnboundedSender<Outbound>,
+    ctx: Arc<SubscriptionContext>,
+}
+
+impl DeliverySink for SubscriptionSink {
+    fn deliver(&self, delivery: Delivery) -> bool {
+        self.tx
+            .send(Outbound::Message(delivery, Arc::clone(&self.ctx)))
+            .is_ok()
+    }
+}
