@@ -319,16 +319,30 @@ fn default_max_batch() -> usize {
 
 /// The embedded default: one STOMP acceptor on loopback port 61613.
 pub fn default_acceptors() -> Vec<AcceptorConfig> {
-    vec![AcceptorConfig {
-        name: "stomp".to_string(),
-        protocol: AcceptorProtocol::Stomp,
-        bind: SocketAddr::from(([127, 0, 0, 1], 61613)),
-        anycast_prefix: default_anycast_prefix(),
-        multicast_prefix: default_multicast_prefix(),
-        limits: LimitsConfig::default(),
-        heartbeat: HeartbeatConfig::default(),
-        default_consumer_window: default_consumer_window(),
-    }]
+    vec![AcceptorConfig::default_for(AcceptorProtocol::Stomp)]
+}
+
+impl AcceptorConfig {
+    /// The acceptor a protocol gets when the config declares none but one is needed (e.g. a
+    /// command-line bind override): loopback only, so enabling a transport never exposes the
+    /// broker to the network by accident. STOMP is "stomp" on 61613, WebSocket "websocket" on
+    /// 61614 (the ports Artemis uses), both with the default prefixes and limits.
+    pub fn default_for(protocol: AcceptorProtocol) -> AcceptorConfig {
+        let (name, port) = match protocol {
+            AcceptorProtocol::Stomp => ("stomp", 61613),
+            AcceptorProtocol::Websocket => ("websocket", 61614),
+        };
+        AcceptorConfig {
+            name: name.to_string(),
+            protocol,
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            anycast_prefix: default_anycast_prefix(),
+            multicast_prefix: default_multicast_prefix(),
+            limits: LimitsConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            default_consumer_window: default_consumer_window(),
+        }
+    }
 }
 
 /// The embedded default address settings: everything auto-created and auto-deleted.
