@@ -178,3 +178,71 @@ mod tests {
         assert!(message.contains("No such file"), "{message}");
     }
 }
+
+/// The shipped example file is documentation; these tests keep it loadable and keep its stated
+/// defaults equal to the built-in ones.
+#[cfg(test)]
+mod example_file {
+    use super::*;
+    use crate::config::{
+        AcceptorProtocol, BrokerSection, JournalConfig, RoutingTypeConfig, default_acceptors,
+        default_address_settings,
+    };
+
+    fn example() -> Config {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/broker.toml");
+        match load(&path) {
+            Ok(config) => config,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn states_the_built_in_defaults() {
+        let config = example();
+        assert_eq!(config.broker, BrokerSection::default());
+        assert_eq!(config.acceptors, default_acceptors());
+        assert_eq!(config.address_settings, default_address_settings());
+        assert_eq!(config.journal, JournalConfig::default());
+    }
+
+    #[test]
+    fn declares_an_anycast_queue_and_a_multicast_address() {
+        let config = example();
+        let [orders, events] = config.addresses.as_slice() else {
+            panic!("expected two addresses, got {:?}", config.addresses);
+        };
+        assert_eq!(orders.routing_types, [RoutingTypeConfig::Anycast]);
+        assert_eq!(orders.queues.len(), 1);
+        assert_eq!(orders.queues[0].routing_type, RoutingTypeConfig::Anycast);
+        assert_eq!(events.routing_types, [RoutingTypeConfig::Multicast]);
+    }
+
+    #[test]
+    fn commented_out_websocket_acceptor_is_valid_when_enabled() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/broker.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Uncomment the example block: the lines from its header to the next blank line.
+        let mut enabled = String::new();
+        let mut in_block = false;
+        for line in text.lines() {
+            if line == "# [[acceptors]]" {
+                in_block = true;
+            } else if line.is_empty() {
+                in_block = false;
+            }
+            let line = if in_block {
+                line.strip_prefix("# ").unwrap_or(line)
+            } else {
+                line
+            };
+            enabled.push_str(line);
+            enabled.push('\n');
+        }
+        let config = parse(&enabled, &path).unwrap();
+        assert_eq!(config.acceptors.len(), 2);
+        let ws = &config.acceptors[1];
+        assert_eq!(ws.protocol, AcceptorProtocol::Websocket);
+        assert_eq!(ws.bind, "127.0.0.1:61614".parse().unwrap());
+    }
+}
