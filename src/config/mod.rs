@@ -1,5 +1,15 @@
 //! Configuration: the TOML schema with its defaults, loading and validation.
+//!
+//! The broker reads one TOML file (documented example: `config/broker.toml`). [`load`] refuses a
+//! bad file as a whole, naming the file, the dotted key and the reason, because a broker that
+//! starts with a silently defaulted setting is worse than one that does not start.
 
+mod error;
+mod load;
+mod overrides;
 mod schema;
+mod validate;
 
+pub use error::{ConfigError, Location, ValidationError};
+pub use load::{load, parse};
 pub use schema::*;

@@ -212,16 +212,23 @@ pub struct AddressSettingsEntry {
     /// Address pattern with `#` (zero or more words) and `*` (one word) over `.`.
     #[serde(rename = "match")]
     pub pattern: String,
+    /// Create an address on first SEND or SUBSCRIBE to it, instead of refusing the frame.
     pub auto_create_addresses: Option<bool>,
+    /// Create a queue on first use, instead of refusing the frame.
     pub auto_create_queues: Option<bool>,
+    /// Delete an auto-created address once it has no queues, so unused names do not pile up.
     pub auto_delete_addresses: Option<bool>,
+    /// Delete an auto-created queue once it has no consumers and no messages.
     pub auto_delete_queues: Option<bool>,
+    /// Routing type of an auto-created address whose destination carried no acceptor prefix.
     pub default_address_routing_type: Option<RoutingTypeConfig>,
+    /// Routing type of an auto-created queue whose destination carried no acceptor prefix.
     pub default_queue_routing_type: Option<RoutingTypeConfig>,
     /// Whether a SEND without a `persistent` header is persistent.
     pub default_persistent: Option<bool>,
     /// Bytes of messages the address may hold before `address-full-policy` applies; -1 = no limit.
     pub max_size_bytes: Option<i64>,
+    /// What happens to producers once `max-size-bytes` is reached.
     pub address_full_policy: Option<AddressFullPolicyConfig>,
     /// Deliveries before a message goes to the dead-letter address; 0 = unlimited.
     pub max_delivery_attempts: Option<u32>,
@@ -319,16 +326,30 @@ fn default_max_batch() -> usize {
 
 /// The embedded default: one STOMP acceptor on loopback port 61613.
 pub fn default_acceptors() -> Vec<AcceptorConfig> {
-    vec![AcceptorConfig {
-        name: "stomp".to_string(),
-        protocol: AcceptorProtocol::Stomp,
-        bind: SocketAddr::from(([127, 0, 0, 1], 61613)),
-        anycast_prefix: default_anycast_prefix(),
-        multicast_prefix: default_multicast_prefix(),
-        limits: LimitsConfig::default(),
-        heartbeat: HeartbeatConfig::default(),
-        default_consumer_window: default_consumer_window(),
-    }]
+    vec![AcceptorConfig::default_for(AcceptorProtocol::Stomp)]
+}
+
+impl AcceptorConfig {
+    /// The acceptor a protocol gets when the config declares none but one is needed (e.g. a
+    /// command-line bind override): loopback only, so enabling a transport never exposes the
+    /// broker to the network by accident. STOMP is "stomp" on 61613, WebSocket "websocket" on
+    /// 61614 (the ports Artemis uses), both with the default prefixes and limits.
+    pub fn default_for(protocol: AcceptorProtocol) -> AcceptorConfig {
+        let (name, port) = match protocol {
+            AcceptorProtocol::Stomp => ("stomp", 61613),
+            AcceptorProtocol::Websocket => ("websocket", 61614),
+        };
+        AcceptorConfig {
+            name: name.to_string(),
+            protocol,
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            anycast_prefix: default_anycast_prefix(),
+            multicast_prefix: default_multicast_prefix(),
+            limits: LimitsConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            default_consumer_window: default_consumer_window(),
+        }
+    }
 }
 
 /// The embedded default address settings: everything auto-created and auto-deleted.

@@ -1,0 +1,601 @@
+//! Semantic checks that serde cannot express: uniqueness, cross-references and ranges.
+//!
+//! Rules run over the whole configuration and collect every problem instead of stopping at the
+//! first, so one broker start tells the operator everything to fix.
+
+use super::{
+    AcceptorConfig, AddressConfig, AddressSettingsEntry, Config, HeartbeatConfig, JournalConfig,
+    LimitsConfig, ValidationError,
+};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+impl Config {
+    /// Checks the rules the schema's types cannot: unique names, non-conflicting binds, sane
+    /// limits, queue routing types that their address supports, well-formed match patterns.
+    ///
+    /// [`parse`](super::parse) and [`load`](super::load) call this; call it again after applying
+    /// command-line overrides, since those can introduce a conflict. Each error's key is the
+    /// dotted path as written in TOML (`acceptors[1].bind`).
+    pub fn validate(&self) -> Result<(), Vec<ValidationError>> {
+        let mut errors = Vec::new();
+        check_acceptors(&self.acceptors, &mut errors);
+        check_addresses(&self.addresses, &mut errors);
+        check_address_settings(&self.address_settings, &mut errors);
+        check_journal(&self.journal, &mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn check_acceptors(acceptors: &[AcceptorConfig], errors: &mut Vec<ValidationError>) {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, acceptor) in acceptors.iter().enumerate() {
+        let key = format!("acceptors[{i}]");
+        if acceptor.name.is_empty() {
+            errors.push(ValidationError::new(
+                format!("{key}.name"),
+                "must not be empty",
+            ));
+        } else if let Some(&first) = names.get(acceptor.name.as_str()) {
+            errors.push(ValidationError::new(
+                format!("{key}.name"),
+                format!(
+                    "acceptor name \"{}\" is already used by acceptors[{first}]",
+                    acceptor.name
+                ),
+            ));
+        } else {
+            names.insert(&acceptor.name, i);
+        }
+        if let Some(j) = acceptors[..i]
+            .iter()
+            .position(|other| binds_conflict(other.bind, acceptor.bind))
+        {
+            errors.push(ValidationError::new(
+                format!("{key}.bind"),
+                format!(
+                    "{} conflicts with acceptors[{j}].bind ({}); two listeners cannot share an address and port",
+                    acceptor.bind, acceptors[j].bind
+                ),
+            ));
+        }
+        check_prefixes(&key, acceptor, errors);
+        check_limits(&format!("{key}.limits"), &acceptor.limits, errors);
+        check_heartbeat(&format!("{key}.heartbeat"), &acceptor.heartbeat, errors);
+    }
+}
+
+/// Whether two binds would make the second `bind()` fail with "address in use".
+///
+/// Port 0 asks the OS for a fresh port each time, so it never conflicts. A wildcard address
+/// (`0.0.0.0`, `[::]`) covers every address of its family, so it conflicts with any specific
+/// address of that family on the same port.
+fn binds_conflict(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() == 0 || a.port() != b.port() {
+        return false;
+    }
+    a.ip() == b.ip()
+        || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
+}
+
+fn check_prefixes(key: &str, acceptor: &AcceptorConfig, errors: &mut Vec<ValidationError>) {
+    let anycast = &acceptor.anycast_prefix;
+    let multicast = &acceptor.multicast_prefix;
+    if anycast.is_empty() {
+        errors.push(ValidationError::new(
+            format!("{key}.anycast-prefix"),
+            "must not be empty",
+        ));
+    }
+    if multicast.is_empty() {
+        errors.push(ValidationError::new(
+            format!("{key}.multicast-prefix"),
+            "must not be empty",
+        ));
+    }
+    if anycast.is_empty() || multicast.is_empty() {
+        return;
+    }
+    // When one prefix starts with the other (equal included), a destination such as
+    // "/queue/x" would match both and its routing type would be ambiguous.
+    if anycast.starts_with(multicast.as_str()) || multicast.starts_with(anycast.as_str()) {
+        errors.push(ValidationError::new(
+            format!("{key}.multicast-prefix"),
+            format!(
+                "\"{multicast}\" overlaps anycast-prefix \"{anycast}\"; a destination must not match both"
+            ),
+        ));
+    }
+}
+
+fn check_limits(key: &str, limits: &LimitsConfig, errors: &mut Vec<ValidationError>) {
+    for (name, value) in [
+        ("max-frame-size", limits.max_frame_size),
+        ("max-headers", limits.max_headers),
+        ("max-header-line", limits.max_header_line),
+        ("max-body", limits.max_body),
+    ] {
+        if value == 0 {
+            errors.push(ValidationError::new(
+                format!("{key}.{name}"),
+                "must be greater than 0",
+            ));
+        }
+    }
+    if limits.max_body > limits.max_frame_size {
+        errors.push(ValidationError::new(
+            format!("{key}.max-body"),
+            format!(
+                "{} exceeds max-frame-size ({}); a body that large could never arrive in a frame",
+                limits.max_body, limits.max_frame_size
+            ),
+        ));
+    }
+}
+
+fn check_heartbeat(key: &str, heartbeat: &HeartbeatConfig, errors: &mut Vec<ValidationError>) {
+    // Stated as the accepted range so NaN (valid TOML: `nan`) falls outside it too.
+    if !(1.0..f64::INFINITY).contains(&heartbeat.grace) {
+        errors.push(ValidationError::new(
+            format!("{key}.grace"),
+            format!(
+                "{} is not a finite number >= 1.0; below 1.0 a healthy peer would be declared dead before its next heart-beat is due",
+                heartbeat.grace
+            ),
+        ));
+    }
+}
+
+fn check_addresses(addresses: &[AddressConfig], errors: &mut Vec<ValidationError>) {
+    let mut address_names: HashMap<&str, usize> = HashMap::new();
+    let mut queue_names: HashMap<&str, String> = HashMap::new();
+    for (i, address) in addresses.iter().enumerate() {
+        let key = format!("addresses[{i}]");
+        if address.name.is_empty() {
+            errors.push(ValidationError::new(
+                format!("{key}.name"),
+                "must not be empty",
+            ));
+        } else if let Some(&first) = address_names.get(address.name.as_str()) {
+            errors.push(ValidationError::new(
+                format!("{key}.name"),
+                format!(
+                    "address \"{}\" is already declared by addresses[{first}]",
+                    address.name
+                ),
+            ));
+        } else {
+            address_names.insert(&address.name, i);
+        }
+        if address.routing_types.is_empty() {
+            errors.push(ValidationError::new(
+                format!("{key}.routing-types"),
+                "must list at least one of \"anycast\", \"multicast\"",
+            ));
+        }
+        for (q, queue) in address.queues.iter().enumerate() {
+            let queue_key = format!("{key}.queues[{q}]");
+            if queue.name.is_empty() {
+                errors.push(ValidationError::new(
+                    format!("{queue_key}.name"),
+                    "must not be empty",
+                ));
+            } else if let Some(first) = queue_names.get(queue.name.as_str()) {
+                errors.push(ValidationError::new(
+                    format!("{queue_key}.name"),
+                    format!(
+                        "queue \"{}\" is already declared at {first}; queue names are unique broker-wide",
+                        queue.name
+                    ),
+                ));
+            } else {
+                queue_names.insert(&queue.name, queue_key.clone());
+            }
+            if !address.routing_types.contains(&queue.routing_type) {
+                errors.push(ValidationError::new(
+                    format!("{queue_key}.routing-type"),
+                    format!(
+                        "{} is not one of address \"{}\"'s routing-types",
+                        routing_type_name(queue.routing_type),
+                        address.name
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn routing_type_name(routing_type: super::RoutingTypeConfig) -> &'static str {
+    match routing_type {
+        super::RoutingTypeConfig::Anycast => "anycast",
+        super::RoutingTypeConfig::Multicast => "multicast",
+    }
+}
+
+fn check_address_settings(entries: &[AddressSettingsEntry], errors: &mut Vec<ValidationError>) {
+    let mut patterns: HashMap<&str, usize> = HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let key = format!("address-settings[{i}]");
+        if let Err(reason) = check_pattern(&entry.pattern) {
+            errors.push(ValidationError::new(format!("{key}.match"), reason));
+        } else if let Some(&first) = patterns.get(entry.pattern.as_str()) {
+            // Two entries with one pattern have equal specificity, so neither could win.
+            errors.push(ValidationError::new(
+                format!("{key}.match"),
+                format!(
+                    "pattern \"{}\" is already used by address-settings[{first}]",
+                    entry.pattern
+                ),
+            ));
+        } else {
+            patterns.insert(&entry.pattern, i);
+        }
+        if let Some(bytes) = entry.max_size_bytes
+            && bytes < -1
+        {
+            errors.push(ValidationError::new(
+                format!("{key}.max-size-bytes"),
+                format!("{bytes} is invalid; use -1 for no limit or a size >= 0"),
+            ));
+        }
+        if entry.dead_letter_address.as_deref() == Some("") {
+            errors.push(ValidationError::new(
+                format!("{key}.dead-letter-address"),
+                "must not be empty; remove the key to drop dead letters instead",
+            ));
+        }
+    }
+}
+
+/// Checks an Artemis-style match pattern: non-empty words separated by `.`, where `#` and `*`
+/// are wildcards only when they are a whole word (`a.#` is valid, `a#` is not).
+fn check_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty() {
+        return Err("must not be empty; use \"#\" to match every address".to_string());
+    }
+    for word in pattern.split('.') {
+        if word.is_empty() {
+            return Err(format!(
+                "\"{pattern}\" has an empty word; words are separated by single dots"
+            ));
+        }
+        if word != "#" && word != "*" && word.contains(['#', '*']) {
+            return Err(format!(
+                "\"{pattern}\": '#' and '*' must be whole words, found \"{word}\""
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_journal(journal: &JournalConfig, errors: &mut Vec<ValidationError>) {
+    if journal.max_batch == 0 {
+        errors.push(ValidationError::new(
+            "journal.max-batch",
+            "must be greater than 0",
+        ));
+    }
+    if journal.data_dir.as_os_str().is_empty() {
+        errors.push(ValidationError::new(
+            "journal.data-dir",
+            "must not be empty; use \".\" for the working directory",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AcceptorProtocol, QueueConfig, RoutingTypeConfig, parse};
+    use std::path::Path;
+
+    /// Validates `config` and returns the problems as `key: reason` lines.
+    fn problems(config: &Config) -> Vec<String> {
+        match config.validate() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// Asserts that exactly one problem is reported, for `key`, and returns its text.
+    fn only_problem(config: &Config, key: &str) -> String {
+        let found = problems(config);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with(&format!("{key}: ")), "{found:?}");
+        found[0].clone()
+    }
+
+    fn with_two_acceptors(first: &str, second: &str) -> Config {
+        let mut config = Config::default();
+        config.acceptors[0].bind = first.parse().unwrap();
+        let mut other = AcceptorConfig::default_for(AcceptorProtocol::Websocket);
+        other.bind = second.parse().unwrap();
+        config.acceptors.push(other);
+        config
+    }
+
+    fn address(
+        name: &str,
+        routing_types: &[RoutingTypeConfig],
+        queues: &[(&str, RoutingTypeConfig)],
+    ) -> AddressConfig {
+        AddressConfig {
+            name: name.to_string(),
+            routing_types: routing_types.to_vec(),
+            queues: queues
+                .iter()
+                .map(|(name, routing_type)| QueueConfig {
+                    name: name.to_string(),
+                    routing_type: *routing_type,
+                    durable: true,
+                })
+                .collect(),
+        }
+    }
+
+    fn with_addresses(addresses: Vec<AddressConfig>) -> Config {
+        Config {
+            addresses,
+            ..Config::default()
+        }
+    }
+
+    fn settings(pattern: &str) -> AddressSettingsEntry {
+        AddressSettingsEntry {
+            pattern: pattern.to_string(),
+            ..AddressSettingsEntry::default()
+        }
+    }
+
+    #[test]
+    fn acceptor_names_are_unique() {
+        let mut config = with_two_acceptors("127.0.0.1:1", "127.0.0.1:2");
+        config.acceptors[1].name = "stomp".to_string();
+        let message = only_problem(&config, "acceptors[1].name");
+        assert!(
+            message.contains("already used by acceptors[0]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn acceptor_name_is_not_empty() {
+        let mut config = Config::default();
+        config.acceptors[0].name.clear();
+        only_problem(&config, "acceptors[0].name");
+    }
+
+    #[test]
+    fn acceptors_cannot_share_address_and_port() {
+        let config = with_two_acceptors("127.0.0.1:61613", "127.0.0.1:61613");
+        let message = only_problem(&config, "acceptors[1].bind");
+        assert!(
+            message.contains("conflicts with acceptors[0].bind"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn wildcard_conflicts_with_a_specific_address_of_its_family() {
+        let config = with_two_acceptors("0.0.0.0:7000", "127.0.0.1:7000");
+        only_problem(&config, "acceptors[1].bind");
+        let config = with_two_acceptors("[::1]:7000", "[::]:7000");
+        only_problem(&config, "acceptors[1].bind");
+    }
+
+    #[test]
+    fn distinct_ports_addresses_and_port_zero_are_fine() {
+        for (a, b) in [
+            ("127.0.0.1:7000", "127.0.0.1:7001"),
+            ("127.0.0.1:7000", "127.0.0.2:7000"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            ("0.0.0.0:0", "127.0.0.1:0"),
+        ] {
+            assert_eq!(
+                problems(&with_two_acceptors(a, b)),
+                Vec::<String>::new(),
+                "{a} {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn prefixes_are_not_empty() {
+        let mut config = Config::default();
+        config.acceptors[0].anycast_prefix.clear();
+        only_problem(&config, "acceptors[0].anycast-prefix");
+        let mut config = Config::default();
+        config.acceptors[0].multicast_prefix.clear();
+        only_problem(&config, "acceptors[0].multicast-prefix");
+    }
+
+    #[test]
+    fn prefixes_differ() {
+        let mut config = Config::default();
+        config.acceptors[0].multicast_prefix = "/queue/".to_string();
+        let message = only_problem(&config, "acceptors[0].multicast-prefix");
+        assert!(message.contains("overlaps anycast-prefix"), "{message}");
+    }
+
+    #[test]
+    fn one_prefix_may_not_start_with_the_other() {
+        let mut config = Config::default();
+        config.acceptors[0].anycast_prefix = "/".to_string();
+        only_problem(&config, "acceptors[0].multicast-prefix");
+    }
+
+    #[test]
+    fn limits_are_positive() {
+        for (name, set) in [
+            (
+                "max-frame-size",
+                (|l: &mut LimitsConfig| l.max_frame_size = 0) as fn(&mut LimitsConfig),
+            ),
+            ("max-headers", |l| l.max_headers = 0),
+            ("max-header-line", |l| l.max_header_line = 0),
+            ("max-body", |l| l.max_body = 0),
+        ] {
+            let mut config = Config::default();
+            set(&mut config.acceptors[0].limits);
+            let found = problems(&config);
+            let key = format!("acceptors[0].limits.{name}: must be greater than 0");
+            assert!(found.contains(&key), "{name}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn body_fits_in_a_frame() {
+        let mut config = Config::default();
+        config.acceptors[0].limits.max_body = config.acceptors[0].limits.max_frame_size + 1;
+        let message = only_problem(&config, "acceptors[0].limits.max-body");
+        assert!(message.contains("exceeds max-frame-size"), "{message}");
+    }
+
+    #[test]
+    fn heartbeat_grace_is_at_least_one() {
+        for grace in [0.5, f64::NAN, f64::INFINITY, -1.0] {
+            let mut config = Config::default();
+            config.acceptors[0].heartbeat.grace = grace;
+            only_problem(&config, "acceptors[0].heartbeat.grace");
+        }
+        let mut config = Config::default();
+        config.acceptors[0].heartbeat.grace = 1.0;
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn queue_routing_type_belongs_to_its_address() {
+        use RoutingTypeConfig::*;
+        let config = with_addresses(vec![address(
+            "orders",
+            &[Anycast],
+            &[("orders", Multicast)],
+        )]);
+        let message = only_problem(&config, "addresses[0].queues[0].routing-type");
+        assert!(
+            message.contains("multicast is not one of address \"orders\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn address_names_are_present_and_unique() {
+        use RoutingTypeConfig::*;
+        let mut config = with_addresses(vec![address("", &[Anycast], &[])]);
+        only_problem(&config, "addresses[0].name");
+        config.addresses = vec![
+            address("a", &[Anycast], &[]),
+            address("a", &[Multicast], &[]),
+        ];
+        only_problem(&config, "addresses[1].name");
+    }
+
+    #[test]
+    fn address_has_a_routing_type() {
+        let config = with_addresses(vec![address("a", &[], &[])]);
+        only_problem(&config, "addresses[0].routing-types");
+    }
+
+    #[test]
+    fn queue_names_are_unique_broker_wide() {
+        use RoutingTypeConfig::*;
+        let config = with_addresses(vec![
+            address("a", &[Anycast], &[("q", Anycast)]),
+            address(
+                "b",
+                &[Anycast, Multicast],
+                &[("r", Multicast), ("q", Anycast)],
+            ),
+        ]);
+        let message = only_problem(&config, "addresses[1].queues[1].name");
+        assert!(
+            message.contains("already declared at addresses[0].queues[0]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn match_patterns_are_well_formed() {
+        for good in ["#", "*", "a", "a.b", "a.*.c", "a.#", "#.b", "orders-eu.x_y"] {
+            let mut config = Config::default();
+            config.address_settings.push(settings(good));
+            if good == "#" {
+                config.address_settings.remove(0);
+            }
+            assert_eq!(config.validate(), Ok(()), "{good}");
+        }
+        for bad in ["", "a#", "a.b*", "a..b", ".a", "a.", "##", "*a"] {
+            let mut config = Config::default();
+            config.address_settings.push(settings(bad));
+            only_problem(&config, "address-settings[1].match");
+        }
+    }
+
+    #[test]
+    fn match_patterns_are_unique() {
+        let mut config = Config::default();
+        config.address_settings.push(settings("#"));
+        let message = only_problem(&config, "address-settings[1].match");
+        assert!(
+            message.contains("already used by address-settings[0]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn max_size_bytes_is_at_least_minus_one() {
+        let mut config = Config::default();
+        config.address_settings[0].max_size_bytes = Some(-2);
+        only_problem(&config, "address-settings[0].max-size-bytes");
+        for ok in [-1, 0, 1 << 40] {
+            config.address_settings[0].max_size_bytes = Some(ok);
+            assert_eq!(config.validate(), Ok(()));
+        }
+    }
+
+    #[test]
+    fn dead_letter_address_is_not_empty() {
+        let mut config = Config::default();
+        config.address_settings[0].dead_letter_address = Some(String::new());
+        only_problem(&config, "address-settings[0].dead-letter-address");
+    }
+
+    #[test]
+    fn journal_batch_and_dir() {
+        let mut config = Config::default();
+        config.journal.max_batch = 0;
+        only_problem(&config, "journal.max-batch");
+        let mut config = Config::default();
+        config.journal.data_dir = Default::default();
+        only_problem(&config, "journal.data-dir");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut config = Config::default();
+        config.journal.max_batch = 0;
+        config.address_settings = vec![settings("a#")];
+        config.acceptors[0].heartbeat.grace = 0.0;
+        assert_eq!(problems(&config).len(), 3);
+    }
+
+    #[test]
+    fn parse_reports_validation_keys_in_toml_spelling() {
+        let text = "[[acceptors]]\nname = \"a\"\nbind = \"127.0.0.1:1\"\n\n[[acceptors]]\nname = \"a\"\nbind = \"127.0.0.1:1\"\n\n[[address-settings]]\nmatch = \"#\"\n\n[[address-settings]]\nmatch = \"x\"\nmax-size-bytes = -5\n";
+        let message = parse(text, Path::new("b.toml")).unwrap_err().to_string();
+        assert!(
+            message.starts_with("b.toml: 3 invalid settings:\n"),
+            "{message}"
+        );
+        assert!(message.contains("\n  acceptors[1].name: "), "{message}");
+        assert!(message.contains("\n  acceptors[1].bind: "), "{message}");
+        assert!(
+            message.contains("\n  address-settings[1].max-size-bytes: -5 is invalid"),
+            "{message}"
+        );
+    }
+}
