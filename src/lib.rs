@@ -6,4 +6,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod server;
+pub mod session;
 pub mod stomp;
+pub mod transport;

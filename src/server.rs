@@ -158,7 +158,11 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
                 max_body: acceptor.limits.max_body,
             },
             acceptor: acceptor.clone(),
-            server_name: format!("WrenMQ/{} ({})", env!("CARGO_PKG_VERSION"), config.broker.name),
+            server_name: format!(
+                "WrenMQ/{} ({})",
+                env!("CARGO_PKG_VERSION"),
+                config.broker.name
+            ),
             connections: Arc::clone(&connections),
         });
         let signal = ShutdownSignal(stop_rx.clone());

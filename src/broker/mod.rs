@@ -17,8 +17,8 @@ pub use error::BrokerError;
 pub use flow::{AddressUsage, UsageToken};
 pub use message::{Message, now_millis};
 pub use queue::{
-    AckError, AckTarget, Completed, ConsumerId, Delivery, DeliverySink, Outcome, Queue,
-    QueueSpec, Window,
+    AckError, AckTarget, Completed, ConsumerId, Delivery, DeliverySink, Outcome, Queue, QueueSpec,
+    Window,
 };
 pub use routing::{
     Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec,

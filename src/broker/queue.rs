@@ -379,7 +379,11 @@ impl Queue {
     /// Messages waiting plus those delivered and unacknowledged.
     pub fn message_count(&self) -> usize {
         let st = self.lock();
-        st.ready.len() + st.consumers.iter().map(|c| c.in_flight.len()).sum::<usize>()
+        st.ready.len()
+            + st.consumers
+                .iter()
+                .map(|c| c.in_flight.len())
+                .sum::<usize>()
     }
 
     /// Consumers attached.
@@ -424,8 +428,7 @@ impl Queue {
             done.dead.push(entry.message);
             return;
         }
-        done.returned
-            .push((entry.message.id, entry.delivery_count));
+        done.returned.push((entry.message.id, entry.delivery_count));
         // Returned deliveries go back where they were, so order per producer is kept.
         let at = st
             .ready

@@ -667,7 +667,8 @@ impl Broker {
         let mut drop_address = false;
         if let Some(a) = reg.addresses.get_mut(&queue.address) {
             a.queues.retain(|q| !Arc::ptr_eq(q, queue));
-            drop_address = a.queues.is_empty() && a.auto_created && a.settings.auto_delete_addresses;
+            drop_address =
+                a.queues.is_empty() && a.auto_created && a.settings.auto_delete_addresses;
         }
         if drop_address {
             reg.addresses.remove(&queue.address);

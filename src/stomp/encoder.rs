@@ -32,6 +32,14 @@ impl<'a> FrameEncoder<'a> {
         self.out.extend_from_slice(b"\n");
     }
 
+    /// Ends the header block with `content-length: body_len`; the caller then writes the
+    /// body and a NUL itself (used to send large shared bodies without copying them).
+    pub fn finish_headers(self, body_len: usize) {
+        self.out.extend_from_slice(b"content-length:");
+        self.out.extend_from_slice(body_len.to_string().as_bytes());
+        self.out.extend_from_slice(b"\n\n");
+    }
+
     /// Ends the header block (writes `content-length` when a body follows) and writes the
     /// body and the terminating NUL.
     pub fn finish(self, body: &[u8]) {

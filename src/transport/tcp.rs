@@ -83,4 +83,3 @@ pub async fn run(listener: TcpListener, ctx: Arc<AcceptorContext>, mut shutdown:
         }
     }
 }
-

@@ -1,0 +1,197 @@
+//! The writer task of one connection: drains the outbound channel in batches, encodes frames
+//! into one reused buffer (large bodies go out as their own shared chunk, never copied), writes
+//! the batch with one vectored write, acks `auto` deliveries once written, and sends
+//! heart-beats when the connection has been quiet.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{Instant, sleep_until};
+
+use super::outbound::{AckMode, Outbound, SubscriptionContext};
+use crate::broker::{Delivery, Outcome, Queue};
+use crate::stomp::{Command, FrameEncoder, Version, encode_frame};
+use crate::transport::ByteSink;
+
+/// Bodies at least this large are written from their shared buffer instead of copied.
+const ZERO_COPY_BODY: usize = 8 * 1024;
+/// Stop gathering a batch past this many buffered bytes.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Why the writer stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterEnd {
+    /// It wrote an ERROR or was told to close, and closed the write side.
+    Closed,
+    /// The socket failed.
+    Failed,
+    /// The session dropped the channel.
+    ChannelClosed,
+}
+
+struct Batch {
+    buf: BytesMut,
+    chunks: Vec<Bytes>,
+    auto_acks: HashMap<(usize, u64), (Arc<Queue>, Vec<u64>)>,
+    close_after: bool,
+}
+
+impl Batch {
+    fn seal(&mut self) {
+        if !self.buf.is_empty() {
+            self.chunks.push(self.buf.split().freeze());
+        }
+    }
+}
+
+/// Runs until the channel closes, an ERROR/Close was written, or the socket fails.
+pub async fn run<W: ByteSink>(mut sink: W, mut rx: UnboundedReceiver<Outbound>) -> WriterEnd {
+    let mut version = Version::V1_2;
+    let mut heartbeat: Option<Duration> = None;
+    let mut next_beat = Instant::now();
+    let mut scratch = String::with_capacity(48);
+    let mut batch = Batch {
+        buf: BytesMut::with_capacity(64 * 1024),
+        chunks: Vec::new(),
+        auto_acks: HashMap::new(),
+        close_after: false,
+    };
+    loop {
+        let first = tokio::select! {
+            biased;
+            item = rx.recv() => item,
+            _ = sleep_until(next_beat), if heartbeat.is_some() => {
+                if sink.write_chunks(&[Bytes::from_static(b"\n")]).await.is_err() {
+                    return WriterEnd::Failed;
+                }
+                next_beat = Instant::now() + heartbeat.unwrap_or_default();
+                continue;
+            }
+        };
+        let Some(first) = first else {
+            return WriterEnd::ChannelClosed;
+        };
+        let mut permits = Vec::new();
+        let mut item = Some(first);
+        while let Some(it) = item.take() {
+            match it {
+                Outbound::Frame(frame, permit) => {
+                    encode_frame(&frame, version, &mut batch.buf);
+                    permits.push(permit);
+                }
+                Outbound::Message(delivery, sub) => {
+                    encode_message(&mut batch, &delivery, &sub, &mut scratch);
+                    if sub.ack == AckMode::Auto {
+                        let key = (Arc::as_ptr(&delivery.queue) as usize, delivery.consumer);
+                        batch
+                            .auto_acks
+                            .entry(key)
+                            .or_insert_with(|| (Arc::clone(&delivery.queue), Vec::new()))
+                            .1
+                            .push(delivery.tag);
+                    }
+                }
+                Outbound::Error(frame) => {
+                    encode_frame(&frame, version, &mut batch.buf);
+                    batch.close_after = true;
+                }
+                Outbound::Close => batch.close_after = true,
+                Outbound::HeartBeat(every) => {
+                    heartbeat = (!every.is_zero()).then_some(every);
+                }
+                Outbound::Version(v) => version = v,
+            }
+            if batch.close_after || batch.buf.len() + chunk_bytes(&batch.chunks) >= BATCH_BYTES {
+                break;
+            }
+            item = rx.try_recv().ok();
+        }
+        batch.seal();
+        if !batch.chunks.is_empty() {
+            if sink.write_chunks(&batch.chunks).await.is_err() {
+                return WriterEnd::Failed;
+            }
+            batch.chunks.clear();
+            if let Some(every) = heartbeat {
+                next_beat = Instant::now() + every;
+            }
+        }
+        drop(permits);
+        // `auto` deliveries count as consumed only now that they are on the socket.
+        for ((_, consumer), (queue, tags)) in batch.auto_acks.drain() {
+            queue.complete(consumer, &tags, Outcome::Ack);
+        }
+        if batch.close_after {
+            let _ = sink.shutdown().await;
+            return WriterEnd::Closed;
+        }
+    }
+}
+
+fn chunk_bytes(chunks: &[Bytes]) -> usize {
+    chunks.iter().map(|c| c.len()).sum()
+}
+
+/// Headers the broker writes itself, so a producer's copy of them is not repeated.
+fn is_reserved(name: &str) -> bool {
+    matches!(
+        name,
+        "destination" | "message-id" | "subscription" | "ack" | "content-length" | "redelivered"
+    )
+}
+
+fn encode_message(
+    batch: &mut Batch,
+    d: &Delivery,
+    sub: &SubscriptionContext,
+    scratch: &mut String,
+) {
+    use std::fmt::Write;
+    let m = &d.message;
+    let mut enc = FrameEncoder::begin(&mut batch.buf, sub.version, Command::Message);
+    enc.header("destination", &m.destination);
+    scratch.clear();
+    let _ = write!(scratch, "{}", m.id);
+    enc.header("message-id", scratch);
+    enc.header("subscription", &sub.id);
+    if sub.ack != AckMode::Auto {
+        scratch.clear();
+        let _ = write!(scratch, "{}-{}", d.consumer, d.tag);
+        enc.header("ack", scratch);
+    }
+    if d.delivery_count > 1 {
+        enc.header("redelivered", "true");
+        scratch.clear();
+        let _ = write!(scratch, "{}", d.delivery_count - 1);
+        enc.header("redelivery-count", scratch);
+    }
+    let mut has_timestamp = false;
+    let mut has_persistent = false;
+    for (k, v) in &m.properties {
+        if is_reserved(k) {
+            continue;
+        }
+        has_timestamp |= &**k == "timestamp";
+        has_persistent |= &**k == "persistent";
+        enc.header(k, v);
+    }
+    if !has_timestamp {
+        scratch.clear();
+        let _ = write!(scratch, "{}", m.timestamp);
+        enc.header("timestamp", scratch);
+    }
+    if m.persistent && !has_persistent {
+        enc.header("persistent", "true");
+    }
+    if m.body.len() >= ZERO_COPY_BODY {
+        enc.finish_headers(m.body.len());
+        batch.seal();
+        batch.chunks.push(m.body.clone());
+        batch.buf.extend_from_slice(b"\0");
+    } else {
+        enc.finish(&m.body);
+    }
+}
