@@ -147,10 +147,7 @@ impl Headers {
 
     /// The value of the first header called `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| &**k == name)
-            .map(|(_, v)| &**v)
+        self.0.iter().find(|(k, _)| &**k == name).map(|(_, v)| &**v)
     }
 
     /// Appends a header; earlier headers of the same name keep precedence.
