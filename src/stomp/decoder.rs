@@ -216,6 +216,14 @@ impl Decoder {
         }
         let window = buf.get(..MAX_COMMAND_LINE).unwrap_or(buf);
         let Some(lf) = parse::find(b'\n', window) else {
+            // Commands are upper-case ASCII: anything else is refused without waiting for
+            // a line end that may never come.
+            if window
+                .iter()
+                .any(|&b| !(b.is_ascii_uppercase() || b == b'\r'))
+            {
+                return Err(FrameError::UnknownCommand(quote(window)));
+            }
             return if buf.len() >= MAX_COMMAND_LINE {
                 Err(FrameError::CommandTooLong {
                     limit: MAX_COMMAND_LINE,
@@ -412,3 +420,7 @@ fn build(p: Pending, buf: &mut BytesMut, nul: usize) -> Result<Frame, FrameError
         body,
     })
 }
+
+#[cfg(test)]
+#[path = "decoder_tests.rs"]
+mod tests;

@@ -96,20 +96,24 @@ pub enum FrameError {
 /// stays small however large the offending input was.
 const MAX_QUOTE: usize = 64;
 
-/// Client bytes made safe to quote in an error message: lossy UTF-8, cut at [`MAX_QUOTE`]
-/// bytes on a character boundary.
+/// Client bytes made safe to quote in an error message: lossy UTF-8, control characters
+/// (NUL, CR, LF...) spelled out so they cannot break the ERROR frame, and cut after
+/// [`MAX_QUOTE`] bytes of input text.
 pub(crate) fn quote(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    if text.len() <= MAX_QUOTE {
-        return text.into_owned();
+    let mut out = String::with_capacity(text.len().min(MAX_QUOTE));
+    for (at, c) in text.char_indices() {
+        if at >= MAX_QUOTE {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
     }
-    let mut end = MAX_QUOTE;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut cut = text[..end].to_owned();
-    cut.push('…');
-    cut
+    out
 }
 
 #[cfg(test)]
@@ -154,7 +158,8 @@ mod tests {
         assert_eq!(quote(b"a\xffb"), "a\u{fffd}b");
         let long = "é".repeat(100);
         let q = quote(long.as_bytes());
-        assert!(q.len() <= MAX_QUOTE + '…'.len_utf8());
+        assert!(q.len() <= MAX_QUOTE + 4);
         assert!(q.ends_with('…'));
+        assert_eq!(quote(b"a\0b\n"), "a\\0b\\n");
     }
 }
