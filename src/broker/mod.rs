@@ -13,6 +13,9 @@ mod routing;
 mod settings;
 pub mod wildcard;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::BrokerError;
 pub use flow::{AddressUsage, UsageToken};
 pub use message::{Message, now_millis};

@@ -333,13 +333,12 @@ impl Queue {
         {
             let slot = &mut st.consumers[ci];
             for tag in tags {
-                if let Some(p) = slot.in_flight.iter().position(|f| f.tag == *tag) {
-                    if let Some(f) = slot.in_flight.remove(p) {
-                        if !f.settled {
-                            slot.release(f.entry.message.size() as u64);
-                        }
-                        taken.push(f.entry);
+                let found = slot.in_flight.iter().position(|f| f.tag == *tag);
+                if let Some(f) = found.and_then(|p| slot.in_flight.remove(p)) {
+                    if !f.settled {
+                        slot.release(f.entry.message.size() as u64);
                     }
+                    taken.push(f.entry);
                 }
             }
         }

@@ -97,6 +97,9 @@ pub struct SubscribeSpec {
     pub durable_name: Option<String>,
 }
 
+/// Where a send goes, with the settings and byte counter of its address.
+type Targets = (Vec<Arc<Queue>>, Arc<AddressSettings>, Arc<AddressUsage>);
+
 struct AddressEntry {
     anycast: bool,
     multicast: bool,
@@ -244,10 +247,7 @@ impl Broker {
         })
     }
 
-    fn resolve_targets(
-        &self,
-        dest: &Destination,
-    ) -> Result<(Vec<Arc<Queue>>, Arc<AddressSettings>, Arc<AddressUsage>), BrokerError> {
+    fn resolve_targets(&self, dest: &Destination) -> Result<Targets, BrokerError> {
         // Fast path: everything exists, a read lock suffices.
         {
             let reg = self.read();
@@ -300,13 +300,11 @@ impl Broker {
     }
 
     /// Looks up targets without creating anything; `Ok(None)` means something must be created.
-    #[allow(clippy::type_complexity)]
     fn lookup_targets(
         &self,
         reg: &Registry,
         dest: &Destination,
-    ) -> Result<Option<(Vec<Arc<Queue>>, Arc<AddressSettings>, Arc<AddressUsage>)>, BrokerError>
-    {
+    ) -> Result<Option<Targets>, BrokerError> {
         let Some(a) = reg.addresses.get(dest.address.as_str()) else {
             return Ok(None);
         };
@@ -640,7 +638,7 @@ impl Broker {
     /// Removes an auto-deletable queue once nothing uses it.
     fn maybe_auto_delete(&self, queue: &Arc<Queue>) {
         let exclusive = queue.exclusive_to_subscriber;
-        if !exclusive && !(queue.auto_delete && queue.is_unused()) {
+        if !(exclusive || queue.auto_delete && queue.is_unused()) {
             return;
         }
         let mut reg = self.write();

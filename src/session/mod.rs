@@ -448,7 +448,7 @@ impl Session {
         )))
     }
 
-    fn transaction_id<'a>(frame: &'a Frame) -> Result<&'a str, Failure> {
+    fn transaction_id(frame: &Frame) -> Result<&str, Failure> {
         frame.get("transaction").ok_or_else(|| {
             Failure::new(format!(
                 "{} frame has no 'transaction' header",
