@@ -5,4 +5,5 @@
 //! - [`config`]: the TOML schema, defaults and validation.
 
 pub mod config;
+pub mod journal;
 pub mod stomp;
