@@ -314,6 +314,7 @@ fn file_size_stays_bounded_over_fill_and_drain_cycles() {
         }
     }
     let last = j.file_size();
+    eprintln!("journal file after first cycle: {first} bytes, after last: {last} bytes");
     assert!(first > 0);
     assert!(
         last <= first * 2,
@@ -370,6 +371,7 @@ fn redb_file_with_damaged_body_is_refused_and_untouched() {
         Ok(_) => panic!("a damaged journal was opened"),
         Err(e) => {
             let text = e.to_string();
+            eprintln!("damaged journal refused: {text}");
             assert!(text.contains("journal.redb"), "{text}");
         }
     }
@@ -407,4 +409,52 @@ async fn submits_after_shutdown_error() {
     let err = j2.submit(vec![put_ref("q", 1)]).await.unwrap_err();
     assert!(matches!(err, JournalError::ShutDown { .. }));
     j2.submit_detached(vec![put_ref("q", 1)]);
+}
+
+const CRASH_DIR_VAR: &str = "WRENMQ_JOURNAL_CRASH_DIR";
+
+/// Child half of `recovers_after_a_crash`: does nothing unless spawned by it.
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CRASH_DIR_VAR) else {
+        return;
+    };
+    let (j, _) = Journal::open(opts(std::path::Path::new(&dir))).unwrap();
+    for id in 1..=50u64 {
+        j.submit(vec![JournalOp::PutMessage(msg(id, 500)), put_ref("q", id)])
+            .wait()
+            .unwrap();
+    }
+    j.submit(vec![del_ref("q", 10)]).wait().unwrap();
+    // Die without shutdown: no clean close, so the next open must recover.
+    std::process::abort();
+}
+
+#[test]
+fn recovers_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--test-threads=1", "--nocapture"])
+        .env(CRASH_DIR_VAR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was supposed to abort");
+    // Proves the crash left a file that needs redb's recovery, so that path
+    // (skipped by the read-only pre-check) is what this test exercises.
+    let path = dir.path().join(wrenmq::journal::FILE_NAME);
+    assert!(matches!(
+        redb::Database::builder().open_read_only(&path),
+        Err(redb::DatabaseError::RepairAborted)
+    ));
+    let (j, rec) = reopen(dir.path());
+    let expected: Vec<u64> = (1..=50).filter(|id| *id != 10).collect();
+    assert_eq!(ids(&rec, "q"), expected);
+    assert_eq!(rec.next_message_id, 51);
+    // The recovered journal keeps working.
+    j.submit(vec![del_ref("q", 1)]).wait().unwrap();
+    j.shutdown();
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(ids(&rec, "q").len(), 48);
 }

@@ -496,3 +496,6 @@ fn redb_error(path: &Path, e: redb::Error) -> JournalError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

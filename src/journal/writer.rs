@@ -81,7 +81,7 @@ impl Shared {
         })
     }
 
-    fn set_failed(&self, reason: String) {
+    pub(crate) fn set_failed(&self, reason: String) {
         match self.failure.lock() {
             Ok(mut g) => {
                 g.get_or_insert(reason);
