@@ -253,6 +253,7 @@ fn concurrent_submits_share_commits() {
     });
     let commits = j.commit_count() - before;
     let requests = threads * per;
+    eprintln!("group commit: {requests} requests in {commits} commits");
     assert!(
         commits * 3 < requests,
         "{commits} commits for {requests} requests: group commit is not batching"
@@ -457,4 +458,32 @@ fn recovers_after_a_crash() {
     j.shutdown();
     let (_j, rec) = reopen(dir.path());
     assert_eq!(ids(&rec, "q").len(), 48);
+}
+
+#[test]
+fn journal_handles_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Journal>();
+}
+
+#[test]
+fn reopen_compacts_a_drained_journal_and_keeps_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = reopen(dir.path());
+    let ops = (1..=2000u64)
+        .flat_map(|id| [JournalOp::PutMessage(msg(id, 8000)), put_ref("q", id)])
+        .collect();
+    j.submit(ops).wait().unwrap();
+    // Leave the newest message so compaction must move live data.
+    j.submit((1..2000u64).map(|id| del_ref("q", id)).collect())
+        .wait()
+        .unwrap();
+    let full = j.file_size();
+    j.shutdown();
+    let (j, rec) = reopen(dir.path());
+    let compacted = j.file_size();
+    eprintln!("drained journal: {full} bytes before reopen, {compacted} after");
+    assert!(compacted * 2 < full, "{full} -> {compacted}");
+    assert_eq!(ids(&rec, "q"), vec![2000]);
+    assert_eq!(*rec.messages[0].refs[0].message, *msg(2000, 8000));
 }
