@@ -1,8 +1,9 @@
 //! Tests that need the journal's internals: the table layout for a
 //! version-mismatched file, and the failed state.
 
-use redb::ReadableDatabase;
+use redb::{Database, ReadableDatabase};
 
+use super::recovery::VersionState;
 use super::tables::{FORMAT_VERSION_KEY, META};
 use super::*;
 
