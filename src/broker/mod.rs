@@ -8,6 +8,7 @@
 mod error;
 mod flow;
 mod message;
+mod persistence;
 mod queue;
 mod routing;
 mod settings;
