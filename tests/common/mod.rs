@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -162,6 +163,8 @@ pub struct Client {
     stream: TcpStream,
     buf: Vec<u8>,
     eof: Option<String>,
+    /// MESSAGE frames that arrived while waiting for a RECEIPT, handed out first.
+    stash: VecDeque<Frame>,
     /// Escaping rules for parsing server frames.
     pub version: Ver,
     /// Bare EOLs (heart-beats) received so far.
@@ -184,6 +187,7 @@ impl Client {
             stream,
             buf: Vec::new(),
             eof: None,
+            stash: VecDeque::new(),
             version: Ver::V12,
             heartbeats: 0,
         })
@@ -216,8 +220,9 @@ impl Client {
         self.write(&frame_bytes(command, headers, body)).await;
     }
 
-    /// Sends a frame with a `receipt` header and waits for its RECEIPT (skipping nothing:
-    /// any other frame first fails the test).
+    /// Sends a frame with a `receipt` header and waits for its RECEIPT. MESSAGE frames that
+    /// arrive first (the spec does not order them against the RECEIPT, e.g. an ACK that
+    /// opens the window) are kept and returned by the next reads; any other frame fails.
     pub async fn send_with_receipt(
         &mut self,
         command: &str,
@@ -228,8 +233,22 @@ impl Client {
         let mut all: Vec<(&str, &str)> = headers.to_vec();
         all.push(("receipt", receipt));
         self.send_frame(command, &all, body).await;
-        let r = self.expect_frame("RECEIPT").await;
-        assert_eq!(r.get("receipt-id"), Some(receipt), "{r:?}");
+        let mut skipped = VecDeque::new();
+        loop {
+            let f = match self.read_frame(TIMEOUT).await {
+                Ok(f) => f,
+                Err(e) => panic!("expected RECEIPT for {command} '{receipt}', got {e:?}"),
+            };
+            match f.command.as_str() {
+                "RECEIPT" => {
+                    assert_eq!(f.get("receipt-id"), Some(receipt), "{f:?}");
+                    break;
+                }
+                "MESSAGE" => skipped.push_back(f),
+                _ => panic!("expected RECEIPT for {command} '{receipt}', got {f:?}"),
+            }
+        }
+        self.stash.extend(skipped);
     }
 
     /// SEND with a text body, confirmed by a receipt.
@@ -292,8 +311,17 @@ impl Client {
         }
     }
 
-    /// Reads the next frame within `within`, skipping heart-beats.
+    /// Reads the next frame within `within`, skipping heart-beats; frames stashed while
+    /// waiting for a RECEIPT come first.
     pub async fn next_frame(&mut self, within: Duration) -> Result<Frame, ReadEnd> {
+        if let Some(f) = self.stash.pop_front() {
+            return Ok(f);
+        }
+        self.read_frame(within).await
+    }
+
+    /// Reads the next frame from the socket within `within`, skipping heart-beats.
+    async fn read_frame(&mut self, within: Duration) -> Result<Frame, ReadEnd> {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
