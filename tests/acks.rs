@@ -314,3 +314,67 @@ async fn consumer_window_size_lets_several_small_messages_through() {
     c.expect_frame("MESSAGE").await;
     c.expect_no_frame(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribe_returns_unacked_messages() {
+    let broker = start_default().await;
+    let mut p = broker.client().await;
+    for m in numbered("u", 2) {
+        p.send_msg("/queue/unsub.unacked", &m).await;
+    }
+    let mut c = broker.client().await;
+    c.subscribe("/queue/unsub.unacked", "s", &[("ack", "client-individual")])
+        .await;
+    let got = c.expect_messages(2).await;
+    c.send_with_receipt("ACK", &[("id", got[0].h("ack"))], b"", "a")
+        .await;
+    c.send_with_receipt("UNSUBSCRIBE", &[("id", "s")], b"", "u")
+        .await;
+    // Same connection, new subscription: the unacked one comes back.
+    c.subscribe(
+        "/queue/unsub.unacked",
+        "s2",
+        &[("ack", "client-individual")],
+    )
+    .await;
+    let m = c.expect_frame("MESSAGE").await;
+    assert_eq!(m.text(), "u1");
+    assert_eq!(m.get("subscription"), Some("s2"));
+    assert_eq!(m.get("redelivered"), Some("true"), "{m:?}");
+    c.expect_no_frame(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_delivery_attempts_sends_to_dead_letter_address() {
+    let mut config = test_config();
+    config
+        .address_settings
+        .push(wrenmq::config::AddressSettingsEntry {
+            pattern: "poison".to_string(),
+            max_delivery_attempts: Some(2),
+            dead_letter_address: Some("DLQ".to_string()),
+            ..Default::default()
+        });
+    let broker = start(config).await;
+    let mut dlq = broker.client().await;
+    dlq.subscribe("/queue/DLQ", "d", &[]).await;
+    let mut c = broker.client().await;
+    c.subscribe("/queue/poison", "s", &[("ack", "client-individual")])
+        .await;
+    let mut p = broker.client().await;
+    p.send_msg("/queue/poison", "bad").await;
+    for attempt in 1..=2 {
+        let m = c.expect_frame("MESSAGE").await;
+        assert_eq!(m.text(), "bad", "attempt {attempt}");
+        c.send_with_receipt("NACK", &[("id", m.h("ack"))], b"", &format!("n{attempt}"))
+            .await;
+    }
+    c.expect_no_frame(QUIET).await;
+    let d = dlq.expect_frame("MESSAGE").await;
+    assert_eq!(d.text(), "bad");
+    assert_eq!(
+        d.get("original-destination"),
+        Some("/queue/poison"),
+        "{d:?}"
+    );
+}

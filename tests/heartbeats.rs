@@ -164,3 +164,24 @@ async fn connection_ttl_drops_client_idle_after_a_frame() {
     c.send_msg("/queue/ttl", "x").await;
     c.expect_closed().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow (35 s): an idle client whose CONNECT and SUBSCRIBE arrive in one read is dropped by the 30 s handshake timeout"]
+async fn idle_subscriber_without_heartbeats_is_kept() {
+    // Default config: no connection TTL. CONNECT and SUBSCRIBE written together (as
+    // pipelining clients do), then the client only listens. It must never be dropped.
+    let broker = start_default().await;
+    let mut c = broker.tcp().await;
+    let mut bytes = b"CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:0,0\n\n\0".to_vec();
+    bytes.extend(frame_bytes(
+        "SUBSCRIBE",
+        &[("destination", "/queue/idle"), ("id", "s")],
+        b"",
+    ));
+    c.write(&bytes).await;
+    c.expect_frame("CONNECTED").await;
+    c.expect_no_frame(Duration::from_secs(35)).await;
+    let mut p = broker.client().await;
+    p.send_msg("/queue/idle", "still subscribed").await;
+    assert_eq!(c.expect_frame("MESSAGE").await.text(), "still subscribed");
+}

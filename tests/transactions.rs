@@ -255,3 +255,45 @@ async fn connection_drop_with_open_tx_ack_redelivers() {
     assert_eq!(m.text(), "held");
     assert_eq!(m.get("redelivered"), Some("true"), "{m:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_commit_delivers_none_of_the_transaction() {
+    // Auto-create off, one configured anycast address: the transaction's second SEND names a
+    // destination that cannot exist. Whether the broker refuses it at SEND or at COMMIT, the
+    // transaction must not be half applied: its first SEND must never be delivered.
+    let mut config = no_auto_create_config();
+    config.addresses.push(wrenmq::config::AddressConfig {
+        name: "ledger".to_string(),
+        routing_types: vec![wrenmq::config::RoutingTypeConfig::Anycast],
+        queues: vec![wrenmq::config::QueueConfig {
+            name: "ledger".to_string(),
+            routing_type: wrenmq::config::RoutingTypeConfig::Anycast,
+            durable: true,
+        }],
+    });
+    let broker = start(config).await;
+    let mut consumer = broker.client().await;
+    consumer.subscribe("/queue/ledger", "s", &[]).await;
+    let mut p = broker.client().await;
+    let mut bytes = frame_bytes("BEGIN", &[("transaction", "t")], b"");
+    bytes.extend(frame_bytes(
+        "SEND",
+        &[("destination", "/queue/ledger"), ("transaction", "t")],
+        b"debit",
+    ));
+    bytes.extend(frame_bytes(
+        "SEND",
+        &[("destination", "/queue/nowhere"), ("transaction", "t")],
+        b"credit",
+    ));
+    bytes.extend(frame_bytes(
+        "COMMIT",
+        &[("transaction", "t"), ("receipt", "commit")],
+        b"",
+    ));
+    p.write(&bytes).await;
+    let e = p.expect_error_and_close().await;
+    assert!(e.h("message").contains("nowhere"), "{e:?}");
+    // Half a transaction must not be visible.
+    consumer.expect_no_frame(QUIET).await;
+}

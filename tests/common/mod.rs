@@ -461,6 +461,12 @@ fn parse_item(buf: &mut Vec<u8>, version: Ver) -> Result<Option<Item>, String> {
             .split_once(':')
             .ok_or_else(|| format!("header line without colon: {line:?}"))?;
         if escapes {
+            // STOMP 1.1/1.2: a colon inside a name or value must be sent as `\c`.
+            if v.contains(':') {
+                return Err(format!(
+                    "{command}: unescaped ':' in header value: {line:?}"
+                ));
+            }
             headers.push((unescape(k, version)?, unescape(v, version)?));
         } else {
             headers.push((k.to_string(), v.to_string()));
