@@ -250,3 +250,101 @@ async fn unsubscribe_stops_delivery() {
     p.send_msg("/topic/unsub", "after").await;
     s.expect_no_frame(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_skips_a_consumer_whose_window_is_full() {
+    let broker = start_default().await;
+    let mut slow = broker.client().await;
+    slow.subscribe(
+        "/queue/rr.window",
+        "slow",
+        &[("ack", "client-individual"), ("activemq.prefetchSize", "1")],
+    )
+    .await;
+    let mut fast = broker.client().await;
+    fast.subscribe("/queue/rr.window", "fast", &[]).await;
+    let mut p = broker.client().await;
+    for m in numbered("r", 6) {
+        p.send_msg("/queue/rr.window", &m).await;
+    }
+    assert_eq!(slow.expect_frame("MESSAGE").await.text(), "r0");
+    slow.expect_no_frame(QUIET).await;
+    assert_eq!(
+        bodies(&mut fast, 5).await,
+        vec!["r1", "r2", "r3", "r4", "r5"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_message_is_not_delivered() {
+    let broker = start_default().await;
+    let mut p = broker.client().await;
+    p.send_with_receipt(
+        "SEND",
+        &[("destination", "/queue/expiry"), ("expires", "1")],
+        b"stale",
+        "r",
+    )
+    .await;
+    p.send_msg("/queue/expiry", "fresh").await;
+    let mut c = broker.client().await;
+    c.subscribe("/queue/expiry", "s", &[]).await;
+    assert_eq!(c.expect_frame("MESSAGE").await.text(), "fresh");
+    c.expect_no_frame(QUIET).await;
+}
+
+fn full_address_config(policy: wrenmq::config::AddressFullPolicyConfig) -> wrenmq::config::Config {
+    let mut config = test_config();
+    config
+        .address_settings
+        .push(wrenmq::config::AddressSettingsEntry {
+            pattern: "small".to_string(),
+            max_size_bytes: Some(100),
+            address_full_policy: Some(policy),
+            ..Default::default()
+        });
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_address_with_fail_policy_refuses_send() {
+    let broker = start(full_address_config(
+        wrenmq::config::AddressFullPolicyConfig::Fail,
+    ))
+    .await;
+    let mut p = broker.client().await;
+    p.send_msg("/queue/small", &"a".repeat(200)).await;
+    p.send_frame(
+        "SEND",
+        &[("destination", "/queue/small"), ("receipt", "second")],
+        b"b",
+    )
+    .await;
+    let e = p.expect_error_and_close().await;
+    assert!(e.h("message").contains("small"), "{e:?}");
+    assert_eq!(e.get("receipt-id"), Some("second"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_address_with_block_policy_holds_producer_until_consumed() {
+    let broker = start(full_address_config(
+        wrenmq::config::AddressFullPolicyConfig::Block,
+    ))
+    .await;
+    let mut p = broker.client().await;
+    p.send_msg("/queue/small", &"a".repeat(200)).await;
+    p.send_frame(
+        "SEND",
+        &[("destination", "/queue/small"), ("receipt", "blocked")],
+        b"b",
+    )
+    .await;
+    // Held: no RECEIPT while the address is full.
+    p.expect_no_frame(QUIET).await;
+    let mut c = broker.client().await;
+    c.subscribe("/queue/small", "s", &[]).await;
+    assert_eq!(c.expect_frame("MESSAGE").await.body.len(), 200);
+    let r = p.expect_frame("RECEIPT").await;
+    assert_eq!(r.get("receipt-id"), Some("blocked"));
+    assert_eq!(c.expect_frame("MESSAGE").await.text(), "b");
+}
