@@ -166,7 +166,7 @@ async fn connection_ttl_drops_client_idle_after_a_frame() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow (35 s): an idle client whose CONNECT and SUBSCRIBE arrive in one read is dropped by the 30 s handshake timeout"]
+#[ignore = "slow (35 s); run with --ignored. Currently fails: the 30 s handshake deadline survives CONNECT when CONNECT+SUBSCRIBE arrive in one read"]
 async fn idle_subscriber_without_heartbeats_is_kept() {
     // Default config: no connection TTL. CONNECT and SUBSCRIBE written together (as
     // pipelining clients do), then the client only listens. It must never be dropped.
