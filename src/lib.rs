@@ -2,10 +2,16 @@
 //!
 //! Layers, each readable and testable alone (see `docs/architecture.md`):
 //! - [`stomp`]: the codec, pure bytes ⇄ frames.
+//! - [`transport`]: TCP and WebSocket adapters feeding one session driver.
+//! - [`session`]: one connection's STOMP state, mapping frames to core operations.
+//! - [`broker`]: the core — addresses, queues, routing, consumers, acks; no STOMP inside.
+//! - [`journal`]: persistence on redb with group commit.
 //! - [`config`]: the TOML schema, defaults and validation.
+//! - [`server`]: starting acceptors and shutting down gracefully.
 
 pub mod broker;
 pub mod config;
+pub mod journal;
 pub mod server;
 pub mod session;
 pub mod stomp;

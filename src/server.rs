@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 use crate::config::{AcceptorConfig, AcceptorProtocol, Config};
+use crate::journal::{Journal, JournalOptions};
 use crate::stomp::Limits;
 use crate::transport;
 
@@ -107,6 +108,8 @@ impl RunningBroker {
         if tokio::time::timeout(self.grace, wait_closed).await.is_err() {
             tracing::warn!("some connections did not close within the shutdown grace period");
         }
+        let broker = Arc::clone(&self.broker);
+        let _ = tokio::task::spawn_blocking(move || broker.shutdown_journal()).await;
     }
 }
 
@@ -123,14 +126,33 @@ pub enum StartError {
     /// The core refused the configuration.
     #[error("{0}")]
     Broker(#[from] crate::broker::BrokerError),
+    /// The journal could not be opened; it was left as it was.
+    #[error("cannot open the journal: {0}")]
+    Journal(String),
     /// An acceptor of a kind this build cannot serve yet.
     #[error("acceptor '{0}': protocol not supported by this build")]
     Unsupported(String),
 }
 
-/// Builds the core and binds every acceptor.
+/// Builds the core (recovering from the journal when persistence is on) and binds every
+/// acceptor.
 pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
-    let broker = Broker::new(&config)?;
+    let journal = if config.journal.enabled {
+        let opts = JournalOptions {
+            dir: config.journal.data_dir.clone(),
+            sync: config.journal.sync,
+            buffer_timeout: Duration::from_micros(config.journal.buffer_timeout_us),
+            max_batch: config.journal.max_batch,
+        };
+        // Opening reads and may compact the whole file: keep it off the async workers.
+        let opened = tokio::task::spawn_blocking(move || Journal::open(opts))
+            .await
+            .map_err(|e| StartError::Journal(format!("journal open task failed: {e}")))?;
+        Some(opened.map_err(|e| StartError::Journal(e.to_string()))?)
+    } else {
+        None
+    };
+    let broker = Broker::with_journal(&config, journal)?;
     let (stop, stop_rx) = watch::channel(false);
     let connections = Arc::new(ConnectionCount::default());
     let mut local_addrs = Vec::new();

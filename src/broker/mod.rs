@@ -8,10 +8,14 @@
 mod error;
 mod flow;
 mod message;
+mod persistence;
 mod queue;
 mod routing;
 mod settings;
 pub mod wildcard;
+
+#[cfg(test)]
+mod tests;
 
 pub use error::BrokerError;
 pub use flow::{AddressUsage, UsageToken};

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::RoutingType;
 use super::message::{Message, now_millis};
+use crate::journal::{Journal, JournalOp};
 
 /// Identifies one consumer broker-wide.
 pub type ConsumerId = u64;
@@ -157,6 +158,9 @@ pub struct Queue {
     pub auto_delete: bool,
     /// `max-delivery-attempts`; `None` = unlimited.
     pub max_delivery_attempts: Option<u32>,
+    /// Where this queue's persistent messages are recorded; `None` for non-durable queues
+    /// (and when persistence is off), which never touch the disk.
+    pub(crate) journal: Option<Journal>,
     state: Mutex<QueueState>,
 }
 
@@ -181,6 +185,8 @@ pub struct QueueSpec {
     pub exclusive_to_subscriber: bool,
     pub auto_delete: bool,
     pub max_delivery_attempts: Option<u32>,
+    /// The journal, for durable queues when persistence is on.
+    pub journal: Option<Journal>,
 }
 
 impl Queue {
@@ -195,6 +201,7 @@ impl Queue {
             exclusive_to_subscriber: spec.exclusive_to_subscriber,
             auto_delete: spec.auto_delete,
             max_delivery_attempts: spec.max_delivery_attempts,
+            journal: spec.journal,
             state: Mutex::new(QueueState {
                 next_seq: 1,
                 next_tag: 1,
@@ -333,13 +340,12 @@ impl Queue {
         {
             let slot = &mut st.consumers[ci];
             for tag in tags {
-                if let Some(p) = slot.in_flight.iter().position(|f| f.tag == *tag) {
-                    if let Some(f) = slot.in_flight.remove(p) {
-                        if !f.settled {
-                            slot.release(f.entry.message.size() as u64);
-                        }
-                        taken.push(f.entry);
+                let found = slot.in_flight.iter().position(|f| f.tag == *tag);
+                if let Some(f) = found.and_then(|p| slot.in_flight.remove(p)) {
+                    if !f.settled {
+                        slot.release(f.entry.message.size() as u64);
                     }
+                    taken.push(f.entry);
                 }
             }
         }
@@ -421,6 +427,34 @@ impl Queue {
             .collect()
     }
 
+    /// Whether this queue records `message` in the journal.
+    pub fn journals(&self, message: &Message) -> bool {
+        message.persistent && self.journal.is_some()
+    }
+
+    /// Adds the journal records that forget these messages in this queue.
+    pub fn record_removals(&self, messages: &[Arc<Message>], ops: &mut Vec<JournalOp>) {
+        for m in messages.iter().filter(|m| self.journals(m)) {
+            ops.push(JournalOp::DeleteRef {
+                queue: self.name.to_string(),
+                message_id: m.id,
+            });
+        }
+    }
+
+    /// Acks deliveries that were written to an `ack:auto` subscriber and records it, with
+    /// nobody waiting: the client asked for no confirmation.
+    pub fn ack_written(self: &Arc<Self>, consumer: ConsumerId, tags: &[u64]) {
+        let done = self.complete(consumer, tags, Outcome::Ack);
+        if let Some(j) = &self.journal {
+            let mut ops = Vec::new();
+            self.record_removals(&done.acked, &mut ops);
+            if !ops.is_empty() {
+                j.submit_detached(ops);
+            }
+        }
+    }
+
     fn put_back(&self, st: &mut QueueState, entry: Entry, done: &mut Completed) {
         if let Some(max) = self.max_delivery_attempts
             && entry.delivery_count >= max
@@ -452,9 +486,23 @@ impl Queue {
             };
             let now_ms = *now.get_or_insert_with(now_millis);
             if entry.message.is_expired(now_ms) {
+                if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
+                    j.submit_detached(vec![JournalOp::DeleteRef {
+                        queue: self.name.to_string(),
+                        message_id: entry.message.id,
+                    }]);
+                }
                 continue;
             }
             entry.delivery_count += 1;
+            if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
+                // So that a crash after delivery brings the message back marked redelivered.
+                j.submit_detached(vec![JournalOp::SetDeliveryCount {
+                    queue: self.name.to_string(),
+                    message_id: entry.message.id,
+                    count: entry.delivery_count,
+                }]);
+            }
             let tag = st.next_tag;
             st.next_tag += 1;
             let delivery = Delivery {

@@ -10,12 +10,14 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::error::BrokerError;
 use super::flow::AddressUsage;
 use super::message::{Message, now_millis};
+use super::persistence::{self, Restored};
 use super::queue::{
     AckTarget, Completed, ConsumerId, DeliverySink, Outcome, Queue, QueueSpec, Window,
 };
 use super::settings::{AddressSettings, FullPolicy, SettingsRepository};
 use super::{RoutingType, wildcard};
 use crate::config::Config;
+use crate::journal::{Completion, Journal, JournalOp, Recovered};
 
 /// Where a send or subscribe points, after the transport stripped its prefixes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +99,9 @@ pub struct SubscribeSpec {
     pub durable_name: Option<String>,
 }
 
+/// Where a send goes, with the settings and byte counter of its address.
+type Targets = (Vec<Arc<Queue>>, Arc<AddressSettings>, Arc<AddressUsage>);
+
 struct AddressEntry {
     anycast: bool,
     multicast: bool,
@@ -120,6 +125,7 @@ pub struct Broker {
     settings: SettingsRepository,
     next_message_id: AtomicU64,
     next_consumer_id: AtomicU64,
+    journal: Option<Journal>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -129,13 +135,26 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// A broker with the configured address settings, addresses and queues.
+    /// An in-memory broker with the configured address settings, addresses and queues.
     pub fn new(config: &Config) -> Result<Arc<Broker>, BrokerError> {
+        Self::with_journal(config, None)
+    }
+
+    /// A broker that records durable state in `journal`, starting from what it recovered.
+    pub fn with_journal(
+        config: &Config,
+        journal: Option<(Journal, Recovered)>,
+    ) -> Result<Arc<Broker>, BrokerError> {
+        let (journal, recovered) = match journal {
+            Some((j, r)) => (Some(j), Some(r)),
+            None => (None, None),
+        };
         let broker = Arc::new(Broker {
             registry: RwLock::new(Registry::default()),
             settings: SettingsRepository::new(config.address_settings.clone()),
             next_message_id: AtomicU64::new(1),
             next_consumer_id: AtomicU64::new(1),
+            journal,
         });
         {
             let mut reg = broker.write();
@@ -158,8 +177,85 @@ impl Broker {
                     );
                 }
             }
+            if let Some(recovered) = recovered {
+                broker.recover(&mut reg, recovered);
+            }
         }
         Ok(broker)
+    }
+
+    /// Rebuilds durable queues and their messages, in order, with their delivery counts.
+    fn recover(&self, reg: &mut Registry, recovered: Recovered) {
+        self.next_message_id
+            .fetch_max(recovered.next_message_id.max(1), Ordering::Relaxed);
+        for rec in &recovered.queues {
+            if reg.queues.contains_key(rec.name.as_str()) {
+                continue;
+            }
+            let address: Arc<str> = Arc::from(rec.address.as_str());
+            if !reg.addresses.contains_key(&address) {
+                let entry = self.new_address_entry(&address, rec.auto_created);
+                reg.insert_address(address.clone(), entry);
+            }
+            let routing = persistence::routing_of(rec.routing_type);
+            self.add_routing_type(reg, &address, routing);
+            self.create_queue_inner(
+                reg,
+                &address,
+                Arc::from(rec.name.as_str()),
+                routing,
+                true,
+                rec.auto_created && rec.durable_subscription.is_none(),
+                false,
+                false,
+            );
+        }
+        let mut restored = Restored::new();
+        let mut count = 0usize;
+        for rq in recovered.messages {
+            let Some(queue) = reg.queues.get(rq.queue.as_str()).cloned() else {
+                tracing::warn!(queue = %rq.queue, "journal has messages for an unknown queue; skipped");
+                continue;
+            };
+            let usage = reg
+                .addresses
+                .get(&queue.address)
+                .map(|a| Arc::clone(&a.usage));
+            for r in rq.refs {
+                let message = restored
+                    .entry(r.message.id)
+                    .or_insert_with(|| {
+                        let mut m = persistence::restored(&r.message);
+                        m.usage = usage.as_ref().map(|u| u.charge(m.size() as u64));
+                        Arc::new(m)
+                    })
+                    .clone();
+                if queue.enqueue_with_count(message, r.delivery_count).is_ok() {
+                    count += 1;
+                }
+            }
+        }
+        tracing::info!(
+            queues = recovered.queues.len(),
+            messages = count,
+            "recovered durable state from the journal"
+        );
+    }
+
+    /// Hands journal records to the writer; the completion resolves once they are stored.
+    /// `None` when there is nothing to store (or persistence is off).
+    pub fn persist(&self, ops: Vec<JournalOp>) -> Option<Completion> {
+        match &self.journal {
+            Some(j) if !ops.is_empty() => Some(j.submit(ops)),
+            _ => None,
+        }
+    }
+
+    /// Flushes and closes the journal (graceful shutdown).
+    pub fn shutdown_journal(&self) {
+        if let Some(j) = &self.journal {
+            j.shutdown();
+        }
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Registry> {
@@ -193,7 +289,14 @@ impl Broker {
 
     /// Routes a message: to one anycast queue, to every multicast queue (including wildcard
     /// subscriptions), or to the one queue a fully qualified name names.
-    pub fn send(&self, dest: &Destination, draft: MessageDraft) -> Result<SendReport, BrokerError> {
+    /// Journal records for the durable copies are appended to `journal`, for the caller to
+    /// submit (so that a transaction's sends and acks are stored atomically).
+    pub fn send(
+        &self,
+        dest: &Destination,
+        draft: MessageDraft,
+        journal: &mut Vec<JournalOp>,
+    ) -> Result<SendReport, BrokerError> {
         if dest.address.is_empty() {
             return Err(BrokerError::EmptyAddress);
         }
@@ -238,16 +341,25 @@ impl Broker {
                 }
             }
         }
+        let durable: Vec<&Arc<Queue>> = queues.iter().filter(|q| q.journals(&message)).collect();
+        if !durable.is_empty() {
+            journal.push(JournalOp::PutMessage(Arc::new(persistence::stored(
+                &message,
+            ))));
+            for q in durable {
+                journal.push(JournalOp::PutRef {
+                    queue: q.name.to_string(),
+                    message_id: message.id,
+                });
+            }
+        }
         Ok(SendReport {
             message: Some(message),
             queues,
         })
     }
 
-    fn resolve_targets(
-        &self,
-        dest: &Destination,
-    ) -> Result<(Vec<Arc<Queue>>, Arc<AddressSettings>, Arc<AddressUsage>), BrokerError> {
+    fn resolve_targets(&self, dest: &Destination) -> Result<Targets, BrokerError> {
         // Fast path: everything exists, a read lock suffices.
         {
             let reg = self.read();
@@ -300,13 +412,11 @@ impl Broker {
     }
 
     /// Looks up targets without creating anything; `Ok(None)` means something must be created.
-    #[allow(clippy::type_complexity)]
     fn lookup_targets(
         &self,
         reg: &Registry,
         dest: &Destination,
-    ) -> Result<Option<(Vec<Arc<Queue>>, Arc<AddressSettings>, Arc<AddressUsage>)>, BrokerError>
-    {
+    ) -> Result<Option<Targets>, BrokerError> {
         let Some(a) = reg.addresses.get(dest.address.as_str()) else {
             return Ok(None);
         };
@@ -481,6 +591,30 @@ impl Broker {
         auto_created: bool,
         exclusive_to_subscriber: bool,
     ) -> Arc<Queue> {
+        self.create_queue_inner(
+            reg,
+            address,
+            name,
+            routing,
+            durable,
+            auto_created,
+            exclusive_to_subscriber,
+            true,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_queue_inner(
+        &self,
+        reg: &mut Registry,
+        address: &Arc<str>,
+        name: Arc<str>,
+        routing: RoutingType,
+        durable: bool,
+        auto_created: bool,
+        exclusive_to_subscriber: bool,
+        record: bool,
+    ) -> Arc<Queue> {
         let settings = reg
             .addresses
             .get(address)
@@ -495,7 +629,15 @@ impl Broker {
             exclusive_to_subscriber,
             auto_delete: auto_created && settings.auto_delete_queues,
             max_delivery_attempts: settings.max_delivery_attempts,
+            journal: if durable { self.journal.clone() } else { None },
         });
+        if record && let Some(j) = &q.journal {
+            let subscription = (routing == RoutingType::Multicast).then(|| q.name.to_string());
+            j.submit_detached(vec![JournalOp::PutQueue(persistence::queue_record(
+                &q,
+                subscription.as_deref(),
+            ))]);
+        }
         reg.queues.insert(name, Arc::clone(&q));
         if let Some(a) = reg.addresses.get_mut(address) {
             a.queues.push(Arc::clone(&q));
@@ -640,7 +782,7 @@ impl Broker {
     /// Removes an auto-deletable queue once nothing uses it.
     fn maybe_auto_delete(&self, queue: &Arc<Queue>) {
         let exclusive = queue.exclusive_to_subscriber;
-        if !exclusive && !(queue.auto_delete && queue.is_unused()) {
+        if !(exclusive || queue.auto_delete && queue.is_unused()) {
             return;
         }
         let mut reg = self.write();
@@ -664,6 +806,9 @@ impl Broker {
 
     fn unregister_queue(&self, reg: &mut Registry, queue: &Arc<Queue>) {
         reg.queues.remove(&queue.name);
+        if let Some(j) = &queue.journal {
+            j.submit_detached(vec![JournalOp::DeleteQueue(queue.name.to_string())]);
+        }
         let mut drop_address = false;
         if let Some(a) = reg.addresses.get_mut(&queue.address) {
             a.queues.retain(|q| !Arc::ptr_eq(q, queue));
@@ -698,8 +843,18 @@ impl Broker {
                 expires: m.expires,
             };
             let dest = Destination::parse(&dla, Some(RoutingType::Anycast));
-            if let Err(e) = self.send(&dest, draft) {
-                tracing::warn!(message_id = m.id, error = %e, "could not dead-letter message");
+            let mut ops = Vec::new();
+            match self.send(&dest, draft, &mut ops) {
+                Ok(_) => {
+                    if let Some(j) = &self.journal
+                        && !ops.is_empty()
+                    {
+                        j.submit_detached(ops);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(message_id = m.id, error = %e, "could not dead-letter message")
+                }
             }
         }
     }
@@ -745,8 +900,15 @@ impl ConsumerHandle {
     }
 
     /// Acks or nacks deliveries; nacked ones are redelivered (or dead-lettered at the limit).
-    pub fn complete(&self, tags: &[u64], outcome: Outcome) -> Completed {
+    /// Journal records of what was consumed are appended to `journal`.
+    pub fn complete(
+        &self,
+        tags: &[u64],
+        outcome: Outcome,
+        journal: &mut Vec<JournalOp>,
+    ) -> Completed {
         let done = self.queue.complete(self.id, tags, outcome);
+        self.queue.record_removals(&done.acked, journal);
         self.after(&done);
         done
     }
@@ -769,7 +931,15 @@ impl ConsumerHandle {
 
     fn after(&self, done: &Completed) {
         if !done.dead.is_empty() {
+            let mut ops = Vec::new();
+            self.queue.record_removals(&done.dead, &mut ops);
+            // The dead-letter copy is recorded first so a crash in between cannot lose it.
             self.broker.dead_letter(done.dead.clone());
+            if let Some(j) = &self.queue.journal
+                && !ops.is_empty()
+            {
+                j.submit_detached(ops);
+            }
         }
         if !done.acked.is_empty() && self.queue.auto_delete && self.queue.is_unused() {
             self.broker.maybe_auto_delete(&self.queue);

@@ -11,7 +11,7 @@ pub use connection::serve;
 pub use destination::map_destination;
 pub use outbound::{AckMode, Outbound, Outbox, SubscriptionContext};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,7 @@ use crate::broker::{
     AckTarget, BrokerError, Capacity, ConsumerHandle, ConsumerId, Destination, MessageDraft,
     Outcome, SubscribeSpec, Window,
 };
+use crate::journal::{Completion, JournalOp};
 use crate::server::AcceptorContext;
 use crate::stomp::{Command, Frame, Version};
 
@@ -32,13 +33,17 @@ pub struct Failure {
     pub message: String,
     /// Longer explanation for the body, if any.
     pub detail: Option<String>,
+    /// Extra ERROR headers the spec asks for in particular cases (e.g. `version`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Failure {
-    fn new(message: impl Into<String>) -> Self {
+    /// A failure with just a message.
+    pub fn new(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
             detail: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -70,6 +75,10 @@ struct Transaction {
     acks: Vec<(ConsumerHandle, Vec<u64>, Outcome)>,
 }
 
+/// Journal writes a connection may have outstanding before it stops reading: enough to keep
+/// group commit busy, few enough to bound memory.
+const MAX_PENDING_WRITES: usize = 128;
+
 /// Names by which clients ask for a durable subscription, in Artemis's order of precedence.
 const DURABLE_NAME_HEADERS: [&str; 3] = [
     "durable-subscription-name",
@@ -97,6 +106,7 @@ pub struct Session {
     subscriptions: HashMap<ByteString, Subscription>,
     by_consumer: HashMap<ConsumerId, ByteString>,
     transactions: HashMap<ByteString, Transaction>,
+    pending_writes: VecDeque<Completion>,
 }
 
 impl Session {
@@ -113,6 +123,7 @@ impl Session {
             subscriptions: HashMap::new(),
             by_consumer: HashMap::new(),
             transactions: HashMap::new(),
+            pending_writes: VecDeque::new(),
         }
     }
 
@@ -152,8 +163,8 @@ impl Session {
                 return Ok(Flow::Continue);
             }
             Command::Unsubscribe => self.unsubscribe(&frame)?,
-            Command::Ack => self.acknowledge(&frame, Outcome::Ack)?,
-            Command::Nack => self.acknowledge(&frame, Outcome::Nack)?,
+            Command::Ack => self.acknowledge(&frame, Outcome::Ack).await?,
+            Command::Nack => self.acknowledge(&frame, Outcome::Nack).await?,
             Command::Begin => self.begin(&frame)?,
             Command::Commit => self.commit(&frame).await?,
             Command::Abort => self.abort(&frame)?,
@@ -175,7 +186,11 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    async fn receipt(&self, id: ByteString) -> Result<(), Failure> {
+    /// Queues a RECEIPT once every journal write of this and earlier frames is stored.
+    async fn receipt(&mut self, id: ByteString) -> Result<(), Failure> {
+        while let Some(write) = self.pending_writes.pop_front() {
+            write.await.map_err(journal_failure)?;
+        }
         self.out
             .frame(Frame::new(Command::Receipt).header("receipt-id", id))
             .await
@@ -272,12 +287,32 @@ impl Session {
             tx.sends.push((dest, draft));
             return Ok(());
         }
-        self.route(&dest, draft).await
+        let mut ops = Vec::new();
+        self.route(&dest, draft, &mut ops).await?;
+        self.persist(ops).await
+    }
+
+    /// Starts storing `ops`; waits only when too many writes are outstanding.
+    async fn persist(&mut self, ops: Vec<JournalOp>) -> Result<(), Failure> {
+        if let Some(write) = self.ctx.broker.persist(ops) {
+            self.pending_writes.push_back(write);
+        }
+        while self.pending_writes.len() > MAX_PENDING_WRITES {
+            if let Some(write) = self.pending_writes.pop_front() {
+                write.await.map_err(journal_failure)?;
+            }
+        }
+        Ok(())
     }
 
     /// Routes one message, first waiting for room if its address is full (BLOCK): the
     /// connection stops reading meanwhile, which slows the producer by TCP back-pressure.
-    async fn route(&self, dest: &Destination, draft: MessageDraft) -> Result<(), Failure> {
+    async fn route(
+        &self,
+        dest: &Destination,
+        draft: MessageDraft,
+        ops: &mut Vec<JournalOp>,
+    ) -> Result<(), Failure> {
         let broker = &self.ctx.broker;
         loop {
             match broker.capacity(dest) {
@@ -289,7 +324,7 @@ impl Session {
                 Capacity::Dropped => return Ok(()),
             }
         }
-        broker.send(dest, draft)?;
+        broker.send(dest, draft, ops)?;
         Ok(())
     }
 
@@ -376,7 +411,7 @@ impl Session {
         Ok(())
     }
 
-    fn acknowledge(&mut self, frame: &Frame, outcome: Outcome) -> Result<(), Failure> {
+    async fn acknowledge(&mut self, frame: &Frame, outcome: Outcome) -> Result<(), Failure> {
         let (handle, tags) = self.settle(frame)?;
         match frame.get("transaction") {
             Some(t) => {
@@ -387,7 +422,9 @@ impl Session {
                 tx.acks.push((handle, tags, outcome));
             }
             None => {
-                handle.complete(&tags, outcome);
+                let mut ops = Vec::new();
+                handle.complete(&tags, outcome, &mut ops);
+                self.persist(ops).await?;
             }
         }
         Ok(())
@@ -448,7 +485,7 @@ impl Session {
         )))
     }
 
-    fn transaction_id<'a>(frame: &'a Frame) -> Result<&'a str, Failure> {
+    fn transaction_id(frame: &Frame) -> Result<&str, Failure> {
         frame.get("transaction").ok_or_else(|| {
             Failure::new(format!(
                 "{} frame has no 'transaction' header",
@@ -472,13 +509,15 @@ impl Session {
             .transactions
             .remove(id)
             .ok_or_else(|| Failure::new(format!("unknown transaction '{id}'")))?;
+        // One batch: the transaction's sends and acks are stored atomically.
+        let mut ops = Vec::new();
         for (dest, draft) in tx.sends {
-            self.route(&dest, draft).await?;
+            self.route(&dest, draft, &mut ops).await?;
         }
         for (handle, tags, outcome) in tx.acks {
-            handle.complete(&tags, outcome);
+            handle.complete(&tags, outcome, &mut ops);
         }
-        Ok(())
+        self.persist(ops).await
     }
 
     fn abort(&mut self, frame: &Frame) -> Result<(), Failure> {
@@ -504,6 +543,11 @@ impl Session {
     }
 }
 
+fn journal_failure(e: crate::journal::JournalError) -> Failure {
+    tracing::error!(error = %e, "journal write failed");
+    Failure::new(format!("the broker could not store the message: {e}"))
+}
+
 /// Picks the highest version both sides speak; no `accept-version` means STOMP 1.0.
 fn negotiate(accept: Option<&str>) -> Result<Version, Failure> {
     let Some(list) = accept else {
@@ -515,6 +559,8 @@ fn negotiate(accept: Option<&str>) -> Result<Version, Failure> {
         .ok_or_else(|| Failure {
             message: format!("no supported STOMP version in accept-version '{list}'"),
             detail: Some("WrenMQ supports STOMP 1.0, 1.1 and 1.2".to_string()),
+            // STOMP 1.2: the ERROR lists the versions the server supports.
+            headers: vec![("version", "1.0,1.1,1.2".to_string())],
         })
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant, sleep_until};
 
 use super::outbound::{AckMode, Outbound, SubscriptionContext};
-use crate::broker::{Delivery, Outcome, Queue};
+use crate::broker::{Delivery, Queue};
 use crate::stomp::{Command, FrameEncoder, Version, encode_frame};
 use crate::transport::ByteSink;
 
@@ -122,7 +122,7 @@ pub async fn run<W: ByteSink>(mut sink: W, mut rx: UnboundedReceiver<Outbound>) 
         drop(permits);
         // `auto` deliveries count as consumed only now that they are on the socket.
         for ((_, consumer), (queue, tags)) in batch.auto_acks.drain() {
-            queue.complete(consumer, &tags, Outcome::Ack);
+            queue.ack_written(consumer, &tags);
         }
         if batch.close_after {
             let _ = sink.shutdown().await;

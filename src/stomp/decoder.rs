@@ -1,12 +1,35 @@
-//! Incremental STOMP frame decoder (stub: the codec work fills this in).
+//! Incremental STOMP frame decoder.
+//!
+//! Bytes arrive from the socket in arbitrary pieces, so [`Decoder::decode`] must cope with a
+//! frame cut at any byte and must not redo work each time a piece arrives: a 16 MiB body
+//! trickling in must not be rescanned from the start on every read. The decoder therefore
+//! keeps, between calls, what it has already learnt about the frame at the front of the
+//! buffer (its command, its parsed headers as offsets, how far it has searched for the next
+//! line end or NUL). Nothing is consumed until a whole item is there, and then the frame is
+//! split off the buffer so the body and the unescaped header strings share its memory.
+//!
+//! Every limit is checked as soon as it can be known to be exceeded, so a hostile peer can
+//! never make the broker buffer more than the limits allow while waiting for a line end or
+//! a NUL.
 
-use super::frame::{Frame, Version};
-use bytes::BytesMut;
+use super::error::{FrameError, quote};
+use super::escape::Escaping;
+use super::frame::{Command, Frame, Headers, Version};
+use super::parse::{self, Length};
+use bytes::{Buf, Bytes, BytesMut};
+use bytestring::ByteString;
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// Longest command line accepted, line end included. The longest command, `UNSUBSCRIBE`,
+/// is 11 bytes; anything much longer is garbage and should be refused before it is buffered.
+pub const MAX_COMMAND_LINE: usize = 64;
 
 /// Limits on what one inbound frame may be. Exceeding one is a protocol error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest whole frame (command + headers + body) in bytes.
+    /// Largest whole frame in bytes: command line, headers, blank line and body, not counting
+    /// the terminating NUL.
     pub max_frame_size: usize,
     /// Most header lines in one frame.
     pub max_headers: usize,
@@ -36,20 +59,80 @@ pub enum Decoded {
     HeartBeat,
 }
 
-/// Why a frame was refused. The `Display` text goes into the ERROR frame's `message` header,
-/// so it must say plainly what was wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    /// Placeholder until the decoder is written.
-    #[error("malformed frame: {0}")]
-    Malformed(String),
-}
-
 /// Turns a byte stream into frames, however the stream is split.
+///
+/// One decoder belongs to one connection and one buffer: between calls the caller may only
+/// append to the buffer (or let `decode` consume from it), because the decoder remembers
+/// offsets into the frame at its front. After an error the stream cannot be resynced; the
+/// decoder forgets the partial frame, and the caller should close the connection.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     limits: Limits,
     version: Version,
+    pending: Option<Pending>,
+}
+
+/// What is known about the partly received frame at the front of the buffer. All offsets
+/// count from the start of the buffer, which is the start of the frame.
+#[derive(Debug, Clone)]
+struct Pending {
+    command: Command,
+    escaping: Escaping,
+    headers: Vec<RawHeader>,
+    /// The first `content-length`, once its header line has been read.
+    content_length: Option<usize>,
+    /// Start of the header line being read or, once `in_body`, start of the body.
+    start: usize,
+    /// Where the search for the next LF (headers) or NUL (body) resumes; everything
+    /// between `start` and here is known not to contain it.
+    scan: usize,
+    in_body: bool,
+}
+
+#[derive(Debug, Clone)]
+struct RawHeader {
+    name: Text,
+    value: Text,
+    line: usize,
+}
+
+/// A header name or value as found on the wire.
+#[derive(Debug, Clone)]
+enum Text {
+    /// Valid UTF-8 needing no unescaping, at these offsets: it will be sliced out of the
+    /// frame's bytes without a copy.
+    Span(Range<usize>),
+    /// Text that had escapes, already unescaped.
+    Owned(ByteString),
+}
+
+impl Text {
+    /// Keeps borrowed (unescaped-free) text as a span at offset `at` of the buffer.
+    fn new(text: Cow<'_, str>, at: usize) -> Text {
+        match text {
+            Cow::Borrowed(s) => Text::Span(at..at + s.len()),
+            Cow::Owned(s) => Text::Owned(s.into()),
+        }
+    }
+
+    fn into_string(self, frame: &Bytes, line: usize) -> Result<ByteString, FrameError> {
+        match self {
+            Text::Owned(s) => Ok(s),
+            Text::Span(range) => frame
+                .get(range.clone())
+                .ok_or(FrameError::NotUtf8 { line })
+                .and_then(|_| {
+                    ByteString::try_from(frame.slice(range))
+                        .map_err(|_| FrameError::NotUtf8 { line })
+                }),
+        }
+    }
+}
+
+/// How a decode step ended when it did not produce an item.
+enum Progress {
+    NeedMore,
+    Ready,
 }
 
 impl Decoder {
@@ -58,18 +141,286 @@ impl Decoder {
         Decoder {
             limits,
             version: Version::V1_2,
+            pending: None,
         }
     }
 
-    /// Switches escaping rules once the session has negotiated a version.
+    /// Switches escaping rules once the session has negotiated a version. A frame already
+    /// partly read keeps the rules it started with.
     pub fn set_version(&mut self, version: Version) {
         self.version = version;
     }
 
-    /// Decodes at most one item from the front of `buf`, consuming its bytes.
-    /// `Ok(None)` means more bytes are needed.
+    /// The limits this decoder enforces, for callers that report them (e.g. in CONNECTED).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Forgets any partly read frame, for a caller that discards its buffer.
+    pub fn reset(&mut self) {
+        self.pending = None;
+    }
+
+    /// Decodes at most one item from the front of `buf`, consuming exactly its bytes.
+    /// `Ok(None)` means more bytes are needed; nothing has been consumed then.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, FrameError> {
-        let _ = (&self.limits, self.version, buf);
-        Err(FrameError::Malformed("decoder not yet implemented".into()))
+        let result = self.step(buf);
+        if result.is_err() {
+            self.pending = None;
+        }
+        result
+    }
+
+    fn step(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, FrameError> {
+        // A buffer shorter than what was already scanned is not the one we were reading:
+        // start over rather than trust stale offsets.
+        if self.pending.as_ref().is_some_and(|p| p.scan > buf.len()) {
+            self.pending = None;
+        }
+        let mut pending = match self.pending.take() {
+            Some(p) => p,
+            None => match self.start(buf)? {
+                Start::NeedMore => return Ok(None),
+                Start::HeartBeat(eol) => {
+                    buf.advance(eol);
+                    return Ok(Some(Decoded::HeartBeat));
+                }
+                Start::Frame(p) => p,
+            },
+        };
+        let progress = if pending.in_body {
+            Progress::Ready
+        } else {
+            read_headers(&mut pending, buf, &self.limits)?
+        };
+        let nul = match progress {
+            Progress::NeedMore => None,
+            Progress::Ready => find_body_end(&mut pending, buf, &self.limits)?,
+        };
+        match nul {
+            None => {
+                self.pending = Some(pending);
+                Ok(None)
+            }
+            Some(nul) => build(pending, buf, nul).map(|f| Some(Decoded::Frame(f))),
+        }
+    }
+
+    /// Reads what starts the next item: a heart-beat EOL or a command line.
+    fn start(&self, buf: &[u8]) -> Result<Start, FrameError> {
+        match buf {
+            [] | [b'\r'] => return Ok(Start::NeedMore),
+            [b'\n', ..] => return Ok(Start::HeartBeat(1)),
+            [b'\r', b'\n', ..] => return Ok(Start::HeartBeat(2)),
+            _ => {}
+        }
+        let window = buf.get(..MAX_COMMAND_LINE).unwrap_or(buf);
+        let Some(lf) = parse::find(b'\n', window) else {
+            // Commands are upper-case ASCII: anything else is refused without waiting for
+            // a line end that may never come.
+            if window
+                .iter()
+                .any(|&b| !(b.is_ascii_uppercase() || b == b'\r'))
+            {
+                return Err(FrameError::UnknownCommand(quote(window)));
+            }
+            return if buf.len() >= MAX_COMMAND_LINE {
+                Err(FrameError::CommandTooLong {
+                    limit: MAX_COMMAND_LINE,
+                })
+            } else {
+                Ok(Start::NeedMore)
+            };
+        };
+        let line = parse::strip_cr(window.get(..lf).unwrap_or_default());
+        let command =
+            Command::parse(line).ok_or_else(|| FrameError::UnknownCommand(quote(line)))?;
+        Ok(Start::Frame(Pending {
+            command,
+            escaping: Escaping::for_frame(self.version, command),
+            headers: Vec::new(),
+            content_length: None,
+            start: lf + 1,
+            scan: lf + 1,
+            in_body: false,
+        }))
     }
 }
+
+enum Start {
+    NeedMore,
+    HeartBeat(usize),
+    Frame(Pending),
+}
+
+/// Reads header lines until the blank line that ends them.
+fn read_headers(p: &mut Pending, buf: &[u8], limits: &Limits) -> Result<Progress, FrameError> {
+    loop {
+        let line_no = p.headers.len() + 1;
+        // Never look further than the longest acceptable line (plus CR LF) or frame: past
+        // that the answer is an error whatever the bytes are.
+        let window_end = buf
+            .len()
+            .min(
+                p.start
+                    .saturating_add(limits.max_header_line)
+                    .saturating_add(2),
+            )
+            .min(limits.max_frame_size.saturating_add(1));
+        let searched = buf.get(p.scan..window_end).unwrap_or_default();
+        let Some(lf) = parse::find(b'\n', searched).map(|i| p.scan + i) else {
+            p.scan = p.scan.max(window_end);
+            let partial = buf.get(p.start..window_end).unwrap_or_default();
+            let too_long = partial.len() > limits.max_header_line.saturating_add(1)
+                || (partial.len() > limits.max_header_line && !partial.ends_with(b"\r"));
+            if too_long {
+                return Err(FrameError::HeaderLineTooLong {
+                    line: line_no,
+                    limit: limits.max_header_line,
+                });
+            }
+            if window_end > limits.max_frame_size {
+                return Err(frame_too_large(limits));
+            }
+            return Ok(Progress::NeedMore);
+        };
+        let next = lf + 1;
+        if next > limits.max_frame_size {
+            return Err(frame_too_large(limits));
+        }
+        let line = parse::strip_cr(buf.get(p.start..lf).unwrap_or_default());
+        if line.is_empty() {
+            p.start = next;
+            p.scan = next;
+            p.in_body = true;
+            return Ok(Progress::Ready);
+        }
+        if line.len() > limits.max_header_line {
+            return Err(FrameError::HeaderLineTooLong {
+                line: line_no,
+                limit: limits.max_header_line,
+            });
+        }
+        if line_no > limits.max_headers {
+            return Err(FrameError::TooManyHeaders {
+                limit: limits.max_headers,
+            });
+        }
+        let header = read_header(p, line, line_no, limits)?;
+        p.headers.push(header);
+        p.start = next;
+        p.scan = next;
+    }
+}
+
+/// Parses one header line (without its line end) starting at offset `p.start`.
+fn read_header(
+    p: &mut Pending,
+    line: &[u8],
+    line_no: usize,
+    limits: &Limits,
+) -> Result<RawHeader, FrameError> {
+    let (name, value) = parse::header(line).ok_or(FrameError::MissingColon { line: line_no })?;
+    let name_at = p.start;
+    let value_at = name_at + name.len() + 1;
+    let name = unescaped(p.escaping, name, line_no)?;
+    let value = unescaped(p.escaping, value, line_no)?;
+    if p.content_length.is_none() && name == "content-length" {
+        p.content_length = Some(content_length(&value, limits)?);
+    }
+    Ok(RawHeader {
+        name: Text::new(name, name_at),
+        value: Text::new(value, value_at),
+        line: line_no,
+    })
+}
+
+/// Validates one name or value as UTF-8 and undoes its escaping.
+fn unescaped(escaping: Escaping, raw: &[u8], line: usize) -> Result<Cow<'_, str>, FrameError> {
+    let s = std::str::from_utf8(raw).map_err(|_| FrameError::NotUtf8 { line })?;
+    escaping.unescape(s, line)
+}
+
+/// The body length a `content-length` value announces, refused early if over the limit.
+fn content_length(value: &str, limits: &Limits) -> Result<usize, FrameError> {
+    match parse::content_length(value) {
+        Length::Bytes(n) if n <= limits.max_body => Ok(n),
+        Length::Bytes(_) | Length::Overflow => Err(FrameError::ContentLengthTooLarge {
+            length: quote(value.as_bytes()),
+            limit: limits.max_body,
+        }),
+        Length::Invalid => Err(FrameError::InvalidContentLength(quote(value.as_bytes()))),
+    }
+}
+
+/// Finds the NUL that ends the body, once the headers are complete.
+fn find_body_end(
+    p: &mut Pending,
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<usize>, FrameError> {
+    let body_start = p.start;
+    if let Some(length) = p.content_length {
+        let nul = body_start
+            .checked_add(length)
+            .filter(|&nul| nul <= limits.max_frame_size)
+            .ok_or_else(|| frame_too_large(limits))?;
+        return match buf.get(nul) {
+            None => Ok(None),
+            Some(0) => Ok(Some(nul)),
+            Some(_) => Err(FrameError::MissingNul),
+        };
+    }
+    let window_end = buf
+        .len()
+        .min(body_start.saturating_add(limits.max_body).saturating_add(1))
+        .min(limits.max_frame_size.saturating_add(1));
+    let searched = buf.get(p.scan..window_end).unwrap_or_default();
+    if let Some(nul) = parse::find(0, searched).map(|i| p.scan + i) {
+        if nul > limits.max_frame_size {
+            return Err(frame_too_large(limits));
+        }
+        return Ok(Some(nul));
+    }
+    p.scan = p.scan.max(window_end);
+    if window_end - body_start.min(window_end) > limits.max_body {
+        return Err(FrameError::BodyTooLarge {
+            limit: limits.max_body,
+        });
+    }
+    if window_end > limits.max_frame_size {
+        return Err(frame_too_large(limits));
+    }
+    Ok(None)
+}
+
+fn frame_too_large(limits: &Limits) -> FrameError {
+    FrameError::FrameTooLarge {
+        limit: limits.max_frame_size,
+    }
+}
+
+/// Splits the complete frame (through its NUL at `nul`) off the buffer and assembles it,
+/// slicing the body and unescaped header text out of the frame's bytes without copying.
+fn build(p: Pending, buf: &mut BytesMut, nul: usize) -> Result<Frame, FrameError> {
+    if nul >= buf.len() || p.start > nul {
+        return Err(FrameError::MissingNul);
+    }
+    let bytes = buf.split_to(nul + 1).freeze();
+    let body = bytes.slice(p.start..nul);
+    let mut headers = Headers::with_capacity(p.headers.len());
+    for h in p.headers {
+        let name = h.name.into_string(&bytes, h.line)?;
+        let value = h.value.into_string(&bytes, h.line)?;
+        headers.push(name, value);
+    }
+    Ok(Frame {
+        command: p.command,
+        headers,
+        body,
+    })
+}
+
+#[cfg(test)]
+#[path = "decoder_tests.rs"]
+mod tests;

@@ -1,0 +1,324 @@
+//! Persistence for WrenMQ behind a narrow, broker-agnostic interface.
+//!
+//! The broker describes every durable change as [`JournalOp`]s over plain
+//! records ([`AddressRecord`], [`QueueRecord`], [`StoredMessage`]) and gets
+//! everything back as a [`Recovered`] at [`Journal::open`]. The module knows
+//! nothing of STOMP or of the broker's types, so either side can change
+//! without the other.
+//!
+//! As in Artemis (see `persistence.adoc`), messages are stored once and
+//! referenced from queues; a message record is deleted when its last ref is.
+//!
+//! Storage is a single redb file, `dir/journal.redb`, written by one
+//! dedicated thread that *group-commits*: it takes the first request, gathers
+//! more for up to [`JournalOptions::buffer_timeout`] or
+//! [`JournalOptions::max_batch`] ops, applies them in one write transaction
+//! and fsyncs once (when [`JournalOptions::sync`]), then wakes every waiter.
+//! This is Artemis's journal buffer timeout: many concurrent producers share
+//! one fsync.
+//!
+//! Safety at open: a file that is not a redb database, is locked, is of
+//! another format version or is damaged is refused with a [`JournalError`]
+//! naming the file and the reason, and it is not modified. The one case in
+//! which redb does write to an existing file during open is crash recovery
+//! (a file that was not shut down cleanly), which is the point of a journal.
+//!
+//! After a `Write` failure the journal is *failed*: every later submit
+//! errors, so the broker never acknowledges a message that is not stored.
+
+mod error;
+mod open;
+mod records;
+mod recovery;
+mod tables;
+mod writer;
+
+pub use error::JournalError;
+pub use records::{AddressRecord, JournalOp, QueueRecord, RoutingKind, StoredMessage};
+pub use recovery::{Recovered, RecoveredQueue, RecoveredRef};
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use open::{PathClaim, guard_panic, init_meta, open_rw, precheck};
+use writer::{Request, Shared, Writer};
+
+/// Version of the table layout and record encoding. Bump on any change to
+/// the records or tables; older files are then refused rather than misread.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Name of the database file inside [`JournalOptions::dir`].
+pub const FILE_NAME: &str = "journal.redb";
+
+/// The first bytes of every redb file. Checked before redb sees the file so
+/// a foreign file is refused by us with a clear message.
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// How to open the journal. Exists so the broker's config can choose the
+/// durability/throughput trade-off without knowing redb.
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    /// Directory holding the journal; created if missing.
+    pub dir: PathBuf,
+    /// fsync every group commit (`Durability::Immediate`). When false commits
+    /// are made durable at most ~0.5 s later, trading a window of loss on
+    /// power failure for throughput.
+    pub sync: bool,
+    /// How long the writer waits for more requests to join a group commit.
+    pub buffer_timeout: Duration,
+    /// Most ops per group commit (a request is never split). 1 gives one
+    /// commit per request, for benchmarks.
+    pub max_batch: usize,
+}
+
+impl JournalOptions {
+    /// Durable defaults for `dir`: sync on, 1 ms buffer, 4096 ops per commit.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        JournalOptions {
+            dir: dir.into(),
+            sync: true,
+            buffer_timeout: Duration::from_millis(1),
+            max_batch: 4096,
+        }
+    }
+}
+
+/// Handle to an open journal. Cheap to clone; every clone talks to the same
+/// writer thread. The journal shuts down when the last handle is dropped.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: Sender<Request>,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `opts.dir`, reads everything
+    /// back, and starts the writer thread.
+    pub fn open(opts: JournalOptions) -> Result<(Journal, Recovered), JournalError> {
+        std::fs::create_dir_all(&opts.dir).map_err(|e| JournalError::Directory {
+            path: opts.dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let dir = opts
+            .dir
+            .canonicalize()
+            .map_err(|e| JournalError::Directory {
+                path: opts.dir.clone(),
+                reason: e.to_string(),
+            })?;
+        let path = dir.join(FILE_NAME);
+        let claim = PathClaim::take(&path)?;
+
+        precheck(&path)?;
+        let mut db = open_rw(&path)?;
+        init_meta(&db, &path)?;
+        let recovered = guard_panic(&path, || recovery::recover(&db, &path))?;
+        writer::maybe_compact(&mut db, &path);
+
+        let shared = Arc::new(Shared::new(path.clone()));
+        let max_id = recovered.next_message_id.saturating_sub(1);
+        let w = Writer::new(
+            db,
+            Arc::clone(&shared),
+            opts.sync,
+            opts.buffer_timeout,
+            opts.max_batch,
+            max_id,
+        );
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("wrenmq-journal".into())
+            .spawn(move || {
+                w.run(rx);
+                // Released only after the writer (and so the database) is
+                // dropped, so a reopen cannot race the file lock.
+                drop(claim);
+            })
+            .map_err(|e| JournalError::Open {
+                path: path.clone(),
+                reason: format!("cannot start writer thread: {e}"),
+            })?;
+        let journal = Journal {
+            inner: Arc::new(Inner {
+                tx,
+                shared,
+                thread: Mutex::new(Some(thread)),
+                closed: std::sync::atomic::AtomicBool::new(false),
+            }),
+        };
+        Ok((journal, recovered))
+    }
+
+    /// Queues `ops` to be committed atomically (with whatever else shares the
+    /// group commit). Never blocks, so it may be called while holding a lock;
+    /// await the returned [`Completion`] before acknowledging the client.
+    pub fn submit(&self, ops: Vec<JournalOp>) -> Completion {
+        if let Some(e) = self.refusal() {
+            return Completion::ready(Err(e));
+        }
+        let (tx, rx) = oneshot::channel();
+        match self.inner.tx.send(Request::Ops {
+            ops,
+            done: Some(tx),
+        }) {
+            Ok(()) => Completion {
+                state: CompletionState::Waiting(rx, self.inner.shared.path.clone()),
+            },
+            Err(_) => Completion::ready(Err(self.shut_down())),
+        }
+    }
+
+    /// Queues `ops` with nobody waiting, for writes whose loss in a crash is
+    /// harmless (acks lead to redelivery, delivery counts to a lower count).
+    /// They are still committed in submission order relative to other
+    /// submits from the same thread.
+    pub fn submit_detached(&self, ops: Vec<JournalOp>) {
+        if let Some(e) = self.refusal() {
+            tracing::warn!(error = %e, "journal op dropped");
+            return;
+        }
+        if self
+            .inner
+            .tx
+            .send(Request::Ops { ops, done: None })
+            .is_err()
+        {
+            tracing::warn!(journal = %self.inner.shared.path.display(), "journal op dropped: journal shut down");
+        }
+    }
+
+    /// Commits everything queued so far, stops the writer thread and closes
+    /// the file. Idempotent; later submits fail with
+    /// [`JournalError::ShutDown`]. Blocks until the writer has finished.
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+
+    /// Current size of the journal file in bytes, for metrics and tests.
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.inner.shared.path)
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// Number of write transactions committed since open, so tests and
+    /// metrics can see how well group commit is batching.
+    pub fn commit_count(&self) -> u64 {
+        self.inner.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// Path of the journal file, for logs.
+    pub fn path(&self) -> &Path {
+        &self.inner.shared.path
+    }
+
+    fn refusal(&self) -> Option<JournalError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Some(self.shut_down());
+        }
+        self.inner.shared.failed_error()
+    }
+
+    fn shut_down(&self) -> JournalError {
+        JournalError::ShutDown {
+            path: self.inner.shared.path.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.inner.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
+        let handle = match self.thread.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(h) = handle {
+            let _ = self.tx.send(Request::Shutdown);
+            if h.join().is_err() {
+                tracing::error!(journal = %self.shared.path.display(), "journal writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Resolves when a submitted batch is committed (durably, if `sync`), or with
+/// the reason it was not. Exists so `submit` can return immediately while
+/// async callers still wait for durability before acknowledging.
+#[derive(Debug)]
+#[must_use = "a Completion does nothing unless awaited; use submit_detached to not wait"]
+pub struct Completion {
+    state: CompletionState,
+}
+
+#[derive(Debug)]
+enum CompletionState {
+    Ready(Option<Result<(), JournalError>>),
+    Waiting(oneshot::Receiver<Result<(), JournalError>>, PathBuf),
+}
+
+impl Completion {
+    fn ready(r: Result<(), JournalError>) -> Self {
+        Completion {
+            state: CompletionState::Ready(Some(r)),
+        }
+    }
+
+    /// Blocks the current thread until the batch is committed, for
+    /// synchronous callers. Must not be called from inside an async task.
+    pub fn wait(self) -> Result<(), JournalError> {
+        match self.state {
+            CompletionState::Ready(r) => r.unwrap_or(Ok(())),
+            CompletionState::Waiting(rx, path) => rx
+                .blocking_recv()
+                .unwrap_or(Err(JournalError::ShutDown { path })),
+        }
+    }
+}
+
+impl Future for Completion {
+    type Output = Result<(), JournalError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            // Polling again after completion is a caller bug; answering Ok
+            // would be a silent ack, so it repeats nothing and reports done.
+            CompletionState::Ready(r) => Poll::Ready(r.take().unwrap_or(Ok(()))),
+            CompletionState::Waiting(rx, path) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|_| Err(JournalError::ShutDown { path: path.clone() }))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,188 @@
+//! Opening the file safely: refuse anything that is not our journal without
+//! modifying it, and refuse a second writer.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable};
+
+use super::error::JournalError;
+use super::recovery::{self, VersionState};
+use super::tables::{FORMAT_VERSION_KEY, Tables};
+use super::{FORMAT_VERSION, REDB_MAGIC};
+
+/// Paths open in this process. redb's locks stop other processes; this stops
+/// a second `Journal` in the same process regardless of lock semantics.
+fn open_paths() -> &'static Mutex<HashSet<PathBuf>> {
+    static OPEN: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    OPEN.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// Ownership of a journal path in this process, released on drop.
+pub(crate) struct PathClaim(PathBuf);
+
+impl PathClaim {
+    pub(crate) fn take(path: &Path) -> Result<Self, JournalError> {
+        let mut set = match open_paths().lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if !set.insert(path.to_path_buf()) {
+            return Err(JournalError::Locked {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(PathClaim(path.to_path_buf()))
+    }
+}
+
+impl Drop for PathClaim {
+    fn drop(&mut self) {
+        let mut set = match open_paths().lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        set.remove(&self.0);
+    }
+}
+
+/// Runs `f`, turning a panic inside redb (which its docs allow for files
+/// damaged outside redb) into a `Corrupt` error instead of crashing start-up.
+pub(crate) fn guard_panic<T>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, JournalError>,
+) -> Result<T, JournalError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(JournalError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "the storage engine panicked while reading the file".into(),
+        })
+    })
+}
+
+/// Inspects an existing file without writing to it: magic bytes, then a
+/// read-only redb open to check the lock and the format version. This is what
+/// guarantees refused files are left untouched, since the read-write open
+/// below would mark the file as in use.
+pub(crate) fn precheck(path: &Path) -> Result<(), JournalError> {
+    let mut head = Vec::with_capacity(REDB_MAGIC.len());
+    match std::fs::File::open(path) {
+        Ok(f) => {
+            f.take(REDB_MAGIC.len() as u64)
+                .read_to_end(&mut head)
+                .map_err(|e| JournalError::Open {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(JournalError::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    if head.is_empty() {
+        // An empty file holds nothing to lose; redb initialises it.
+        return Ok(());
+    }
+    if head != REDB_MAGIC {
+        return Err(JournalError::NotAJournal {
+            path: path.to_path_buf(),
+            reason: "not a redb database (magic bytes do not match)".into(),
+        });
+    }
+    guard_panic(path, || {
+        let ro = match Database::builder().open_read_only(path) {
+            Ok(ro) => ro,
+            // Not shut down cleanly: only the read-write open may recover it.
+            Err(DatabaseError::RepairAborted) => return Ok(()),
+            Err(e) => return Err(open_error(path, e)),
+        };
+        let txn = ro.begin_read().map_err(|e| redb_error(path, e.into()))?;
+        let version = recovery::format_version(&txn).map_err(|e| redb_error(path, e))?;
+        check_version(path, version)
+    })
+}
+
+fn check_version(path: &Path, v: VersionState) -> Result<(), JournalError> {
+    match v {
+        VersionState::Fresh => Ok(()),
+        VersionState::Version(FORMAT_VERSION) => Ok(()),
+        VersionState::Version(found) => Err(JournalError::FormatVersion {
+            path: path.to_path_buf(),
+            found,
+            expected: FORMAT_VERSION,
+        }),
+        VersionState::Missing => Err(JournalError::NotAJournal {
+            path: path.to_path_buf(),
+            reason: "a redb database without a WrenMQ format-version record".into(),
+        }),
+    }
+}
+
+pub(crate) fn open_rw(path: &Path) -> Result<Database, JournalError> {
+    guard_panic(path, || {
+        Database::builder()
+            .create(path)
+            .map_err(|e| open_error(path, e))
+    })
+}
+
+/// Creates the tables and stamps the format version on a new file, and
+/// re-checks the version on an existing one (the pre-check is skipped for
+/// files that needed crash recovery).
+pub(crate) fn init_meta(db: &Database, path: &Path) -> Result<(), JournalError> {
+    let version = {
+        let txn = db.begin_read().map_err(|e| redb_error(path, e.into()))?;
+        recovery::format_version(&txn).map_err(|e| redb_error(path, e))?
+    };
+    check_version(path, version)?;
+    let res = (|| -> Result<(), redb::Error> {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut t = Tables::open(&txn)?;
+            if t.meta.get(FORMAT_VERSION_KEY)?.is_none() {
+                t.meta.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    })();
+    res.map_err(|e| redb_error(path, e))
+}
+
+fn open_error(path: &Path, e: DatabaseError) -> JournalError {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => JournalError::Locked {
+            path: path.to_path_buf(),
+        },
+        other => redb_error(path, other.into()),
+    }
+}
+
+fn redb_error(path: &Path, e: redb::Error) -> JournalError {
+    let path = path.to_path_buf();
+    match e {
+        redb::Error::DatabaseAlreadyOpen => JournalError::Locked { path },
+        redb::Error::Corrupted(reason) => JournalError::Corrupt { path, reason },
+        redb::Error::UpgradeRequired(v) => JournalError::Open {
+            path,
+            reason: format!("written by an incompatible redb file format {v}"),
+        },
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            JournalError::NotAJournal {
+                path,
+                reason: io.to_string(),
+            }
+        }
+        other => JournalError::Open {
+            path,
+            reason: other.to_string(),
+        },
+    }
+}

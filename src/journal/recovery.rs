@@ -1,0 +1,159 @@
+//! Reading the whole journal back at open.
+//!
+//! Runs before the writer thread starts, so it sees a quiescent file and
+//! needs no coordination with writes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableError};
+
+use super::error::JournalError;
+use super::records::{AddressRecord, QueueRecord, StoredMessage, decode};
+use super::tables::{
+    ADDRESSES, FORMAT_VERSION_KEY, MAX_MESSAGE_ID_KEY, MESSAGES, META, QUEUES, REFS,
+};
+
+/// Everything durable, handed to the broker once at open so it can rebuild
+/// its address model and queues before accepting connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Every persisted address, in name order.
+    pub addresses: Vec<AddressRecord>,
+    /// Every persisted queue, in name order.
+    pub queues: Vec<QueueRecord>,
+    /// One entry per queue that holds at least one message, in queue-name order.
+    pub messages: Vec<RecoveredQueue>,
+    /// The first id the broker may assign; above every id ever stored, so ids
+    /// are never reused even after all messages were acked.
+    pub next_message_id: u64,
+}
+
+/// The messages of one queue, so the broker can refill it in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredQueue {
+    /// The queue name (matches a [`QueueRecord::name`]).
+    pub queue: String,
+    /// The queue's messages in ascending message id order.
+    pub refs: Vec<RecoveredRef>,
+}
+
+/// One message on one queue, with its redelivery state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredRef {
+    /// The message; the same `Arc` when the message is on several queues, so
+    /// the broker keeps a single copy in memory as it did before the restart.
+    pub message: Arc<StoredMessage>,
+    /// How many times it had been delivered.
+    pub delivery_count: u32,
+}
+
+/// What the meta table says about the file's layout.
+pub(crate) enum VersionState {
+    /// No table at all: a new (or never committed) database.
+    Fresh,
+    /// The recorded format version.
+    Version(u64),
+    /// Tables exist but no version record: not written by this journal.
+    Missing,
+}
+
+/// Reads the format version without changing anything.
+pub(crate) fn format_version(txn: &ReadTransaction) -> Result<VersionState, redb::Error> {
+    match txn.open_table(META) {
+        Ok(meta) => Ok(match meta.get(FORMAT_VERSION_KEY)? {
+            Some(v) => VersionState::Version(v.value()),
+            None => VersionState::Missing,
+        }),
+        Err(TableError::TableDoesNotExist(_)) => {
+            if txn.list_tables()?.next().is_some() {
+                Ok(VersionState::Missing)
+            } else {
+                Ok(VersionState::Fresh)
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Loads every record. Dangling refs (to a message that is not stored) are
+/// skipped with a warning rather than failing the start-up, because the
+/// broker can run without them and refusing to start would lose the rest.
+pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recovered, JournalError> {
+    let storage = |e: redb::Error| JournalError::Open {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let corrupt = |what: String| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        reason: what,
+    };
+    let txn = db.begin_read().map_err(|e| storage(e.into()))?;
+    let mut out = Recovered::default();
+
+    let addresses = txn.open_table(ADDRESSES).map_err(|e| storage(e.into()))?;
+    for entry in addresses.iter().map_err(|e| storage(e.into()))? {
+        let (k, v) = entry.map_err(|e| storage(e.into()))?;
+        let rec: AddressRecord = decode(v.value())
+            .map_err(|e| corrupt(format!("address record {:?}: {e}", k.value())))?;
+        out.addresses.push(rec);
+    }
+
+    let queues = txn.open_table(QUEUES).map_err(|e| storage(e.into()))?;
+    for entry in queues.iter().map_err(|e| storage(e.into()))? {
+        let (k, v) = entry.map_err(|e| storage(e.into()))?;
+        let rec: QueueRecord =
+            decode(v.value()).map_err(|e| corrupt(format!("queue record {:?}: {e}", k.value())))?;
+        out.queues.push(rec);
+    }
+
+    let mut messages: HashMap<u64, Arc<StoredMessage>> = HashMap::new();
+    let mut max_id = 0u64;
+    let table = txn.open_table(MESSAGES).map_err(|e| storage(e.into()))?;
+    for entry in table.iter().map_err(|e| storage(e.into()))? {
+        let (k, v) = entry.map_err(|e| storage(e.into()))?;
+        let id = k.value();
+        let msg: StoredMessage =
+            decode(v.value()).map_err(|e| corrupt(format!("message {id}: {e}")))?;
+        if msg.id != id {
+            return Err(corrupt(format!(
+                "message stored under key {id} has id {}",
+                msg.id
+            )));
+        }
+        max_id = max_id.max(id);
+        messages.insert(id, Arc::new(msg));
+    }
+
+    let refs = txn.open_table(REFS).map_err(|e| storage(e.into()))?;
+    for entry in refs.iter().map_err(|e| storage(e.into()))? {
+        let (k, v) = entry.map_err(|e| storage(e.into()))?;
+        let (queue, id) = k.value();
+        let Some(message) = messages.get(&id) else {
+            tracing::warn!(journal = %path.display(), queue, id, "skipping ref to a message that is not stored");
+            continue;
+        };
+        let r = RecoveredRef {
+            message: Arc::clone(message),
+            delivery_count: v.value(),
+        };
+        match out.messages.last_mut() {
+            Some(q) if q.queue == queue => q.refs.push(r),
+            _ => out.messages.push(RecoveredQueue {
+                queue: queue.to_string(),
+                refs: vec![r],
+            }),
+        }
+    }
+
+    let meta = txn.open_table(META).map_err(|e| storage(e.into()))?;
+    if let Some(v) = meta
+        .get(MAX_MESSAGE_ID_KEY)
+        .map_err(|e| storage(e.into()))?
+    {
+        max_id = max_id.max(v.value());
+    }
+    out.next_message_id = max_id.saturating_add(1);
+    Ok(out)
+}

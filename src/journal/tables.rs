@@ -1,0 +1,52 @@
+//! The redb table layout.
+//!
+//! Keys are chosen so that recovery is a plain ordered scan: refs are keyed
+//! `(queue, message_id)` so each queue's refs come out contiguous and in
+//! ascending id order, which is the order the broker must redeliver in.
+
+use redb::{TableDefinition, WriteTransaction};
+
+/// `message_id → postcard(StoredMessage)`.
+pub(crate) const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
+/// `(queue, message_id) → delivery_count`.
+pub(crate) const REFS: TableDefinition<(&str, u64), u32> = TableDefinition::new("refs");
+/// `message_id → number of refs`. Kept so an ack can tell whether it removed
+/// the last ref without scanning every queue.
+pub(crate) const REFCOUNTS: TableDefinition<u64, u32> = TableDefinition::new("refcounts");
+/// `queue name → postcard(QueueRecord)`.
+pub(crate) const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
+/// `address name → postcard(AddressRecord)`.
+pub(crate) const ADDRESSES: TableDefinition<&str, &[u8]> = TableDefinition::new("addresses");
+/// `key → u64` bookkeeping: format version and the message-id high-water mark.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Meta key of the record-layout version.
+pub(crate) const FORMAT_VERSION_KEY: &str = "format-version";
+/// Meta key of the highest message id ever stored, so ids are not reused
+/// after every message has been acked and deleted.
+pub(crate) const MAX_MESSAGE_ID_KEY: &str = "max-message-id";
+
+/// All tables opened once per write transaction, because opening a table
+/// per op would dominate the cost of small ops.
+pub(crate) struct Tables<'txn> {
+    pub(crate) messages: redb::Table<'txn, u64, &'static [u8]>,
+    pub(crate) refs: redb::Table<'txn, (&'static str, u64), u32>,
+    pub(crate) refcounts: redb::Table<'txn, u64, u32>,
+    pub(crate) queues: redb::Table<'txn, &'static str, &'static [u8]>,
+    pub(crate) addresses: redb::Table<'txn, &'static str, &'static [u8]>,
+    pub(crate) meta: redb::Table<'txn, &'static str, u64>,
+}
+
+impl<'txn> Tables<'txn> {
+    /// Opens (creating if needed) every table in `txn`.
+    pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Self, redb::TableError> {
+        Ok(Tables {
+            messages: txn.open_table(MESSAGES)?,
+            refs: txn.open_table(REFS)?,
+            refcounts: txn.open_table(REFCOUNTS)?,
+            queues: txn.open_table(QUEUES)?,
+            addresses: txn.open_table(ADDRESSES)?,
+            meta: txn.open_table(META)?,
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! Tests that need the journal's internals: the table layout for a
+//! version-mismatched file, and the failed state.
+
+use redb::{Database, ReadableDatabase};
+
+use super::recovery::VersionState;
+use super::tables::{FORMAT_VERSION_KEY, META};
+use super::*;
+
+fn opts(dir: &Path) -> JournalOptions {
+    JournalOptions::new(dir)
+}
+
+#[test]
+fn format_version_mismatch_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(opts(dir.path())).unwrap();
+    let path = j.path().to_path_buf();
+    j.shutdown();
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(FORMAT_VERSION_KEY, FORMAT_VERSION + 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Journal::open(opts(dir.path())).unwrap_err();
+    match &err {
+        JournalError::FormatVersion {
+            found, expected, ..
+        } => {
+            assert_eq!((*found, *expected), (FORMAT_VERSION + 1, FORMAT_VERSION));
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(err.to_string().contains("format version 2"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn foreign_redb_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let def: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("other-app");
+        txn.open_table(def).unwrap().insert(1, 2).unwrap();
+        txn.commit().unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Journal::open(opts(dir.path())).unwrap_err();
+    assert!(matches!(err, JournalError::NotAJournal { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn file_locked_by_another_holder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(opts(dir.path())).unwrap();
+    let path = j.path().to_path_buf();
+    j.shutdown();
+    // Another process's redb handle holds the same file lock as this one.
+    let other = Database::create(&path).unwrap();
+    let err = Journal::open(opts(dir.path())).unwrap_err();
+    assert!(matches!(err, JournalError::Locked { .. }), "{err}");
+    drop(other);
+    Journal::open(opts(dir.path())).unwrap();
+}
+
+#[tokio::test]
+async fn failed_journal_refuses_further_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(opts(dir.path())).unwrap();
+    j.inner.shared.set_failed("disk on fire".into());
+    let err = j
+        .submit(vec![JournalOp::DeleteQueue("q".into())])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JournalError::Failed { .. }));
+    assert!(err.to_string().contains("disk on fire"));
+}
+
+#[test]
+fn shutdown_closes_the_file_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(opts(dir.path())).unwrap();
+    j.submit(vec![JournalOp::PutQueue(QueueRecord {
+        name: "q".into(),
+        address: "a".into(),
+        routing_type: RoutingKind::Anycast,
+        filter: None,
+        auto_created: false,
+        durable_subscription: None,
+    })])
+    .wait()
+    .unwrap();
+    assert!(j.commit_count() >= 1);
+    j.shutdown();
+    // After shutdown the file is readable read-only: the writer closed cleanly.
+    let ro = Database::builder().open_read_only(j.path()).unwrap();
+    let txn = ro.begin_read().unwrap();
+    assert!(matches!(
+        recovery::format_version(&txn).unwrap(),
+        VersionState::Version(FORMAT_VERSION)
+    ));
+}

@@ -1,0 +1,522 @@
+//! The single writer thread: group commit, ref bookkeeping, idle upkeep.
+//!
+//! A dedicated OS thread (not a tokio worker) owns the redb `Database`,
+//! because a commit with `Durability::Immediate` blocks on fsync and must not
+//! stall the async runtime. Owning the database outright also lets it call
+//! `compact`, which needs `&mut Database`.
+//!
+//! Out-of-order acks: the broker submits from many threads, so a `DeleteRef`
+//! can reach this thread before the request carrying its `PutRef`. Such a
+//! `DeleteRef` leaves a tombstone in memory; the `PutRef`, when it arrives,
+//! consumes the tombstone and is not written. Tombstones are in memory only:
+//! the reordering window is the channel, which does not survive a restart.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use tokio::sync::oneshot;
+
+use super::error::JournalError;
+use super::records::{JournalOp, encode};
+use super::tables::{MAX_MESSAGE_ID_KEY, Tables};
+
+/// How long the writer may sit on non-durable commits (sync = false) before
+/// it forces a durable one. redb only reuses pages freed by non-durable
+/// commits after a durable commit, so without this the file would grow.
+const NONSYNC_DURABLE_INTERVAL: Duration = Duration::from_millis(500);
+/// Idle time after which the writer considers compacting the file.
+const IDLE_COMPACT_AFTER: Duration = Duration::from_secs(5);
+/// Files smaller than this are never worth compacting.
+pub(crate) const COMPACT_MIN_FILE: u64 = 8 * 1024 * 1024;
+/// Above this many remembered out-of-order acks the oldest are forgotten, so
+/// acks for refs that never arrive cannot grow memory without bound.
+const MAX_TOMBSTONES: usize = 1_000_000;
+
+/// A unit of work for the writer.
+pub(crate) enum Request {
+    /// Ops to apply atomically with their group, and who to tell.
+    Ops {
+        ops: Vec<JournalOp>,
+        done: Option<oneshot::Sender<Result<(), JournalError>>>,
+    },
+    /// Commit everything before this, then stop.
+    Shutdown,
+}
+
+/// State shared between the writer and the handles.
+pub(crate) struct Shared {
+    pub(crate) path: PathBuf,
+    pub(crate) commits: AtomicU64,
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Shared {
+            path,
+            commits: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// The error to give a caller if an earlier write failed.
+    pub(crate) fn failed_error(&self) -> Option<JournalError> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        let reason = match self.failure.lock() {
+            Ok(g) => g.clone().unwrap_or_default(),
+            Err(p) => p.into_inner().clone().unwrap_or_default(),
+        };
+        Some(JournalError::Failed {
+            path: self.path.clone(),
+            reason,
+        })
+    }
+
+    pub(crate) fn set_failed(&self, reason: String) {
+        match self.failure.lock() {
+            Ok(mut g) => {
+                g.get_or_insert(reason);
+            }
+            Err(p) => {
+                p.into_inner().get_or_insert(reason);
+            }
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+}
+
+/// Out-of-order acks waiting for their `PutRef`.
+#[derive(Default)]
+struct Tombstones {
+    set: HashSet<(String, u64)>,
+    order: VecDeque<(String, u64)>,
+}
+
+impl Tombstones {
+    fn insert(&mut self, key: (String, u64)) {
+        if self.set.insert(key.clone()) {
+            self.order.push_back(key);
+        }
+        while self.set.len() > MAX_TOMBSTONES {
+            match self.order.pop_front() {
+                Some(old) => {
+                    if self.set.remove(&old) {
+                        tracing::warn!(queue = %old.0, id = old.1, "forgetting an ack whose message never arrived");
+                    }
+                }
+                None => break,
+            }
+        }
+        // The order queue keeps consumed keys until they reach the front; trim
+        // it when it is mostly stale so it stays proportional to the set.
+        if self.order.len() > 2 * self.set.len() + 1024 {
+            let set = &self.set;
+            self.order.retain(|k| set.contains(k));
+        }
+    }
+
+    fn take(&mut self, queue: &str, id: u64) -> bool {
+        // Only allocate the key when there is something to find.
+        !self.set.is_empty() && self.set.remove(&(queue.to_string(), id))
+    }
+
+    fn drop_queue(&mut self, queue: &str) {
+        self.set.retain(|(q, _)| q != queue);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub(crate) db: Database,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) sync: bool,
+    pub(crate) buffer_timeout: Duration,
+    pub(crate) max_batch: usize,
+    pub(crate) max_message_id: u64,
+    tombstones: Tombstones,
+    last_durable: Instant,
+    durable_pending: bool,
+    changed_since_compact_check: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        db: Database,
+        shared: Arc<Shared>,
+        sync: bool,
+        buffer_timeout: Duration,
+        max_batch: usize,
+        max_message_id: u64,
+    ) -> Self {
+        Writer {
+            db,
+            shared,
+            sync,
+            buffer_timeout,
+            max_batch: max_batch.max(1),
+            max_message_id,
+            tombstones: Tombstones::default(),
+            last_durable: Instant::now(),
+            durable_pending: false,
+            changed_since_compact_check: false,
+        }
+    }
+
+    /// The thread body: gather, commit, repeat until shutdown or until every
+    /// handle is gone.
+    pub(crate) fn run(mut self, rx: Receiver<Request>) {
+        loop {
+            let wait = if self.durable_pending {
+                NONSYNC_DURABLE_INTERVAL
+            } else {
+                IDLE_COMPACT_AFTER
+            };
+            let first = match rx.recv_timeout(wait) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.idle();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = Vec::new();
+            let mut stop = false;
+            let mut ops = 0usize;
+            match first {
+                Request::Ops { ops: o, done } => {
+                    ops += o.len();
+                    batch.push((o, done));
+                }
+                Request::Shutdown => stop = true,
+            }
+            if !stop {
+                let deadline = Instant::now() + self.buffer_timeout;
+                while ops < self.max_batch {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let next = if left.is_zero() {
+                        rx.try_recv().map_err(|_| ())
+                    } else {
+                        rx.recv_timeout(left).map_err(|_| ())
+                    };
+                    match next {
+                        Ok(Request::Ops { ops: o, done }) => {
+                            ops += o.len();
+                            batch.push((o, done));
+                        }
+                        Ok(Request::Shutdown) => {
+                            stop = true;
+                            break;
+                        }
+                        Err(()) => break,
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                self.commit_batch(batch);
+            }
+            if stop {
+                // Anything sent after the shutdown marker raced with shutdown;
+                // tell its waiter rather than leave it hanging or ack it.
+                while let Ok(r) = rx.try_recv() {
+                    if let Request::Ops { done: Some(tx), .. } = r {
+                        let _ = tx.send(Err(JournalError::ShutDown {
+                            path: self.shared.path.clone(),
+                        }));
+                    }
+                }
+                break;
+            }
+        }
+        self.finish();
+    }
+
+    /// Work for quiet periods: make non-durable commits durable, compact.
+    fn idle(&mut self) {
+        if self.durable_pending {
+            self.flush_durable();
+        } else if self.changed_since_compact_check {
+            self.changed_since_compact_check = false;
+            if self.shared.failed_error().is_none() {
+                maybe_compact(&mut self.db, &self.shared.path);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.durable_pending {
+            self.flush_durable();
+        }
+    }
+
+    /// An empty durable commit, which also persists every earlier
+    /// non-durable one.
+    fn flush_durable(&mut self) {
+        let res = (|| -> Result<(), redb::Error> {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            txn.commit()?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => {
+                self.durable_pending = false;
+                self.last_durable = Instant::now();
+            }
+            Err(e) => {
+                tracing::error!(journal = %self.shared.path.display(), error = %e, "journal durable flush failed");
+                self.shared.set_failed(e.to_string());
+            }
+        }
+    }
+
+    fn commit_batch(&mut self, batch: Vec<(Vec<JournalOp>, Option<Waiter>)>) {
+        let result = match self.shared.failed_error() {
+            Some(e) => Err(e),
+            None => {
+                let durable = self.sync || self.last_durable.elapsed() >= NONSYNC_DURABLE_INTERVAL;
+                match self.apply(&batch, durable) {
+                    Ok(()) => {
+                        self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                        self.changed_since_compact_check = true;
+                        if durable {
+                            self.last_durable = Instant::now();
+                            self.durable_pending = false;
+                        } else {
+                            self.durable_pending = true;
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let reason = e.to_string();
+                        tracing::error!(journal = %self.shared.path.display(), error = %reason, "journal group commit failed; journal is now failed");
+                        self.shared.set_failed(reason.clone());
+                        Err(JournalError::Write {
+                            path: self.shared.path.clone(),
+                            reason,
+                        })
+                    }
+                }
+            }
+        };
+        for (_, done) in batch {
+            if let Some(tx) = done {
+                let _ = tx.send(result.clone());
+            }
+        }
+    }
+
+    /// Applies every request of the batch in one transaction and commits it.
+    fn apply(
+        &mut self,
+        batch: &[(Vec<JournalOp>, Option<Waiter>)],
+        durable: bool,
+    ) -> Result<(), WriteFailure> {
+        let mut txn: WriteTransaction = self.db.begin_write()?;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })?;
+        {
+            let mut t = Tables::open(&txn)?;
+            let mut max_id = self.max_message_id;
+            for (ops, _) in batch {
+                let mut put = Vec::new();
+                for op in ops {
+                    apply_op(&mut t, &mut self.tombstones, op, &mut put, &mut max_id)?;
+                }
+                // A message is only kept if something references it by the
+                // end of its own request; otherwise it would be an orphan no
+                // ack could ever remove.
+                for id in put {
+                    if t.refcounts.get(id)?.is_none() {
+                        t.messages.remove(id)?;
+                    }
+                }
+            }
+            if max_id != self.max_message_id {
+                t.meta.insert(MAX_MESSAGE_ID_KEY, max_id)?;
+                self.max_message_id = max_id;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+type Waiter = oneshot::Sender<Result<(), JournalError>>;
+
+/// Why a group commit failed: storage, or a record that cannot be encoded.
+#[derive(Debug, thiserror::Error)]
+enum WriteFailure {
+    #[error("{0}")]
+    Db(#[from] redb::Error),
+    #[error("cannot encode record: {0}")]
+    Encode(#[from] postcard::Error),
+}
+
+macro_rules! via_redb_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for WriteFailure {
+            fn from(e: $t) -> Self {
+                WriteFailure::Db(e.into())
+            }
+        }
+    )*};
+}
+via_redb_error!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+fn apply_op(
+    t: &mut Tables<'_>,
+    tombstones: &mut Tombstones,
+    op: &JournalOp,
+    put: &mut Vec<u64>,
+    max_id: &mut u64,
+) -> Result<(), WriteFailure> {
+    match op {
+        JournalOp::PutAddress(a) => {
+            t.addresses.insert(a.name.as_str(), encode(a)?.as_slice())?;
+        }
+        JournalOp::DeleteAddress(name) => {
+            t.addresses.remove(name.as_str())?;
+        }
+        JournalOp::PutQueue(q) => {
+            t.queues.insert(q.name.as_str(), encode(q)?.as_slice())?;
+        }
+        JournalOp::DeleteQueue(name) => {
+            t.queues.remove(name.as_str())?;
+            let mut ids = Vec::new();
+            for entry in t
+                .refs
+                .range((name.as_str(), 0)..=(name.as_str(), u64::MAX))?
+            {
+                ids.push(entry?.0.value().1);
+            }
+            for id in ids {
+                t.refs.remove((name.as_str(), id))?;
+                release(t, id)?;
+            }
+            tombstones.drop_queue(name);
+        }
+        JournalOp::PutMessage(m) => {
+            t.messages.insert(m.id, encode(m.as_ref())?.as_slice())?;
+            *max_id = (*max_id).max(m.id);
+            put.push(m.id);
+        }
+        JournalOp::PutRef { queue, message_id } => {
+            if tombstones.take(queue, *message_id) {
+                return Ok(());
+            }
+            let key = (queue.as_str(), *message_id);
+            if t.refs.get(key)?.is_none() {
+                t.refs.insert(key, 0)?;
+                let n = t.refcounts.get(*message_id)?.map_or(0, |g| g.value());
+                t.refcounts.insert(*message_id, n.saturating_add(1))?;
+            }
+        }
+        JournalOp::DeleteRef { queue, message_id } => {
+            if t.refs.remove((queue.as_str(), *message_id))?.is_some() {
+                release(t, *message_id)?;
+            } else {
+                tombstones.insert((queue.clone(), *message_id));
+            }
+        }
+        JournalOp::SetDeliveryCount {
+            queue,
+            message_id,
+            count,
+        } => {
+            let key = (queue.as_str(), *message_id);
+            if t.refs.get(key)?.is_some() {
+                t.refs.insert(key, *count)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Drops one ref from a message's count, deleting the message with its last.
+fn release(t: &mut Tables<'_>, id: u64) -> Result<(), WriteFailure> {
+    let n = t.refcounts.get(id)?.map_or(0, |g| g.value());
+    if n <= 1 {
+        t.refcounts.remove(id)?;
+        t.messages.remove(id)?;
+    } else {
+        t.refcounts.insert(id, n - 1)?;
+    }
+    Ok(())
+}
+
+/// Compacts when the file is big and mostly free space. redb reuses freed
+/// pages, so this is about returning disk after a large backlog drained, not
+/// about correctness; failures are logged and ignored.
+pub(crate) fn maybe_compact(db: &mut Database, path: &std::path::Path) {
+    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
+        return;
+    };
+    if len < COMPACT_MIN_FILE {
+        return;
+    }
+    let used = match db.begin_write().and_then(|txn| {
+        let s = txn.stats().map_err(redb::TransactionError::Storage);
+        let _ = txn.abort();
+        s
+    }) {
+        Ok(s) => s.allocated_pages().saturating_mul(s.page_size() as u64),
+        Err(e) => {
+            tracing::warn!(journal = %path.display(), error = %e, "cannot read journal stats");
+            return;
+        }
+    };
+    if used.saturating_mul(2) > len {
+        return;
+    }
+    let started = Instant::now();
+    match db.compact() {
+        Ok(_) => {
+            let after = std::fs::metadata(path).map(|m| m.len()).unwrap_or(len);
+            tracing::info!(journal = %path.display(), before = len, after, took_ms = started.elapsed().as_millis() as u64, "compacted journal");
+        }
+        Err(e) => {
+            tracing::warn!(journal = %path.display(), error = %e, "journal compaction failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tombstones_are_consumed_and_bounded_per_queue() {
+        let mut t = Tombstones::default();
+        t.insert(("q".into(), 1));
+        t.insert(("q".into(), 1));
+        t.insert(("r".into(), 2));
+        assert_eq!(t.len(), 2);
+        assert!(t.take("q", 1));
+        assert!(!t.take("q", 1));
+        t.drop_queue("r");
+        assert_eq!(t.len(), 0);
+    }
+}

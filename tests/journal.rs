@@ -1,0 +1,489 @@
+//! Public-API tests of the journal: what the broker relies on across a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use wrenmq::journal::{
+    AddressRecord, Journal, JournalError, JournalOp, JournalOptions, QueueRecord, Recovered,
+    RoutingKind, StoredMessage,
+};
+
+fn opts(dir: &std::path::Path) -> JournalOptions {
+    JournalOptions::new(dir)
+}
+
+fn msg(id: u64, body_len: usize) -> Arc<StoredMessage> {
+    Arc::new(StoredMessage {
+        id,
+        address: "orders".into(),
+        destination: "/queue/orders".into(),
+        properties: vec![
+            ("content-type".into(), "text/plain".into()),
+            ("x".into(), "1".into()),
+            ("x".into(), "2".into()),
+        ],
+        body: Bytes::from(vec![(id % 251) as u8; body_len]),
+        priority: 4,
+        expires: 0,
+        timestamp: 1_700_000_000_000 + id,
+    })
+}
+
+fn queue(name: &str, address: &str, kind: RoutingKind) -> QueueRecord {
+    QueueRecord {
+        name: name.into(),
+        address: address.into(),
+        routing_type: kind,
+        filter: None,
+        auto_created: false,
+        durable_subscription: None,
+    }
+}
+
+fn put_ref(queue: &str, id: u64) -> JournalOp {
+    JournalOp::PutRef {
+        queue: queue.into(),
+        message_id: id,
+    }
+}
+
+fn del_ref(queue: &str, id: u64) -> JournalOp {
+    JournalOp::DeleteRef {
+        queue: queue.into(),
+        message_id: id,
+    }
+}
+
+fn reopen(dir: &std::path::Path) -> (Journal, Recovered) {
+    Journal::open(opts(dir)).unwrap()
+}
+
+fn ids(rec: &Recovered, queue: &str) -> Vec<u64> {
+    rec.messages
+        .iter()
+        .find(|q| q.queue == queue)
+        .map(|q| q.refs.iter().map(|r| r.message.id).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn empty_journal_recovers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, rec) = Journal::open(opts(&dir.path().join("nested/dir"))).unwrap();
+    assert_eq!(
+        rec,
+        Recovered {
+            next_message_id: 1,
+            ..Default::default()
+        }
+    );
+    j.shutdown();
+    j.shutdown();
+    let (_j, rec) = reopen(&dir.path().join("nested/dir"));
+    assert!(rec.queues.is_empty() && rec.messages.is_empty());
+}
+
+#[tokio::test]
+async fn round_trip_recovers_everything_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = AddressRecord {
+        name: "orders".into(),
+        anycast: true,
+        multicast: true,
+        auto_created: false,
+    };
+    let mut q2 = queue("orders.sub", "orders", RoutingKind::Multicast);
+    q2.filter = Some("color = 'red'".into());
+    q2.durable_subscription = Some("client1.sub".into());
+    q2.auto_created = true;
+    let q1 = queue("orders", "orders", RoutingKind::Anycast);
+    {
+        let (j, _) = reopen(dir.path());
+        j.submit(vec![
+            JournalOp::PutAddress(address.clone()),
+            JournalOp::PutQueue(q1.clone()),
+            JournalOp::PutQueue(q2.clone()),
+        ])
+        .await
+        .unwrap();
+        // Submitted out of id order: recovery must still come back ascending.
+        for id in [5u64, 2, 9, 7] {
+            j.submit(vec![
+                JournalOp::PutMessage(msg(id, 100)),
+                put_ref("orders", id),
+            ])
+            .await
+            .unwrap();
+        }
+        // Message 9 also on the subscription queue: recovered as one shared Arc.
+        j.submit(vec![put_ref("orders.sub", 9)]).await.unwrap();
+        j.submit(vec![JournalOp::SetDeliveryCount {
+            queue: "orders".into(),
+            message_id: 2,
+            count: 3,
+        }])
+        .await
+        .unwrap();
+        j.submit_detached(vec![JournalOp::SetDeliveryCount {
+            queue: "orders.sub".into(),
+            message_id: 9,
+            count: 1,
+        }]);
+        j.shutdown();
+    }
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(rec.addresses, vec![address]);
+    assert_eq!(rec.queues, vec![q1, q2]);
+    assert_eq!(ids(&rec, "orders"), vec![2, 5, 7, 9]);
+    assert_eq!(ids(&rec, "orders.sub"), vec![9]);
+    assert_eq!(rec.next_message_id, 10);
+
+    let orders = rec.messages.iter().find(|q| q.queue == "orders").unwrap();
+    let sub = rec
+        .messages
+        .iter()
+        .find(|q| q.queue == "orders.sub")
+        .unwrap();
+    assert_eq!(orders.refs[0].delivery_count, 3);
+    assert_eq!(orders.refs[1].delivery_count, 0);
+    assert_eq!(sub.refs[0].delivery_count, 1);
+    assert!(Arc::ptr_eq(&orders.refs[3].message, &sub.refs[0].message));
+    assert_eq!(*orders.refs[3].message, *msg(9, 100));
+}
+
+#[tokio::test]
+async fn last_ref_deletes_message_and_delete_queue_drops_refs() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = reopen(dir.path());
+        j.submit(vec![
+            JournalOp::PutQueue(queue("a", "t", RoutingKind::Multicast)),
+            JournalOp::PutQueue(queue("b", "t", RoutingKind::Multicast)),
+            JournalOp::PutMessage(msg(1, 10)),
+            put_ref("a", 1),
+            put_ref("b", 1),
+            JournalOp::PutMessage(msg(2, 10)),
+            put_ref("a", 2),
+            put_ref("b", 2),
+        ])
+        .await
+        .unwrap();
+        j.submit(vec![del_ref("a", 1)]).await.unwrap();
+        j.submit(vec![JournalOp::DeleteQueue("b".into())])
+            .await
+            .unwrap();
+        j.shutdown();
+    }
+    let (j, rec) = reopen(dir.path());
+    assert_eq!(rec.queues.len(), 1);
+    assert_eq!(ids(&rec, "a"), vec![2]);
+    assert_eq!(ids(&rec, "b"), Vec::<u64>::new());
+    // Ids are never reused even though message 1 is gone.
+    assert_eq!(rec.next_message_id, 3);
+    j.submit(vec![del_ref("a", 2)]).await.unwrap();
+    j.shutdown();
+    let (_j, rec) = reopen(dir.path());
+    assert!(rec.messages.is_empty());
+    assert_eq!(rec.next_message_id, 3);
+}
+
+#[tokio::test]
+async fn ack_before_its_put_ref_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = reopen(dir.path());
+        // The ack overtakes the send that placed the message.
+        j.submit(vec![del_ref("q", 1)]).await.unwrap();
+        j.submit(vec![JournalOp::SetDeliveryCount {
+            queue: "q".into(),
+            message_id: 1,
+            count: 2,
+        }])
+        .await
+        .unwrap();
+        j.submit(vec![JournalOp::PutMessage(msg(1, 10)), put_ref("q", 1)])
+            .await
+            .unwrap();
+        // A later, in-order message on the same queue is unaffected.
+        j.submit(vec![JournalOp::PutMessage(msg(2, 10)), put_ref("q", 2)])
+            .await
+            .unwrap();
+        j.shutdown();
+    }
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(ids(&rec, "q"), vec![2]);
+}
+
+#[tokio::test]
+async fn message_without_ref_is_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = reopen(dir.path());
+    j.submit(vec![JournalOp::PutMessage(msg(1, 10))])
+        .await
+        .unwrap();
+    j.shutdown();
+    let (j, rec) = reopen(dir.path());
+    assert!(rec.messages.is_empty());
+    assert_eq!(rec.next_message_id, 2);
+    drop(j);
+}
+
+#[test]
+fn concurrent_submits_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(dir.path());
+    o.buffer_timeout = Duration::from_millis(5);
+    let (j, _) = Journal::open(o).unwrap();
+    let before = j.commit_count();
+    let threads = 16u64;
+    let per = 50u64;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let j = j.clone();
+            s.spawn(move || {
+                for i in 0..per {
+                    let id = t * 1000 + i + 1;
+                    j.submit(vec![JournalOp::PutMessage(msg(id, 64)), put_ref("q", id)])
+                        .wait()
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let commits = j.commit_count() - before;
+    let requests = threads * per;
+    eprintln!("group commit: {requests} requests in {commits} commits");
+    assert!(
+        commits * 3 < requests,
+        "{commits} commits for {requests} requests: group commit is not batching"
+    );
+    j.shutdown();
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(ids(&rec, "q").len() as u64, requests);
+}
+
+#[test]
+fn max_batch_one_commits_each_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(dir.path());
+    o.max_batch = 1;
+    o.sync = false;
+    let (j, _) = Journal::open(o).unwrap();
+    let before = j.commit_count();
+    let waits: Vec<_> = (1..=20u64)
+        .map(|id| j.submit(vec![JournalOp::PutMessage(msg(id, 8)), put_ref("q", id)]))
+        .collect();
+    for w in waits {
+        w.wait().unwrap();
+    }
+    // Two ops per request exceed max_batch alone, so no request shares a commit.
+    assert!(j.commit_count() - before >= 20);
+    j.shutdown();
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(ids(&rec, "q").len(), 20);
+}
+
+#[test]
+fn file_size_stays_bounded_over_fill_and_drain_cycles() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = reopen(dir.path());
+    let body = 4096;
+    let per_cycle = 5 * 1024 * 1024 / body as u64;
+    let mut next = 1u64;
+    let mut first = 0;
+    for cycle in 0..20 {
+        let start = next;
+        let mut waits = Vec::new();
+        for chunk in 0..(per_cycle / 64) {
+            let mut ops = Vec::new();
+            for k in 0..64 {
+                let id = start + chunk * 64 + k;
+                ops.push(JournalOp::PutMessage(msg(id, body)));
+                ops.push(put_ref("q", id));
+            }
+            waits.push(j.submit(ops));
+        }
+        next = start + (per_cycle / 64) * 64;
+        for w in waits {
+            w.wait().unwrap();
+        }
+        let acks: Vec<_> = (start..next).map(|id| del_ref("q", id)).collect();
+        j.submit(acks).wait().unwrap();
+        if cycle == 0 {
+            first = j.file_size();
+        }
+    }
+    let last = j.file_size();
+    eprintln!("journal file after first cycle: {first} bytes, after last: {last} bytes");
+    assert!(first > 0);
+    assert!(
+        last <= first * 2,
+        "file grew from {first} after the first cycle to {last} after the last"
+    );
+    j.shutdown();
+    let (_j, rec) = reopen(dir.path());
+    assert!(rec.messages.is_empty());
+}
+
+#[test]
+fn garbage_file_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(wrenmq::journal::FILE_NAME);
+    let garbage: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::write(&path, &garbage).unwrap();
+    let err = Journal::open(opts(dir.path())).unwrap_err();
+    assert!(matches!(err, JournalError::NotAJournal { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("journal.redb") && text.contains("not a WrenMQ journal"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), garbage);
+
+    // Garbage shorter than the magic bytes too.
+    std::fs::write(&path, b"hi").unwrap();
+    assert!(matches!(
+        Journal::open(opts(dir.path())).unwrap_err(),
+        JournalError::NotAJournal { .. }
+    ));
+    assert_eq!(std::fs::read(&path).unwrap(), b"hi");
+}
+
+#[test]
+fn redb_file_with_damaged_body_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = reopen(dir.path());
+        let ops = (1..=200u64)
+            .flat_map(|id| [JournalOp::PutMessage(msg(id, 1000)), put_ref("q", id)])
+            .collect();
+        j.submit(ops).wait().unwrap();
+        j.shutdown();
+    }
+    let path = dir.path().join(wrenmq::journal::FILE_NAME);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Keep redb's magic, scramble everything after the first page.
+    for (i, b) in bytes.iter_mut().enumerate().skip(4096) {
+        *b = (i as u8).wrapping_mul(31) ^ 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    match Journal::open(opts(dir.path())) {
+        Ok(_) => panic!("a damaged journal was opened"),
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!("damaged journal refused: {text}");
+            assert!(text.contains("journal.redb"), "{text}");
+        }
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn second_open_is_refused_and_first_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = reopen(dir.path());
+    j.submit(vec![JournalOp::PutMessage(msg(1, 10)), put_ref("q", 1)])
+        .await
+        .unwrap();
+    let path = dir.path().join(wrenmq::journal::FILE_NAME);
+    let before = std::fs::read(&path).unwrap();
+    let err = Journal::open(opts(dir.path())).unwrap_err();
+    assert!(matches!(err, JournalError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("already open"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+
+    j.submit(vec![JournalOp::PutMessage(msg(2, 10)), put_ref("q", 2)])
+        .await
+        .unwrap();
+    drop(j); // the last handle shuts the journal down
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(ids(&rec, "q"), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn submits_after_shutdown_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = reopen(dir.path());
+    let j2 = j.clone();
+    j.shutdown();
+    let err = j2.submit(vec![put_ref("q", 1)]).await.unwrap_err();
+    assert!(matches!(err, JournalError::ShutDown { .. }));
+    j2.submit_detached(vec![put_ref("q", 1)]);
+}
+
+const CRASH_DIR_VAR: &str = "WRENMQ_JOURNAL_CRASH_DIR";
+
+/// Child half of `recovers_after_a_crash`: does nothing unless spawned by it.
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CRASH_DIR_VAR) else {
+        return;
+    };
+    let (j, _) = Journal::open(opts(std::path::Path::new(&dir))).unwrap();
+    for id in 1..=50u64 {
+        j.submit(vec![JournalOp::PutMessage(msg(id, 500)), put_ref("q", id)])
+            .wait()
+            .unwrap();
+    }
+    j.submit(vec![del_ref("q", 10)]).wait().unwrap();
+    // Die without shutdown: no clean close, so the next open must recover.
+    std::process::abort();
+}
+
+#[test]
+fn recovers_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--test-threads=1", "--nocapture"])
+        .env(CRASH_DIR_VAR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was supposed to abort");
+    // Proves the crash left a file that needs redb's recovery, so that path
+    // (skipped by the read-only pre-check) is what this test exercises.
+    let path = dir.path().join(wrenmq::journal::FILE_NAME);
+    assert!(matches!(
+        redb::Database::builder().open_read_only(&path),
+        Err(redb::DatabaseError::RepairAborted)
+    ));
+    let (j, rec) = reopen(dir.path());
+    let expected: Vec<u64> = (1..=50).filter(|id| *id != 10).collect();
+    assert_eq!(ids(&rec, "q"), expected);
+    assert_eq!(rec.next_message_id, 51);
+    // The recovered journal keeps working.
+    j.submit(vec![del_ref("q", 1)]).wait().unwrap();
+    j.shutdown();
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(ids(&rec, "q").len(), 48);
+}
+
+#[test]
+fn journal_handles_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Journal>();
+}
+
+#[test]
+fn reopen_compacts_a_drained_journal_and_keeps_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = reopen(dir.path());
+    let ops = (1..=2000u64)
+        .flat_map(|id| [JournalOp::PutMessage(msg(id, 8000)), put_ref("q", id)])
+        .collect();
+    j.submit(ops).wait().unwrap();
+    // Leave the newest message so compaction must move live data.
+    j.submit((1..2000u64).map(|id| del_ref("q", id)).collect())
+        .wait()
+        .unwrap();
+    let full = j.file_size();
+    j.shutdown();
+    let (j, rec) = reopen(dir.path());
+    let compacted = j.file_size();
+    eprintln!("drained journal: {full} bytes before reopen, {compacted} after");
+    assert!(compacted * 2 < full, "{full} -> {compacted}");
+    assert_eq!(ids(&rec, "q"), vec![2000]);
+    assert_eq!(*rec.messages[0].refs[0].message, *msg(2000, 8000));
+}
