@@ -429,5 +429,6 @@ for (const { name, fn } of checks) {
     }
   }
 }
+if (process.env.CONFORMANCE_COUNTS) fs.writeFileSync(process.env.CONFORMANCE_COUNTS, `${passed} ${failed} ${skipped}\n`);
 console.log(skipped ? `${passed} passed, ${failed} failed, ${skipped} skipped` : `${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -7,15 +7,19 @@
 # (npm ci), Debian's chromium if /usr/bin/chromium is missing (needs root), and stomp.py into a
 # venv if none is available. Environment:
 #   WRENMQ_BIN      broker binary to use instead of building target/debug/wrenmq
-#   WRENMQ_PYTHON   python with stomp.py (default: conformance/.venv, else conformance/node/.venv)
+#   WRENMQ_PYTHON   python with stomp.py (default: CONFORMANCE_PYTHON, then conformance/.venv,
+#                   else a venv made in conformance/node/.venv from requirements.txt)
+#   CONFORMANCE_COUNTS  if set, "PASSED FAILED SKIPPED" is written there (see ../README.md)
 #   WRENMQ_SKIP_BROWSER=1  skip the Chromium check
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
+# A setup failure counts as one failed check, for ../run.sh (CONFORMANCE_COUNTS) and people.
 fail_setup() {
   echo "conformance/node: setup failed: $*" >&2
+  if [[ -n "${CONFORMANCE_COUNTS:-}" ]]; then echo "0 1 0" >"$CONFORMANCE_COUNTS"; fi
   echo "0 passed, 1 failed"
   exit 1
 }
@@ -37,7 +41,7 @@ if [[ "${WRENMQ_SKIP_BROWSER:-0}" != 1 && -z "${WRENMQ_CHROMIUM:-}" && ! -x /usr
 fi
 
 has_stomp() { [[ -x "$1" ]] && "$1" -c 'import stomp' >/dev/null 2>&1; }
-python="${WRENMQ_PYTHON:-}"
+python="${WRENMQ_PYTHON:-${CONFORMANCE_PYTHON:-}}"
 if [[ -z "$python" ]]; then
   if has_stomp "$root/conformance/.venv/bin/python"; then
     python="$root/conformance/.venv/bin/python"
@@ -62,6 +66,8 @@ fi
 # --- broker -------------------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/wrenmq-node-conf.XXXXXX")"
 broker_pid=""
+# TERM/INT (e.g. from ../run.sh's timeout) exit through the EXIT trap, which stops the broker.
+trap 'exit 143' TERM INT
 cleanup() {
   if [[ -n "$broker_pid" ]] && kill -0 "$broker_pid" 2>/dev/null; then
     kill -TERM "$broker_pid" 2>/dev/null
@@ -121,6 +127,10 @@ status=$?
 if [[ "$status" != 0 ]]; then
   echo "--- broker log (last 30 lines) ---" >&2
   tail -n 30 "$work/broker.log" >&2
-  if [[ "$status" == 124 ]]; then echo "0 passed, 1 failed"; fi
+  if [[ "$status" == 124 ]]; then
+    echo "conformance/node: run.mjs timed out" >&2
+    if [[ -n "${CONFORMANCE_COUNTS:-}" ]]; then echo "0 1 0" >"$CONFORMANCE_COUNTS"; fi
+    echo "0 passed, 1 failed"
+  fi
 fi
 exit "$status"
