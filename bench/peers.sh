@@ -15,6 +15,7 @@
 # Env: BENCH_WORK (default bench/work), the *_PORT variables of bench/lib.sh,
 #      ACTIVEMQ_HEAP (default "-Xms64M -Xmx1G", ActiveMQ's upstream default),
 #      ACTIVEMQ_STOMP_SCHEME (default stomp; stomp+nio for many-connection runs),
+#      RABBITMQ_VM_MEMORY_HIGH_WATERMARK (e.g. 1GB; default: RabbitMQ's 0.4 of RAM),
 #      RABBITMQ_WEB_STOMP (default 1: enable rabbitmq_web_stomp; 0 to leave it off),
 #      PEERS_START_TIMEOUT (default 120 s).
 set -euo pipefail
@@ -111,11 +112,19 @@ distribution.listener.port_range.max = $RABBITMQ_DIST_PORT
 loopback_users.guest = true
 # STOMP
 stomp.listeners.tcp.1 = 127.0.0.1:$RABBITMQ_STOMP_PORT
+# the plugin's defaults already, written out: a CONNECT without login/passcode is guest
 stomp.default_user = guest
 stomp.default_pass = guest
+# accept backlog 4096 (plugin default 128) like ActiveMQ's listener here (capped at somaxconn
+# 4096), so a burst of connects in the connections scenario is not dropped at the SYN queue;
+# nodelay written again because setting one listen option replaces the default list
+stomp.tcp_listen_options.backlog = 4096
+stomp.tcp_listen_options.nodelay = true
 # Web-STOMP (ws://127.0.0.1:$RABBITMQ_WEB_STOMP_PORT/ws)
 web_stomp.tcp.ip = 127.0.0.1
 web_stomp.tcp.port = $RABBITMQ_WEB_STOMP_PORT
+# memory alarm: the default (0.4 of RAM) unless RABBITMQ_VM_MEMORY_HIGH_WATERMARK is set
+${RABBITMQ_VM_MEMORY_HIGH_WATERMARK:+vm_memory_high_watermark.absolute = $RABBITMQ_VM_MEMORY_HIGH_WATERMARK}
 # logs to file only, info level (the default level)
 log.console = false
 log.file.level = info
