@@ -33,13 +33,17 @@ pub struct Failure {
     pub message: String,
     /// Longer explanation for the body, if any.
     pub detail: Option<String>,
+    /// Extra ERROR headers the spec asks for in particular cases (e.g. `version`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Failure {
-    fn new(message: impl Into<String>) -> Self {
+    /// A failure with just a message.
+    pub fn new(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
             detail: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -276,11 +280,14 @@ impl Session {
         let tx_id = frame.get("transaction").map(ByteString::from);
         let draft = draft_from(frame, text)?;
         if let Some(tx) = tx_id {
-            let tx = self
-                .transactions
-                .get_mut(&tx)
-                .ok_or_else(|| Failure::new(format!("unknown transaction '{tx}'")))?;
-            tx.sends.push((dest, draft));
+            if !self.transactions.contains_key(&tx) {
+                return Err(Failure::new(format!("unknown transaction '{tx}'")));
+            }
+            // Refuse an unroutable send now, as Artemis does, not at COMMIT.
+            self.ctx.broker.prepare(&dest)?;
+            if let Some(t) = self.transactions.get_mut(&tx) {
+                t.sends.push((dest, draft));
+            }
             return Ok(());
         }
         let mut ops = Vec::new();
@@ -505,6 +512,14 @@ impl Session {
             .transactions
             .remove(id)
             .ok_or_else(|| Failure::new(format!("unknown transaction '{id}'")))?;
+        // Nothing is applied unless everything can be: check every destination (and that no
+        // address refuses for being full) before routing the first message.
+        for (dest, _) in &tx.sends {
+            self.ctx.broker.prepare(dest)?;
+            if let Capacity::Refused = self.ctx.broker.capacity(dest) {
+                return Err(BrokerError::AddressFull(dest.address.clone()).into());
+            }
+        }
         // One batch: the transaction's sends and acks are stored atomically.
         let mut ops = Vec::new();
         for (dest, draft) in tx.sends {
@@ -555,6 +570,8 @@ fn negotiate(accept: Option<&str>) -> Result<Version, Failure> {
         .ok_or_else(|| Failure {
             message: format!("no supported STOMP version in accept-version '{list}'"),
             detail: Some("WrenMQ supports STOMP 1.0, 1.1 and 1.2".to_string()),
+            // STOMP 1.2: the ERROR lists the versions the server supports.
+            headers: vec![("version", "1.0,1.1,1.2".to_string())],
         })
 }
 
