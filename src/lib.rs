@@ -7,11 +7,13 @@
 //! - [`broker`]: the core — addresses, queues, routing, consumers, acks; no STOMP inside.
 //! - [`journal`]: persistence on redb with group commit.
 //! - [`config`]: the TOML schema, defaults and validation.
+//! - [`perf`]: `wrenmq perf`, a STOMP load generator (and echo server) built on the codec.
 //! - [`server`]: starting acceptors and shutting down gracefully.
 
 pub mod broker;
 pub mod config;
 pub mod journal;
+pub mod perf;
 pub mod server;
 pub mod session;
 pub mod stomp;

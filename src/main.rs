@@ -1,10 +1,10 @@
-//! The `wrenmq` command: runs the broker.
+//! The `wrenmq` command: runs the broker; `wrenmq perf ...` runs the load generator.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use wrenmq::config::{self, AcceptorProtocol, Config};
 use wrenmq::server;
@@ -12,7 +12,11 @@ use wrenmq::server;
 /// WrenMQ, a STOMP message broker with the Artemis address model.
 #[derive(Debug, Parser)]
 #[command(version, about)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    /// Without a subcommand, `wrenmq` runs the broker.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Configuration file (TOML). Without it the embedded defaults apply: STOMP on
     /// 127.0.0.1:61613 with /queue/ and /topic/ prefixes and auto-create on.
     #[arg(long, value_name = "PATH")]
@@ -28,8 +32,18 @@ struct Cli {
     data_dir: Option<PathBuf>,
 }
 
+/// Subcommands other than running the broker.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// STOMP load generator, usable against any broker (see `wrenmq perf --help`).
+    Perf(wrenmq::perf::PerfArgs),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Perf(args)) = cli.command {
+        return run_perf(args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -74,6 +88,19 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(config))
+}
+
+fn run_perf(args: wrenmq::perf::PerfArgs) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(wrenmq::perf::main(args)),
+        Err(e) => {
+            eprintln!("wrenmq perf: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(config: Config) -> ExitCode {
