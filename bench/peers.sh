@@ -55,8 +55,9 @@ cmd_install() {
         fi
         local rc=0
         {
-            DEBIAN_FRONTEND=noninteractive apt-get update &&
-                DEBIAN_FRONTEND=noninteractive apt-get install -y \
+            # wait for the dpkg lock rather than fail if another apt-get is running
+            DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update &&
+                DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y \
                     rabbitmq-server activemq
         } || rc=$?
         [ -z "$made_policy" ] || rm -f "$policy"
@@ -90,6 +91,7 @@ rabbit_env() {
     export RABBITMQ_CTL_DIST_PORT_MIN RABBITMQ_CTL_DIST_PORT_MAX
     export ERL_EPMD_PORT="$RABBITMQ_EPMD_PORT"
     export ERL_EPMD_ADDRESS=127.0.0.1
+    export ERL_CRASH_DUMP="$RMQ_W/log/erl_crash.dump"
 }
 
 rabbit_write_config() {
@@ -166,7 +168,7 @@ start_rabbitmq() {
     # node on this machine (the shared one is on 4369).
     if [ -z "$(rabbit_epmd_pid)" ]; then
         ! port_open "$RABBITMQ_EPMD_PORT" || die "127.0.0.1:$RABBITMQ_EPMD_PORT (epmd) is taken"
-        setsid bash -c 'echo $$ >"$1"; exec epmd -port "$2"' _ \
+        setsid bash -c 'echo $$ >"$1"; cd /; exec epmd -port "$2"' _ \
             "$RMQ_W/run/epmd.pid" "$RABBITMQ_EPMD_PORT" \
             </dev/null >>"$RMQ_W/log/epmd.out" 2>&1 &
         wait_until 10 "epmd on $RABBITMQ_EPMD_PORT" port_open "$RABBITMQ_EPMD_PORT"
@@ -176,8 +178,8 @@ start_rabbitmq() {
     log "starting rabbitmq ($RMQ_NODENAME, STOMP 127.0.0.1:$RABBITMQ_STOMP_PORT)"
     # rabbitmq-server in the foreground (no -detached) under setsid: it is a small sh that
     # runs erl (beam.smp) as its child and turns SIGTERM into a clean node stop.
-    setsid bash -c 'echo $$ >"$1"; exec "$2"' _ \
-        "$RMQ_W/run/server.pid" "$RMQ_SERVER" \
+    setsid bash -c 'echo $$ >"$1"; cd "$2"; exec "$3"' _ \
+        "$RMQ_W/run/server.pid" "$RMQ_W" "$RMQ_SERVER" \
         </dev/null >>"$RMQ_W/log/server.out" 2>&1 &
     if ! wait_until "$START_TIMEOUT" "rabbitmq STOMP on $RABBITMQ_STOMP_PORT" \
         rabbit_ready; then
