@@ -1,6 +1,6 @@
 # bench/lib.sh: helpers shared by the bench scripts. Source it; it sets nothing global but
 # BENCH_DIR, BENCH_WORK and the port variables below (each overridable from the environment).
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2015 # "A && echo || true" on purpose: echo cannot fail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BENCH_WORK="${BENCH_WORK:-$BENCH_DIR/work}"
@@ -39,13 +39,14 @@ port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 # stomp_ping PORT: a STOMP 1.2 CONNECT (guest/guest, host "/") on 127.0.0.1:PORT is answered
 # by CONNECTED within 3 s.
 stomp_ping() {
+    # shellcheck disable=SC2016 # $1 and $line belong to the inner shell
     timeout 4 bash -c '
-        exec 3<>/dev/tcp/127.0.0.1/'"$1"' || exit 1
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
         printf "CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\nheart-beat:0,0\n\n\0" >&3
         IFS= read -r -t 3 line <&3 || exit 1
         [ "${line%$'"'"'\r'"'"'}" = CONNECTED ] || exit 1
         printf "DISCONNECT\n\n\0" >&3
-    ' 2>/dev/null
+    ' _ "$1" 2>/dev/null
 }
 
 # wait_until SECONDS DESCRIPTION CMD...: run CMD every 0.5 s until it succeeds; fail after

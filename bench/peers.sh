@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015,SC2016 # "A && echo || true" on purpose; bash -c '...$1...' too
 # bench/peers.sh: the peer brokers for side-by-side benchmarks (RabbitMQ 3.10 and ActiveMQ
 # Classic 5.17, both from Debian), each on loopback ports of its own, run straight from a work
 # dir (bench/work/<peer>) without systemd or init scripts. Settings and why: bench/PEERS.md.
@@ -34,7 +35,7 @@ AMQ_HOME=/usr/share/activemq
 : "${ACTIVEMQ_STOMP_SCHEME:=stomp}"
 : "${RABBITMQ_WEB_STOMP:=1}"
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
 # ---- install -------------------------------------------------------------------------------
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
