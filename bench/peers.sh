@@ -7,6 +7,7 @@
 #   bench/peers.sh install                       apt-get the packages (once; idempotent)
 #   bench/peers.sh start  rabbitmq|activemq|all  start and wait until STOMP answers CONNECTED
 #   bench/peers.sh stop   rabbitmq|activemq|all  stop what this script started (pid files)
+#   bench/peers.sh restart rabbitmq|activemq|all  stop, then start (after changing a knob)
 #   bench/peers.sh status                        running?, pid, STOMP answers?, RSS
 #   bench/peers.sh ports                         env-style lines, e.g. RABBITMQ_STOMP_PORT=61713
 #   bench/peers.sh pid    rabbitmq|activemq      pid of the broker process (beam.smp / java)
