@@ -414,8 +414,16 @@ cmd_verify() {
     local py peer port rc=0
     py="$(venv_python)"
     for peer in $(peers_of "${1:-all}"); do
-        if [ "$peer" = rabbitmq ]; then port="$RABBITMQ_STOMP_PORT"; else port="$ACTIVEMQ_STOMP_PORT"; fi
-        timeout 120 "$py" "$BENCH_DIR/verify_peer.py" --name "$peer" --port "$port" || rc=1
+        local extra=()
+        if [ "$peer" = rabbitmq ]; then
+            port="$RABBITMQ_STOMP_PORT"
+            # Web-STOMP too when it is listening (RABBITMQ_WEB_STOMP=1, the default)
+            ! port_open "$RABBITMQ_WEB_STOMP_PORT" || extra=(--ws-port "$RABBITMQ_WEB_STOMP_PORT")
+        else
+            port="$ACTIVEMQ_STOMP_PORT"
+        fi
+        timeout 120 "$py" "$BENCH_DIR/verify_peer.py" --name "$peer" --port "$port" "${extra[@]}" ||
+            rc=1
     done
     return "$rc"
 }
