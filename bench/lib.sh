@@ -2,8 +2,9 @@
 # BENCH_DIR, BENCH_WORK and the port variables below (each overridable from the environment).
 # shellcheck shell=bash disable=SC2015 # "A && echo || true" on purpose: echo cannot fail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BENCH_WORK="${BENCH_WORK:-$BENCH_DIR/work}"
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+# canonical (symlinks resolved): pid checks compare it with /proc/PID/cwd
+BENCH_WORK="$(realpath -m "${BENCH_WORK:-$BENCH_DIR/work}")"
 
 # ---- loopback ports of the peers (never 61613/61614: those are WrenMQ's) -------------------
 # All are above the kernel's ephemeral range (32768-60999) except Web-STOMP, so a client's
@@ -21,13 +22,15 @@ BENCH_WORK="${BENCH_WORK:-$BENCH_DIR/work}"
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# pid_alive PID PATTERN: PID is running and its command line contains PATTERN (guards against
-# a stale pid file whose pid was reused by some other process).
+# pid_alive PID PATTERN [CWD]: PID is running, its command line contains PATTERN and (if
+# given) its working directory is CWD. Guards against a stale pid file whose pid now belongs
+# to another process (a zombie has an empty command line, so it does not count).
 pid_alive() {
-    local pid="$1" pattern="$2" cmd
+    local pid="$1" pattern="$2" cwd="${3:-}" cmd
     [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
     cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
-    [[ "$cmd" == *"$pattern"* ]]
+    [[ "$cmd" == *"$pattern"* ]] || return 1
+    [ -z "$cwd" ] || [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$cwd" ]
 }
 
 # read_pid FILE: the pid in FILE, or nothing.

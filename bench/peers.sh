@@ -138,7 +138,8 @@ CONF
 rabbit_wrapper_pid() {
     local p
     p="$(read_pid "$RMQ_W/run/server.pid")"
-    pid_alive "$p" rabbitmq-server && echo "$p" || true
+    # started in $RMQ_W: tells our wrapper from another checkout's
+    pid_alive "$p" rabbitmq-server "$RMQ_W" && echo "$p" || true
 }
 rabbit_beam_pid() {
     local p
