@@ -6,12 +6,14 @@
 //! - [`session`]: one connection's STOMP state, mapping frames to core operations.
 //! - [`broker`]: the core — addresses, queues, routing, consumers, acks; no STOMP inside.
 //! - [`journal`]: persistence on redb with group commit.
+//! - [`security`]: users, passwords, per-address permissions, login throttling.
 //! - [`config`]: the TOML schema, defaults and validation.
 //! - [`server`]: starting acceptors and shutting down gracefully.
 
 pub mod broker;
 pub mod config;
 pub mod journal;
+pub mod security;
 pub mod server;
 pub mod session;
 pub mod stomp;
