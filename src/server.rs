@@ -262,9 +262,12 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
                 Some(tls) => tokio::spawn(transport::tls::run(listener, tls, ctx, signal)),
                 None => tokio::spawn(transport::tcp::run(listener, ctx, signal)),
             },
-            AcceptorProtocol::Websocket => {
-                return Err(StartError::Unsupported(acceptor.name.clone()));
-            }
+            AcceptorProtocol::Websocket => match tls {
+                Some(tls) => {
+                    tokio::spawn(transport::websocket::run_tls(listener, tls, ctx, signal))
+                }
+                None => tokio::spawn(transport::websocket::run(listener, ctx, signal)),
+            },
         };
         tracing::info!(acceptor = %acceptor.name, %addr, protocol = ?acceptor.protocol, "listening");
         local_addrs.push((acceptor.name.clone(), acceptor.protocol, addr));

@@ -379,6 +379,23 @@ impl Broker {
         })
     }
 
+    /// Checks that `dest` can be routed to, creating its address and queue when the settings
+    /// allow, without sending anything. A transaction checks every send this way before
+    /// routing any, so a COMMIT is applied whole or not at all.
+    pub fn prepare(&self, dest: &Destination) -> Result<(), BrokerError> {
+        self.prepare_as(dest, &AllowAll)
+    }
+
+    /// [`Broker::prepare`] on behalf of someone whose rights `auth` checks, as
+    /// [`Broker::send_as`] does.
+    pub fn prepare_as(&self, dest: &Destination, auth: &dyn Authorizer) -> Result<(), BrokerError> {
+        if dest.address.is_empty() {
+            return Err(BrokerError::EmptyAddress);
+        }
+        auth.authorize(Permission::Send, &dest.address)?;
+        self.resolve_targets(dest, auth).map(|_| ())
+    }
+
     fn resolve_targets(
         &self,
         dest: &Destination,

@@ -4,8 +4,8 @@
 
 use super::validate::check_pattern;
 use super::{
-    AcceptorConfig, AcceptorProtocol, BrokerLimits, Config, SecuritySection, SecuritySettingEntry,
-    UserConfig, ValidationError,
+    AcceptorConfig, BrokerLimits, Config, SecuritySection, SecuritySettingEntry, UserConfig,
+    ValidationError,
 };
 use std::collections::HashMap;
 
@@ -148,12 +148,6 @@ fn check_acceptor(key: &str, acceptor: &AcceptorConfig, errors: &mut Vec<Validat
     let Some(tls) = &acceptor.tls else {
         return;
     };
-    if acceptor.protocol == AcceptorProtocol::Websocket {
-        errors.push(ValidationError::new(
-            format!("{key}.tls"),
-            "TLS on a websocket acceptor (wss) is not supported by this build yet",
-        ));
-    }
     for (name, path) in [("cert", Some(&tls.cert)), ("key", Some(&tls.key))]
         .into_iter()
         .chain([("client-ca", tls.client_ca.as_ref())])

@@ -96,7 +96,8 @@ impl Security {
     }
 
     /// Authenticates a connection from `peer`. `anonymous_ok` says whether its acceptor takes
-    /// anonymous connections. A wrong password waits (longer for each recent failure from the
+    /// anonymous connections; when it does and no user is configured at all, credentials are
+    /// ignored and the connection is anonymous. A wrong password waits (longer for each recent failure from the
     /// same IP) before returning, so guessing is slow.
     pub async fn authenticate(
         &self,
@@ -117,6 +118,11 @@ impl Security {
             Credentials::Anonymous => Err(LoginFailed {
                 detail: "this broker requires a login and passcode",
             }),
+            // No users at all: security is off, as for a broker without configuration, so
+            // the `login:guest` many clients send by default is not an error.
+            Credentials::Password { .. } if self.users.is_empty() && anonymous_ok => {
+                Ok(Principal::anonymous(self.anonymous_roles.clone()))
+            }
             Credentials::Password { login, passcode } => {
                 let user = self.users.get(login);
                 let hash: Arc<str> = user

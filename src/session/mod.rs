@@ -347,19 +347,20 @@ impl Session {
         let (text, dest) = self.destination(&frame, "destination-type")?;
         let tx_id = frame.get("transaction").map(ByteString::from);
         let draft = draft_from(frame, text)?;
-        if let Some(tx_id) = tx_id {
-            let tx = self
-                .transactions
-                .get_mut(&tx_id)
-                .ok_or_else(|| Failure::new(format!("unknown transaction '{tx_id}'")))?;
-            if tx.sends.len() >= self.ctx.session_limits.max_messages_per_transaction {
+        if let Some(tx) = tx_id {
+            let Some(held) = self.transactions.get(&tx).map(|t| t.sends.len()) else {
+                return Err(Failure::new(format!("unknown transaction '{tx}'")));
+            };
+            if held >= self.ctx.session_limits.max_messages_per_transaction {
                 return Err(Failure::new(format!(
-                    "transaction '{tx_id}' already holds {} messages, the limit (max-messages-per-transaction)",
-                    tx.sends.len()
+                    "transaction '{tx}' already holds {held} messages, the limit (max-messages-per-transaction)"
                 )));
             }
-            self.access.authorize(Permission::Send, &dest.address)?;
-            tx.sends.push((dest, draft));
+            // Refuse an unroutable or unauthorized send now, as Artemis does, not at COMMIT.
+            self.ctx.broker.prepare_as(&dest, &self.access)?;
+            if let Some(t) = self.transactions.get_mut(&tx) {
+                t.sends.push((dest, draft));
+            }
             return Ok(());
         }
         let mut ops = Vec::new();
@@ -625,6 +626,14 @@ impl Session {
             .transactions
             .remove(id)
             .ok_or_else(|| Failure::new(format!("unknown transaction '{id}'")))?;
+        // Nothing is applied unless everything can be: check every destination (and that no
+        // address refuses for being full) before routing the first message.
+        for (dest, _) in &tx.sends {
+            self.ctx.broker.prepare(dest)?;
+            if let Capacity::Refused = self.ctx.broker.capacity(dest) {
+                return Err(BrokerError::AddressFull(dest.address.clone()).into());
+            }
+        }
         // One batch: the transaction's sends and acks are stored atomically.
         let mut ops = Vec::new();
         for (dest, draft) in tx.sends {

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod tcp;
 pub mod tls;
+pub mod websocket;
 
 use bytes::{Bytes, BytesMut};
 use std::future::Future;

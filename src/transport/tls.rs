@@ -6,6 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rustls_pki_types::pem::PemObject;
@@ -146,9 +147,34 @@ pub async fn run(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
+        }
+    }
+}
+
+/// Completes the server side of a TLS handshake within `limit`, returning the stream and the
+/// user its client certificate names; `None` (logged) when the handshake fails or times out.
+pub async fn handshake(
+    tls: &TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    limit: Duration,
+) -> Option<(TlsStream<TcpStream>, Option<String>)> {
+    match tokio::time::timeout(limit, tls.accept(stream)).await {
+        Ok(Ok(s)) => {
+            let user = client_user(&s);
+            tracing::debug!(%peer, certificate_user = ?user, "TLS handshake done");
+            Some((s, user))
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
         }
     }
 }
@@ -160,19 +186,11 @@ async fn serve(
     ctx: Arc<AcceptorContext>,
     shutdown: ShutdownSignal,
 ) {
-    let stream = match tokio::time::timeout(ctx.handshake_timeout, tls.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
+    let Some((stream, certificate_user)) =
+        handshake(&tls, stream, peer, ctx.handshake_timeout).await
+    else {
+        return;
     };
-    let certificate_user = client_user(&stream);
-    tracing::debug!(%peer, ?certificate_user, "TLS connection accepted");
     let (r, w) = tokio::io::split(stream);
     let info = PeerInfo {
         addr: peer,
