@@ -8,7 +8,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 /// A valid hash of a random secret nobody knows: verified against when the login names no
 /// user, so an unknown user costs as much time as a wrong password and the two cannot be told
 /// apart by timing.
-pub(crate) const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$8Zk1mD0m9xq9Jk3Wc0sK3g$1pBzU1Hq6bGQ6oKQW0wX1xq1Yx5c3l8oV0mO2v3P0cE";
+pub(crate) const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$YWrQMF18aAB91ffUCeOiJQ$RHO3ljNfMAEQJ6FT3WmkH8imCC8Pb2oVemLony35CKY";
 
 /// Hashes `password` with Argon2id, default parameters and a fresh random salt.
 pub fn hash_password(password: &str) -> Result<String, String> {
