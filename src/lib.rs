@@ -8,11 +8,13 @@
 //! - [`journal`]: persistence on redb with group commit.
 //! - [`security`]: users, passwords, per-address permissions, login throttling.
 //! - [`config`]: the TOML schema, defaults and validation.
+//! - [`perf`]: `wrenmq perf`, a STOMP load generator (and echo server) built on the codec.
 //! - [`server`]: starting acceptors and shutting down gracefully.
 
 pub mod broker;
 pub mod config;
 pub mod journal;
+pub mod perf;
 pub mod security;
 pub mod server;
 pub mod session;

@@ -1,4 +1,5 @@
-//! The `wrenmq` command: runs the broker, and `wrenmq user ...` prepares user entries.
+//! The `wrenmq` command: runs the broker; `wrenmq perf ...` runs the load generator and
+//! `wrenmq user ...` prepares user entries.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +13,11 @@ use wrenmq::server;
 /// WrenMQ, a STOMP message broker with the Artemis address model.
 #[derive(Debug, Parser)]
 #[command(version, about)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    /// Without a subcommand, `wrenmq` runs the broker.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Configuration file (TOML). Without it the embedded defaults apply: STOMP on
     /// 127.0.0.1:61613 with /queue/ and /topic/ prefixes and auto-create on.
     #[arg(long, value_name = "PATH")]
@@ -26,17 +31,6 @@ struct Cli {
     /// Journal directory, overriding the config.
     #[arg(long, value_name = "PATH")]
     data_dir: Option<PathBuf>,
-    /// A tool instead of running the broker.
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-/// Tools that do not start the broker.
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Prepare users for the configuration (passwords are stored as argon2 hashes).
-    #[command(subcommand)]
-    User(UserCommand),
 }
 
 /// `wrenmq user ...`.
@@ -60,16 +54,30 @@ enum UserCommand {
     },
 }
 
+/// Subcommands other than running the broker.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// STOMP load generator, usable against any broker (see `wrenmq perf --help`).
+    Perf(wrenmq::perf::PerfArgs),
+    /// Prepare users for the configuration (passwords are stored as argon2 hashes).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::User(cmd)) = &cli.command {
-        return match user_command(cmd) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("wrenmq: {e}");
-                ExitCode::from(2)
-            }
-        };
+    match cli.command {
+        Some(Command::Perf(args)) => return run_perf(args),
+        Some(Command::User(cmd)) => {
+            return match user_command(&cmd) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wrenmq: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        None => {}
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -115,6 +123,19 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(config))
+}
+
+fn run_perf(args: wrenmq::perf::PerfArgs) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(wrenmq::perf::main(args)),
+        Err(e) => {
+            eprintln!("wrenmq perf: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(config: Config) -> ExitCode {

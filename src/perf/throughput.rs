@@ -1,0 +1,181 @@
+//! The `queue` and `fanout` scenarios: as fast as the broker goes, then exactly-once checks.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::client::Conn;
+use super::consumer::{self, AckPolicy};
+use super::monitor::{self, Consumers, Producers};
+use super::producer::{self, ProducerSpec};
+use super::report::{Delivery, Latency, Report};
+use super::shared::Shared;
+use super::{Common, FanoutArgs, MessageArgs, PerfError, QueueArgs};
+
+/// What a throughput run does.
+struct Plan<'a> {
+    scenario: &'static str,
+    common: &'a Common,
+    message: &'a MessageArgs,
+    destination: String,
+    /// Messages per producer.
+    producers: Vec<u64>,
+    consumers: u32,
+    /// Whether each consumer must see every message (fanout) or they share them (queue).
+    each_gets_all: bool,
+    params: Value,
+}
+
+/// `perf queue`.
+pub async fn queue(a: &QueueArgs) -> Result<Report, PerfError> {
+    let p = u64::from(a.producers.max(1));
+    let producers = (0..p)
+        .map(|i| a.messages / p + u64::from(i < a.messages % p))
+        .collect();
+    execute(Plan {
+        scenario: "queue",
+        common: &a.common,
+        message: &a.message,
+        destination: a.common.destination_or("/queue/perf"),
+        producers,
+        consumers: a.consumers.max(1),
+        each_gets_all: false,
+        params: json!({
+            "producers": p, "consumers": a.consumers.max(1), "messages": a.messages,
+            "size": a.message.size, "persistent": a.message.persistent,
+            "ack": a.message.ack.header(), "ack_every": a.message.ack_every,
+            "receipt_every": a.message.receipt_every,
+            "destination": a.common.destination_or("/queue/perf"),
+        }),
+    })
+    .await
+}
+
+/// `perf fanout`.
+pub async fn fanout(a: &FanoutArgs) -> Result<Report, PerfError> {
+    execute(Plan {
+        scenario: "fanout",
+        common: &a.common,
+        message: &a.message,
+        destination: a.common.destination_or("/topic/perf"),
+        producers: vec![a.messages],
+        consumers: a.consumers.max(1),
+        each_gets_all: true,
+        params: json!({
+            "producers": 1, "consumers": a.consumers.max(1), "messages": a.messages,
+            "size": a.message.size, "persistent": a.message.persistent,
+            "ack": a.message.ack.header(), "receipt_every": a.message.receipt_every,
+            "destination": a.common.destination_or("/topic/perf"),
+        }),
+    })
+    .await
+}
+
+/// Subscribes every consumer (each SUBSCRIBE confirmed by its receipt) and spawns them.
+pub async fn start_consumers(
+    common: &Common,
+    message: &MessageArgs,
+    destination: &str,
+    count: u32,
+    each_gets_all: bool,
+    shared: &Arc<Shared>,
+    stop: &watch::Receiver<bool>,
+) -> Result<Consumers, PerfError> {
+    let mut consumers = Consumers::new();
+    let policy = AckPolicy {
+        mode: message.ack,
+        every: message.ack_every,
+    };
+    for c in 0..count {
+        let mut conn = Conn::open(common).await?;
+        conn.subscribe(
+            destination,
+            &format!("perf-{c}"),
+            message.ack.header(),
+            &common.sub_headers,
+        )
+        .await?;
+        let group = if each_gets_all { c as usize } else { 0 };
+        consumers.spawn(consumer::run(
+            conn,
+            Arc::clone(shared),
+            group,
+            policy,
+            stop.clone(),
+        ));
+    }
+    Ok(consumers)
+}
+
+async fn execute(plan: Plan<'_>) -> Result<Report, PerfError> {
+    let groups = if plan.each_gets_all {
+        plan.consumers as usize
+    } else {
+        1
+    };
+    let shared = Arc::new(Shared::new(groups, &plan.producers));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut consumers = start_consumers(
+        plan.common,
+        plan.message,
+        &plan.destination,
+        plan.consumers,
+        plan.each_gets_all,
+        &shared,
+        &stop_rx,
+    )
+    .await?;
+    let mut conns = Vec::with_capacity(plan.producers.len());
+    for _ in &plan.producers {
+        conns.push(Conn::open(plan.common).await?);
+    }
+    let start = Instant::now();
+    let mut producers = Producers::new();
+    for (id, (conn, count)) in conns.into_iter().zip(&plan.producers).enumerate() {
+        let spec = ProducerSpec {
+            id: id as u32,
+            count: *count,
+            destination: plan.destination.clone(),
+            message: plan.message.clone(),
+        };
+        producers.spawn(producer::run(conn, spec, Arc::clone(&shared)));
+    }
+    let stall = Duration::from_secs(plan.common.stall_timeout.max(1));
+    let failure = monitor::supervise(&shared, &mut producers, &mut consumers, stall, start).await;
+    let end = match (&failure, shared.completed_at()) {
+        (None, Some(t)) => t,
+        _ => Instant::now(),
+    };
+    let (hist, consumer_error) =
+        monitor::finish(failure.is_none(), &stop_tx, &mut producers, &mut consumers).await;
+    Ok(Report {
+        scenario: plan.scenario,
+        broker: plan.common.broker(),
+        params: plan.params,
+        sent: shared.sent.load(Ordering::Relaxed),
+        received: shared.received.load(Ordering::Relaxed),
+        deliveries: deliveries(&shared),
+        elapsed_secs: end.saturating_duration_since(start).as_secs_f64(),
+        message_size: plan.message.size,
+        latency: Latency::from_histogram(&hist),
+        error: failure.or(consumer_error),
+        ..Report::default()
+    })
+}
+
+/// Exactly-once figures of every tracker.
+pub fn deliveries(shared: &Shared) -> Vec<Delivery> {
+    shared
+        .trackers
+        .iter()
+        .map(|t| Delivery {
+            expected: t.expected(),
+            lost: t.lost(),
+            duplicated: t.duplicated(),
+            foreign: t.foreign(),
+        })
+        .collect()
+}
