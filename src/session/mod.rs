@@ -97,9 +97,11 @@ struct Transaction {
     acks: Vec<(ConsumerHandle, Vec<u64>, Outcome)>,
 }
 
-/// Journal writes a connection may have outstanding before it stops reading: enough to keep
-/// group commit busy, few enough to bound memory.
-const MAX_PENDING_WRITES: usize = 128;
+/// Journal writes a connection may have outstanding before it stops reading: enough to fill
+/// several group commits, bounded in count and in bytes so memory stays bounded.
+const MAX_PENDING_WRITES: usize = 4096;
+/// Bytes of message bodies a connection may have waiting for the journal.
+const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
 
 /// Names by which clients ask for a durable subscription, in Artemis's order of precedence.
 const DURABLE_NAME_HEADERS: [&str; 3] = [
@@ -130,7 +132,8 @@ pub struct Session {
     subscriptions: HashMap<ByteString, Subscription>,
     by_consumer: HashMap<ConsumerId, ByteString>,
     transactions: HashMap<ByteString, Transaction>,
-    pending_writes: VecDeque<Completion>,
+    pending_writes: VecDeque<(Completion, usize)>,
+    pending_bytes: usize,
 }
 
 impl Session {
@@ -151,6 +154,7 @@ impl Session {
             by_consumer: HashMap::new(),
             transactions: HashMap::new(),
             pending_writes: VecDeque::new(),
+            pending_bytes: 0,
         }
     }
 
@@ -255,9 +259,10 @@ impl Session {
 
     /// Queues a RECEIPT once every journal write of this and earlier frames is stored.
     async fn receipt(&mut self, id: ByteString) -> Result<(), Failure> {
-        while let Some(write) = self.pending_writes.pop_front() {
+        while let Some((write, _)) = self.pending_writes.pop_front() {
             write.await.map_err(journal_failure)?;
         }
+        self.pending_bytes = 0;
         self.out
             .frame(Frame::new(Command::Receipt).header("receipt-id", id))
             .await
@@ -368,15 +373,27 @@ impl Session {
         self.persist(ops).await
     }
 
-    /// Starts storing `ops`; waits only when too many writes are outstanding.
+    /// Starts storing `ops`; waits only when too many writes (or bytes) are outstanding.
     async fn persist(&mut self, ops: Vec<JournalOp>) -> Result<(), Failure> {
+        let bytes: usize = ops
+            .iter()
+            .map(|op| match op {
+                JournalOp::PutMessage(m) => m.body.len() + 64,
+                _ => 32,
+            })
+            .sum();
         if let Some(write) = self.ctx.broker.persist(ops) {
-            self.pending_writes.push_back(write);
+            self.pending_writes.push_back((write, bytes));
+            self.pending_bytes += bytes;
         }
-        while self.pending_writes.len() > MAX_PENDING_WRITES {
-            if let Some(write) = self.pending_writes.pop_front() {
-                write.await.map_err(journal_failure)?;
-            }
+        while self.pending_writes.len() > MAX_PENDING_WRITES
+            || self.pending_bytes > MAX_PENDING_BYTES
+        {
+            let Some((write, bytes)) = self.pending_writes.pop_front() else {
+                break;
+            };
+            self.pending_bytes -= bytes;
+            write.await.map_err(journal_failure)?;
         }
         Ok(())
     }
