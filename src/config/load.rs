@@ -246,6 +246,13 @@ mod example_file {
         assert_eq!(config.acceptors, default_acceptors());
         assert_eq!(config.address_settings, default_address_settings());
         assert_eq!(config.journal, JournalConfig::default());
+        assert_eq!(config.security, crate::config::SecuritySection::default());
+        assert_eq!(config.limits, crate::config::BrokerLimits::default());
+        assert_eq!(
+            config.security_settings,
+            crate::config::default_security_settings()
+        );
+        assert!(config.users.is_empty());
     }
 
     #[test]

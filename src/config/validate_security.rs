@@ -166,3 +166,75 @@ fn check_acceptor(key: &str, acceptor: &AcceptorConfig, errors: &mut Vec<Validat
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ConfigError, load, parse};
+    use std::path::Path;
+
+    fn message(text: &str) -> String {
+        match parse(text, Path::new("b.toml")) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn plain_passwords_and_duplicate_users_are_refused_by_key() {
+        let m = message(
+            "[[users]]\nname = \"a\"\npassword-hash = \"hunter2\"\n\n[[users]]\nname = \"a\"\n",
+        );
+        assert!(
+            m.contains("users[0].password-hash: is not a PHC string"),
+            "{m}"
+        );
+        assert!(
+            m.contains("users[1].name: user \"a\" is already declared"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn security_settings_tls_and_limits_are_checked() {
+        let m = message(
+            "[limits]\nmax-connections = 0\n\n[[security-settings]]\nmatch = \"a#\"\n\n[[acceptors]]\nname = \"s\"\nbind = \"127.0.0.1:1\"\n[acceptors.tls]\ncert = \"c\"\nkey = \"k\"\nclient-auth = \"required\"\n",
+        );
+        assert!(
+            m.contains("limits.max-connections: must be greater than 0"),
+            "{m}"
+        );
+        assert!(m.contains("security-settings[0].match: "), "{m}");
+        assert!(
+            m.contains("acceptors[0].tls.client-auth: needs client-ca"),
+            "{m}"
+        );
+        let m = message("[[security-settings]]\nmatch = \"#\"\nsend = [\"a\"]\nsned = []\n");
+        assert!(
+            m.contains("security-settings[0].sned: unknown field"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn users_file_errors_name_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("broker.toml");
+        std::fs::write(&main, "[security]\nusers-file = \"users.toml\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("users.toml"),
+            "[[users]]\nname = \"x\"\npassword-hash = \"plain\"\n",
+        )
+        .unwrap();
+        let err = load(&main).unwrap_err();
+        assert!(matches!(&err, ConfigError::Invalid { path, .. } if path.ends_with("users.toml")));
+        assert!(err.to_string().contains("users[0].password-hash"), "{err}");
+        let hash = crate::security::hash_password("pw").unwrap();
+        std::fs::write(
+            dir.path().join("users.toml"),
+            format!("[[users]]\nname = \"x\"\npassword-hash = \"{hash}\"\nroles = [\"r\"]\n"),
+        )
+        .unwrap();
+        let config = load(&main).unwrap();
+        assert_eq!(config.users[0].roles, ["r"]);
+    }
+}
