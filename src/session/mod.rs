@@ -158,7 +158,7 @@ impl Session {
                 self.subscribe(frame, receipt).await?;
                 return Ok(Flow::Continue);
             }
-            Command::Unsubscribe => self.unsubscribe(&frame)?,
+            Command::Unsubscribe => self.unsubscribe(&frame).await?,
             Command::Ack => self.acknowledge(&frame, Outcome::Ack).await?,
             Command::Nack => self.acknowledge(&frame, Outcome::Nack).await?,
             Command::Begin => self.begin(&frame)?,
@@ -290,7 +290,20 @@ impl Session {
 
     /// Starts storing `ops`; waits only when too many writes are outstanding.
     async fn persist(&mut self, ops: Vec<JournalOp>) -> Result<(), Failure> {
-        if let Some(write) = self.ctx.broker.persist(ops) {
+        let write = self.ctx.broker.persist(ops);
+        self.track(write).await
+    }
+
+    /// Makes the next RECEIPT wait for everything the core has handed to the journal so far,
+    /// such as the record of a durable subscription it just created or deleted.
+    async fn await_core_writes(&mut self) -> Result<(), Failure> {
+        let barrier = self.ctx.broker.journal_barrier();
+        self.track(barrier).await
+    }
+
+    /// Adds a write for the next RECEIPT to wait on; waits only when too many are outstanding.
+    async fn track(&mut self, write: Option<Completion>) -> Result<(), Failure> {
+        if let Some(write) = write {
             self.pending_writes.push_back(write);
         }
         while self.pending_writes.len() > MAX_PENDING_WRITES {
@@ -371,6 +384,7 @@ impl Session {
             durable_name: durable_name.clone(),
         })?;
         self.by_consumer.insert(handle.id, id.clone());
+        let durable = durable_name.is_some();
         self.subscriptions.insert(
             id,
             Subscription {
@@ -379,6 +393,11 @@ impl Session {
                 durable_name,
             },
         );
+        if durable {
+            // The subscription's queue record was submitted without waiting; its RECEIPT
+            // must not go out before the subscription would survive a crash.
+            self.await_core_writes().await?;
+        }
         if let Some(r) = receipt {
             self.receipt(r).await?;
         }
@@ -386,7 +405,7 @@ impl Session {
         Ok(())
     }
 
-    fn unsubscribe(&mut self, frame: &Frame) -> Result<(), Failure> {
+    async fn unsubscribe(&mut self, frame: &Frame) -> Result<(), Failure> {
         let id = match (frame.get("id"), self.version) {
             (Some(id), _) => id,
             (None, Some(Version::V1_0)) => frame.get("destination").ok_or_else(|| {
@@ -401,8 +420,11 @@ impl Session {
         self.by_consumer.remove(&sub.handle.id);
         sub.handle.close();
         let wants_delete = DURABLE_NAME_HEADERS.iter().any(|h| frame.get(h).is_some());
-        if let (Some(name), true) = (&sub.durable_name, wants_delete) {
-            self.ctx.broker.delete_subscription(name);
+        if let (Some(name), true) = (&sub.durable_name, wants_delete)
+            && self.ctx.broker.delete_subscription(name)
+        {
+            // Likewise the deletion: once RECEIPTed it must not come back after a crash.
+            self.await_core_writes().await?;
         }
         Ok(())
     }
