@@ -139,6 +139,9 @@ fn queue_error(out: &Outbox, failure: Failure, receipt: Option<ByteString>) {
     if let Some(r) = receipt {
         frame = frame.header("receipt-id", r);
     }
+    for (name, value) in failure.headers {
+        frame = frame.header(name, value);
+    }
     frame = frame.header("content-type", "text/plain");
     let body = failure.detail.unwrap_or(failure.message);
     let _ = out.push(Outbound::Error(frame.body(body.into_bytes())));

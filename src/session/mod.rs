@@ -33,13 +33,17 @@ pub struct Failure {
     pub message: String,
     /// Longer explanation for the body, if any.
     pub detail: Option<String>,
+    /// Extra ERROR headers the spec asks for in particular cases (e.g. `version`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Failure {
-    fn new(message: impl Into<String>) -> Self {
+    /// A failure with just a message.
+    pub fn new(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
             detail: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -577,6 +581,8 @@ fn negotiate(accept: Option<&str>) -> Result<Version, Failure> {
         .ok_or_else(|| Failure {
             message: format!("no supported STOMP version in accept-version '{list}'"),
             detail: Some("WrenMQ supports STOMP 1.0, 1.1 and 1.2".to_string()),
+            // STOMP 1.2: the ERROR lists the versions the server supports.
+            headers: vec![("version", "1.0,1.1,1.2".to_string())],
         })
 }
 
