@@ -191,7 +191,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         let handle = match acceptor.protocol {
             AcceptorProtocol::Stomp => tokio::spawn(transport::tcp::run(listener, ctx, signal)),
             AcceptorProtocol::Websocket => {
-                return Err(StartError::Unsupported(acceptor.name.clone()));
+                tokio::spawn(transport::websocket::run(listener, ctx, signal))
             }
         };
         tracing::info!(acceptor = %acceptor.name, %addr, protocol = ?acceptor.protocol, "listening");

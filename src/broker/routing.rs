@@ -366,6 +366,16 @@ impl Broker {
         })
     }
 
+    /// Checks that `dest` can be routed to, creating its address and queue when the settings
+    /// allow, without sending anything. A transaction checks every send this way before
+    /// routing any, so a COMMIT is applied whole or not at all.
+    pub fn prepare(&self, dest: &Destination) -> Result<(), BrokerError> {
+        if dest.address.is_empty() {
+            return Err(BrokerError::EmptyAddress);
+        }
+        self.resolve_targets(dest).map(|_| ())
+    }
+
     fn resolve_targets(&self, dest: &Destination) -> Result<Targets, BrokerError> {
         // Fast path: everything exists, a read lock suffices.
         {

@@ -244,5 +244,11 @@ mod example_file {
         let ws = &config.acceptors[1];
         assert_eq!(ws.protocol, AcceptorProtocol::Websocket);
         assert_eq!(ws.bind, "127.0.0.1:61614".parse().unwrap());
+        // The documented ws-* values are the built-in defaults.
+        let defaults = crate::config::AcceptorConfig::default_for(AcceptorProtocol::Websocket);
+        assert_eq!(ws.ws_max_message_size(), defaults.ws_max_message_size());
+        assert_eq!(ws.ws_binary_frames(), defaults.ws_binary_frames());
+        assert_eq!(ws.ws_paths(), defaults.ws_paths());
+        assert_eq!(config.validate(), Ok(()));
     }
 }

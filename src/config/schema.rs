@@ -95,6 +95,49 @@ pub struct AcceptorConfig {
     /// Unacked messages a subscription may hold when SUBSCRIBE names no window.
     #[serde(default = "default_consumer_window")]
     pub default_consumer_window: u32,
+    /// WebSocket only: largest WebSocket message (and frame) accepted, in bytes. Bounds what one
+    /// client can make the broker buffer before the STOMP decoder sees it; unset means
+    /// [`DEFAULT_WS_MAX_MESSAGE_SIZE`]. Read it through [`AcceptorConfig::ws_max_message_size`].
+    #[serde(default)]
+    pub ws_max_message_size: Option<usize>,
+    /// WebSocket only: send STOMP frames as binary WebSocket messages (`true`, the default),
+    /// because bodies may hold NUL or non-UTF-8 bytes; `false` sends text messages for clients
+    /// that only handle text. Read it through [`AcceptorConfig::ws_binary_frames`].
+    #[serde(default)]
+    pub ws_binary_frames: Option<bool>,
+    /// WebSocket only: request paths on which the upgrade is accepted; unset means
+    /// [`DEFAULT_WS_PATHS`]. Read it through [`AcceptorConfig::ws_paths`].
+    #[serde(default)]
+    pub ws_paths: Option<Vec<String>>,
+}
+
+/// Default `ws-max-message-size`: the default `max-frame-size`, so that any frame the decoder
+/// would accept also fits in one WebSocket message.
+pub const DEFAULT_WS_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024 + 64 * 1024;
+
+/// Default `ws-paths`: `/stomp` is what most STOMP-over-WebSocket brokers use, `/` is what a
+/// client that was given only host and port asks for.
+pub const DEFAULT_WS_PATHS: [&str; 2] = ["/stomp", "/"];
+
+impl AcceptorConfig {
+    /// The effective `ws-max-message-size`.
+    pub fn ws_max_message_size(&self) -> usize {
+        self.ws_max_message_size
+            .unwrap_or(DEFAULT_WS_MAX_MESSAGE_SIZE)
+    }
+
+    /// The effective `ws-binary-frames`.
+    pub fn ws_binary_frames(&self) -> bool {
+        self.ws_binary_frames.unwrap_or(true)
+    }
+
+    /// The effective `ws-paths`.
+    pub fn ws_paths(&self) -> Vec<String> {
+        match &self.ws_paths {
+            Some(paths) => paths.clone(),
+            None => DEFAULT_WS_PATHS.iter().map(|p| p.to_string()).collect(),
+        }
+    }
 }
 
 /// Frame limits; see `stomp::Limits`.
@@ -348,6 +391,9 @@ impl AcceptorConfig {
             limits: LimitsConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             default_consumer_window: default_consumer_window(),
+            ws_max_message_size: None,
+            ws_binary_frames: None,
+            ws_paths: None,
         }
     }
 }

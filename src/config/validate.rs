@@ -4,8 +4,8 @@
 //! first, so one broker start tells the operator everything to fix.
 
 use super::{
-    AcceptorConfig, AddressConfig, AddressSettingsEntry, Config, HeartbeatConfig, JournalConfig,
-    LimitsConfig, ValidationError,
+    AcceptorConfig, AcceptorProtocol, AddressConfig, AddressSettingsEntry, Config, HeartbeatConfig,
+    JournalConfig, LimitsConfig, ValidationError,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -66,6 +66,68 @@ fn check_acceptors(acceptors: &[AcceptorConfig], errors: &mut Vec<ValidationErro
         check_prefixes(&key, acceptor, errors);
         check_limits(&format!("{key}.limits"), &acceptor.limits, errors);
         check_heartbeat(&format!("{key}.heartbeat"), &acceptor.heartbeat, errors);
+        check_websocket(&key, acceptor, errors);
+    }
+}
+
+/// Smallest `ws-max-message-size` allowed: below this even a CONNECT frame with a few headers
+/// might not fit, and the broker would refuse every client.
+const MIN_WS_MESSAGE_SIZE: usize = 1024;
+
+fn check_websocket(key: &str, acceptor: &AcceptorConfig, errors: &mut Vec<ValidationError>) {
+    if acceptor.protocol != AcceptorProtocol::Websocket {
+        // A WebSocket key on a TCP acceptor does nothing; saying so beats ignoring it.
+        for (name, set) in [
+            (
+                "ws-max-message-size",
+                acceptor.ws_max_message_size.is_some(),
+            ),
+            ("ws-binary-frames", acceptor.ws_binary_frames.is_some()),
+            ("ws-paths", acceptor.ws_paths.is_some()),
+        ] {
+            if set {
+                errors.push(ValidationError::new(
+                    format!("{key}.{name}"),
+                    "applies only to acceptors with protocol = \"websocket\"",
+                ));
+            }
+        }
+        return;
+    }
+    if let Some(size) = acceptor.ws_max_message_size
+        && size < MIN_WS_MESSAGE_SIZE
+    {
+        errors.push(ValidationError::new(
+            format!("{key}.ws-max-message-size"),
+            format!("{size} is too small; use at least {MIN_WS_MESSAGE_SIZE} bytes"),
+        ));
+    }
+    if let Some(paths) = &acceptor.ws_paths {
+        if paths.is_empty() {
+            errors.push(ValidationError::new(
+                format!("{key}.ws-paths"),
+                "must list at least one path, e.g. [\"/stomp\"]",
+            ));
+        }
+        for (i, path) in paths.iter().enumerate() {
+            let bad = !path.starts_with('/')
+                || path
+                    .bytes()
+                    .any(|b| b == b'?' || b == b'#' || !b.is_ascii_graphic());
+            if bad {
+                errors.push(ValidationError::new(
+                    format!("{key}.ws-paths[{i}]"),
+                    format!(
+                        "\"{path}\" is not a request path: it must start with '/' and contain no spaces, '?' or '#'"
+                    ),
+                ));
+            } else if let Some(j) = paths[..i].iter().position(|p| p == path) {
+                errors.push(ValidationError::new(
+                    format!("{key}.ws-paths[{i}]"),
+                    format!("\"{path}\" is already listed as ws-paths[{j}]"),
+                ));
+            }
+        }
     }
 }
 
@@ -597,5 +659,63 @@ mod tests {
             message.contains("\n  address-settings[1].max-size-bytes: -5 is invalid"),
             "{message}"
         );
+    }
+
+    fn websocket_config() -> Config {
+        let mut config = Config::default();
+        let mut ws = AcceptorConfig::default_for(AcceptorProtocol::Websocket);
+        ws.bind = "127.0.0.1:0".parse().unwrap();
+        config.acceptors.push(ws);
+        config
+    }
+
+    #[test]
+    fn websocket_defaults_are_valid_and_documented_values() {
+        let config = websocket_config();
+        assert_eq!(config.validate(), Ok(()));
+        let ws = &config.acceptors[1];
+        assert_eq!(ws.ws_max_message_size(), 16 * 1024 * 1024 + 64 * 1024);
+        assert!(ws.ws_binary_frames());
+        assert_eq!(ws.ws_paths(), vec!["/stomp".to_string(), "/".to_string()]);
+    }
+
+    #[test]
+    fn websocket_keys_on_a_tcp_acceptor_are_refused() {
+        let mut config = Config::default();
+        config.acceptors[0].ws_binary_frames = Some(false);
+        let text = only_problem(&config, "acceptors[0].ws-binary-frames");
+        assert!(text.contains("websocket"), "{text}");
+    }
+
+    #[test]
+    fn tiny_websocket_message_size_is_refused() {
+        let mut config = websocket_config();
+        config.acceptors[1].ws_max_message_size = Some(100);
+        only_problem(&config, "acceptors[1].ws-max-message-size");
+        config.acceptors[1].ws_max_message_size = Some(1024 * 1024);
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn websocket_paths_must_be_paths_and_unique() {
+        let mut config = websocket_config();
+        config.acceptors[1].ws_paths = Some(Vec::new());
+        only_problem(&config, "acceptors[1].ws-paths");
+        config.acceptors[1].ws_paths = Some(vec!["stomp".to_string()]);
+        only_problem(&config, "acceptors[1].ws-paths[0]");
+        config.acceptors[1].ws_paths = Some(vec!["/a b".to_string()]);
+        only_problem(&config, "acceptors[1].ws-paths[0]");
+        config.acceptors[1].ws_paths = Some(vec!["/ws".to_string(), "/ws".to_string()]);
+        only_problem(&config, "acceptors[1].ws-paths[1]");
+    }
+
+    #[test]
+    fn websocket_keys_parse_from_toml() {
+        let text = "[[acceptors]]\nname = \"ws\"\nprotocol = \"websocket\"\nbind = \"127.0.0.1:0\"\nws-max-message-size = 2097152\nws-binary-frames = false\nws-paths = [\"/ws\"]\n";
+        let config = parse(text, Path::new("t.toml")).unwrap();
+        let ws = &config.acceptors[0];
+        assert_eq!(ws.ws_max_message_size(), 2 * 1024 * 1024);
+        assert!(!ws.ws_binary_frames());
+        assert_eq!(ws.ws_paths(), vec!["/ws".to_string()]);
     }
 }

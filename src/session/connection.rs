@@ -56,10 +56,16 @@ pub async fn serve<R: ByteSource, W: ByteSink>(
                 Ok(Some(Decoded::Frame(frame))) => {
                     let receipt = frame.get("receipt").map(ByteString::from);
                     let command = frame.command;
+                    let was_connected = session.version().is_some();
                     match session.handle(frame).await {
                         Ok(Flow::Continue) => {
                             if let Some(v) = session.version() {
                                 decoder.set_version(v);
+                                if !was_connected {
+                                    // CONNECT replaces the handshake deadline with the
+                                    // negotiated heart-beat (or TTL) deadline, or none.
+                                    deadline = session.read_timeout().map(|t| Instant::now() + t);
+                                }
                             }
                         }
                         Ok(Flow::Close) => break 'conn End::Graceful,

@@ -280,11 +280,14 @@ impl Session {
         let tx_id = frame.get("transaction").map(ByteString::from);
         let draft = draft_from(frame, text)?;
         if let Some(tx) = tx_id {
-            let tx = self
-                .transactions
-                .get_mut(&tx)
-                .ok_or_else(|| Failure::new(format!("unknown transaction '{tx}'")))?;
-            tx.sends.push((dest, draft));
+            if !self.transactions.contains_key(&tx) {
+                return Err(Failure::new(format!("unknown transaction '{tx}'")));
+            }
+            // Refuse an unroutable send now, as Artemis does, not at COMMIT.
+            self.ctx.broker.prepare(&dest)?;
+            if let Some(t) = self.transactions.get_mut(&tx) {
+                t.sends.push((dest, draft));
+            }
             return Ok(());
         }
         let mut ops = Vec::new();
@@ -531,6 +534,14 @@ impl Session {
             .transactions
             .remove(id)
             .ok_or_else(|| Failure::new(format!("unknown transaction '{id}'")))?;
+        // Nothing is applied unless everything can be: check every destination (and that no
+        // address refuses for being full) before routing the first message.
+        for (dest, _) in &tx.sends {
+            self.ctx.broker.prepare(dest)?;
+            if let Capacity::Refused = self.ctx.broker.capacity(dest) {
+                return Err(BrokerError::AddressFull(dest.address.clone()).into());
+            }
+        }
         // One batch: the transaction's sends and acks are stored atomically.
         let mut ops = Vec::new();
         for (dest, draft) in tx.sends {

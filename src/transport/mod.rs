@@ -3,6 +3,7 @@
 //! rest, so there is one copy of the STOMP logic whatever the wire.
 
 pub mod tcp;
+pub mod websocket;
 
 use bytes::{Bytes, BytesMut};
 use std::future::Future;

@@ -1,0 +1,434 @@
+// WrenMQ conformance checks from Node: STOMP over WebSocket with @stomp/stompjs (and `ws`),
+// STOMP over TCP with @stomp/tcp-wrapper, raw handshake refusals, and the web console driven in
+// Chromium by playwright-core with stomp.py on the other end.
+//
+// Usage: node run.mjs --tcp HOST:PORT --ws HOST:PORT [--only NAME,NAME] [--skip-browser]
+//   or   WRENMQ_TCP=HOST:PORT WRENMQ_WS=HOST:PORT node run.mjs
+// Other env: WRENMQ_PYTHON (python with stomp.py; default python3), WRENMQ_CHROMIUM (default
+// /usr/bin/chromium), WRENMQ_ARTIFACTS (screenshot directory; default ../artifacts).
+// The heart-beat check needs the broker's heartbeat send-ms and receive-ms <= 200 on both
+// acceptors (run.sh configures that). Prints "N passed, M failed"; exits 1 on any failure.
+
+import { Client } from '@stomp/stompjs';
+import { TCPWrapper } from '@stomp/tcp-wrapper';
+import WebSocket from 'ws';
+import net from 'node:net';
+import http from 'node:http';
+import path from 'node:path';
+import fs from 'node:fs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { randomUUID } from 'node:crypto';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
+/** Upper bound on any single wait, so a broken broker fails a check instead of hanging it. */
+const WAIT_MS = 10_000;
+
+function parseArgs(argv) {
+  const out = { tcp: process.env.WRENMQ_TCP, ws: process.env.WRENMQ_WS, only: null, skipBrowser: process.env.WRENMQ_SKIP_BROWSER === '1' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--tcp') out.tcp = argv[++i];
+    else if (a === '--ws') out.ws = argv[++i];
+    else if (a === '--only') out.only = new Set(argv[++i].split(','));
+    else if (a === '--skip-browser') out.skipBrowser = true;
+    else throw new Error(`unknown argument ${a}`);
+  }
+  if (!out.tcp || !out.ws) throw new Error('need --tcp HOST:PORT and --ws HOST:PORT (or WRENMQ_TCP / WRENMQ_WS)');
+  const split = (s) => { const i = s.lastIndexOf(':'); return { host: s.slice(0, i), port: Number(s.slice(i + 1)) }; };
+  out.tcpAddr = split(out.tcp);
+  out.wsAddr = split(out.ws);
+  return out;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const wsUrl = `ws://${args.ws}/stomp`;
+const unique = () => randomUUID().slice(0, 8);
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); }),
+  ]);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Every client made by a check, so a failed check still closes its sockets. */
+const openClients = new Set();
+
+/** Connects a stompjs client; resolves once CONNECTED arrives. */
+function connect({ tcp = false, debug, ...options } = {}) {
+  const client = new Client({
+    webSocketFactory: tcp
+      ? () => new TCPWrapper(args.tcpAddr.host, args.tcpAddr.port)
+      : () => new WebSocket(wsUrl, SUBPROTOCOLS),
+    connectHeaders: { host: 'localhost' },
+    reconnectDelay: 0,
+    heartbeatIncoming: 0,
+    heartbeatOutgoing: 0,
+    debug: debug || (() => {}),
+    ...options,
+  });
+  openClients.add(client);
+  return withTimeout(new Promise((resolve, reject) => {
+    client.onConnect = () => resolve(client);
+    client.onStompError = (f) => reject(new Error(`ERROR frame: ${f.headers.message}`));
+    client.onWebSocketClose = (e) => reject(new Error(`socket closed before CONNECTED (code ${e?.code})`));
+    client.activate();
+  }), WAIT_MS, 'CONNECTED');
+}
+
+async function close(client) {
+  openClients.delete(client);
+  await withTimeout(client.deactivate(), WAIT_MS, 'disconnect').catch(() => client.forceDisconnect());
+}
+
+/** Subscribes and waits for the broker's RECEIPT, so the subscription is live before sends. */
+async function subscribe(client, destination, onMessage, headers = {}) {
+  const receipt = `sub-${unique()}`;
+  const confirmed = new Promise((resolve) => client.watchForReceipt(receipt, resolve));
+  const sub = client.subscribe(destination, onMessage, { ...headers, receipt });
+  await withTimeout(confirmed, WAIT_MS, `RECEIPT for SUBSCRIBE ${destination}`);
+  return sub;
+}
+
+/** Publishes with a receipt and waits for it. */
+async function publish(client, params) {
+  const receipt = `send-${unique()}`;
+  const confirmed = new Promise((resolve) => client.watchForReceipt(receipt, resolve));
+  client.publish({ ...params, headers: { ...(params.headers || {}), receipt } });
+  await withTimeout(confirmed, WAIT_MS, `RECEIPT for SEND to ${params.destination}`);
+}
+
+/** Resolves once `predicate()` holds, polling; rejects after `ms`. */
+async function until(predicate, ms, what) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (predicate()) return;
+    await sleep(20);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+// ------------------------------------------------------------------------------------------
+// Checks. Each is independent: own destinations, own clients.
+// ------------------------------------------------------------------------------------------
+
+const checks = [];
+const check = (name, fn) => checks.push({ name, fn });
+
+check('ws-queue-round-robin', async () => {
+  const dest = `/queue/rr-${unique()}`;
+  const got = [[], []];
+  const consumers = [await connect(), await connect()];
+  for (const [i, c] of consumers.entries()) await subscribe(c, dest, (m) => got[i].push(m.body));
+  const producer = await connect();
+  for (let i = 0; i < 10; i++) await publish(producer, { destination: dest, body: `m${i}` });
+  await until(() => got[0].length + got[1].length >= 10, WAIT_MS, '10 messages');
+  await sleep(100);
+  const all = [...got[0], ...got[1]].sort();
+  assert(all.length === 10 && new Set(all).size === 10, `each message exactly once, got ${JSON.stringify(got)}`);
+  assert(Math.abs(got[0].length - got[1].length) <= 1, `round-robin split expected, got ${got[0].length}/${got[1].length}`);
+  for (const c of [...consumers, producer]) await close(c);
+});
+
+check('ws-topic-fan-out', async () => {
+  const dest = `/topic/fan-${unique()}`;
+  const got = [[], [], []];
+  const subs = [await connect(), await connect(), await connect()];
+  for (const [i, c] of subs.entries()) await subscribe(c, dest, (m) => got[i].push(m.body));
+  const producer = await connect();
+  for (const body of ['a', 'b', 'c']) await publish(producer, { destination: dest, body });
+  await until(() => got.every((g) => g.length >= 3), WAIT_MS, 'every subscriber to get 3 messages');
+  for (const g of got) assert(g.join('') === 'abc', `each subscriber gets all, in order: ${JSON.stringify(got)}`);
+  for (const c of [...subs, producer]) await close(c);
+});
+
+check('ws-client-individual-ack-redelivery', async () => {
+  const dest = `/queue/ack-${unique()}`;
+  const producer = await connect();
+  for (const body of ['one', 'two', 'three']) await publish(producer, { destination: dest, body });
+  const first = await connect();
+  const seen = [];
+  await subscribe(first, dest, (m) => {
+    seen.push(m.body);
+    if (m.body === 'two') m.ack();
+  }, { ack: 'client-individual' });
+  await until(() => seen.length >= 3, WAIT_MS, 'three deliveries');
+  // The ACK for "two" must reach the broker before the disconnect: a receipt on a later frame
+  // on the same connection proves it was processed.
+  await publish(first, { destination: `/queue/ignore-${unique()}`, body: 'sync' });
+  await close(first);
+  const second = await connect();
+  const again = [];
+  await subscribe(second, dest, (m) => { again.push(m.body); m.ack(); }, { ack: 'client-individual' });
+  await until(() => again.length >= 2, WAIT_MS, 'two redeliveries');
+  await sleep(200);
+  assert(JSON.stringify([...again].sort()) === JSON.stringify(['one', 'three']), `unacked redelivered, acked not: ${JSON.stringify(again)}`);
+  await close(second);
+  await close(producer);
+});
+
+check('ws-receipts', async () => {
+  const client = await connect();
+  const receipt = `r-${unique()}`;
+  const got = new Promise((resolve) => client.watchForReceipt(receipt, resolve));
+  client.publish({ destination: `/queue/receipt-${unique()}`, body: 'x', headers: { receipt } });
+  const frame = await withTimeout(got, WAIT_MS, 'RECEIPT');
+  assert(frame.headers['receipt-id'] === receipt, `receipt-id ${frame.headers['receipt-id']}`);
+  await close(client);
+});
+
+check('ws-heart-beats', async () => {
+  let incoming = 0;
+  let outgoing = 0;
+  const debug = (line) => {
+    if (line.includes('<<< PONG')) incoming++;
+    if (line.includes('>>> PING')) outgoing++;
+  };
+  let closed = false;
+  const client = await connect({ heartbeatIncoming: 200, heartbeatOutgoing: 200, debug });
+  client.onWebSocketClose = () => { closed = true; };
+  await sleep(1500);
+  assert(!closed && client.connected, 'connection dropped while idle with heart-beats on');
+  assert(incoming >= 2, `expected heart-beats from the broker within 1.5 s, saw ${incoming} (is its heartbeat send-ms <= 200?)`);
+  assert(outgoing >= 2, `expected stompjs to send heart-beats, saw ${outgoing} (is the broker's receive-ms <= 200?)`);
+  await close(client);
+});
+
+check('ws-text-body', async () => {
+  const dest = `/queue/text-${unique()}`;
+  const body = 'héllo wörld ✓ — 日本語';
+  const client = await connect();
+  let got = null;
+  await subscribe(client, dest, (m) => { got = m; });
+  await publish(client, { destination: dest, body, headers: { 'content-type': 'text/plain;charset=utf-8' } });
+  await until(() => got, WAIT_MS, 'the message');
+  assert(got.body === body, `body ${JSON.stringify(got.body)}`);
+  await close(client);
+});
+
+check('ws-binary-body', async () => {
+  const dest = `/queue/bin-${unique()}`;
+  const bytes = new Uint8Array([0x00, 0xff, 0x00, 0x0a, 0x80, 0xfe, 0x00, 0x01]);
+  const client = await connect();
+  let got = null;
+  await subscribe(client, dest, (m) => { got = m; });
+  await publish(client, { destination: dest, binaryBody: bytes, headers: { 'content-type': 'application/octet-stream' } });
+  await until(() => got, WAIT_MS, 'the message');
+  const back = got.binaryBody;
+  assert(back.length === bytes.length && back.every((b, i) => b === bytes[i]), `bytes ${Array.from(back)}`);
+  await close(client);
+});
+
+check('ws-1mib-message', async () => {
+  const dest = `/queue/big-${unique()}`;
+  const bytes = new Uint8Array(1024 * 1024);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = i % 251;
+  const client = await connect();
+  let got = null;
+  await subscribe(client, dest, (m) => { got = m; });
+  await publish(client, { destination: dest, binaryBody: bytes });
+  await until(() => got, WAIT_MS, 'the 1 MiB message');
+  const back = got.binaryBody;
+  assert(back.length === bytes.length, `length ${back.length}`);
+  assert(back.every((b, i) => b === bytes[i]), 'content differs');
+  await close(client);
+});
+
+check('tcp-send-receive', async () => {
+  const dest = `/queue/tcp-${unique()}`;
+  const client = await connect({ tcp: true });
+  let got = null;
+  await subscribe(client, dest, (m) => { got = m; });
+  await publish(client, { destination: dest, body: 'over tcp', headers: { flavour: 'plain' } });
+  await until(() => got, WAIT_MS, 'the message');
+  assert(got.body === 'over tcp' && got.headers.flavour === 'plain', `got ${JSON.stringify(got.headers)} ${got.body}`);
+  await close(client);
+});
+
+/** One raw HTTP exchange; resolves with status, headers and body. */
+function httpRequest(pathname, headers = {}, method = 'GET') {
+  return withTimeout(new Promise((resolve, reject) => {
+    const req = http.request({ host: args.wsAddr.host, port: args.wsAddr.port, path: pathname, method, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    // A 101 would mean the refusal did not happen.
+    req.on('upgrade', (res, socket) => { socket.destroy(); resolve({ status: res.statusCode, headers: res.headers, body: '' }); });
+    req.on('error', reject);
+    req.end();
+  }), WAIT_MS, `HTTP ${method} ${pathname}`);
+}
+
+const upgradeHeaders = (protocol) => ({
+  Connection: 'Upgrade',
+  Upgrade: 'websocket',
+  'Sec-WebSocket-Version': '13',
+  'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+  ...(protocol ? { 'Sec-WebSocket-Protocol': protocol } : {}),
+});
+
+check('ws-bad-handshakes', async () => {
+  const wrong = await httpRequest('/stomp', upgradeHeaders('mqtt'));
+  assert(wrong.status === 400, `unknown subprotocol: status ${wrong.status}`);
+  assert(wrong.body.includes('v12.stomp'), `400 body should name the supported subprotocols: ${wrong.body}`);
+  const viaWs = await withTimeout(new Promise((resolve) => {
+    const ws = new WebSocket(wsUrl, ['mqtt']);
+    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode); ws.terminate(); });
+    ws.on('open', () => { resolve('opened'); ws.terminate(); });
+    ws.on('error', () => resolve('error'));
+  }), WAIT_MS, 'ws client with a wrong subprotocol');
+  assert(viaWs === 400, `ws client with a wrong subprotocol: ${viaWs}`);
+  const plain = await httpRequest('/stomp');
+  assert(plain.status === 426, `plain GET /stomp: status ${plain.status}`);
+  assert(/websocket/i.test(plain.body), `426 body should explain: ${plain.body}`);
+  const elsewhere = await httpRequest('/elsewhere', upgradeHeaders('v12.stomp'));
+  assert(elsewhere.status === 404, `upgrade on an unknown path: status ${elsewhere.status}`);
+  const post = await httpRequest('/', {}, 'POST');
+  assert(post.status === 405, `POST /: status ${post.status}`);
+  const garbage = await withTimeout(new Promise((resolve, reject) => {
+    const sock = net.connect(args.wsAddr.port, args.wsAddr.host, () => sock.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x0a])));
+    const chunks = [];
+    sock.on('data', (c) => chunks.push(c));
+    sock.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    sock.on('error', reject);
+  }), WAIT_MS, 'the broker to answer or close on garbage');
+  assert(garbage === '' || garbage.startsWith('HTTP/1.1 400'), `garbage: ${JSON.stringify(garbage.slice(0, 80))}`);
+});
+
+check('http-console-and-stompjs', async () => {
+  const page = await httpRequest('/');
+  assert(page.status === 200 && /text\/html/.test(page.headers['content-type']), `GET /: ${page.status}`);
+  for (const id of ['connect', 'status', 'destination', 'subscribe', 'send-destination', 'send-body', 'send-headers', 'send', 'messages']) {
+    assert(page.body.includes(`id="${id}"`), `page lacks #${id}`);
+  }
+  assert(!/https?:\/\//.test(page.body.replace(/<!--[\s\S]*?-->/g, '')), 'page must not load external resources');
+  const js = await httpRequest('/stompjs.umd.min.js');
+  assert(js.status === 200 && js.body.includes('StompJs'), `GET /stompjs.umd.min.js: ${js.status}`);
+});
+
+/** Runs send_recv.py; resolves with its stdout lines once it exits (or rejects). */
+function python(mode, extra, onLine = () => {}) {
+  const py = process.env.WRENMQ_PYTHON || 'python3';
+  const child = spawn(py, [path.join(here, 'send_recv.py'), mode, '--host', args.tcpAddr.host, '--port', String(args.tcpAddr.port), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines = [];
+  let err = '';
+  let pending = '';
+  child.stdout.on('data', (c) => {
+    pending += c.toString();
+    let nl;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      lines.push(line);
+      onLine(line);
+    }
+  });
+  child.stderr.on('data', (c) => { err += c.toString(); });
+  const done = withTimeout(new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(lines) : reject(new Error(`send_recv.py ${mode} exited ${code}: ${err.trim().slice(-400)}`))));
+  }), 30_000, `send_recv.py ${mode}`).catch((e) => { child.kill('SIGKILL'); throw e; });
+  return { child, done };
+}
+
+check('browser-console', async () => {
+  const executablePath = process.env.WRENMQ_CHROMIUM || '/usr/bin/chromium';
+  if (!fs.existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath} (run.sh installs Debian's chromium)`);
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    timeout: 30_000,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--headless'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    page.setDefaultTimeout(WAIT_MS);
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    await page.goto(`http://${args.ws}/`);
+    assert(await page.inputValue('#url') === `ws://${args.ws}/stomp`, 'URL field prefilled with this broker');
+    await page.click('#connect');
+    await page.waitForSelector('#status[data-state="connected"]');
+    const topic = `/topic/browser-${unique()}`;
+    await page.fill('#destination', topic);
+    await page.click('#subscribe');
+    // A probe sent by the page after its SUBSCRIBE, on the same connection, proves the
+    // subscription is live before stomp.py sends.
+    await page.fill('#send-destination', topic);
+    await page.fill('#send-body', 'probe');
+    await page.click('#send');
+    await page.waitForSelector('.message >> text=probe');
+    await page.click('#clear');
+
+    await python('send', ['--destination', topic, '--body', 'hello from stomp.py', '--header', 'x-origin:python', '--header', 'colour:teal']).done;
+    const msg = page.locator('.message', { hasText: 'hello from stomp.py' });
+    await msg.waitFor();
+    const headersText = await msg.locator('.message-headers').innerText();
+    assert(headersText.includes('x-origin:python') && headersText.includes('colour:teal'), `headers shown: ${headersText}`);
+    assert((await msg.locator('.message-body').innerText()) === 'hello from stomp.py', 'body shown');
+
+    const replyQueue = `/queue/browser-reply-${unique()}`;
+    let ready;
+    const readyP = new Promise((r) => { ready = r; });
+    const receiver = python('recv', ['--destination', replyQueue, '--timeout', '15'], (line) => { if (line === 'READY') ready(); });
+    await withTimeout(Promise.race([readyP, receiver.done]), 20_000, 'stomp.py subscriber READY');
+    await page.fill('#send-destination', replyQueue);
+    await page.fill('#send-headers', 'x-from:browser\nreply-no:42');
+    await page.fill('#send-body', 'hello from the console');
+    await page.click('#send');
+    const lines = await receiver.done;
+    const got = JSON.parse(lines.find((l) => l.startsWith('{')) || '{}');
+    assert(got.body === 'hello from the console', `stomp.py got body ${JSON.stringify(got.body)}`);
+    assert(got.headers?.['x-from'] === 'browser' && got.headers?.['reply-no'] === '42', `stomp.py got headers ${JSON.stringify(got.headers)}`);
+
+    const artifacts = process.env.WRENMQ_ARTIFACTS || path.join(here, '..', 'artifacts');
+    fs.mkdirSync(artifacts, { recursive: true });
+    await page.locator('.message', { hasText: 'hello from stomp.py' }).waitFor();
+    await page.screenshot({ path: path.join(artifacts, 'console.png'), fullPage: true });
+    assert(pageErrors.length === 0, `page errors: ${pageErrors.join('; ')}`);
+  } finally {
+    await browser.close().catch(() => {});
+  }
+});
+
+// ------------------------------------------------------------------------------------------
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+for (const { name, fn } of checks) {
+  if (args.only && !args.only.has(name)) continue;
+  if (name.startsWith('browser') && args.skipBrowser) {
+    console.log(`SKIP ${name}`);
+    skipped++;
+    continue;
+  }
+  const started = Date.now();
+  try {
+    await withTimeout(fn(), 60_000, name);
+    console.log(`PASS ${name} (${Date.now() - started} ms)`);
+    passed++;
+  } catch (e) {
+    console.log(`FAIL ${name}: ${e?.message || e}`);
+    failed++;
+  } finally {
+    for (const c of openClients) {
+      openClients.delete(c);
+      try { c.forceDisconnect(); await c.deactivate({ force: true }); } catch { /* already closed */ }
+    }
+  }
+}
+if (process.env.CONFORMANCE_COUNTS) fs.writeFileSync(process.env.CONFORMANCE_COUNTS, `${passed} ${failed} ${skipped}\n`);
+console.log(skipped ? `${passed} passed, ${failed} failed, ${skipped} skipped` : `${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
