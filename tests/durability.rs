@@ -584,3 +584,88 @@ fn config_with_unknown_key_is_refused_naming_file_key_and_reason() {
     assert!(line.contains("unknown field"), "{line}");
     assert!(!dir.join("journal.redb").exists(), "a journal was created");
 }
+
+/// A real journal (20 messages, clean shutdown) for the damage tests.
+fn real_journal(dir: &std::path::Path) -> std::path::PathBuf {
+    let broker = Broker::start(dir);
+    let mut p = broker.client();
+    let body = vec![b'y'; 1000];
+    for _ in 0..19 {
+        p.send_frame("SEND", &[("destination", "/queue/dmg")], &body)
+            .unwrap();
+    }
+    p.send_confirmed("/queue/dmg", &[], &body, "r");
+    let path = broker.journal_path();
+    let exit = broker.terminate();
+    assert!(exit.status.success(), "{}", exit.stderr);
+    path
+}
+
+#[test]
+fn damaged_redb_journal_is_refused_and_left_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = data_dir(&tmp);
+    let path = real_journal(&dir);
+    let clean = file_bytes(&path);
+    // Damage that does not depend on where redb placed the pages: its header (right after
+    // the magic bytes), and every page after the first.
+    for (what, range) in [
+        ("header", 9..512),
+        ("every page after the first", 4096..clean.len()),
+    ] {
+        let mut bytes = clean.clone();
+        for i in range {
+            bytes[i] = (i as u8).wrapping_mul(31) ^ 0x5a;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let exit = Broker::run_expecting_exit(&dir, None);
+        assert!(!exit.status.success(), "started with damaged {what}");
+        let canonical = path.canonicalize().unwrap();
+        let line = exit
+            .stderr
+            .lines()
+            .find(|l| l.contains("cannot open the journal"))
+            .unwrap_or_else(|| panic!("damaged {what}: no journal error:\n{}", exit.stderr));
+        assert!(line.contains(&canonical.display().to_string()), "{line}");
+        assert!(line.contains("is corrupt"), "{line}");
+        assert!(
+            file_bytes(&path) == bytes,
+            "damaged {what}: the refused file was modified"
+        );
+    }
+}
+
+/// Known gap: redb verifies page checksums only in `check_integrity`, never on a normal read,
+/// so a flipped byte inside a stored message is recovered and delivered as if intact.
+#[test]
+#[ignore = "known: a damaged message body is delivered silently (no checksum on read)"]
+fn damaged_message_body_is_not_delivered_silently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = data_dir(&tmp);
+    let path = real_journal(&dir);
+    let mut bytes = file_bytes(&path);
+    let at = bytes
+        .windows(1000)
+        .position(|w| w.iter().all(|&b| b == b'y'))
+        .expect("a stored body");
+    bytes[at + 500] = b'Z';
+    std::fs::write(&path, &bytes).unwrap();
+
+    let (exit, frames) = {
+        // Either refusing to start or recovering without the damaged message is acceptable.
+        match Broker::run_or_start(&dir) {
+            Err(exit) => (Some(exit), Vec::new()),
+            Ok(broker) => {
+                let mut c = broker.client();
+                c.subscribe("/queue/dmg", "d", "auto", &[]);
+                (None, c.drain(QUIET, DRAIN_LIMIT))
+            }
+        }
+    };
+    if let Some(exit) = exit {
+        assert!(exit.stderr.contains("corrupt"), "{}", exit.stderr);
+        return;
+    }
+    let damaged = frames.iter().filter(|f| f.body.contains(&b'Z')).count();
+    assert_eq!(damaged, 0, "a damaged body was delivered as intact");
+}

@@ -61,30 +61,40 @@ fn spawn(data_dir: &Path, port: u16, config: Option<&Path>, log_name: &str) -> (
 impl Broker {
     /// Starts the broker on a free port with `data_dir` and waits until it accepts TCP.
     pub fn start(data_dir: &Path) -> Broker {
+        match Self::run_or_start(data_dir) {
+            Ok(b) => b,
+            Err(exit) => panic!(
+                "broker exited during start-up with {}; stderr:\n{}",
+                exit.status, exit.stderr
+            ),
+        }
+    }
+
+    /// Starts the broker, or returns how it ended if it exits during start-up.
+    pub fn run_or_start(data_dir: &Path) -> Result<Broker, Exit> {
         let port = free_port();
         let (mut child, stderr_path) = spawn(data_dir, port, None, "broker");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                panic!("broker exited during start-up with {status}; stderr:\n{log}");
+                let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                return Err(Exit { status, stderr });
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
+                return Ok(Broker {
+                    child: Some(child),
+                    addr,
+                    data_dir: data_dir.to_path_buf(),
+                    stderr_path,
+                });
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("broker did not listen on {addr} within {START_TIMEOUT:?}");
+                panic!("broker neither listened on {addr} nor exited within {START_TIMEOUT:?}");
             }
             thread::sleep(Duration::from_millis(20));
-        }
-        Broker {
-            child: Some(child),
-            addr,
-            data_dir: data_dir.to_path_buf(),
-            stderr_path,
         }
     }
 
