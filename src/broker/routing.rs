@@ -254,6 +254,13 @@ impl Broker {
         }
     }
 
+    /// Resolves once everything already handed to the journal, detached writes included (queue
+    /// records, deletions), is stored: the journal commits in submission order. Lets a RECEIPT
+    /// confirm changes the core records without waiting. `None` when persistence is off.
+    pub fn journal_barrier(&self) -> Option<Completion> {
+        self.journal.as_ref().map(|j| j.submit(Vec::new()))
+    }
+
     /// Flushes and closes the journal (graceful shutdown).
     pub fn shutdown_journal(&self) {
         if let Some(j) = &self.journal {

@@ -233,7 +233,7 @@ impl Session {
                 self.subscribe(frame, receipt).await?;
                 return Ok(Flow::Continue);
             }
-            Command::Unsubscribe => self.unsubscribe(&frame)?,
+            Command::Unsubscribe => self.unsubscribe(&frame).await?,
             Command::Ack => self.acknowledge(&frame, Outcome::Ack).await?,
             Command::Nack => self.acknowledge(&frame, Outcome::Nack).await?,
             Command::Begin => self.begin(&frame)?,
@@ -382,7 +382,21 @@ impl Session {
                 _ => 32,
             })
             .sum();
-        if let Some(write) = self.ctx.broker.persist(ops) {
+        let write = self.ctx.broker.persist(ops);
+        self.track(write, bytes).await
+    }
+
+    /// Makes the next RECEIPT wait for everything the core has handed to the journal so far,
+    /// such as the record of a durable subscription it just created or deleted.
+    async fn await_core_writes(&mut self) -> Result<(), Failure> {
+        let barrier = self.ctx.broker.journal_barrier();
+        self.track(barrier, 0).await
+    }
+
+    /// Adds a write for the next RECEIPT to wait on; waits only when too many writes (or
+    /// bytes) are outstanding.
+    async fn track(&mut self, write: Option<Completion>, bytes: usize) -> Result<(), Failure> {
+        if let Some(write) = write {
             self.pending_writes.push_back((write, bytes));
             self.pending_bytes += bytes;
         }
@@ -479,6 +493,7 @@ impl Session {
             &self.access,
         )?;
         self.by_consumer.insert(handle.id, id.clone());
+        let durable = durable_name.is_some();
         self.subscriptions.insert(
             id,
             Subscription {
@@ -488,6 +503,11 @@ impl Session {
                 granted,
             },
         );
+        if durable {
+            // The subscription's queue record was submitted without waiting; its RECEIPT
+            // must not go out before the subscription would survive a crash.
+            self.await_core_writes().await?;
+        }
         if let Some(r) = receipt {
             self.receipt(r).await?;
         }
@@ -516,7 +536,7 @@ impl Session {
         Ok(granted)
     }
 
-    fn unsubscribe(&mut self, frame: &Frame) -> Result<(), Failure> {
+    async fn unsubscribe(&mut self, frame: &Frame) -> Result<(), Failure> {
         let id = match (frame.get("id"), self.version) {
             (Some(id), _) => id,
             (None, Some(Version::V1_0)) => frame.get("destination").ok_or_else(|| {
@@ -534,7 +554,10 @@ impl Session {
         if let (Some(name), true) = (&sub.durable_name, wants_delete) {
             self.access
                 .authorize(Permission::DeleteDurableQueue, &sub.handle.queue.address)?;
-            self.ctx.broker.delete_subscription(name);
+            if self.ctx.broker.delete_subscription(name) {
+                // Likewise the deletion: once RECEIPTed it must not come back after a crash.
+                self.await_core_writes().await?;
+            }
         }
         Ok(())
     }
