@@ -6,6 +6,7 @@
 //! - [`session`]: one connection's STOMP state, mapping frames to core operations.
 //! - [`broker`]: the core — addresses, queues, routing, consumers, acks; no STOMP inside.
 //! - [`journal`]: persistence on redb with group commit.
+//! - [`security`]: users, passwords, per-address permissions, login throttling.
 //! - [`config`]: the TOML schema, defaults and validation.
 //! - [`perf`]: `wrenmq perf`, a STOMP load generator (and echo server) built on the codec.
 //! - [`server`]: starting acceptors and shutting down gracefully.
@@ -14,6 +15,7 @@ pub mod broker;
 pub mod config;
 pub mod journal;
 pub mod perf;
+pub mod security;
 pub mod server;
 pub mod session;
 pub mod stomp;

@@ -1,4 +1,5 @@
-//! The `wrenmq` command: runs the broker; `wrenmq perf ...` runs the load generator.
+//! The `wrenmq` command: runs the broker; `wrenmq perf ...` runs the load generator and
+//! `wrenmq user ...` prepares user entries.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,17 +33,51 @@ struct Cli {
     data_dir: Option<PathBuf>,
 }
 
+/// `wrenmq user ...`.
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Hash a password (read from stdin, or prompted for on a terminal) and print the PHC
+    /// string for `password-hash`.
+    Hash,
+    /// Print a ready `[[users]]` entry (password read as for `hash`), or append it to a
+    /// users file.
+    Add {
+        /// The login name.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated roles, e.g. `producer,consumer`.
+        #[arg(long, default_value = "")]
+        roles: String,
+        /// Append to this users file (`[security] users-file`) instead of printing.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+}
+
 /// Subcommands other than running the broker.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// STOMP load generator, usable against any broker (see `wrenmq perf --help`).
     Perf(wrenmq::perf::PerfArgs),
+    /// Prepare users for the configuration (passwords are stored as argon2 hashes).
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Perf(args)) = cli.command {
-        return run_perf(args);
+    match cli.command {
+        Some(Command::Perf(args)) => return run_perf(args),
+        Some(Command::User(cmd)) => {
+            return match user_command(&cmd) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wrenmq: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        None => {}
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -141,4 +176,80 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+fn user_command(cmd: &UserCommand) -> Result<(), String> {
+    let hash = wrenmq::security::hash_password(&read_password()?)?;
+    match cmd {
+        UserCommand::Hash => println!("{hash}"),
+        UserCommand::Add { name, roles, file } => {
+            if name.is_empty() {
+                return Err("--name must not be empty".to_string());
+            }
+            let entry =
+                wrenmq::security::user_entry(name, &wrenmq::security::parse_roles(roles), &hash);
+            match file {
+                None => print!("{entry}"),
+                Some(path) => append_user(path, name, &entry)?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the password: prompted twice without echo on a terminal, else one line of stdin.
+fn read_password() -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal};
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the passwords differ".to_string());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    if password.is_empty() {
+        return Err("the password is empty".to_string());
+    }
+    Ok(password)
+}
+
+/// Appends `entry` to a users file, refusing a file that does not parse or already has `name`.
+fn append_user(path: &std::path::Path, name: &str, entry: &str) -> Result<(), String> {
+    use std::io::Write;
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let parsed: config::UsersFile =
+        toml::from_str(&existing).map_err(|e| format!("{}: {e}", path.display()))?;
+    if parsed.users.iter().any(|u| u.name == name) {
+        return Err(format!(
+            "{}: user \"{name}\" already exists",
+            path.display()
+        ));
+    }
+    let separator = if existing.is_empty() || existing.ends_with("\n\n") {
+        ""
+    } else if existing.ends_with('\n') {
+        "\n"
+    } else {
+        "\n\n"
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(format!("{separator}{entry}").as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("wrenmq: added user \"{name}\" to {}", path.display());
+    Ok(())
 }

@@ -11,10 +11,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
-use crate::config::{AcceptorConfig, AcceptorProtocol, Config};
+use crate::config::{AcceptorConfig, AcceptorProtocol, BrokerLimits, Config};
 use crate::journal::{Journal, JournalOptions};
+use crate::security::Security;
 use crate::stomp::Limits;
 use crate::transport;
+use crate::transport::admission::{AcceptorSlots, Admission, ConnectionLimiter};
 
 /// Everything a connection needs from its acceptor: the core, the acceptor's settings, and
 /// the broker-wide connection count used by graceful shutdown.
@@ -28,7 +30,17 @@ pub struct AcceptorContext {
     pub limits: Limits,
     /// The CONNECTED `server` header.
     pub server_name: String,
+    /// Users, permissions and login throttling.
+    pub security: Arc<Security>,
+    /// Whether this acceptor takes connections without credentials.
+    pub anonymous_ok: bool,
+    /// Per-connection limits (subscriptions, transactions, unacked messages).
+    pub session_limits: BrokerLimits,
+    /// How long a new connection has to finish TLS and send CONNECT.
+    pub handshake_timeout: Duration,
     connections: Arc<ConnectionCount>,
+    limiter: Arc<ConnectionLimiter>,
+    slots: Arc<AcceptorSlots>,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +67,12 @@ impl AcceptorContext {
         self.connections.open.fetch_add(1, Ordering::AcqRel);
         ConnectionGuard(Arc::clone(&self.connections))
     }
+
+    /// Takes a connection slot for a peer (broker-wide, per-IP and per-acceptor limits), or
+    /// says which limit refuses it. Every transport calls this before starting a session.
+    pub fn admit(&self, ip: std::net::IpAddr) -> Result<Admission, String> {
+        self.limiter.admit(&self.slots, ip)
+    }
 }
 
 /// A cloneable "the broker is stopping" signal.
@@ -74,6 +92,9 @@ pub struct RunningBroker {
     pub broker: Arc<Broker>,
     /// Bound address of each acceptor, in config order (port 0 resolved).
     pub local_addrs: Vec<(String, AcceptorProtocol, SocketAddr)>,
+    /// Users and permissions, for in-process inspection (tests).
+    pub security: Arc<Security>,
+    limiter: Arc<ConnectionLimiter>,
     stop: watch::Sender<bool>,
     connections: Arc<ConnectionCount>,
     acceptors: Vec<JoinHandle<()>>,
@@ -87,6 +108,19 @@ impl RunningBroker {
             .iter()
             .find(|(_, p, _)| *p == protocol)
             .map(|(_, _, a)| *a)
+    }
+
+    /// The bound address of the acceptor named `name`.
+    pub fn addr_of(&self, name: &str) -> Option<SocketAddr> {
+        self.local_addrs
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, a)| *a)
+    }
+
+    /// Connections admitted and not yet closed, over all acceptors.
+    pub fn open_connections(&self) -> usize {
+        self.limiter.open()
     }
 
     /// Stops accepting, asks every connection to close (they send ERROR and close), and waits
@@ -129,6 +163,13 @@ pub enum StartError {
     /// The journal could not be opened; it was left as it was.
     #[error("cannot open the journal: {0}")]
     Journal(String),
+    /// An acceptor's TLS certificate, key or CA could not be loaded.
+    #[error("acceptor '{name}': {key}: {reason}")]
+    Tls {
+        name: String,
+        key: String,
+        reason: String,
+    },
     /// An acceptor of a kind this build cannot serve yet.
     #[error("acceptor '{0}': protocol not supported by this build")]
     Unsupported(String),
@@ -153,11 +194,28 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         None
     };
     let broker = Broker::with_journal(&config, journal)?;
+    let security = Arc::new(Security::new(&config));
+    let limiter = Arc::new(ConnectionLimiter::new(
+        config.limits.max_connections,
+        config.limits.max_connections_per_ip,
+    ));
     let (stop, stop_rx) = watch::channel(false);
     let connections = Arc::new(ConnectionCount::default());
     let mut local_addrs = Vec::new();
     let mut acceptors = Vec::new();
-    for acceptor in &config.acceptors {
+    for (index, acceptor) in config.acceptors.iter().enumerate() {
+        let tls =
+            match &acceptor.tls {
+                Some(tls) => Some(transport::tls::acceptor(tls).map_err(|(key, reason)| {
+                    StartError::Tls {
+                        name: acceptor.name.clone(),
+                        key: format!("acceptors[{index}].tls.{key}"),
+                        reason,
+                    }
+                })?),
+                None => None,
+            };
+        let anonymous_ok = anonymous_allowed(&config, acceptor);
         let listener =
             TcpListener::bind(acceptor.bind)
                 .await
@@ -185,14 +243,31 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
                 env!("CARGO_PKG_VERSION"),
                 config.broker.name
             ),
+            security: Arc::clone(&security),
+            anonymous_ok,
+            session_limits: config.limits,
+            handshake_timeout: Duration::from_millis(
+                acceptor
+                    .limits
+                    .handshake_timeout_ms
+                    .unwrap_or(config.limits.handshake_timeout_ms),
+            ),
             connections: Arc::clone(&connections),
+            limiter: Arc::clone(&limiter),
+            slots: Arc::new(AcceptorSlots::new(acceptor.limits.max_connections)),
         });
         let signal = ShutdownSignal(stop_rx.clone());
         let handle = match acceptor.protocol {
-            AcceptorProtocol::Stomp => tokio::spawn(transport::tcp::run(listener, ctx, signal)),
-            AcceptorProtocol::Websocket => {
-                tokio::spawn(transport::websocket::run(listener, ctx, signal))
-            }
+            AcceptorProtocol::Stomp => match tls {
+                Some(tls) => tokio::spawn(transport::tls::run(listener, tls, ctx, signal)),
+                None => tokio::spawn(transport::tcp::run(listener, ctx, signal)),
+            },
+            AcceptorProtocol::Websocket => match tls {
+                Some(tls) => {
+                    tokio::spawn(transport::websocket::run_tls(listener, tls, ctx, signal))
+                }
+                None => tokio::spawn(transport::websocket::run(listener, ctx, signal)),
+            },
         };
         tracing::info!(acceptor = %acceptor.name, %addr, protocol = ?acceptor.protocol, "listening");
         local_addrs.push((acceptor.name.clone(), acceptor.protocol, addr));
@@ -201,9 +276,36 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     Ok(RunningBroker {
         broker,
         local_addrs,
+        security,
+        limiter,
         stop,
         connections,
         acceptors,
         grace: Duration::from_secs(config.broker.shutdown_grace_secs),
     })
+}
+
+/// Whether an acceptor takes anonymous connections, logging the decision: unset
+/// `allow-anonymous` means loopback acceptors only; `true` on a non-loopback bind is warned of.
+fn anonymous_allowed(config: &Config, acceptor: &AcceptorConfig) -> bool {
+    let loopback = acceptor.bind.ip().is_loopback();
+    let name = acceptor.name.as_str();
+    match config.security.allow_anonymous {
+        None if loopback => {
+            tracing::info!(
+                acceptor = name,
+                "anonymous access allowed: the acceptor is loopback-only ([security] allow-anonymous unset)"
+            );
+            true
+        }
+        None => {
+            tracing::info!(acceptor = name, bind = %acceptor.bind, "anonymous access refused on a non-loopback acceptor; set [security] allow-anonymous = true to allow it");
+            false
+        }
+        Some(true) if !loopback => {
+            tracing::warn!(acceptor = name, bind = %acceptor.bind, "anonymous access is allowed on a non-loopback acceptor: anyone who can reach it can connect");
+            true
+        }
+        Some(allowed) => allowed,
+    }
 }

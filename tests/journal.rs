@@ -216,6 +216,43 @@ async fn ack_before_its_put_ref_leaves_nothing() {
 }
 
 #[tokio::test]
+async fn delivery_count_before_its_put_ref_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = reopen(dir.path());
+        j.submit(vec![JournalOp::PutQueue(queue(
+            "q",
+            "q",
+            RoutingKind::Anycast,
+        ))])
+        .await
+        .unwrap();
+        // The broker hands a message to a waiting consumer (and records the delivery) while
+        // the send is being routed, before the sender submits the message and its ref.
+        j.submit_detached(vec![JournalOp::SetDeliveryCount {
+            queue: "q".into(),
+            message_id: 1,
+            count: 1,
+        }]);
+        j.submit(vec![JournalOp::PutMessage(msg(1, 10)), put_ref("q", 1)])
+            .await
+            .unwrap();
+        j.submit(vec![JournalOp::PutMessage(msg(2, 10)), put_ref("q", 2)])
+            .await
+            .unwrap();
+        j.shutdown();
+    }
+    let (_j, rec) = reopen(dir.path());
+    let q = rec.messages.iter().find(|q| q.queue == "q").unwrap();
+    let counts: Vec<(u64, u32)> = q
+        .refs
+        .iter()
+        .map(|r| (r.message.id, r.delivery_count))
+        .collect();
+    assert_eq!(counts, vec![(1, 1), (2, 0)]);
+}
+
+#[tokio::test]
 async fn message_without_ref_is_not_kept() {
     let dir = tempfile::tempdir().unwrap();
     let (j, _) = reopen(dir.path());

@@ -38,6 +38,9 @@ pub enum BrokerError {
     /// An ack that matches nothing pending.
     #[error(transparent)]
     Ack(#[from] AckError),
+    /// The caller's rights do not allow the operation; the text names who, what and where.
+    #[error("{0}")]
+    NotAuthorized(String),
     /// The journal failed to store or load.
     #[error("journal: {0}")]
     Journal(String),

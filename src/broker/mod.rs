@@ -5,6 +5,7 @@
 //! or create; each queue has its own mutex. No lock is held across an `.await`, and the lock
 //! order is always registry → queue.
 
+mod access;
 mod error;
 mod flow;
 mod message;
@@ -17,6 +18,7 @@ pub mod wildcard;
 #[cfg(test)]
 mod tests;
 
+pub use access::{AllowAll, Authorizer};
 pub use error::BrokerError;
 pub use flow::{AddressUsage, UsageToken};
 pub use message::{Message, now_millis};

@@ -15,9 +15,12 @@ use super::queue::{
     AckTarget, Completed, ConsumerId, DeliverySink, Outcome, Queue, QueueSpec, Window,
 };
 use super::settings::{AddressSettings, FullPolicy, SettingsRepository};
-use super::{RoutingType, wildcard};
+use super::{AllowAll, Authorizer, RoutingType, wildcard};
 use crate::config::Config;
 use crate::journal::{Completion, Journal, JournalOp, Recovered};
+use crate::security::Permission;
+
+mod preflight;
 
 /// Where a send or subscribe points, after the transport stripped its prefixes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +254,13 @@ impl Broker {
         }
     }
 
+    /// Resolves once everything already handed to the journal, detached writes included (queue
+    /// records, deletions), is stored: the journal commits in submission order. Lets a RECEIPT
+    /// confirm changes the core records without waiting. `None` when persistence is off.
+    pub fn journal_barrier(&self) -> Option<Completion> {
+        self.journal.as_ref().map(|j| j.submit(Vec::new()))
+    }
+
     /// Flushes and closes the journal (graceful shutdown).
     pub fn shutdown_journal(&self) {
         if let Some(j) = &self.journal {
@@ -297,10 +307,24 @@ impl Broker {
         draft: MessageDraft,
         journal: &mut Vec<JournalOp>,
     ) -> Result<SendReport, BrokerError> {
+        self.send_as(dest, draft, journal, &AllowAll)
+    }
+
+    /// [`Broker::send`] on behalf of someone whose rights `auth` checks: `send` on the address
+    /// first, then, under the registry's write lock and before anything is created, every
+    /// permission the auto-creation needs, so a refusal leaves nothing half-created.
+    pub fn send_as(
+        &self,
+        dest: &Destination,
+        draft: MessageDraft,
+        journal: &mut Vec<JournalOp>,
+        auth: &dyn Authorizer,
+    ) -> Result<SendReport, BrokerError> {
         if dest.address.is_empty() {
             return Err(BrokerError::EmptyAddress);
         }
-        let (targets, settings, usage) = self.resolve_targets(dest)?;
+        auth.authorize(Permission::Send, &dest.address)?;
+        let (targets, settings, usage) = self.resolve_targets(dest, auth)?;
         if targets.is_empty() {
             return Ok(SendReport {
                 message: None,
@@ -328,11 +352,14 @@ impl Broker {
                 Ok(()) => queues.push(q),
                 Err(_) => {
                     // Auto-deleted between lookup and enqueue: route this copy again.
-                    let (again, _, _) = self.resolve_targets(&Destination {
-                        address: dest.address.clone(),
-                        queue: Some(q.name.to_string()),
-                        routing: Some(q.routing),
-                    })?;
+                    let (again, _, _) = self.resolve_targets(
+                        &Destination {
+                            address: dest.address.clone(),
+                            queue: Some(q.name.to_string()),
+                            routing: Some(q.routing),
+                        },
+                        auth,
+                    )?;
                     for q2 in again {
                         if q2.enqueue(Arc::clone(&message)).is_ok() {
                             queues.push(q2);
@@ -363,13 +390,24 @@ impl Broker {
     /// allow, without sending anything. A transaction checks every send this way before
     /// routing any, so a COMMIT is applied whole or not at all.
     pub fn prepare(&self, dest: &Destination) -> Result<(), BrokerError> {
+        self.prepare_as(dest, &AllowAll)
+    }
+
+    /// [`Broker::prepare`] on behalf of someone whose rights `auth` checks, as
+    /// [`Broker::send_as`] does.
+    pub fn prepare_as(&self, dest: &Destination, auth: &dyn Authorizer) -> Result<(), BrokerError> {
         if dest.address.is_empty() {
             return Err(BrokerError::EmptyAddress);
         }
-        self.resolve_targets(dest).map(|_| ())
+        auth.authorize(Permission::Send, &dest.address)?;
+        self.resolve_targets(dest, auth).map(|_| ())
     }
 
-    fn resolve_targets(&self, dest: &Destination) -> Result<Targets, BrokerError> {
+    fn resolve_targets(
+        &self,
+        dest: &Destination,
+        auth: &dyn Authorizer,
+    ) -> Result<Targets, BrokerError> {
         // Fast path: everything exists, a read lock suffices.
         {
             let reg = self.read();
@@ -378,6 +416,9 @@ impl Broker {
             }
         }
         let mut reg = self.write();
+        for perm in self.send_creates(&reg, dest) {
+            auth.authorize(perm, &dest.address)?;
+        }
         let routing = self.ensure_address(&mut reg, &dest.address, dest.routing, true)?;
         if let Some(qname) = &dest.queue {
             self.ensure_fqqn_queue(&mut reg, &dest.address, qname, routing)?;
@@ -657,9 +698,26 @@ impl Broker {
 
     /// Attaches a consumer. It receives nothing until [`ConsumerHandle::start`].
     pub fn subscribe(self: &Arc<Self>, spec: SubscribeSpec) -> Result<ConsumerHandle, BrokerError> {
+        self.subscribe_as(spec, &AllowAll)
+    }
+
+    /// [`Broker::subscribe`] on behalf of someone whose rights `auth` checks: `consume` on the
+    /// address, then (under the write lock, before creating anything) what auto-creation needs.
+    pub fn subscribe_as(
+        self: &Arc<Self>,
+        spec: SubscribeSpec,
+        auth: &dyn Authorizer,
+    ) -> Result<ConsumerHandle, BrokerError> {
         let dest = &spec.destination;
+        if dest.address.is_empty() {
+            return Err(BrokerError::EmptyAddress);
+        }
+        auth.authorize(Permission::Consume, &dest.address)?;
         let queue = {
             let mut reg = self.write();
+            for perm in self.subscribe_creates(&reg, dest, spec.durable_name.as_deref()) {
+                auth.authorize(perm, &dest.address)?;
+            }
             let routing = self.ensure_address(&mut reg, &dest.address, dest.routing, false)?;
             let addr: Arc<str> = Arc::from(dest.address.as_str());
             if let Some(qname) = &dest.queue {

@@ -4,7 +4,7 @@
 //! a byte span and a message; the operator needs the key path (`acceptors[1].bind`) to know which
 //! of several identical-looking tables is wrong.
 
-use super::{Config, ConfigError, Location};
+use super::{Config, ConfigError, Location, UsersFile, ValidationError};
 use std::path::Path;
 
 /// Reads, parses and validates the configuration file at `path`.
@@ -23,16 +23,58 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 ///
 /// Separate from [`load`] so tests and embedders can configure a broker from a string without
 /// touching the filesystem. An empty text yields [`Config::default`].
+///
+/// When `security.users-file` is set, that file is read too (relative to `origin`'s
+/// directory) and its users are added; its problems name that file.
 pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-    let config = deserialize(text, origin)?;
+    let mut config: Config = deserialize(text, origin)?;
     config.validate().map_err(|errors| ConfigError::Invalid {
         path: origin.to_path_buf(),
         errors,
     })?;
+    if let Some(file) = config.security.users_file.clone() {
+        let path = origin.parent().unwrap_or(Path::new("")).join(file);
+        merge_users_file(&mut config, &path, origin)?;
+    }
     Ok(config)
 }
 
-fn deserialize(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+/// Reads a users file, validates its users on their own (so errors name that file), refuses
+/// a user also declared in the main file, and appends them.
+fn merge_users_file(config: &mut Config, path: &Path, origin: &Path) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    let file: UsersFile = deserialize(&text, path)?;
+    let mut errors = Vec::new();
+    super::validate_security::check_users(&file.users, &mut errors);
+    for (i, user) in file.users.iter().enumerate() {
+        if config.users.iter().any(|u| u.name == user.name) {
+            errors.push(ValidationError::new(
+                format!("users[{i}].name"),
+                format!(
+                    "user \"{}\" is already declared in {}",
+                    user.name,
+                    origin.display()
+                ),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            errors,
+        });
+    }
+    config.users.extend(file.users);
+    Ok(())
+}
+
+fn deserialize<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &Path,
+) -> Result<T, ConfigError> {
     let parse_error = |key: Option<String>, error: &toml::de::Error| ConfigError::Parse {
         path: origin.to_path_buf(),
         key,
@@ -204,6 +246,13 @@ mod example_file {
         assert_eq!(config.acceptors, default_acceptors());
         assert_eq!(config.address_settings, default_address_settings());
         assert_eq!(config.journal, JournalConfig::default());
+        assert_eq!(config.security, crate::config::SecuritySection::default());
+        assert_eq!(config.limits, crate::config::BrokerLimits::default());
+        assert_eq!(
+            config.security_settings,
+            crate::config::default_security_settings()
+        );
+        assert!(config.users.is_empty());
     }
 
     #[test]

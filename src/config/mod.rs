@@ -8,8 +8,11 @@ mod error;
 mod load;
 mod overrides;
 mod schema;
+mod security;
 mod validate;
+mod validate_security;
 
 pub use error::{ConfigError, Location, ValidationError};
 pub use load::{load, parse};
 pub use schema::*;
+pub use security::*;

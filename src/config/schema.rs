@@ -5,6 +5,11 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::security::{
+    BrokerLimits, SecuritySection, SecuritySettingEntry, TlsConfig, UserConfig,
+    default_security_settings,
+};
+
 /// The whole broker configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -24,6 +29,18 @@ pub struct Config {
     /// Persistence settings (used by the journal).
     #[serde(default)]
     pub journal: JournalConfig,
+    /// Anonymous access and login throttling.
+    #[serde(default)]
+    pub security: SecuritySection,
+    /// Users who may log in (more may come from `security.users-file`).
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// Permissions by address pattern; the most specific match decides.
+    #[serde(default = "default_security_settings")]
+    pub security_settings: Vec<SecuritySettingEntry>,
+    /// Broker-wide abuse limits.
+    #[serde(default)]
+    pub limits: BrokerLimits,
 }
 
 impl Default for Config {
@@ -34,6 +51,10 @@ impl Default for Config {
             addresses: Vec::new(),
             address_settings: default_address_settings(),
             journal: JournalConfig::default(),
+            security: SecuritySection::default(),
+            users: Vec::new(),
+            security_settings: default_security_settings(),
+            limits: BrokerLimits::default(),
         }
     }
 }
@@ -109,6 +130,9 @@ pub struct AcceptorConfig {
     /// [`DEFAULT_WS_PATHS`]. Read it through [`AcceptorConfig::ws_paths`].
     #[serde(default)]
     pub ws_paths: Option<Vec<String>>,
+    /// Serve this acceptor over TLS (`[acceptors.tls]`).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 /// Default `ws-max-message-size`: the default `max-frame-size`, so that any frame the decoder
@@ -156,6 +180,12 @@ pub struct LimitsConfig {
     /// Largest body in bytes.
     #[serde(default = "default_max_body")]
     pub max_body: usize,
+    /// Open connections on this acceptor; unset = only the broker-wide `[limits]` apply.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Overrides `[limits] handshake-timeout-ms` for this acceptor.
+    #[serde(default)]
+    pub handshake_timeout_ms: Option<u64>,
 }
 
 impl Default for LimitsConfig {
@@ -165,6 +195,8 @@ impl Default for LimitsConfig {
             max_headers: default_max_headers(),
             max_header_line: default_max_header_line(),
             max_body: default_max_body(),
+            max_connections: None,
+            handshake_timeout_ms: None,
         }
     }
 }
@@ -394,6 +426,7 @@ impl AcceptorConfig {
             ws_max_message_size: None,
             ws_binary_frames: None,
             ws_paths: None,
+            tls: None,
         }
     }
 }

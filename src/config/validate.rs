@@ -23,6 +23,7 @@ impl Config {
         check_addresses(&self.addresses, &mut errors);
         check_address_settings(&self.address_settings, &mut errors);
         check_journal(&self.journal, &mut errors);
+        super::validate_security::check_security(self, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -315,7 +316,7 @@ fn check_address_settings(entries: &[AddressSettingsEntry], errors: &mut Vec<Val
 
 /// Checks an Artemis-style match pattern: non-empty words separated by `.`, where `#` and `*`
 /// are wildcards only when they are a whole word (`a.#` is valid, `a#` is not).
-fn check_pattern(pattern: &str) -> Result<(), String> {
+pub(super) fn check_pattern(pattern: &str) -> Result<(), String> {
     if pattern.is_empty() {
         return Err("must not be empty; use \"#\" to match every address".to_string());
     }

@@ -10,8 +10,15 @@
 //! `DeleteRef` leaves a tombstone in memory; the `PutRef`, when it arrives,
 //! consumes the tombstone and is not written. Tombstones are in memory only:
 //! the reordering window is the channel, which does not survive a restart.
+//!
+//! Early delivery counts: for the same reason a `SetDeliveryCount` can arrive
+//! before its `PutRef`. This is the normal case when a consumer is waiting:
+//! the queue hands the message over (and records the delivery) while the send
+//! is being routed, before the producer's session submits the `PutRef`. The
+//! count is kept in memory and written with the `PutRef`, so a crash after
+//! the delivery still brings the message back marked redelivered.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -33,8 +40,9 @@ const NONSYNC_DURABLE_INTERVAL: Duration = Duration::from_millis(500);
 const IDLE_COMPACT_AFTER: Duration = Duration::from_secs(5);
 /// Files smaller than this are never worth compacting.
 pub(crate) const COMPACT_MIN_FILE: u64 = 8 * 1024 * 1024;
-/// Above this many remembered out-of-order acks the oldest are forgotten, so
-/// acks for refs that never arrive cannot grow memory without bound.
+/// Above this many remembered out-of-order acks (or delivery counts) the
+/// oldest are forgotten, so ops for refs that never arrive cannot grow memory
+/// without bound.
 const MAX_TOMBSTONES: usize = 1_000_000;
 
 /// A unit of work for the writer.
@@ -139,6 +147,61 @@ impl Tombstones {
     }
 }
 
+/// Delivery counts that arrived before their `PutRef`, highest count kept.
+#[derive(Default)]
+struct EarlyCounts {
+    map: HashMap<(String, u64), u32>,
+    order: VecDeque<(String, u64)>,
+}
+
+impl EarlyCounts {
+    fn insert(&mut self, queue: &str, id: u64, count: u32) {
+        let key = (queue.to_string(), id);
+        match self.map.get_mut(&key) {
+            Some(c) => *c = (*c).max(count),
+            None => {
+                self.map.insert(key.clone(), count);
+                self.order.push_back(key);
+            }
+        }
+        while self.map.len() > MAX_TOMBSTONES {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+        if self.order.len() > 2 * self.map.len() + 1024 {
+            let map = &self.map;
+            self.order.retain(|k| map.contains_key(k));
+        }
+    }
+
+    fn take(&mut self, queue: &str, id: u64) -> Option<u32> {
+        if self.map.is_empty() {
+            return None;
+        }
+        self.map.remove(&(queue.to_string(), id))
+    }
+
+    fn drop_queue(&mut self, queue: &str) {
+        self.map.retain(|(q, _), _| q != queue);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// Ops that reached the writer before the `PutRef` they refer to.
+#[derive(Default)]
+struct OutOfOrder {
+    tombstones: Tombstones,
+    counts: EarlyCounts,
+}
+
 /// The writer thread's state.
 pub(crate) struct Writer {
     pub(crate) db: Database,
@@ -147,7 +210,7 @@ pub(crate) struct Writer {
     pub(crate) buffer_timeout: Duration,
     pub(crate) max_batch: usize,
     pub(crate) max_message_id: u64,
-    tombstones: Tombstones,
+    early: OutOfOrder,
     last_durable: Instant,
     durable_pending: bool,
     changed_since_compact_check: bool,
@@ -169,7 +232,7 @@ impl Writer {
             buffer_timeout,
             max_batch: max_batch.max(1),
             max_message_id,
-            tombstones: Tombstones::default(),
+            early: OutOfOrder::default(),
             last_durable: Instant::now(),
             durable_pending: false,
             changed_since_compact_check: false,
@@ -337,7 +400,7 @@ impl Writer {
             for (ops, _) in batch {
                 let mut put = Vec::new();
                 for op in ops {
-                    apply_op(&mut t, &mut self.tombstones, op, &mut put, &mut max_id)?;
+                    apply_op(&mut t, &mut self.early, op, &mut put, &mut max_id)?;
                 }
                 // A message is only kept if something references it by the
                 // end of its own request; otherwise it would be an orphan no
@@ -388,7 +451,7 @@ via_redb_error!(
 
 fn apply_op(
     t: &mut Tables<'_>,
-    tombstones: &mut Tombstones,
+    early: &mut OutOfOrder,
     op: &JournalOp,
     put: &mut Vec<u64>,
     max_id: &mut u64,
@@ -416,7 +479,8 @@ fn apply_op(
                 t.refs.remove((name.as_str(), id))?;
                 release(t, id)?;
             }
-            tombstones.drop_queue(name);
+            early.tombstones.drop_queue(name);
+            early.counts.drop_queue(name);
         }
         JournalOp::PutMessage(m) => {
             t.messages.insert(m.id, encode(m.as_ref())?.as_slice())?;
@@ -424,12 +488,13 @@ fn apply_op(
             put.push(m.id);
         }
         JournalOp::PutRef { queue, message_id } => {
-            if tombstones.take(queue, *message_id) {
+            let count = early.counts.take(queue, *message_id);
+            if early.tombstones.take(queue, *message_id) {
                 return Ok(());
             }
             let key = (queue.as_str(), *message_id);
             if t.refs.get(key)?.is_none() {
-                t.refs.insert(key, 0)?;
+                t.refs.insert(key, count.unwrap_or(0))?;
                 let n = t.refcounts.get(*message_id)?.map_or(0, |g| g.value());
                 t.refcounts.insert(*message_id, n.saturating_add(1))?;
             }
@@ -438,7 +503,8 @@ fn apply_op(
             if t.refs.remove((queue.as_str(), *message_id))?.is_some() {
                 release(t, *message_id)?;
             } else {
-                tombstones.insert((queue.clone(), *message_id));
+                early.counts.take(queue, *message_id);
+                early.tombstones.insert((queue.clone(), *message_id));
             }
         }
         JournalOp::SetDeliveryCount {
@@ -449,6 +515,9 @@ fn apply_op(
             let key = (queue.as_str(), *message_id);
             if t.refs.get(key)?.is_some() {
                 t.refs.insert(key, *count)?;
+            } else {
+                // Usually its `PutRef` is still on the way (see the module docs).
+                early.counts.insert(queue, *message_id, *count);
             }
         }
     }
@@ -518,5 +587,18 @@ mod tests {
         assert!(!t.take("q", 1));
         t.drop_queue("r");
         assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn early_counts_keep_the_highest_and_are_consumed_once() {
+        let mut c = EarlyCounts::default();
+        c.insert("q", 1, 2);
+        c.insert("q", 1, 1);
+        c.insert("r", 2, 1);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.take("q", 1), Some(2));
+        assert_eq!(c.take("q", 1), None);
+        c.drop_queue("r");
+        assert_eq!(c.len(), 0);
     }
 }

@@ -12,13 +12,11 @@ use tokio::time::{Instant, sleep_until};
 
 use super::outbound::{Outbound, Outbox};
 use super::writer::{self, WriterEnd};
-use super::{Failure, Flow, Session};
+use super::{Failure, Flow, PeerInfo, Session};
 use crate::server::{AcceptorContext, ShutdownSignal};
 use crate::stomp::{Command, Decoded, Decoder, Frame};
 use crate::transport::{ByteSink, ByteSource};
 
-/// A socket that has not sent CONNECT by then is closed.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a closing connection may take to flush its last frames.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -33,19 +31,34 @@ enum End {
 
 /// Serves one connection until it closes. Transport-agnostic: TCP and WebSocket both call it.
 pub async fn serve<R: ByteSource, W: ByteSink>(
+    source: R,
+    sink: W,
+    ctx: Arc<AcceptorContext>,
+    shutdown: ShutdownSignal,
+    peer: SocketAddr,
+) {
+    serve_with(source, sink, ctx, shutdown, PeerInfo::new(peer)).await
+}
+
+/// [`serve`] for a transport that knows more about its peer, e.g. TLS with a verified client
+/// certificate.
+pub async fn serve_with<R: ByteSource, W: ByteSink>(
     mut source: R,
     sink: W,
     ctx: Arc<AcceptorContext>,
     mut shutdown: ShutdownSignal,
-    peer: SocketAddr,
+    peer_info: PeerInfo,
 ) {
+    let peer = peer_info.addr;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut writer = tokio::spawn(writer::run(sink, rx));
     let out = Outbox::new(tx);
     let mut session = Session::new(Arc::clone(&ctx), out.clone(), peer);
+    session.set_certificate_user(peer_info.certificate_user);
     let mut decoder = Decoder::new(ctx.limits);
     let mut buf = BytesMut::with_capacity(8 * 1024);
-    let mut deadline = Some(Instant::now() + HANDSHAKE_TIMEOUT);
+    let handshake_timeout = ctx.handshake_timeout;
+    let mut deadline = Some(Instant::now() + handshake_timeout);
     let mut writer_done = None;
 
     let end = 'conn: loop {
@@ -98,7 +111,7 @@ pub async fn serve<R: ByteSource, W: ByteSink>(
             },
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 let what = if session.version().is_none() {
-                    format!("no CONNECT frame within {} s", HANDSHAKE_TIMEOUT.as_secs())
+                    format!("no CONNECT frame within {} ms", handshake_timeout.as_millis())
                 } else {
                     format!(
                         "nothing received within {} ms (heart-beat or connection TTL expired)",

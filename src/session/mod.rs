@@ -7,7 +7,7 @@ mod destination;
 mod outbound;
 mod writer;
 
-pub use connection::serve;
+pub use connection::{serve, serve_with};
 pub use destination::map_destination;
 pub use outbound::{AckMode, Outbound, Outbox, SubscriptionContext};
 
@@ -19,10 +19,11 @@ use std::time::Duration;
 use bytestring::ByteString;
 
 use crate::broker::{
-    AckTarget, BrokerError, Capacity, ConsumerHandle, ConsumerId, Destination, MessageDraft,
-    Outcome, SubscribeSpec, Window,
+    AckTarget, Authorizer, BrokerError, Capacity, ConsumerHandle, ConsumerId, Destination,
+    MessageDraft, Outcome, SubscribeSpec, Window,
 };
 use crate::journal::{Completion, JournalOp};
+use crate::security::{Access, Credentials, Permission, Principal};
 use crate::server::AcceptorContext;
 use crate::stomp::{Command, Frame, Version};
 
@@ -54,6 +55,25 @@ impl From<BrokerError> for Failure {
     }
 }
 
+/// What a transport knows about the peer beyond its address.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The peer's socket address.
+    pub addr: SocketAddr,
+    /// The CN of a verified TLS client certificate; names the user when CONNECT has no login.
+    pub certificate_user: Option<String>,
+}
+
+impl PeerInfo {
+    /// A peer known only by its address.
+    pub fn new(addr: SocketAddr) -> PeerInfo {
+        PeerInfo {
+            addr,
+            certificate_user: None,
+        }
+    }
+}
+
 /// What the connection does after a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -67,6 +87,8 @@ struct Subscription {
     handle: ConsumerHandle,
     ack: AckMode,
     durable_name: Option<String>,
+    /// Unacked messages this subscription may hold: its share of max-unacked-per-connection.
+    granted: u32,
 }
 
 #[derive(Default)]
@@ -104,6 +126,8 @@ pub struct Session {
     version: Option<Version>,
     client_id: Option<String>,
     login: Option<String>,
+    certificate_user: Option<String>,
+    access: Access,
     read_timeout: Option<Duration>,
     subscriptions: HashMap<ByteString, Subscription>,
     by_consumer: HashMap<ConsumerId, ByteString>,
@@ -116,12 +140,15 @@ impl Session {
     /// A session that has not yet seen CONNECT.
     pub fn new(ctx: Arc<AcceptorContext>, out: Outbox, peer: SocketAddr) -> Self {
         Session {
-            ctx,
+            ctx: Arc::clone(&ctx),
             out,
             peer,
             version: None,
             client_id: None,
             login: None,
+            certificate_user: None,
+            // Until CONNECT succeeds the connection may do nothing.
+            access: Access::new(Arc::clone(&ctx.security), Principal::anonymous(Vec::new())),
             read_timeout: None,
             subscriptions: HashMap::new(),
             by_consumer: HashMap::new(),
@@ -146,6 +173,46 @@ impl Session {
         self.login.as_deref()
     }
 
+    /// Who the connection acts as (anonymous without roles before CONNECT).
+    pub fn principal(&self) -> &Principal {
+        &self.access.principal
+    }
+
+    /// Records the user a verified TLS client certificate names, before CONNECT.
+    pub fn set_certificate_user(&mut self, user: Option<String>) {
+        self.certificate_user = user;
+    }
+
+    /// Authenticates CONNECT's credentials: `login`/`passcode` when given, else the client
+    /// certificate's user, else anonymous if the acceptor allows it. A refusal never says
+    /// which half was wrong.
+    async fn authenticate(&mut self, frame: &Frame) -> Result<(), Failure> {
+        let login = frame.get("login").filter(|l| !l.is_empty());
+        let credentials = match (login, self.certificate_user.as_deref()) {
+            (Some(login), _) => Credentials::Password {
+                login,
+                passcode: frame.get("passcode").unwrap_or(""),
+            },
+            (None, Some(cn)) => Credentials::Certificate(cn),
+            (None, None) => Credentials::Anonymous,
+        };
+        let security = Arc::clone(&self.ctx.security);
+        match security
+            .authenticate(credentials, self.ctx.anonymous_ok, self.peer.ip())
+            .await
+        {
+            Ok(principal) => {
+                self.access = Access::new(security, principal);
+                Ok(())
+            }
+            Err(refused) => Err(Failure {
+                message: "login failed".to_string(),
+                detail: Some(refused.detail.to_string()),
+                headers: Vec::new(),
+            }),
+        }
+    }
+
     /// Applies one frame. A RECEIPT follows once the frame's effect is complete.
     pub async fn handle(&mut self, frame: Frame) -> Result<Flow, Failure> {
         let command = frame.command;
@@ -166,7 +233,7 @@ impl Session {
                 self.subscribe(frame, receipt).await?;
                 return Ok(Flow::Continue);
             }
-            Command::Unsubscribe => self.unsubscribe(&frame)?,
+            Command::Unsubscribe => self.unsubscribe(&frame).await?,
             Command::Ack => self.acknowledge(&frame, Outcome::Ack).await?,
             Command::Nack => self.acknowledge(&frame, Outcome::Nack).await?,
             Command::Begin => self.begin(&frame)?,
@@ -209,6 +276,7 @@ impl Session {
             ));
         }
         let version = negotiate(frame.get("accept-version"))?;
+        self.authenticate(frame).await?;
         let hb = &self.ctx.acceptor.heartbeat;
         let (client_sends, client_wants) = match (version, frame.get("heart-beat")) {
             (Version::V1_0, _) | (_, None) => (0, 0),
@@ -285,11 +353,16 @@ impl Session {
         let tx_id = frame.get("transaction").map(ByteString::from);
         let draft = draft_from(frame, text)?;
         if let Some(tx) = tx_id {
-            if !self.transactions.contains_key(&tx) {
+            let Some(held) = self.transactions.get(&tx).map(|t| t.sends.len()) else {
                 return Err(Failure::new(format!("unknown transaction '{tx}'")));
+            };
+            if held >= self.ctx.session_limits.max_messages_per_transaction {
+                return Err(Failure::new(format!(
+                    "transaction '{tx}' already holds {held} messages, the limit (max-messages-per-transaction)"
+                )));
             }
-            // Refuse an unroutable send now, as Artemis does, not at COMMIT.
-            self.ctx.broker.prepare(&dest)?;
+            // Refuse an unroutable or unauthorized send now, as Artemis does, not at COMMIT.
+            self.ctx.broker.prepare_as(&dest, &self.access)?;
             if let Some(t) = self.transactions.get_mut(&tx) {
                 t.sends.push((dest, draft));
             }
@@ -309,7 +382,21 @@ impl Session {
                 _ => 32,
             })
             .sum();
-        if let Some(write) = self.ctx.broker.persist(ops) {
+        let write = self.ctx.broker.persist(ops);
+        self.track(write, bytes).await
+    }
+
+    /// Makes the next RECEIPT wait for everything the core has handed to the journal so far,
+    /// such as the record of a durable subscription it just created or deleted.
+    async fn await_core_writes(&mut self) -> Result<(), Failure> {
+        let barrier = self.ctx.broker.journal_barrier();
+        self.track(barrier, 0).await
+    }
+
+    /// Adds a write for the next RECEIPT to wait on; waits only when too many writes (or
+    /// bytes) are outstanding.
+    async fn track(&mut self, write: Option<Completion>, bytes: usize) -> Result<(), Failure> {
+        if let Some(write) = write {
             self.pending_writes.push_back((write, bytes));
             self.pending_bytes += bytes;
         }
@@ -344,7 +431,7 @@ impl Session {
                 Capacity::Dropped => return Ok(()),
             }
         }
-        broker.send(dest, draft, ops)?;
+        broker.send_as(dest, draft, ops, &self.access)?;
         Ok(())
     }
 
@@ -373,7 +460,15 @@ impl Session {
                 ))
             })?,
         };
-        let window = parse_window(&frame, self.ctx.acceptor.default_consumer_window)?;
+        let limits = &self.ctx.session_limits;
+        if self.subscriptions.len() >= limits.max_subscriptions_per_connection {
+            return Err(Failure::new(format!(
+                "too many subscriptions: this connection already has {}, the limit (max-subscriptions-per-connection)",
+                self.subscriptions.len()
+            )));
+        }
+        let mut window = parse_window(&frame, self.ctx.acceptor.default_consumer_window)?;
+        let granted = self.unacked_share(&mut window)?;
         let durable_name = match DURABLE_NAME_HEADERS.iter().find_map(|h| frame.get(h)) {
             Some(name) if dest.routing != Some(crate::broker::RoutingType::Anycast) => {
                 let client = self.client_id.as_deref().ok_or_else(|| {
@@ -388,21 +483,31 @@ impl Session {
             ack,
             version,
         });
-        let handle = self.ctx.broker.subscribe(SubscribeSpec {
-            destination: dest,
-            window,
-            sink: self.out.sink(ctx),
-            durable_name: durable_name.clone(),
-        })?;
+        let handle = self.ctx.broker.subscribe_as(
+            SubscribeSpec {
+                destination: dest,
+                window,
+                sink: self.out.sink(ctx),
+                durable_name: durable_name.clone(),
+            },
+            &self.access,
+        )?;
         self.by_consumer.insert(handle.id, id.clone());
+        let durable = durable_name.is_some();
         self.subscriptions.insert(
             id,
             Subscription {
                 handle: handle.clone(),
                 ack,
                 durable_name,
+                granted,
             },
         );
+        if durable {
+            // The subscription's queue record was submitted without waiting; its RECEIPT
+            // must not go out before the subscription would survive a crash.
+            self.await_core_writes().await?;
+        }
         if let Some(r) = receipt {
             self.receipt(r).await?;
         }
@@ -410,7 +515,28 @@ impl Session {
         Ok(())
     }
 
-    fn unsubscribe(&mut self, frame: &Frame) -> Result<(), Failure> {
+    /// Caps a new subscription's message window so the connection's subscriptions together
+    /// hold at most max-unacked-per-connection; refuses when nothing is left.
+    fn unacked_share(&self, window: &mut Window) -> Result<u32, Failure> {
+        let limit = self.ctx.session_limits.max_unacked_per_connection;
+        let used: u64 = self
+            .subscriptions
+            .values()
+            .map(|s| u64::from(s.granted))
+            .sum();
+        let left = u64::from(limit).saturating_sub(used);
+        if left == 0 {
+            return Err(Failure::new(format!(
+                "too many unacknowledged messages: this connection's subscriptions may already hold {limit}, the limit (max-unacked-per-connection)"
+            )));
+        }
+        let left = u32::try_from(left).unwrap_or(u32::MAX);
+        let granted = window.messages.map_or(left, |m| m.min(left));
+        window.messages = Some(granted);
+        Ok(granted)
+    }
+
+    async fn unsubscribe(&mut self, frame: &Frame) -> Result<(), Failure> {
         let id = match (frame.get("id"), self.version) {
             (Some(id), _) => id,
             (None, Some(Version::V1_0)) => frame.get("destination").ok_or_else(|| {
@@ -426,7 +552,12 @@ impl Session {
         sub.handle.close();
         let wants_delete = DURABLE_NAME_HEADERS.iter().any(|h| frame.get(h).is_some());
         if let (Some(name), true) = (&sub.durable_name, wants_delete) {
-            self.ctx.broker.delete_subscription(name);
+            self.access
+                .authorize(Permission::DeleteDurableQueue, &sub.handle.queue.address)?;
+            if self.ctx.broker.delete_subscription(name) {
+                // Likewise the deletion: once RECEIPTed it must not come back after a crash.
+                self.await_core_writes().await?;
+            }
         }
         Ok(())
     }
@@ -518,6 +649,12 @@ impl Session {
         let id = Self::transaction_id(frame)?;
         if self.transactions.contains_key(id) {
             return Err(Failure::new(format!("transaction '{id}' is already open")));
+        }
+        let max = self.ctx.session_limits.max_transactions_per_connection;
+        if self.transactions.len() >= max {
+            return Err(Failure::new(format!(
+                "too many open transactions: this connection already has {max}, the limit (max-transactions-per-connection)"
+            )));
         }
         self.transactions.insert(id.into(), Transaction::default());
         Ok(())

@@ -54,7 +54,7 @@ pub async fn run<W: ByteSink>(mut sink: W, mut rx: UnboundedReceiver<Outbound>) 
     let mut next_beat = Instant::now();
     let mut scratch = String::with_capacity(48);
     let mut batch = Batch {
-        buf: BytesMut::with_capacity(64 * 1024),
+        buf: BytesMut::with_capacity(4 * 1024),
         chunks: Vec::new(),
         auto_acks: HashMap::new(),
         close_after: false,

@@ -2,7 +2,9 @@
 //! each provides a [`ByteSource`] and a [`ByteSink`], and [`crate::session::serve`] does the
 //! rest, so there is one copy of the STOMP logic whatever the wire.
 
+pub mod admission;
 pub mod tcp;
+pub mod tls;
 pub mod websocket;
 
 use bytes::{Bytes, BytesMut};

@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use super::{ByteSink, ByteSource};
+use super::{ByteSink, ByteSource, admission};
 use crate::server::{AcceptorContext, ShutdownSignal};
 use crate::session;
 
@@ -63,6 +63,14 @@ pub async fn run(listener: TcpListener, ctx: Arc<AcceptorContext>, mut shutdown:
             _ = shutdown.wait() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let admission = match ctx.admit(peer.ip()) {
+                        Ok(a) => a,
+                        Err(why) => {
+                            tracing::info!(%peer, reason = %why, "connection refused");
+                            tokio::spawn(admission::refuse(stream, why));
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
                     let (r, w) = stream.into_split();
                     let ctx = Arc::clone(&ctx);
@@ -72,6 +80,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<AcceptorContext>, mut shutdown:
                         tracing::debug!(%peer, "connection accepted");
                         session::serve(r, w, ctx, shutdown, peer).await;
                         drop(guard);
+                        drop(admission);
                     });
                 }
                 Err(e) => {

@@ -19,17 +19,18 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
-use super::{ByteSink, ByteSource};
+use super::{ByteSink, ByteSource, admission};
 use crate::server::{AcceptorContext, ShutdownSignal};
-use crate::session;
+use crate::session::{self, PeerInfo};
 
 /// STOMP subprotocols we accept, best first: the highest one a client offers is chosen.
 pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
@@ -85,23 +86,70 @@ impl Settings {
     }
 }
 
+/// A stream the acceptor can serve HTTP and WebSocket on: plain TCP or TLS over it (wss).
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
 /// Accepts connections until shutdown, serving each (HTTP or WebSocket) on its own task.
-pub async fn run(listener: TcpListener, ctx: Arc<AcceptorContext>, mut shutdown: ShutdownSignal) {
+pub async fn run(listener: TcpListener, ctx: Arc<AcceptorContext>, shutdown: ShutdownSignal) {
+    accept_loop(listener, None, ctx, shutdown).await
+}
+
+/// [`run`] over TLS (`wss://`, `https://` for the console): each connection first completes
+/// the TLS handshake within the acceptor's handshake timeout.
+pub async fn run_tls(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    ctx: Arc<AcceptorContext>,
+    shutdown: ShutdownSignal,
+) {
+    accept_loop(listener, Some(tls), ctx, shutdown).await
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<AcceptorContext>,
+    mut shutdown: ShutdownSignal,
+) {
     let settings = Arc::new(Settings::from_context(&ctx));
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let admission = match ctx.admit(peer.ip()) {
+                        Ok(a) => a,
+                        Err(why) => {
+                            tracing::info!(%peer, reason = %why, "websocket connection refused");
+                            // Over TLS, refusing costs no handshake: just close.
+                            if tls.is_none() {
+                                let text = format!("{}: {why}\n", admission::TOO_MANY_CONNECTIONS);
+                                tokio::spawn(answer(stream, peer, Answer::text(503, &text)));
+                            }
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
                     let ctx = Arc::clone(&ctx);
                     let settings = Arc::clone(&settings);
                     let shutdown = shutdown.clone();
                     let guard = ctx.track_connection();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         tracing::debug!(%peer, "websocket acceptor: connection accepted");
-                        handle(stream, peer, ctx, settings, shutdown).await;
+                        match tls {
+                            None => handle(stream, peer, ctx, settings, shutdown, None).await,
+                            Some(tls) => {
+                                if let Some((stream, user)) =
+                                    super::tls::handshake(&tls, stream, peer, ctx.handshake_timeout).await
+                                {
+                                    handle(stream, peer, ctx, settings, shutdown, user).await;
+                                }
+                            }
+                        }
                         drop(guard);
+                        drop(admission);
                     });
                 }
                 Err(e) => {
@@ -114,12 +162,13 @@ pub async fn run(listener: TcpListener, ctx: Arc<AcceptorContext>, mut shutdown:
     }
 }
 
-async fn handle(
-    mut stream: TcpStream,
+async fn handle<S: Stream>(
+    mut stream: S,
     peer: SocketAddr,
     ctx: Arc<AcceptorContext>,
     settings: Arc<Settings>,
     mut shutdown: ShutdownSignal,
+    certificate_user: Option<String>,
 ) {
     let mut buf = BytesMut::with_capacity(4096);
     let head = tokio::select! {
@@ -181,7 +230,7 @@ async fn handle(
     )
     .await;
     let (sink, source) = ws.split();
-    session::serve(
+    session::serve_with(
         WsSource { inner: source },
         WsSink {
             inner: sink,
@@ -189,7 +238,10 @@ async fn handle(
         },
         ctx,
         shutdown,
-        peer,
+        PeerInfo {
+            addr: peer,
+            certificate_user,
+        },
     )
     .await;
 }
@@ -245,8 +297,8 @@ enum HeadError {
 /// Reads until a complete request head is buffered. Parsing after every read refuses
 /// non-HTTP input (a raw STOMP client, garbage) as soon as it shows, instead of waiting for a
 /// blank line that will never come. `Ok(None)`: the peer closed without sending anything.
-async fn read_head(
-    stream: &mut TcpStream,
+async fn read_head<S: Stream>(
+    stream: &mut S,
     buf: &mut BytesMut,
 ) -> Result<Option<Request>, HeadError> {
     loop {
@@ -481,7 +533,7 @@ impl Answer {
 }
 
 /// Writes `answer` and closes the connection without losing the answer to a reset.
-async fn answer(mut stream: TcpStream, peer: SocketAddr, answer: Answer) {
+async fn answer<S: Stream>(mut stream: S, peer: SocketAddr, answer: Answer) {
     tracing::debug!(%peer, status = answer.status, "http answer");
     let bytes = answer.encode();
     let written = timeout(WRITE_TIMEOUT, async {
@@ -517,11 +569,11 @@ fn to_io(e: tungstenite::Error) -> io::Error {
 
 /// The read half of an upgraded connection: each data message's payload is appended to the
 /// session's buffer as STOMP bytes, so frames may span messages or share one.
-struct WsSource {
-    inner: SplitStream<WebSocketStream<TcpStream>>,
+struct WsSource<S> {
+    inner: SplitStream<WebSocketStream<S>>,
 }
 
-impl ByteSource for WsSource {
+impl<S: Stream> ByteSource for WsSource<S> {
     async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         loop {
             let payload: Bytes = match self.inner.next().await {
@@ -553,13 +605,13 @@ impl ByteSource for WsSource {
 }
 
 /// The write half of an upgraded connection: one WebSocket message per batch of frames.
-struct WsSink {
-    inner: SplitSink<WebSocketStream<TcpStream>, Message>,
+struct WsSink<S> {
+    inner: SplitSink<WebSocketStream<S>, Message>,
     /// Binary messages by default: STOMP bodies may hold NUL and non-UTF-8 bytes.
     binary: bool,
 }
 
-impl ByteSink for WsSink {
+impl<S: Stream> ByteSink for WsSink<S> {
     async fn write_chunks(&mut self, chunks: &[Bytes]) -> io::Result<()> {
         let payload = match chunks {
             [] => return Ok(()),

@@ -1,0 +1,202 @@
+//! The broker-wide security service: authenticates a connection into a [`Principal`] and
+//! authorizes its operations through an [`Access`] handed to the core.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::passwords::{DUMMY_HASH, verify_password};
+use super::{LoginThrottle, Permission, Principal, SecurityPolicy};
+use crate::broker::{Authorizer, BrokerError};
+use crate::config::Config;
+
+/// Password verifications running at once; argon2 is deliberately expensive, so a login
+/// flood queues here instead of taking every core and the blocking pool.
+const CONCURRENT_VERIFICATIONS: usize = 4;
+
+/// What a connection offered to prove who it is.
+#[derive(Debug, Clone, Copy)]
+pub enum Credentials<'a> {
+    /// CONNECT's `login` and `passcode` headers.
+    Password {
+        /// The user name.
+        login: &'a str,
+        /// The password (empty when the header was absent).
+        passcode: &'a str,
+    },
+    /// The CN of a verified TLS client certificate.
+    Certificate(&'a str),
+    /// Nothing.
+    Anonymous,
+}
+
+/// A refused login; deliberately says nothing of which part was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginFailed {
+    /// For the ERROR body (never names the wrong half of the credentials).
+    pub detail: &'static str,
+}
+
+#[derive(Debug)]
+struct User {
+    password_hash: Option<Arc<str>>,
+    roles: Vec<String>,
+}
+
+/// Users, permissions and login throttling, shared by every acceptor.
+#[derive(Debug)]
+pub struct Security {
+    users: HashMap<String, User>,
+    policy: SecurityPolicy,
+    anonymous_roles: Vec<String>,
+    throttle: LoginThrottle,
+    verifications: Semaphore,
+}
+
+impl Security {
+    /// Builds the service from a validated configuration.
+    pub fn new(config: &Config) -> Security {
+        let s = &config.security;
+        Security {
+            users: config
+                .users
+                .iter()
+                .map(|u| {
+                    (
+                        u.name.clone(),
+                        User {
+                            password_hash: u.password_hash.as_deref().map(Arc::from),
+                            roles: u.roles.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            policy: SecurityPolicy::new(&config.security_settings),
+            anonymous_roles: s.anonymous_roles.clone(),
+            throttle: LoginThrottle::new(
+                Duration::from_millis(s.login_failure_delay_ms),
+                Duration::from_millis(s.login_failure_max_delay_ms),
+                Duration::from_secs(s.login_failure_decay_secs),
+            ),
+            verifications: Semaphore::new(CONCURRENT_VERIFICATIONS),
+        }
+    }
+
+    /// The compiled permissions.
+    pub fn policy(&self) -> &SecurityPolicy {
+        &self.policy
+    }
+
+    /// Whether `user` has `perm` on `address`.
+    pub fn allowed(&self, user: &Principal, perm: Permission, address: &str) -> bool {
+        self.policy.allowed(user, perm, address)
+    }
+
+    /// Authenticates a connection from `peer`. `anonymous_ok` says whether its acceptor takes
+    /// anonymous connections; when it does and no user is configured at all, credentials are
+    /// ignored and the connection is anonymous. A wrong password waits (longer for each recent failure from the
+    /// same IP) before returning, so guessing is slow.
+    pub async fn authenticate(
+        &self,
+        credentials: Credentials<'_>,
+        anonymous_ok: bool,
+        peer: IpAddr,
+    ) -> Result<Principal, LoginFailed> {
+        match credentials {
+            Credentials::Certificate(cn) => match self.users.get(cn) {
+                Some(user) => Ok(Principal::user(cn, user.roles.clone())),
+                None => Err(LoginFailed {
+                    detail: "the client certificate names no known user",
+                }),
+            },
+            Credentials::Anonymous if anonymous_ok => {
+                Ok(Principal::anonymous(self.anonymous_roles.clone()))
+            }
+            Credentials::Anonymous => Err(LoginFailed {
+                detail: "this broker requires a login and passcode",
+            }),
+            // No users at all: security is off, as for a broker without configuration, so
+            // the `login:guest` many clients send by default is not an error.
+            Credentials::Password { .. } if self.users.is_empty() && anonymous_ok => {
+                Ok(Principal::anonymous(self.anonymous_roles.clone()))
+            }
+            Credentials::Password { login, passcode } => {
+                let user = self.users.get(login);
+                let hash: Arc<str> = user
+                    .and_then(|u| u.password_hash.clone())
+                    .unwrap_or_else(|| Arc::from(DUMMY_HASH));
+                let ok = self.verify(passcode, hash).await && user.is_some_and(has_password);
+                match user {
+                    Some(u) if ok => Ok(Principal::user(login, u.roles.clone())),
+                    _ => {
+                        let delay = self.throttle.record_failure(peer);
+                        tracing::info!(%peer, login, delay_ms = delay.as_millis() as u64, "login failed");
+                        tokio::time::sleep(delay).await;
+                        Err(LoginFailed {
+                            detail: "the login or the passcode is wrong",
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    async fn verify(&self, passcode: &str, hash: Arc<str>) -> bool {
+        let Ok(_slot) = self.verifications.acquire().await else {
+            return false;
+        };
+        let passcode = passcode.to_string();
+        tokio::task::spawn_blocking(move || verify_password(&passcode, &hash))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Recent failed logins counted for `ip`.
+    pub fn failed_logins(&self, ip: IpAddr) -> u32 {
+        self.throttle.failures(ip)
+    }
+}
+
+fn has_password(user: &User) -> bool {
+    user.password_hash.is_some()
+}
+
+/// A connection's rights: its principal checked against the policy. Handed to the core so
+/// that it can ask before creating anything.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Who the connection is.
+    pub principal: Arc<Principal>,
+    security: Arc<Security>,
+}
+
+impl Access {
+    /// `principal`'s rights under `security`.
+    pub fn new(security: Arc<Security>, principal: Principal) -> Access {
+        Access {
+            principal: Arc::new(principal),
+            security,
+        }
+    }
+
+    /// Refusal text: `user 'bob' lacks permission 'send' on address 'orders'`.
+    pub fn refusal(&self, perm: Permission, address: &str) -> String {
+        format!(
+            "{} lacks permission '{perm}' on address '{address}'",
+            self.principal.describe()
+        )
+    }
+}
+
+impl Authorizer for Access {
+    fn authorize(&self, perm: Permission, address: &str) -> Result<(), BrokerError> {
+        if self.security.allowed(&self.principal, perm, address) {
+            Ok(())
+        } else {
+            Err(BrokerError::NotAuthorized(self.refusal(perm, address)))
+        }
+    }
+}

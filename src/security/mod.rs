@@ -1,0 +1,17 @@
+//! Security: who a connection is (users, argon2 passwords, client certificates, anonymous
+//! access), what it may do (per-address permissions, Artemis's `security-settings`), and how
+//! password guessing is slowed. Transport- and STOMP-agnostic: sessions ask it questions.
+
+mod access;
+mod entry;
+mod passwords;
+mod permission;
+mod policy;
+mod throttle;
+
+pub use access::{Access, Credentials, LoginFailed, Security};
+pub use entry::{parse_roles, user_entry};
+pub use passwords::{check_phc, hash_password, verify_password};
+pub use permission::{Permission, Principal};
+pub use policy::SecurityPolicy;
+pub use throttle::LoginThrottle;
