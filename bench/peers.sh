@@ -51,6 +51,8 @@ cmd_install() {
         # runs that this script did not start and does not track.
         local policy=/usr/sbin/policy-rc.d made_policy=""
         if [ ! -e "$policy" ]; then
+            # removed again below, and on any exit (error, Ctrl-C) in between
+            trap 'rm -f /usr/sbin/policy-rc.d' EXIT
             printf '#!/bin/sh\n# bench/peers.sh install: no service starts\nexit 101\n' >"$policy"
             chmod 755 "$policy"
             made_policy=1
@@ -62,7 +64,10 @@ cmd_install() {
                 DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y \
                     rabbitmq-server activemq
         } || rc=$?
-        [ -z "$made_policy" ] || rm -f "$policy"
+        if [ -n "$made_policy" ]; then
+            rm -f "$policy"
+            trap - EXIT
+        fi
         [ "$rc" = 0 ] || die "apt-get failed ($rc)"
     fi
     installed rabbitmq-server && installed activemq || die "packages missing after install"
