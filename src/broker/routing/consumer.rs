@@ -1,0 +1,84 @@
+//! The consumer handle: a session's grip on one consumer for acks and for leaving.
+
+use super::Broker;
+use crate::broker::{AckTarget, BrokerError, Completed, ConsumerId, Outcome, Queue};
+use crate::journal::JournalOp;
+use std::sync::Arc;
+
+/// A consumer attached to a queue: the session's grip on it for acks and for leaving.
+#[derive(Clone)]
+pub struct ConsumerHandle {
+    /// Broker-wide consumer id.
+    pub id: ConsumerId,
+    /// The queue it consumes from.
+    pub queue: Arc<Queue>,
+    pub(super) broker: Arc<Broker>,
+}
+
+impl std::fmt::Debug for ConsumerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerHandle")
+            .field("id", &self.id)
+            .field("queue", &self.queue.name)
+            .finish()
+    }
+}
+
+impl ConsumerHandle {
+    /// Lets messages flow (after the subscription was confirmed).
+    pub fn start(&self) {
+        self.queue.start_consumer(self.id);
+    }
+
+    /// Resolves an ACK/NACK to delivery tags and frees window room for them.
+    pub fn settle(&self, target: AckTarget, cumulative: bool) -> Result<Vec<u64>, BrokerError> {
+        Ok(self.queue.settle(self.id, target, cumulative)?)
+    }
+
+    /// Acks or nacks deliveries; nacked ones are redelivered (or dead-lettered at the limit).
+    /// Journal records of what was consumed are appended to `journal`.
+    pub fn complete(
+        &self,
+        tags: &[u64],
+        outcome: Outcome,
+        journal: &mut Vec<JournalOp>,
+    ) -> Completed {
+        let done = self.queue.complete(self.id, tags, outcome);
+        self.queue.record_removals(&done.acked, journal);
+        self.after(&done);
+        done
+    }
+
+    /// Puts settled deliveries back under the window (aborted transaction).
+    pub fn unsettle(&self, tags: &[u64]) {
+        self.queue.unsettle(self.id, tags);
+    }
+
+    /// Detaches: unacked messages go back to the queue; a non-durable subscription queue is
+    /// removed; an auto-created queue left unused is deleted.
+    pub fn close(&self) -> Completed {
+        let done = self.queue.remove_consumer(self.id);
+        self.after(&done);
+        if self.queue.exclusive_to_subscriber || self.queue.auto_delete {
+            self.broker.maybe_auto_delete(&self.queue);
+        }
+        done
+    }
+
+    fn after(&self, done: &Completed) {
+        if !done.dead.is_empty() {
+            let mut ops = Vec::new();
+            self.queue.record_removals(&done.dead, &mut ops);
+            // The dead-letter copy is recorded first so a crash in between cannot lose it.
+            self.broker.dead_letter(done.dead.clone());
+            if let Some(j) = &self.queue.journal
+                && !ops.is_empty()
+            {
+                j.submit_detached(ops);
+            }
+        }
+        if !done.acked.is_empty() && self.queue.auto_delete && self.queue.is_unused() {
+            self.broker.maybe_auto_delete(&self.queue);
+        }
+    }
+}

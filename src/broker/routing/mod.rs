@@ -1,0 +1,473 @@
+//! The registry of addresses and queues: the `Broker` itself, how addresses and queues are
+//! created and removed, and the request types of the operations that route through it.
+//! Sending, subscribing, consumers and recovery each live in a child module.
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::error::BrokerError;
+use super::flow::AddressUsage;
+use super::message::Message;
+use super::persistence;
+use super::queue::{DeliverySink, Queue, QueueSpec, Window};
+use super::settings::{AddressSettings, SettingsRepository};
+use super::{RoutingType, wildcard};
+use crate::config::Config;
+use crate::journal::{Completion, Journal, JournalOp, Recovered};
+
+mod consumer;
+mod preflight;
+mod recovery;
+mod send;
+mod subscribe;
+
+pub use consumer::ConsumerHandle;
+
+/// Where a send or subscribe points, after the transport stripped its prefixes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// Address name.
+    pub address: String,
+    /// A specific queue (`address::queue`), if named.
+    pub queue: Option<String>,
+    /// Routing type asked for; `None` lets the address or its settings decide.
+    pub routing: Option<RoutingType>,
+}
+
+impl Destination {
+    /// Splits a fully qualified queue name `address::queue`.
+    pub fn parse(name: &str, routing: Option<RoutingType>) -> Destination {
+        match name.split_once("::") {
+            Some((a, q)) => Destination {
+                address: a.to_string(),
+                queue: Some(q.to_string()),
+                routing,
+            },
+            None => Destination {
+                address: name.to_string(),
+                queue: None,
+                routing,
+            },
+        }
+    }
+}
+
+/// A message as a producer hands it over, before the broker gives it an id.
+#[derive(Debug, Clone)]
+pub struct MessageDraft {
+    /// The destination text the producer used, repeated in MESSAGE frames.
+    pub destination: ByteString,
+    /// Properties in order.
+    pub properties: Vec<(ByteString, ByteString)>,
+    /// Payload.
+    pub body: Bytes,
+    /// `None` takes the address's `default-persistent`.
+    pub persistent: Option<bool>,
+    /// 0–9.
+    pub priority: u8,
+    /// Expiry in ms since the epoch; 0 = never.
+    pub expires: u64,
+}
+
+/// What a send did.
+#[derive(Debug)]
+pub struct SendReport {
+    /// The routed message (absent when nothing took it).
+    pub message: Option<Arc<Message>>,
+    /// Queues that took a copy.
+    pub queues: Vec<Arc<Queue>>,
+}
+
+/// Whether an address can take more messages now.
+#[derive(Debug)]
+pub enum Capacity {
+    /// Room, or no limit.
+    Available,
+    /// Full with policy BLOCK: wait on this before sending.
+    Blocked(Arc<AddressUsage>),
+    /// Full with policy FAIL.
+    Refused,
+    /// Full with policy DROP.
+    Dropped,
+}
+
+/// What a subscriber asks for.
+pub struct SubscribeSpec {
+    /// What to consume from.
+    pub destination: Destination,
+    /// How much it may hold unacknowledged.
+    pub window: Window,
+    /// Where its deliveries go.
+    pub sink: Arc<dyn DeliverySink>,
+    /// Queue name of a durable subscription (`client-id.name`), if durable.
+    pub durable_name: Option<String>,
+}
+
+/// Where a send goes, with the settings and byte counter of its address.
+type Targets = (Vec<Arc<Queue>>, Arc<AddressSettings>, Arc<AddressUsage>);
+
+struct AddressEntry {
+    anycast: bool,
+    multicast: bool,
+    auto_created: bool,
+    settings: Arc<AddressSettings>,
+    usage: Arc<AddressUsage>,
+    queues: Vec<Arc<Queue>>,
+    next_anycast: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Registry {
+    addresses: HashMap<Arc<str>, AddressEntry>,
+    queues: HashMap<Arc<str>, Arc<Queue>>,
+    wildcard_addresses: Vec<Arc<str>>,
+}
+
+/// The broker core. Shared by every connection as `Arc<Broker>`.
+pub struct Broker {
+    registry: RwLock<Registry>,
+    settings: SettingsRepository,
+    next_message_id: AtomicU64,
+    next_consumer_id: AtomicU64,
+    journal: Option<Journal>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// An in-memory broker with the configured address settings, addresses and queues.
+    pub fn new(config: &Config) -> Result<Arc<Broker>, BrokerError> {
+        Self::with_journal(config, None)
+    }
+
+    /// A broker that records durable state in `journal`, starting from what it recovered.
+    pub fn with_journal(
+        config: &Config,
+        journal: Option<(Journal, Recovered)>,
+    ) -> Result<Arc<Broker>, BrokerError> {
+        let (journal, recovered) = match journal {
+            Some((j, r)) => (Some(j), Some(r)),
+            None => (None, None),
+        };
+        let broker = Arc::new(Broker {
+            registry: RwLock::new(Registry::default()),
+            settings: SettingsRepository::new(config.address_settings.clone()),
+            next_message_id: AtomicU64::new(1),
+            next_consumer_id: AtomicU64::new(1),
+            journal,
+        });
+        {
+            let mut reg = broker.write();
+            for a in &config.addresses {
+                let name: Arc<str> = Arc::from(a.name.as_str());
+                let entry = broker.new_address_entry(&name, false);
+                reg.insert_address(name.clone(), entry);
+                for r in &a.routing_types {
+                    broker.add_routing_type(&mut reg, &name, (*r).into());
+                }
+                for q in &a.queues {
+                    broker.create_queue(
+                        &mut reg,
+                        &name,
+                        Arc::from(q.name.as_str()),
+                        q.routing_type.into(),
+                        q.durable,
+                        false,
+                        false,
+                    );
+                }
+            }
+            if let Some(recovered) = recovered {
+                broker.recover(&mut reg, recovered);
+            }
+        }
+        Ok(broker)
+    }
+
+    /// Hands journal records to the writer; the completion resolves once they are stored.
+    /// `None` when there is nothing to store (or persistence is off).
+    pub fn persist(&self, ops: Vec<JournalOp>) -> Option<Completion> {
+        match &self.journal {
+            Some(j) if !ops.is_empty() => Some(j.submit(ops)),
+            _ => None,
+        }
+    }
+
+    /// Resolves once everything already handed to the journal, detached writes included (queue
+    /// records, deletions), is stored: the journal commits in submission order. Lets a RECEIPT
+    /// confirm changes the core records without waiting. `None` when persistence is off.
+    pub fn journal_barrier(&self) -> Option<Completion> {
+        self.journal.as_ref().map(|j| j.submit(Vec::new()))
+    }
+
+    /// Flushes and closes the journal (graceful shutdown).
+    pub fn shutdown_journal(&self) {
+        if let Some(j) = &self.journal {
+            j.shutdown();
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The settings that apply to an address.
+    pub fn settings_for(&self, address: &str) -> AddressSettings {
+        self.settings.resolve(address)
+    }
+
+    /// Makes sure the address exists with the routing type; returns the routing type to use.
+    fn ensure_address(
+        &self,
+        reg: &mut Registry,
+        address: &str,
+        routing: Option<RoutingType>,
+        for_send: bool,
+    ) -> Result<Option<RoutingType>, BrokerError> {
+        if address.is_empty() {
+            return Err(BrokerError::EmptyAddress);
+        }
+        let name: Arc<str> = Arc::from(address);
+        match reg.addresses.get(address) {
+            Some(a) => {
+                let Some(r) = routing else {
+                    // Let the address decide: a single type is unambiguous; with both, a send
+                    // goes to both and a subscription is a multicast one.
+                    return Ok(match (a.anycast, a.multicast) {
+                        (true, false) => Some(RoutingType::Anycast),
+                        (false, true) => Some(RoutingType::Multicast),
+                        _ if for_send => None,
+                        _ => Some(RoutingType::Multicast),
+                    });
+                };
+                let has = match r {
+                    RoutingType::Anycast => a.anycast,
+                    RoutingType::Multicast => a.multicast,
+                };
+                if !has {
+                    if !a.settings.auto_create_addresses {
+                        return Err(BrokerError::RoutingTypeMismatch {
+                            address: address.to_string(),
+                            routing: r,
+                        });
+                    }
+                    self.add_routing_type(reg, &name, r);
+                }
+                Ok(Some(r))
+            }
+            None => {
+                let settings = self.settings.resolve(address);
+                if !settings.auto_create_addresses {
+                    return Err(BrokerError::NoSuchAddress(address.to_string()));
+                }
+                let r = routing.unwrap_or(settings.default_address_routing_type);
+                let entry = self.new_address_entry(&name, true);
+                reg.insert_address(name.clone(), entry);
+                self.add_routing_type(reg, &name, r);
+                Ok(Some(r))
+            }
+        }
+    }
+
+    fn ensure_fqqn_queue(
+        &self,
+        reg: &mut Registry,
+        address: &str,
+        qname: &str,
+        routing: Option<RoutingType>,
+    ) -> Result<Arc<Queue>, BrokerError> {
+        if let Some(q) = reg.queues.get(qname) {
+            if *q.address != *address {
+                return Err(BrokerError::QueueAddressMismatch {
+                    queue: qname.to_string(),
+                    actual: q.address.to_string(),
+                    requested: address.to_string(),
+                });
+            }
+            return Ok(Arc::clone(q));
+        }
+        let settings = self.settings.resolve(address);
+        if !settings.auto_create_queues {
+            return Err(BrokerError::NoSuchQueue(format!("{address}::{qname}")));
+        }
+        let r = routing.unwrap_or(settings.default_queue_routing_type);
+        let addr: Arc<str> = Arc::from(address);
+        self.add_routing_type(reg, &addr, r);
+        Ok(self.create_queue(reg, &addr, Arc::from(qname), r, true, true, false))
+    }
+
+    fn new_address_entry(&self, name: &str, auto_created: bool) -> AddressEntry {
+        let settings = self.settings.resolve(name);
+        AddressEntry {
+            anycast: false,
+            multicast: false,
+            auto_created,
+            usage: AddressUsage::new(settings.max_size_bytes),
+            settings: Arc::new(settings),
+            queues: Vec::new(),
+            next_anycast: AtomicUsize::new(0),
+        }
+    }
+
+    fn add_routing_type(&self, reg: &mut Registry, address: &Arc<str>, r: RoutingType) {
+        if let Some(a) = reg.addresses.get_mut(address) {
+            match r {
+                RoutingType::Anycast => a.anycast = true,
+                RoutingType::Multicast => a.multicast = true,
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_queue(
+        &self,
+        reg: &mut Registry,
+        address: &Arc<str>,
+        name: Arc<str>,
+        routing: RoutingType,
+        durable: bool,
+        auto_created: bool,
+        exclusive_to_subscriber: bool,
+    ) -> Arc<Queue> {
+        self.create_queue_inner(
+            reg,
+            address,
+            name,
+            routing,
+            durable,
+            auto_created,
+            exclusive_to_subscriber,
+            true,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_queue_inner(
+        &self,
+        reg: &mut Registry,
+        address: &Arc<str>,
+        name: Arc<str>,
+        routing: RoutingType,
+        durable: bool,
+        auto_created: bool,
+        exclusive_to_subscriber: bool,
+        record: bool,
+    ) -> Arc<Queue> {
+        let settings = reg
+            .addresses
+            .get(address)
+            .map(|a| Arc::clone(&a.settings))
+            .unwrap_or_else(|| Arc::new(self.settings.resolve(address)));
+        let q = Queue::new(QueueSpec {
+            name: name.clone(),
+            address: address.clone(),
+            routing,
+            durable,
+            auto_created,
+            exclusive_to_subscriber,
+            auto_delete: auto_created && settings.auto_delete_queues,
+            max_delivery_attempts: settings.max_delivery_attempts,
+            journal: if durable { self.journal.clone() } else { None },
+        });
+        if record && let Some(j) = &q.journal {
+            let subscription = (routing == RoutingType::Multicast).then(|| q.name.to_string());
+            j.submit_detached(vec![JournalOp::PutQueue(persistence::queue_record(
+                &q,
+                subscription.as_deref(),
+            ))]);
+        }
+        reg.queues.insert(name, Arc::clone(&q));
+        if let Some(a) = reg.addresses.get_mut(address) {
+            a.queues.push(Arc::clone(&q));
+        }
+        q
+    }
+
+    /// Looks up a queue by name.
+    pub fn queue(&self, name: &str) -> Option<Arc<Queue>> {
+        self.read().queues.get(name).cloned()
+    }
+
+    /// Names of all addresses, sorted (for inspection and tests).
+    pub fn address_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .read()
+            .addresses
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Names of all queues bound to an address.
+    pub fn queues_of(&self, address: &str) -> Vec<Arc<Queue>> {
+        self.read()
+            .addresses
+            .get(address)
+            .map(|a| a.queues.clone())
+            .unwrap_or_default()
+    }
+
+    /// Removes an auto-deletable queue once nothing uses it.
+    fn maybe_auto_delete(&self, queue: &Arc<Queue>) {
+        let exclusive = queue.exclusive_to_subscriber;
+        if !(exclusive || queue.auto_delete && queue.is_unused()) {
+            return;
+        }
+        let mut reg = self.write();
+        let still_registered = reg
+            .queues
+            .get(&queue.name)
+            .is_some_and(|q| Arc::ptr_eq(q, queue));
+        if !still_registered {
+            return;
+        }
+        if exclusive {
+            if queue.consumer_count() > 0 {
+                return;
+            }
+            queue.mark_deleted(true);
+        } else if !queue.mark_deleted(false) {
+            return;
+        }
+        self.unregister_queue(&mut reg, queue);
+    }
+
+    fn unregister_queue(&self, reg: &mut Registry, queue: &Arc<Queue>) {
+        reg.queues.remove(&queue.name);
+        if let Some(j) = &queue.journal {
+            j.submit_detached(vec![JournalOp::DeleteQueue(queue.name.to_string())]);
+        }
+        let mut drop_address = false;
+        if let Some(a) = reg.addresses.get_mut(&queue.address) {
+            a.queues.retain(|q| !Arc::ptr_eq(q, queue));
+            drop_address =
+                a.queues.is_empty() && a.auto_created && a.settings.auto_delete_addresses;
+        }
+        if drop_address {
+            reg.addresses.remove(&queue.address);
+            reg.wildcard_addresses.retain(|w| *w != queue.address);
+        }
+    }
+}
+
+impl Registry {
+    fn insert_address(&mut self, name: Arc<str>, entry: AddressEntry) {
+        if wildcard::is_wildcard(&name) && !self.wildcard_addresses.contains(&name) {
+            self.wildcard_addresses.push(name.clone());
+        }
+        self.addresses.insert(name, entry);
+    }
+}

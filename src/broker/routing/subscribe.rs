@@ -1,0 +1,136 @@
+//! Subscribing: finding or creating the queue a consumer reads from (an anycast queue, a
+//! fully qualified queue, or a multicast subscription queue, durable or not), and deleting
+//! durable subscriptions.
+
+use super::{Broker, ConsumerHandle, Registry, SubscribeSpec};
+use crate::broker::{AllowAll, Authorizer, BrokerError, Queue, RoutingType, wildcard};
+use crate::security::Permission;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+impl Broker {
+    /// Attaches a consumer. It receives nothing until [`ConsumerHandle::start`].
+    pub fn subscribe(self: &Arc<Self>, spec: SubscribeSpec) -> Result<ConsumerHandle, BrokerError> {
+        self.subscribe_as(spec, &AllowAll)
+    }
+
+    /// [`Broker::subscribe`] on behalf of someone whose rights `auth` checks: `consume` on the
+    /// address, then (under the write lock, before creating anything) what auto-creation needs.
+    pub fn subscribe_as(
+        self: &Arc<Self>,
+        spec: SubscribeSpec,
+        auth: &dyn Authorizer,
+    ) -> Result<ConsumerHandle, BrokerError> {
+        let dest = &spec.destination;
+        if dest.address.is_empty() {
+            return Err(BrokerError::EmptyAddress);
+        }
+        auth.authorize(Permission::Consume, &dest.address)?;
+        let queue = {
+            let mut reg = self.write();
+            for perm in self.subscribe_creates(&reg, dest, spec.durable_name.as_deref()) {
+                auth.authorize(perm, &dest.address)?;
+            }
+            let routing = self.ensure_address(&mut reg, &dest.address, dest.routing, false)?;
+            let addr: Arc<str> = Arc::from(dest.address.as_str());
+            if let Some(qname) = &dest.queue {
+                self.ensure_fqqn_queue(&mut reg, &dest.address, qname, routing)?
+            } else if routing == Some(RoutingType::Anycast) {
+                match reg.queues.get(dest.address.as_str()) {
+                    Some(q) if q.address == addr => Arc::clone(q),
+                    Some(q) => {
+                        return Err(BrokerError::QueueAddressMismatch {
+                            queue: dest.address.clone(),
+                            actual: q.address.to_string(),
+                            requested: dest.address.clone(),
+                        });
+                    }
+                    None => {
+                        let settings = self.settings.resolve(&dest.address);
+                        if !settings.auto_create_queues {
+                            return Err(BrokerError::NoSuchQueue(dest.address.clone()));
+                        }
+                        self.create_queue(
+                            &mut reg,
+                            &addr,
+                            addr.clone(),
+                            RoutingType::Anycast,
+                            true,
+                            true,
+                            false,
+                        )
+                    }
+                }
+            } else {
+                self.subscription_queue(&mut reg, &addr, spec.durable_name.as_deref())?
+            }
+        };
+        let id = self.next_consumer_id.fetch_add(1, Ordering::Relaxed);
+        queue.add_consumer(id, spec.sink, spec.window);
+        Ok(ConsumerHandle {
+            id,
+            queue,
+            broker: Arc::clone(self),
+        })
+    }
+
+    fn subscription_queue(
+        &self,
+        reg: &mut Registry,
+        address: &Arc<str>,
+        durable_name: Option<&str>,
+    ) -> Result<Arc<Queue>, BrokerError> {
+        if wildcard::is_wildcard(address) && !reg.wildcard_addresses.contains(address) {
+            reg.wildcard_addresses.push(address.clone());
+        }
+        match durable_name {
+            Some(name) => {
+                if let Some(q) = reg.queues.get(name) {
+                    if q.address != *address {
+                        return Err(BrokerError::QueueAddressMismatch {
+                            queue: name.to_string(),
+                            actual: q.address.to_string(),
+                            requested: address.to_string(),
+                        });
+                    }
+                    if q.consumer_count() > 0 {
+                        return Err(BrokerError::SubscriptionInUse(name.to_string()));
+                    }
+                    return Ok(Arc::clone(q));
+                }
+                Ok(self.create_queue(
+                    reg,
+                    address,
+                    Arc::from(name),
+                    RoutingType::Multicast,
+                    true,
+                    false,
+                    false,
+                ))
+            }
+            None => {
+                let name: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string().as_str());
+                Ok(self.create_queue(
+                    reg,
+                    address,
+                    name,
+                    RoutingType::Multicast,
+                    false,
+                    true,
+                    true,
+                ))
+            }
+        }
+    }
+
+    /// Deletes a durable subscription queue (UNSUBSCRIBE of a durable subscriber).
+    pub fn delete_subscription(&self, queue_name: &str) -> bool {
+        let mut reg = self.write();
+        let Some(q) = reg.queues.get(queue_name).cloned() else {
+            return false;
+        };
+        q.mark_deleted(true);
+        self.unregister_queue(&mut reg, &q);
+        true
+    }
+}
