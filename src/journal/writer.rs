@@ -273,13 +273,17 @@ impl Writer {
                 Request::Shutdown => stop = true,
             }
             if !stop {
+                // Gather until the window closes, or earlier once the channel has been quiet
+                // for a moment: a producer blocked on its RECEIPT sends nothing more, and
+                // waiting out the whole window would only add to its latency.
                 let deadline = Instant::now() + self.buffer_timeout;
+                let quiet = self.buffer_timeout / 8;
                 while ops < self.max_batch {
                     let left = deadline.saturating_duration_since(Instant::now());
                     let next = if left.is_zero() {
                         rx.try_recv().map_err(|_| ())
                     } else {
-                        rx.recv_timeout(left).map_err(|_| ())
+                        rx.recv_timeout(left.min(quiet)).map_err(|_| ())
                     };
                     match next {
                         Ok(Request::Ops { ops: o, done }) => {
