@@ -122,6 +122,9 @@ w("## Setup")
 w("")
 w("- One broker at a time: start, all scenarios, stop; then the next. Order: "
   + ", ".join(NAMES.get(b, b) for b in meta.get("brokers", "").split()) + ".")
+if meta.get("warmup", "0") == "1":
+    w("- Each broker first gets one unrecorded warm-up run (1→1 queue, n/5), so JIT-compiled peers are"
+      " not measured cold.")
 w("- Load tool: `target/release/wrenmq perf` (same binary for every broker); each run has its own"
   " destination name; every run is under `timeout " + meta.get("run_timeout", "300") + "`.")
 w(f"- Prefetch / consumer window {meta.get('window')} messages for everyone: RabbitMQ `prefetch-count:{meta.get('window')}`,"

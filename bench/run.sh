@@ -19,6 +19,7 @@
 #   NO_BUILD=1      skip `cargo build --release`
 #   NO_INSTALL=1    skip `bench/peers.sh install`
 #   RESULTS_DIR=bench/results
+#   WARMUP=1        one unrecorded q1 run (n/5) after each broker starts (JIT / allocator warm-up)
 #
 # Scenarios (wrenmq perf ...):
 #   q1      queue -P 1 -C 1 -s 256, non-persistent, --ack auto, one receipt at the end
@@ -45,25 +46,25 @@ WINDOW=1000 # prefetch / consumer window, in messages, for every broker
 LAT_TIME=10
 [ "$QUICK" = 1 ] && LAT_TIME=3
 
-# Messages per run, per scenario and broker: several seconds on the fastest broker, bounded on
-# the slow ones (msgs/s stays comparable; the table shows each n). Calibrated on the 2-core
-# machine of bench/PEERS.md: RabbitMQ ~8k msgs/s (1->1), ~6k persistent, ~1k fanout sends/s;
-# ActiveMQ ~13k, ~3.4k persistent, ~4.7k fanout sends/s.
+# Messages per run, per scenario and broker: about 3-6 s per run on each broker (msgs/s stays
+# comparable; the table shows each n). Calibrated on the 2-core machine of bench/PEERS.md:
+# WrenMQ ~280k msgs/s 1->1, ~30k persistent, ~700k fan-out deliveries/s; RabbitMQ ~26k, ~20k,
+# ~40k; ActiveMQ ~30k, ~11k, ~100k.
 n_for() {
     local scen=$1 broker=$2 n
     case "$scen/$broker" in
         q1/wrenmq | q1/echo) n=1000000 ;;
-        q1/rabbitmq) n=60000 ;;
-        q1/activemq) n=100000 ;;
-        q1p/wrenmq) n=100000 ;;
-        q1p/rabbitmq) n=40000 ;;
-        q1p/activemq) n=20000 ;;
-        q4/wrenmq) n=600000 ;;
-        q4/rabbitmq) n=60000 ;;
-        q4/activemq) n=100000 ;;
-        fanout/wrenmq) n=100000 ;;
-        fanout/rabbitmq) n=6000 ;;
-        fanout/activemq) n=30000 ;;
+        q1/rabbitmq) n=150000 ;;
+        q1/activemq) n=200000 ;;
+        q1p/wrenmq) n=200000 ;;
+        q1p/rabbitmq) n=60000 ;;
+        q1p/activemq) n=40000 ;;
+        q4/wrenmq) n=1000000 ;;
+        q4/rabbitmq) n=150000 ;;
+        q4/activemq) n=200000 ;;
+        fanout/wrenmq) n=300000 ;;
+        fanout/rabbitmq) n=20000 ;;
+        fanout/activemq) n=60000 ;;
         *) n=0 ;;
     esac
     [ "$QUICK" = 1 ] && n=$((n / 10))
@@ -249,6 +250,14 @@ PY
 run_scenarios() {
     local broker=$1 scen run n np dest
     np=$(nonpersistent_args "$broker")
+    if [ "${WARMUP:-1}" = 1 ]; then
+        n=$(($(n_for q1 "$broker") / 5))
+        log "$broker warm-up: q1 with n=$n, not recorded"
+        # shellcheck disable=SC2086 # $np is zero or two words
+        timeout "$RUN_TIMEOUT" "$BIN" perf queue "${CONN_ARGS[@]}" --destination "/queue/bench-warmup-$(date +%s)" \
+            -n "$n" -s 256 $np --json >"$RAW/logs/warmup.$broker.json" 2>"$RAW/logs/warmup.$broker.log" ||
+            log "$broker warm-up failed (see $RAW/logs/warmup.$broker.log)"
+    fi
     for scen in $SCENARIOS; do
         if [ "$broker" = echo ] && [ "$scen" != q1 ] && [ "$scen" != latency ]; then continue; fi
         n=$(n_for "$scen" "$broker")
@@ -308,6 +317,7 @@ mkdir -p "$RAW/logs"
     done
     echo "runs=$RUNS"
     echo "quick=$QUICK"
+    echo "warmup=${WARMUP:-1}"
     echo "window=$WINDOW"
     echo "latency_secs=$LAT_TIME"
     echo "run_timeout=$RUN_TIMEOUT"
