@@ -76,6 +76,8 @@ for scen in $SCENARIOS; do
     # shellcheck disable=SC2086
     perf record -F "$FREQ" -e cpu-clock -g -p "$BROKER_PID" -o "$WORK/perf.data" -- \
         timeout 300 "$LOADGEN" perf $args --port "$PORT" --json >"$WORK/line.json" 2>"$WORK/perf.err" || true
+    # head closes the pipes early: no pipefail for the summaries
+    set +o pipefail
     {
         echo "# WrenMQ CPU profile: $scen"
         echo "# load: wrenmq perf $args --port PORT"
@@ -83,10 +85,10 @@ for scen in $SCENARIOS; do
         echo "# perf record -F $FREQ -e cpu-clock -g -p BROKER (release + line tables + frame pointers); $(date -u '+%Y-%m-%d %H:%M UTC'); loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
         echo
         echo "## Threads (comm)"
-        perf report -i "$WORK/perf.data" --stdio --no-children --sort comm 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15
+        perf report -i "$WORK/perf.data" --stdio --no-children --sort comm -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15
         echo
         echo "## Shared objects"
-        perf report -i "$WORK/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15
+        perf report -i "$WORK/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15
         echo
         echo "## Self time by symbol (top 60)"
         perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol -g none --percent-limit 0.3 2>/dev/null |
@@ -95,7 +97,8 @@ for scen in $SCENARIOS; do
         echo "## Inclusive time by symbol (children, top 60)"
         perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none --percent-limit 2 2>/dev/null |
             grep -v '^#' | grep -v '^$' | head -60
-    } >"$OUT/$scen.txt"
+    } | sed 's/ *-      - *$//; s/[ ]*$//' >"$OUT/$scen.txt"
+    set -o pipefail
     log "wrote $OUT/$scen.txt ($(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["msgs_per_sec"], "msgs/s", d["verdict"])' "$WORK/line.json" 2>/dev/null || echo no result))"
     rm -f "$WORK/perf.data"
 done
