@@ -19,9 +19,15 @@
 //!
 //! Safety at open: a file that is not a redb database, is locked, is of
 //! another format version or is damaged is refused with a [`JournalError`]
-//! naming the file and the reason, and it is not modified. The one case in
-//! which redb does write to an existing file during open is crash recovery
-//! (a file that was not shut down cleanly), which is the point of a journal.
+//! naming the file and the reason, and it is not modified. Damage includes a
+//! message, queue or address record whose CRC32 does not match (see
+//! `records`): redb itself does not verify page checksums on reads. The
+//! whole file is read back through a read-only open before the read-write
+//! one, because the latter writes to the file. The one case in which the
+//! file is written before recovery is crash repair (a file that was not shut
+//! down cleanly), which only the read-write open can do and which is the
+//! point of a journal; a damaged record found after a repair is still
+//! refused, with nothing of ours written.
 //!
 //! After a `Write` failure the journal is *failed*: every later submit
 //! errors, so the broker never acknowledges a message that is not stored.
@@ -49,12 +55,22 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use open::{PathClaim, guard_panic, init_meta, open_rw, precheck};
+use open::{PathClaim, guard_panic, open_rw, precheck, recover_after_open};
 use writer::{Request, Shared, Writer};
 
 /// Version of the table layout and record encoding. Bump on any change to
 /// the records or tables; older files are then refused rather than misread.
-pub const FORMAT_VERSION: u64 = 1;
+///
+/// History:
+/// - 1: postcard records.
+/// - 2: message, queue and address records carry a CRC32 prefix (see
+///   `records`), so a damaged record is refused at open instead of delivered.
+///
+/// There is no migration: a version-1 journal is refused with
+/// [`JournalError::FormatVersion`] (file left untouched), and the operator
+/// drains it with the old build or starts from an empty directory. That is
+/// acceptable while WrenMQ is 0.x; a 1.0 release must upgrade in place.
+pub const FORMAT_VERSION: u64 = 2;
 
 /// Name of the database file inside [`JournalOptions::dir`].
 pub const FILE_NAME: &str = "journal.redb";
@@ -124,10 +140,11 @@ impl Journal {
         let path = dir.join(FILE_NAME);
         let claim = PathClaim::take(&path)?;
 
-        precheck(&path)?;
+        // Everything that can refuse the file runs before redb's read-write
+        // open, which writes to it; see `open::precheck`.
+        let pre = precheck(&path)?;
         let mut db = open_rw(&path)?;
-        init_meta(&db, &path)?;
-        let recovered = guard_panic(&path, || recovery::recover(&db, &path))?;
+        let recovered = guard_panic(&path, || recover_after_open(&db, &path, pre))?;
         writer::maybe_compact(&mut db, &path);
 
         let shared = Arc::new(Shared::new(path.clone()));

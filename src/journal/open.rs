@@ -9,7 +9,7 @@ use std::sync::{Mutex, OnceLock};
 use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable};
 
 use super::error::JournalError;
-use super::recovery::{self, VersionState};
+use super::recovery::{self, Fingerprint, Recovered, VersionState};
 use super::tables::{FORMAT_VERSION_KEY, Tables};
 use super::{FORMAT_VERSION, REDB_MAGIC};
 
@@ -62,11 +62,26 @@ pub(crate) fn guard_panic<T>(
     })
 }
 
+/// What [`precheck`] learned from the file without writing to it.
+pub(crate) enum Precheck {
+    /// No file, an empty one, or a redb file without tables: nothing to
+    /// recover and nothing to lose.
+    New,
+    /// Cleanly closed, of our format version, and read back in full.
+    Recovered(Recovered, Option<Fingerprint>),
+    /// Not shut down cleanly: only the read-write open may repair it, so
+    /// recovery has to wait until after that open.
+    NeedsRepair,
+}
+
 /// Inspects an existing file without writing to it: magic bytes, then a
-/// read-only redb open to check the lock and the format version. This is what
-/// guarantees refused files are left untouched, since the read-write open
-/// below would mark the file as in use.
-pub(crate) fn precheck(path: &Path) -> Result<(), JournalError> {
+/// read-only redb open to check the lock and the format version, then the
+/// full recovery (which verifies every record's checksum). This is what
+/// guarantees refused files are left untouched: redb's read-write open
+/// writes to the header straight away (it marks the file as in use), and
+/// closing it again records allocator state, so nothing that can fail the
+/// open may run after it.
+pub(crate) fn precheck(path: &Path) -> Result<Precheck, JournalError> {
     let mut head = Vec::with_capacity(REDB_MAGIC.len());
     match std::fs::File::open(path) {
         Ok(f) => {
@@ -77,7 +92,7 @@ pub(crate) fn precheck(path: &Path) -> Result<(), JournalError> {
                     reason: e.to_string(),
                 })?;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Precheck::New),
         Err(e) => {
             return Err(JournalError::Open {
                 path: path.to_path_buf(),
@@ -87,7 +102,7 @@ pub(crate) fn precheck(path: &Path) -> Result<(), JournalError> {
     }
     if head.is_empty() {
         // An empty file holds nothing to lose; redb initialises it.
-        return Ok(());
+        return Ok(Precheck::New);
     }
     if head != REDB_MAGIC {
         return Err(JournalError::NotAJournal {
@@ -99,13 +114,48 @@ pub(crate) fn precheck(path: &Path) -> Result<(), JournalError> {
         let ro = match Database::builder().open_read_only(path) {
             Ok(ro) => ro,
             // Not shut down cleanly: only the read-write open may recover it.
-            Err(DatabaseError::RepairAborted) => return Ok(()),
+            Err(DatabaseError::RepairAborted) => return Ok(Precheck::NeedsRepair),
             Err(e) => return Err(open_error(path, e)),
         };
-        let txn = ro.begin_read().map_err(|e| redb_error(path, e.into()))?;
-        let version = recovery::format_version(&txn).map_err(|e| redb_error(path, e))?;
-        check_version(path, version)
+        let version = {
+            let txn = ro.begin_read().map_err(|e| redb_error(path, e.into()))?;
+            recovery::format_version(&txn).map_err(|e| redb_error(path, e))?
+        };
+        if let VersionState::Fresh = version {
+            return Ok(Precheck::New);
+        }
+        check_version(path, version)?;
+        let recovered = recovery::recover(&ro, path)?;
+        Ok(Precheck::Recovered(recovered, recovery::fingerprint(&ro)))
     })
+}
+
+/// Runs right after the read-write open and before anything else writes:
+/// re-checks the version (the pre-check could not for a file that needed
+/// crash repair), recovers if the pre-check could not (crash repair) or the
+/// file changed in between (another process wrote it between the two opens),
+/// and only then creates the tables of a new file.
+pub(crate) fn recover_after_open(
+    db: &Database,
+    path: &Path,
+    pre: Precheck,
+) -> Result<Recovered, JournalError> {
+    let version = {
+        let txn = db.begin_read().map_err(|e| redb_error(path, e.into()))?;
+        recovery::format_version(&txn).map_err(|e| redb_error(path, e))?
+    };
+    check_version(path, version.clone())?;
+    if let VersionState::Fresh = version {
+        init_meta(db, path)?;
+        return recovery::recover(db, path);
+    }
+    if let Precheck::Recovered(recovered, Some(before)) = pre {
+        if recovery::fingerprint(db).as_ref() == Some(&before) {
+            return Ok(recovered);
+        }
+        tracing::warn!(journal = %path.display(), "journal changed between the read-only check and the open; reading it again");
+    }
+    recovery::recover(db, path)
 }
 
 fn check_version(path: &Path, v: VersionState) -> Result<(), JournalError> {
@@ -132,15 +182,10 @@ pub(crate) fn open_rw(path: &Path) -> Result<Database, JournalError> {
     })
 }
 
-/// Creates the tables and stamps the format version on a new file, and
-/// re-checks the version on an existing one (the pre-check is skipped for
-/// files that needed crash recovery).
-pub(crate) fn init_meta(db: &Database, path: &Path) -> Result<(), JournalError> {
-    let version = {
-        let txn = db.begin_read().map_err(|e| redb_error(path, e.into()))?;
-        recovery::format_version(&txn).map_err(|e| redb_error(path, e))?
-    };
-    check_version(path, version)?;
+/// Creates the tables and stamps the format version on a new file. Only
+/// called for a file without tables, so an existing journal is never written
+/// at open (beyond redb's own open and crash repair).
+fn init_meta(db: &Database, path: &Path) -> Result<(), JournalError> {
     let res = (|| -> Result<(), redb::Error> {
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;

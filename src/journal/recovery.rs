@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableError};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableError};
 
 use super::error::JournalError;
 use super::records::{AddressRecord, QueueRecord, StoredMessage, decode};
 use super::tables::{
-    ADDRESSES, FORMAT_VERSION_KEY, MAX_MESSAGE_ID_KEY, MESSAGES, META, QUEUES, REFS,
+    ADDRESSES, FORMAT_VERSION_KEY, MAX_MESSAGE_ID_KEY, MESSAGES, META, QUEUES, REFCOUNTS, REFS,
 };
 
 /// Everything durable, handed to the broker once at open so it can rebuild
@@ -50,6 +50,7 @@ pub struct RecoveredRef {
 }
 
 /// What the meta table says about the file's layout.
+#[derive(Debug, Clone)]
 pub(crate) enum VersionState {
     /// No table at all: a new (or never committed) database.
     Fresh,
@@ -77,7 +78,14 @@ pub(crate) fn format_version(txn: &ReadTransaction) -> Result<VersionState, redb
     }
 }
 
-/// Loads every record. Dangling refs (to a message that is not stored) are
+/// Loads every record, verifying each message, queue and address record's
+/// checksum: the first damaged one fails the whole recovery with
+/// [`JournalError::Corrupt`] naming it (e.g. "message 12: checksum
+/// mismatch …"), because delivering a damaged body as intact, or silently
+/// dropping a message a producer was told is stored, are both worse than
+/// refusing to start. Reads only, so the caller decides what may be written.
+///
+/// Dangling refs (to a message that is not stored) are
 /// skipped with a warning rather than failing the start-up, because the
 /// broker can run without them and refusing to start would lose the rest.
 pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recovered, JournalError> {
@@ -97,6 +105,13 @@ pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recover
         let (k, v) = entry.map_err(|e| storage(e.into()))?;
         let rec: AddressRecord = decode(v.value())
             .map_err(|e| corrupt(format!("address record {:?}: {e}", k.value())))?;
+        if rec.name != k.value() {
+            return Err(corrupt(format!(
+                "address record stored under key {:?} is named {:?}",
+                k.value(),
+                rec.name
+            )));
+        }
         out.addresses.push(rec);
     }
 
@@ -105,6 +120,13 @@ pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recover
         let (k, v) = entry.map_err(|e| storage(e.into()))?;
         let rec: QueueRecord =
             decode(v.value()).map_err(|e| corrupt(format!("queue record {:?}: {e}", k.value())))?;
+        if rec.name != k.value() {
+            return Err(corrupt(format!(
+                "queue record stored under key {:?} is named {:?}",
+                k.value(),
+                rec.name
+            )));
+        }
         out.queues.push(rec);
     }
 
@@ -156,4 +178,36 @@ pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recover
     }
     out.next_message_id = max_id.saturating_add(1);
     Ok(out)
+}
+
+/// Cheap summary of a file's content (table lengths and the id high-water
+/// mark), so [`super::Journal::open`] can confirm that the file it opened
+/// read-write is the one it recovered read-only a moment earlier, without
+/// reading everything twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    lens: [u64; 5],
+    max_message_id: Option<u64>,
+}
+
+/// Reads the [`Fingerprint`] of `db`; `None` when it cannot be read (the
+/// caller then recovers again rather than trust an earlier read).
+pub(crate) fn fingerprint(db: &impl ReadableDatabase) -> Option<Fingerprint> {
+    let txn = db.begin_read().ok()?;
+    let len = |t: Result<u64, redb::StorageError>| t.ok();
+    Some(Fingerprint {
+        lens: [
+            len(txn.open_table(MESSAGES).ok()?.len())?,
+            len(txn.open_table(REFS).ok()?.len())?,
+            len(txn.open_table(REFCOUNTS).ok()?.len())?,
+            len(txn.open_table(QUEUES).ok()?.len())?,
+            len(txn.open_table(ADDRESSES).ok()?.len())?,
+        ],
+        max_message_id: txn
+            .open_table(META)
+            .ok()?
+            .get(MAX_MESSAGE_ID_KEY)
+            .ok()?
+            .map(|v| v.value()),
+    })
 }

@@ -1,5 +1,6 @@
 //! Tests that need the journal's internals: the table layout for a
-//! version-mismatched file, and the failed state.
+//! version-mismatched file, records written behind the journal's back, and
+//! the failed state.
 
 use redb::{Database, ReadableDatabase};
 
@@ -107,4 +108,70 @@ fn shutdown_closes_the_file_cleanly() {
         recovery::format_version(&txn).unwrap(),
         VersionState::Version(FORMAT_VERSION)
     ));
+}
+
+/// A record with a valid checksum under the wrong key (a damaged key, or a
+/// bug) is refused rather than recovered under another name.
+#[test]
+fn record_under_the_wrong_key_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(opts(dir.path())).unwrap();
+    let path = j.path().to_path_buf();
+    j.shutdown();
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let rec = AddressRecord {
+            name: "real".into(),
+            anycast: true,
+            multicast: false,
+            auto_created: false,
+        };
+        txn.open_table(super::tables::ADDRESSES)
+            .unwrap()
+            .insert("other", records::encode(&rec).unwrap().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Journal::open(opts(dir.path())).unwrap_err();
+    assert!(matches!(err, JournalError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(r#"address record stored under key "other" is named "real""#),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// A version-1 journal (records without checksums) is refused, not misread.
+#[test]
+fn version_one_journal_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(opts(dir.path())).unwrap();
+    let path = j.path().to_path_buf();
+    j.shutdown();
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(FORMAT_VERSION_KEY, 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Journal::open(opts(dir.path())).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JournalError::FormatVersion {
+                found: 1,
+                expected: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
 }

@@ -2,6 +2,7 @@
 //! each provides a [`ByteSource`] and a [`ByteSink`], and [`crate::session::serve`] does the
 //! rest, so there is one copy of the STOMP logic whatever the wire.
 
+pub mod accept;
 pub mod admission;
 pub mod tcp;
 pub mod tls;

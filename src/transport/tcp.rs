@@ -7,6 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::accept::accept_loop;
 use super::{ByteSink, ByteSource, admission};
 use crate::server::{AcceptorContext, ShutdownSignal};
 use crate::session;
@@ -56,39 +57,20 @@ impl ByteSink for OwnedWriteHalf {
     }
 }
 
-/// Accepts TCP connections until shutdown, serving each on its own task.
-pub async fn run(listener: TcpListener, ctx: Arc<AcceptorContext>, mut shutdown: ShutdownSignal) {
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let admission = match ctx.admit(peer.ip()) {
-                        Ok(a) => a,
-                        Err(why) => {
-                            tracing::info!(%peer, reason = %why, "connection refused");
-                            tokio::spawn(admission::refuse(stream, why));
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let (r, w) = stream.into_split();
-                    let ctx = Arc::clone(&ctx);
-                    let shutdown = shutdown.clone();
-                    let guard = ctx.track_connection();
-                    tokio::spawn(async move {
-                        tracing::debug!(%peer, "connection accepted");
-                        session::serve(r, w, ctx, shutdown, peer).await;
-                        drop(guard);
-                        drop(admission);
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
+/// Accepts TCP connections until shutdown, serving each on its own task. A connection over
+/// the limits gets a raw ERROR frame saying so.
+pub async fn run(listener: TcpListener, ctx: Arc<AcceptorContext>, shutdown: ShutdownSignal) {
+    accept_loop(
+        listener,
+        ctx,
+        shutdown,
+        |stream, _, why| {
+            tokio::spawn(admission::refuse(stream, why));
+        },
+        |stream, peer, ctx, shutdown| async move {
+            let (r, w) = stream.into_split();
+            session::serve(r, w, ctx, shutdown, peer).await;
+        },
+    )
+    .await
 }

@@ -18,6 +18,7 @@ use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 
+use super::accept::accept_loop;
 use super::{ByteSink, ByteSource};
 use crate::config::{ClientAuth, TlsConfig};
 use crate::server::{AcceptorContext, ShutdownSignal};
@@ -120,38 +121,16 @@ pub async fn run(
     listener: TcpListener,
     tls: TlsAcceptor,
     ctx: Arc<AcceptorContext>,
-    mut shutdown: ShutdownSignal,
+    shutdown: ShutdownSignal,
 ) {
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let admission = match ctx.admit(peer.ip()) {
-                        Ok(a) => a,
-                        Err(why) => {
-                            tracing::info!(%peer, reason = %why, "TLS connection refused");
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let ctx = Arc::clone(&ctx);
-                    let guard = ctx.track_connection();
-                    let tls = tls.clone();
-                    let shutdown = shutdown.clone();
-                    tokio::spawn(async move {
-                        serve(stream, peer, tls, ctx, shutdown).await;
-                        drop(guard);
-                        drop(admission);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
+    accept_loop(
+        listener,
+        ctx,
+        shutdown,
+        |_, _, _| {},
+        move |stream, peer, ctx, shutdown| serve(stream, peer, tls.clone(), ctx, shutdown),
+    )
+    .await
 }
 
 /// Completes the server side of a TLS handshake within `limit`, returning the stream and the

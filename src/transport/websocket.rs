@@ -110,56 +110,39 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     ctx: Arc<AcceptorContext>,
-    mut shutdown: ShutdownSignal,
+    shutdown: ShutdownSignal,
 ) {
     let settings = Arc::new(Settings::from_context(&ctx));
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let admission = match ctx.admit(peer.ip()) {
-                        Ok(a) => a,
-                        Err(why) => {
-                            tracing::info!(%peer, reason = %why, "websocket connection refused");
-                            // Over TLS, refusing costs no handshake: just close.
-                            if tls.is_none() {
-                                let text = format!("{}: {why}\n", admission::TOO_MANY_CONNECTIONS);
-                                tokio::spawn(answer(stream, peer, Answer::text(503, &text)));
-                            }
-                            continue;
+    let plain = tls.is_none();
+    super::accept::accept_loop(
+        listener,
+        ctx,
+        shutdown,
+        move |stream, peer, why| {
+            // Over TLS, refusing costs no handshake: just close.
+            if plain {
+                let text = format!("{}: {why}\n", admission::TOO_MANY_CONNECTIONS);
+                tokio::spawn(answer(stream, peer, Answer::text(503, &text)));
+            }
+        },
+        move |stream, peer, ctx, shutdown| {
+            let settings = Arc::clone(&settings);
+            let tls = tls.clone();
+            async move {
+                match tls {
+                    None => handle(stream, peer, ctx, settings, shutdown, None).await,
+                    Some(tls) => {
+                        if let Some((stream, user)) =
+                            super::tls::handshake(&tls, stream, peer, ctx.handshake_timeout).await
+                        {
+                            handle(stream, peer, ctx, settings, shutdown, user).await;
                         }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let ctx = Arc::clone(&ctx);
-                    let settings = Arc::clone(&settings);
-                    let shutdown = shutdown.clone();
-                    let guard = ctx.track_connection();
-                    let tls = tls.clone();
-                    tokio::spawn(async move {
-                        tracing::debug!(%peer, "websocket acceptor: connection accepted");
-                        match tls {
-                            None => handle(stream, peer, ctx, settings, shutdown, None).await,
-                            Some(tls) => {
-                                if let Some((stream, user)) =
-                                    super::tls::handshake(&tls, stream, peer, ctx.handshake_timeout).await
-                                {
-                                    handle(stream, peer, ctx, settings, shutdown, user).await;
-                                }
-                            }
-                        }
-                        drop(guard);
-                        drop(admission);
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
             }
-        }
-    }
+        },
+    )
+    .await
 }
 
 async fn handle<S: Stream>(

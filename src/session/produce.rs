@@ -1,0 +1,184 @@
+//! SEND: mapping the destination, building the message, routing it (waiting for room when
+//! its address is full), and tracking the journal writes its RECEIPT must wait for.
+
+use super::{Failure, Session, map_destination};
+use crate::broker::{BrokerError, Capacity, Destination, MessageDraft};
+use crate::journal::{Completion, JournalOp};
+use crate::stomp::Frame;
+use bytestring::ByteString;
+
+/// Journal writes a connection may have outstanding before it stops reading: enough to fill
+/// several group commits, bounded in count and in bytes so memory stays bounded.
+const MAX_PENDING_WRITES: usize = 4096;
+/// Bytes of message bodies a connection may have waiting for the journal.
+const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
+
+/// Headers that steer the frame rather than describe the message; not kept as properties.
+pub(super) fn is_transport_header(name: &str) -> bool {
+    matches!(
+        name,
+        "receipt" | "transaction" | "content-length" | "destination"
+    )
+}
+
+impl Session {
+    pub(super) fn destination(
+        &self,
+        frame: &Frame,
+        type_header: &'static str,
+    ) -> Result<(String, Destination), Failure> {
+        let text = frame.get("destination").ok_or_else(|| {
+            Failure::new(format!(
+                "{} frame has no 'destination' header",
+                frame.command
+            ))
+        })?;
+        let dest = map_destination(
+            &self.ctx.acceptor,
+            text,
+            frame.get(type_header).map(|v| (type_header, v)),
+        )
+        .map_err(Failure::new)?;
+        Ok((text.to_string(), dest))
+    }
+
+    pub(super) async fn send(&mut self, frame: Frame) -> Result<(), Failure> {
+        let (text, dest) = self.destination(&frame, "destination-type")?;
+        let tx_id = frame.get("transaction").map(ByteString::from);
+        let draft = draft_from(frame, text)?;
+        if let Some(tx) = tx_id {
+            let Some(held) = self.transactions.get(&tx).map(|t| t.sends.len()) else {
+                return Err(Failure::new(format!("unknown transaction '{tx}'")));
+            };
+            if held >= self.ctx.session_limits.max_messages_per_transaction {
+                return Err(Failure::new(format!(
+                    "transaction '{tx}' already holds {held} messages, the limit (max-messages-per-transaction)"
+                )));
+            }
+            // Refuse an unroutable or unauthorized send now, as Artemis does, not at COMMIT.
+            self.ctx.broker.prepare_as(&dest, &self.access)?;
+            if let Some(t) = self.transactions.get_mut(&tx) {
+                t.sends.push((dest, draft));
+            }
+            return Ok(());
+        }
+        let mut ops = Vec::new();
+        self.route(&dest, draft, &mut ops).await?;
+        self.persist(ops).await
+    }
+
+    /// Starts storing `ops`; waits only when too many writes (or bytes) are outstanding.
+    pub(super) async fn persist(&mut self, ops: Vec<JournalOp>) -> Result<(), Failure> {
+        let bytes: usize = ops
+            .iter()
+            .map(|op| match op {
+                JournalOp::PutMessage(m) => m.body.len() + 64,
+                _ => 32,
+            })
+            .sum();
+        let write = self.ctx.broker.persist(ops);
+        self.track(write, bytes).await
+    }
+
+    /// Makes the next RECEIPT wait for everything the core has handed to the journal so far,
+    /// such as the record of a durable subscription it just created or deleted.
+    pub(super) async fn await_core_writes(&mut self) -> Result<(), Failure> {
+        let barrier = self.ctx.broker.journal_barrier();
+        self.track(barrier, 0).await
+    }
+
+    /// Adds a write for the next RECEIPT to wait on; waits only when too many writes (or
+    /// bytes) are outstanding.
+    pub(super) async fn track(
+        &mut self,
+        write: Option<Completion>,
+        bytes: usize,
+    ) -> Result<(), Failure> {
+        if let Some(write) = write {
+            self.pending_writes.push_back((write, bytes));
+            self.pending_bytes += bytes;
+        }
+        while self.pending_writes.len() > MAX_PENDING_WRITES
+            || self.pending_bytes > MAX_PENDING_BYTES
+        {
+            let Some((write, bytes)) = self.pending_writes.pop_front() else {
+                break;
+            };
+            self.pending_bytes -= bytes;
+            write.await.map_err(journal_failure)?;
+        }
+        Ok(())
+    }
+
+    /// Routes one message, first waiting for room if its address is full (BLOCK): the
+    /// connection stops reading meanwhile, which slows the producer by TCP back-pressure.
+    pub(super) async fn route(
+        &self,
+        dest: &Destination,
+        draft: MessageDraft,
+        ops: &mut Vec<JournalOp>,
+    ) -> Result<(), Failure> {
+        let broker = &self.ctx.broker;
+        loop {
+            match broker.capacity(dest) {
+                Capacity::Available => break,
+                Capacity::Blocked(usage) => usage.wait_for_space().await,
+                Capacity::Refused => {
+                    return Err(BrokerError::AddressFull(dest.address.clone()).into());
+                }
+                Capacity::Dropped => return Ok(()),
+            }
+        }
+        broker.send_as(dest, draft, ops, &self.access)?;
+        Ok(())
+    }
+}
+
+pub(super) fn journal_failure(e: crate::journal::JournalError) -> Failure {
+    tracing::error!(error = %e, "journal write failed");
+    Failure::new(format!("the broker could not store the message: {e}"))
+}
+
+pub(super) fn draft_from(frame: Frame, destination: String) -> Result<MessageDraft, Failure> {
+    let persistent = match frame.get("persistent") {
+        None => None,
+        Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
+        Some(v) => {
+            return Err(Failure::new(format!(
+                "header 'persistent' must be true or false, not '{v}'"
+            )));
+        }
+    };
+    let priority = match frame.get("priority") {
+        None => 4,
+        Some(v) => v
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= 9)
+            .ok_or_else(|| Failure::new(format!("header 'priority' must be 0 to 9, not '{v}'")))?,
+    };
+    let expires = match frame.get("expires") {
+        None => 0,
+        Some(v) => v.trim().parse::<u64>().map_err(|_| {
+            Failure::new(format!(
+                "header 'expires' must be milliseconds since the epoch, not '{v}'"
+            ))
+        })?,
+    };
+    let properties = frame
+        .headers
+        .into_entries()
+        .into_iter()
+        .filter(|(k, _)| !is_transport_header(k))
+        .collect();
+    Ok(MessageDraft {
+        destination: destination.into(),
+        properties,
+        body: frame.body,
+        persistent,
+        priority,
+        expires,
+    })
+}

@@ -1,0 +1,181 @@
+//! SUBSCRIBE and UNSUBSCRIBE: ack modes, consumer windows from any peer's prefetch header,
+//! durable subscriptions, and the per-connection unacked limit.
+
+use super::{AckMode, Failure, Session, Subscription, SubscriptionContext};
+use crate::broker::{Authorizer, SubscribeSpec, Window};
+use crate::security::Permission;
+use crate::stomp::{Frame, Version};
+use bytestring::ByteString;
+use std::sync::Arc;
+
+/// Names by which clients ask for a durable subscription, in Artemis's order of precedence.
+const DURABLE_NAME_HEADERS: [&str; 3] = [
+    "durable-subscription-name",
+    "durable-subscriber-name",
+    "activemq.subscriptionName",
+];
+
+impl Session {
+    pub(super) async fn subscribe(
+        &mut self,
+        frame: Frame,
+        receipt: Option<ByteString>,
+    ) -> Result<(), Failure> {
+        let version = self.version.unwrap_or(Version::V1_2);
+        let (text, dest) = self.destination(&frame, "subscription-type")?;
+        let id: ByteString = match frame.get("id") {
+            Some(id) => id.into(),
+            None if version == Version::V1_0 => text.as_str().into(),
+            None => return Err(Failure::new("SUBSCRIBE frame has no 'id' header")),
+        };
+        if self.subscriptions.contains_key(&id) {
+            return Err(Failure::new(format!(
+                "subscription id '{id}' is already in use on this connection"
+            )));
+        }
+        let ack = match frame.get("ack") {
+            None => AckMode::Auto,
+            Some(a) => AckMode::parse(a).ok_or_else(|| {
+                Failure::new(format!(
+                    "ack mode '{a}' is not one of auto, client, client-individual"
+                ))
+            })?,
+        };
+        let limits = &self.ctx.session_limits;
+        if self.subscriptions.len() >= limits.max_subscriptions_per_connection {
+            return Err(Failure::new(format!(
+                "too many subscriptions: this connection already has {}, the limit (max-subscriptions-per-connection)",
+                self.subscriptions.len()
+            )));
+        }
+        let mut window = parse_window(&frame, self.ctx.acceptor.default_consumer_window)?;
+        let granted = self.unacked_share(&mut window)?;
+        let durable_name = match DURABLE_NAME_HEADERS.iter().find_map(|h| frame.get(h)) {
+            Some(name) if dest.routing != Some(crate::broker::RoutingType::Anycast) => {
+                let client = self.client_id.as_deref().ok_or_else(|| {
+                    Failure::new("a durable subscription needs a 'client-id' header on CONNECT")
+                })?;
+                Some(format!("{client}.{name}"))
+            }
+            _ => None,
+        };
+        let ctx = Arc::new(SubscriptionContext {
+            id: id.clone(),
+            ack,
+            version,
+        });
+        let handle = self.ctx.broker.subscribe_as(
+            SubscribeSpec {
+                destination: dest,
+                window,
+                sink: self.out.sink(ctx),
+                durable_name: durable_name.clone(),
+            },
+            &self.access,
+        )?;
+        self.by_consumer.insert(handle.id, id.clone());
+        let durable = durable_name.is_some();
+        self.subscriptions.insert(
+            id,
+            Subscription {
+                handle: handle.clone(),
+                ack,
+                durable_name,
+                granted,
+            },
+        );
+        if durable {
+            // The subscription's queue record was submitted without waiting; its RECEIPT
+            // must not go out before the subscription would survive a crash.
+            self.await_core_writes().await?;
+        }
+        if let Some(r) = receipt {
+            self.receipt(r).await?;
+        }
+        handle.start();
+        Ok(())
+    }
+
+    /// Caps a new subscription's message window so the connection's subscriptions together
+    /// hold at most max-unacked-per-connection; refuses when nothing is left.
+    pub(super) fn unacked_share(&self, window: &mut Window) -> Result<u32, Failure> {
+        let limit = self.ctx.session_limits.max_unacked_per_connection;
+        let used: u64 = self
+            .subscriptions
+            .values()
+            .map(|s| u64::from(s.granted))
+            .sum();
+        let left = u64::from(limit).saturating_sub(used);
+        if left == 0 {
+            return Err(Failure::new(format!(
+                "too many unacknowledged messages: this connection's subscriptions may already hold {limit}, the limit (max-unacked-per-connection)"
+            )));
+        }
+        let left = u32::try_from(left).unwrap_or(u32::MAX);
+        let granted = window.messages.map_or(left, |m| m.min(left));
+        window.messages = Some(granted);
+        Ok(granted)
+    }
+
+    pub(super) async fn unsubscribe(&mut self, frame: &Frame) -> Result<(), Failure> {
+        let id = match (frame.get("id"), self.version) {
+            (Some(id), _) => id,
+            (None, Some(Version::V1_0)) => frame.get("destination").ok_or_else(|| {
+                Failure::new("UNSUBSCRIBE frame has neither 'id' nor 'destination'")
+            })?,
+            (None, _) => return Err(Failure::new("UNSUBSCRIBE frame has no 'id' header")),
+        };
+        let sub = self
+            .subscriptions
+            .remove(id)
+            .ok_or_else(|| Failure::new(format!("unknown subscription '{id}'")))?;
+        self.by_consumer.remove(&sub.handle.id);
+        sub.handle.close();
+        let wants_delete = DURABLE_NAME_HEADERS.iter().any(|h| frame.get(h).is_some());
+        if let (Some(name), true) = (&sub.durable_name, wants_delete) {
+            self.access
+                .authorize(Permission::DeleteDurableQueue, &sub.handle.queue.address)?;
+            if self.ctx.broker.delete_subscription(name) {
+                // Likewise the deletion: once RECEIPTed it must not come back after a crash.
+                self.await_core_writes().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the window from whichever peer's header the client used: Artemis's
+/// `consumer-window-size` (bytes), ActiveMQ's `activemq.prefetchSize` or RabbitMQ's
+/// `prefetch-count` (messages).
+pub(super) fn parse_window(frame: &Frame, default_messages: u32) -> Result<Window, Failure> {
+    let number = |name: &str| -> Result<Option<i64>, Failure> {
+        frame
+            .get(name)
+            .map(|v| {
+                v.trim().parse::<i64>().map_err(|_| {
+                    Failure::new(format!("header '{name}' must be a number, not '{v}'"))
+                })
+            })
+            .transpose()
+    };
+    let messages = match number("activemq.prefetchSize")?.or(number("prefetch-count")?) {
+        Some(n) if n < 0 => None,
+        Some(0) => None,
+        Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+        None => Some(default_messages),
+    };
+    match number("consumer-window-size")? {
+        Some(b) if b < 0 => Ok(Window {
+            messages: None,
+            bytes: None,
+        }),
+        Some(b) => Ok(Window {
+            messages: None,
+            bytes: Some(b as u64),
+        }),
+        None => Ok(Window {
+            messages: messages.filter(|m| *m > 0),
+            bytes: None,
+        }),
+    }
+}
