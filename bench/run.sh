@@ -75,12 +75,14 @@ mkdir -p "$RAW"
 WORK=$(mktemp -d -t wrenmq-run.XXXXXX)
 BROKER_PID=""
 SAMPLER_PID=""
+RUN_PID=""
 STARTED_PEERS=()
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     [ -z "$SAMPLER_PID" ] || kill "$SAMPLER_PID" 2>/dev/null || true
+    [ -z "$RUN_PID" ] || kill "$RUN_PID" 2>/dev/null || true # timeout(1) passes it on to perf
     if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
         kill "$BROKER_PID" 2>/dev/null || true
         wait "$BROKER_PID" 2>/dev/null || true
@@ -220,7 +222,11 @@ run_one() {
     rss_sampler "$PID" "$WORK/rss" &
     SAMPLER_PID=$!
     log "$broker $scen run $run/$RUNS: ${cmd[*]}"
-    "${cmd[@]}" >"$out" 2>"$err" || rc=$?
+    # in the background and waited for, so that a signal reaches the trap at once
+    "${cmd[@]}" >"$out" 2>"$err" &
+    RUN_PID=$!
+    wait "$RUN_PID" || rc=$?
+    RUN_PID=""
     kill "$SAMPLER_PID" 2>/dev/null || true
     wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=""
