@@ -216,6 +216,44 @@ async fn ack_before_its_put_ref_leaves_nothing() {
 }
 
 #[tokio::test]
+async fn sent_and_acked_within_one_group_commit_is_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let commits;
+    {
+        // A wide gathering window puts every request below into one group commit.
+        let mut o = opts(dir.path());
+        o.buffer_timeout = Duration::from_millis(200);
+        let (j, _) = Journal::open(o).unwrap();
+        let before = j.commit_count();
+        let sent = j.submit(vec![
+            JournalOp::PutMessage(msg(1, 10)),
+            put_ref("q", 1),
+            put_ref("other", 1),
+        ]);
+        j.submit_detached(vec![JournalOp::SetDeliveryCount {
+            queue: "q".into(),
+            message_id: 1,
+            count: 1,
+        }]);
+        let acked = j.submit(vec![del_ref("q", 1)]);
+        let second = j.submit(vec![JournalOp::PutMessage(msg(2, 10)), put_ref("q", 2)]);
+        let acked_too = j.submit(vec![del_ref("q", 2)]);
+        sent.await.unwrap();
+        acked.await.unwrap();
+        second.await.unwrap();
+        acked_too.await.unwrap();
+        commits = j.commit_count() - before;
+        j.shutdown();
+    }
+    assert_eq!(commits, 1, "the requests were meant to share one commit");
+    let (_j, rec) = reopen(dir.path());
+    // Message 1 is still referenced by the other queue; message 2 is gone entirely.
+    assert_eq!(ids(&rec, "q"), Vec::<u64>::new());
+    assert_eq!(ids(&rec, "other"), vec![1]);
+    assert!(rec.next_message_id > 2, "ids are never reused");
+}
+
+#[tokio::test]
 async fn delivery_count_before_its_put_ref_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -11,6 +11,12 @@
 //! consumes the tombstone and is not written. Tombstones are in memory only:
 //! the reordering window is the channel, which does not survive a restart.
 //!
+//! Consumed within one batch: a message whose `PutRef` and `DeleteRef` reach
+//! the same group commit was sent and acknowledged before it could be stored.
+//! Both are dropped, with its delivery counts and, when no other queue keeps
+//! it, its `PutMessage`: with a consumer keeping up, most messages are never
+//! written at all, and a commit costs little more than its fsync.
+//!
 //! Early delivery counts: for the same reason a `SetDeliveryCount` can arrive
 //! before its `PutRef`. This is the normal case when a consumer is waiting:
 //! the queue hands the message over (and records the delivery) while the send
@@ -397,9 +403,20 @@ impl Writer {
         {
             let mut t = Tables::open(&txn)?;
             let mut max_id = self.max_message_id;
+            let consumed = consumed_in_batch(batch);
             for (ops, _) in batch {
                 let mut put = Vec::new();
                 for op in ops {
+                    if consumed.skips(op) {
+                        match op {
+                            JournalOp::PutMessage(m) => max_id = max_id.max(m.id),
+                            JournalOp::PutRef { queue, message_id } => {
+                                self.early.counts.take(queue, *message_id);
+                            }
+                            _ => {}
+                        }
+                        continue;
+                    }
                     apply_op(&mut t, &mut self.early, op, &mut put, &mut max_id)?;
                 }
                 // A message is only kept if something references it by the
@@ -422,6 +439,63 @@ impl Writer {
 }
 
 type Waiter = oneshot::Sender<Result<(), JournalError>>;
+
+/// Refs put and deleted within one batch, and the messages only they referenced.
+struct Consumed<'a> {
+    refs: HashSet<(&'a str, u64)>,
+    messages: HashSet<u64>,
+}
+
+impl Consumed<'_> {
+    /// Whether `op` has no effect once the batch is applied, so it need not be written.
+    fn skips(&self, op: &JournalOp) -> bool {
+        match op {
+            JournalOp::PutRef { queue, message_id }
+            | JournalOp::DeleteRef { queue, message_id }
+            | JournalOp::SetDeliveryCount {
+                queue, message_id, ..
+            } => self.refs.contains(&(queue.as_str(), *message_id)),
+            JournalOp::PutMessage(m) => self.messages.contains(&m.id),
+            _ => false,
+        }
+    }
+}
+
+/// Finds the refs a batch both puts and deletes. A ref is put at most once (message ids are
+/// never reused), so a put and a delete of the same ref in one batch cancel whatever their
+/// order. A message whose every put ref cancels is not stored either.
+fn consumed_in_batch(batch: &[(Vec<JournalOp>, Option<Waiter>)]) -> Consumed<'_> {
+    let mut puts = HashSet::new();
+    let mut deletes = HashSet::new();
+    for (ops, _) in batch {
+        for op in ops {
+            match op {
+                JournalOp::PutRef { queue, message_id } => {
+                    puts.insert((queue.as_str(), *message_id));
+                }
+                JournalOp::DeleteRef { queue, message_id } => {
+                    deletes.insert((queue.as_str(), *message_id));
+                }
+                _ => {}
+            }
+        }
+    }
+    let refs: HashSet<(&str, u64)> = puts.intersection(&deletes).copied().collect();
+    let mut messages = HashSet::new();
+    if !refs.is_empty() {
+        let kept: HashSet<u64> = puts
+            .iter()
+            .filter(|k| !refs.contains(*k))
+            .map(|(_, id)| *id)
+            .collect();
+        messages.extend(
+            refs.iter()
+                .map(|(_, id)| *id)
+                .filter(|id| !kept.contains(id)),
+        );
+    }
+    Consumed { refs, messages }
+}
 
 /// Why a group commit failed: storage, or a record that cannot be encoded.
 #[derive(Debug, thiserror::Error)]

@@ -115,6 +115,7 @@ pub struct Session {
     by_consumer: HashMap<ConsumerId, ByteString>,
     transactions: HashMap<ByteString, Transaction>,
     pending_writes: VecDeque<(Completion, usize)>,
+    last_send: Option<produce::LastDestination>,
     pending_bytes: usize,
 }
 
@@ -136,6 +137,7 @@ impl Session {
             by_consumer: HashMap::new(),
             transactions: HashMap::new(),
             pending_writes: VecDeque::new(),
+            last_send: None,
             pending_bytes: 0,
         }
     }

@@ -13,6 +13,13 @@ const MAX_PENDING_WRITES: usize = 4096;
 /// Bytes of message bodies a connection may have waiting for the journal.
 const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
 
+/// The destination of the previous SEND, mapped, for [`Session::send_destination`].
+pub(super) struct LastDestination {
+    text: ByteString,
+    kind: Option<String>,
+    dest: Destination,
+}
+
 /// Headers that steer the frame rather than describe the message; not kept as properties.
 pub(super) fn is_transport_header(name: &str) -> bool {
     matches!(
@@ -22,12 +29,14 @@ pub(super) fn is_transport_header(name: &str) -> bool {
 }
 
 impl Session {
+    /// Maps a frame's destination (with its routing-type header) for this acceptor. Returns
+    /// the destination text as the client wrote it, shared with the frame, not copied.
     pub(super) fn destination(
         &self,
         frame: &Frame,
         type_header: &'static str,
-    ) -> Result<(String, Destination), Failure> {
-        let text = frame.get("destination").ok_or_else(|| {
+    ) -> Result<(ByteString, Destination), Failure> {
+        let text = frame.headers.get_shared("destination").ok_or_else(|| {
             Failure::new(format!(
                 "{} frame has no 'destination' header",
                 frame.command
@@ -39,11 +48,45 @@ impl Session {
             frame.get(type_header).map(|v| (type_header, v)),
         )
         .map_err(Failure::new)?;
-        Ok((text.to_string(), dest))
+        Ok((text.clone(), dest))
+    }
+
+    /// Like [`Session::destination`] for SEND, but remembers the last mapping: producers
+    /// usually send to one destination, so its parsing and allocation happen once.
+    fn send_destination(&mut self, frame: &Frame) -> Result<ByteString, Failure> {
+        let text = frame.headers.get_shared("destination");
+        let kind = frame.get("destination-type");
+        if let (Some(text), Some(last)) = (text, &self.last_send)
+            && last.text == *text
+            && last.kind.as_deref() == kind
+        {
+            return Ok(text.clone());
+        }
+        let (text, dest) = self.destination(frame, "destination-type")?;
+        self.last_send = Some(LastDestination {
+            text: text.clone(),
+            kind: kind.map(str::to_string),
+            dest,
+        });
+        Ok(text)
     }
 
     pub(super) async fn send(&mut self, frame: Frame) -> Result<(), Failure> {
-        let (text, dest) = self.destination(&frame, "destination-type")?;
+        let text = self.send_destination(&frame)?;
+        let Some(last) = self.last_send.take() else {
+            return Err(Failure::new("SEND frame has no 'destination' header"));
+        };
+        let result = self.send_to(frame, text, &last.dest).await;
+        self.last_send = Some(last);
+        result
+    }
+
+    async fn send_to(
+        &mut self,
+        frame: Frame,
+        text: ByteString,
+        dest: &Destination,
+    ) -> Result<(), Failure> {
         let tx_id = frame.get("transaction").map(ByteString::from);
         let draft = draft_from(frame, text)?;
         if let Some(tx) = tx_id {
@@ -56,14 +99,14 @@ impl Session {
                 )));
             }
             // Refuse an unroutable or unauthorized send now, as Artemis does, not at COMMIT.
-            self.ctx.broker.prepare_as(&dest, &self.access)?;
+            self.ctx.broker.prepare_as(dest, &self.access)?;
             if let Some(t) = self.transactions.get_mut(&tx) {
-                t.sends.push((dest, draft));
+                t.sends.push((dest.clone(), draft));
             }
             return Ok(());
         }
         let mut ops = Vec::new();
-        self.route(&dest, draft, &mut ops).await?;
+        self.route(dest, draft, &mut ops).await?;
         self.persist(ops).await
     }
 
@@ -139,7 +182,7 @@ pub(super) fn journal_failure(e: crate::journal::JournalError) -> Failure {
     Failure::new(format!("the broker could not store the message: {e}"))
 }
 
-pub(super) fn draft_from(frame: Frame, destination: String) -> Result<MessageDraft, Failure> {
+pub(super) fn draft_from(frame: Frame, destination: ByteString) -> Result<MessageDraft, Failure> {
     let persistent = match frame.get("persistent") {
         None => None,
         Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
@@ -174,7 +217,7 @@ pub(super) fn draft_from(frame: Frame, destination: String) -> Result<MessageDra
         .filter(|(k, _)| !is_transport_header(k))
         .collect();
     Ok(MessageDraft {
-        destination: destination.into(),
+        destination,
         properties,
         body: frame.body,
         persistent,

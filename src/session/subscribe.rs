@@ -25,7 +25,7 @@ impl Session {
         let (text, dest) = self.destination(&frame, "subscription-type")?;
         let id: ByteString = match frame.get("id") {
             Some(id) => id.into(),
-            None if version == Version::V1_0 => text.as_str().into(),
+            None if version == Version::V1_0 => text.clone(),
             None => return Err(Failure::new("SUBSCRIBE frame has no 'id' header")),
         };
         if self.subscriptions.contains_key(&id) {

@@ -149,24 +149,22 @@ fn encode_message(
     sub: &SubscriptionContext,
     scratch: &mut String,
 ) {
-    use std::fmt::Write;
+    let mut num = itoa::Buffer::new();
     let m = &d.message;
     let mut enc = FrameEncoder::begin(&mut batch.buf, sub.version, Command::Message);
     enc.header("destination", &m.destination);
-    scratch.clear();
-    let _ = write!(scratch, "{}", m.id);
-    enc.header("message-id", scratch);
+    enc.header("message-id", num.format(m.id));
     enc.header("subscription", &sub.id);
     if sub.ack != AckMode::Auto {
         scratch.clear();
-        let _ = write!(scratch, "{}-{}", d.consumer, d.tag);
+        scratch.push_str(num.format(d.consumer));
+        scratch.push('-');
+        scratch.push_str(num.format(d.tag));
         enc.header("ack", scratch);
     }
     if d.delivery_count > 1 {
         enc.header("redelivered", "true");
-        scratch.clear();
-        let _ = write!(scratch, "{}", d.delivery_count - 1);
-        enc.header("redelivery-count", scratch);
+        enc.header("redelivery-count", num.format(d.delivery_count - 1));
     }
     let mut has_timestamp = false;
     let mut has_persistent = false;
@@ -179,9 +177,7 @@ fn encode_message(
         enc.header(k, v);
     }
     if !has_timestamp {
-        scratch.clear();
-        let _ = write!(scratch, "{}", m.timestamp);
-        enc.header("timestamp", scratch);
+        enc.header("timestamp", num.format(m.timestamp));
     }
     if m.persistent && !has_persistent {
         enc.header("persistent", "true");

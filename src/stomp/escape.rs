@@ -72,8 +72,9 @@ impl Escaping {
     /// end the header line and let one peer inject headers into another's frame (a 1.2
     /// sender's value relayed to a 1.0 subscriber, say). Those bytes are written as a space.
     pub(crate) fn escape_into(self, out: &mut BytesMut, text: &str) {
+        let table = self.table();
         let mut rest = text.as_bytes();
-        while let Some(at) = rest.iter().position(|&b| self.needs_escape(b)) {
+        while let Some(at) = rest.iter().position(|&b| table[b as usize]) {
             let (plain, tail) = rest.split_at(at);
             out.extend_from_slice(plain);
             let (special, tail) = match tail.split_first() {
@@ -92,11 +93,25 @@ impl Escaping {
         out.extend_from_slice(rest);
     }
 
-    fn needs_escape(self, byte: u8) -> bool {
+    /// Which bytes need escaping, as a lookup table: the encoder scans every header value
+    /// of every MESSAGE, so the per-byte test is one load instead of a match on the rules.
+    fn table(self) -> &'static [bool; 256] {
+        const fn table(special: &[u8]) -> [bool; 256] {
+            let mut t = [false; 256];
+            let mut i = 0;
+            while i < special.len() {
+                t[special[i] as usize] = true;
+                i += 1;
+            }
+            t
+        }
+        static NONE: [bool; 256] = table(b"\n\r");
+        static V1_1: [bool; 256] = table(b"\n:\\");
+        static V1_2: [bool; 256] = table(b"\n\r:\\");
         match self {
-            Escaping::None => matches!(byte, b'\n' | b'\r'),
-            Escaping::V1_1 => matches!(byte, b'\n' | b':' | b'\\'),
-            Escaping::V1_2 => matches!(byte, b'\n' | b'\r' | b':' | b'\\'),
+            Escaping::None => &NONE,
+            Escaping::V1_1 => &V1_1,
+            Escaping::V1_2 => &V1_2,
         }
     }
 }

@@ -150,6 +150,12 @@ impl Headers {
         self.0.iter().find(|(k, _)| &**k == name).map(|(_, v)| &**v)
     }
 
+    /// The first header called `name` as the shared string it was decoded into, so a caller
+    /// can keep it without copying.
+    pub fn get_shared(&self, name: &str) -> Option<&ByteString> {
+        self.0.iter().find(|(k, _)| &**k == name).map(|(_, v)| v)
+    }
+
     /// Appends a header; earlier headers of the same name keep precedence.
     pub fn push(&mut self, name: impl Into<ByteString>, value: impl Into<ByteString>) {
         self.0.push((name.into(), value.into()));

@@ -107,7 +107,14 @@ pub struct SubscribeSpec {
 }
 
 /// Where a send goes, with the settings and byte counter of its address.
-type Targets = (Vec<Arc<Queue>>, Arc<AddressSettings>, Arc<AddressUsage>);
+/// The address name is the registry's own `Arc`, so a message can share it instead of
+/// allocating a copy per send.
+type Targets = (
+    Vec<Arc<Queue>>,
+    Arc<AddressSettings>,
+    Arc<AddressUsage>,
+    Arc<str>,
+);
 
 struct AddressEntry {
     anycast: bool,

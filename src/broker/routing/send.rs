@@ -57,7 +57,7 @@ impl Broker {
             return Err(BrokerError::EmptyAddress);
         }
         auth.authorize(Permission::Send, &dest.address)?;
-        let (targets, settings, usage) = self.resolve_targets(dest, auth)?;
+        let (targets, settings, usage, address) = self.resolve_targets(dest, auth)?;
         if targets.is_empty() {
             return Ok(SendReport {
                 message: None,
@@ -67,7 +67,7 @@ impl Broker {
         let id = self.next_message_id.fetch_add(1, Ordering::Relaxed);
         let mut message = Message {
             id,
-            address: Arc::from(dest.address.as_str()),
+            address,
             destination: draft.destination,
             properties: draft.properties,
             body: draft.body,
@@ -85,7 +85,7 @@ impl Broker {
                 Ok(()) => queues.push(q),
                 Err(_) => {
                     // Auto-deleted between lookup and enqueue: route this copy again.
-                    let (again, _, _) = self.resolve_targets(
+                    let (again, ..) = self.resolve_targets(
                         &Destination {
                             address: dest.address.clone(),
                             queue: Some(q.name.to_string()),
@@ -201,9 +201,10 @@ impl Broker {
         reg: &Registry,
         dest: &Destination,
     ) -> Result<Option<Targets>, BrokerError> {
-        let Some(a) = reg.addresses.get(dest.address.as_str()) else {
+        let Some((name, a)) = reg.addresses.get_key_value(dest.address.as_str()) else {
             return Ok(None);
         };
+        let name = Arc::clone(name);
         let settings = Arc::clone(&a.settings);
         let usage = Arc::clone(&a.usage);
         if let Some(qname) = &dest.queue {
@@ -213,7 +214,7 @@ impl Broker {
                     actual: q.address.to_string(),
                     requested: dest.address.clone(),
                 }),
-                Some(q) => Ok(Some((vec![Arc::clone(q)], settings, usage))),
+                Some(q) => Ok(Some((vec![Arc::clone(q)], settings, usage, name))),
                 None => Ok(None),
             };
         }
@@ -259,7 +260,7 @@ impl Broker {
                 }
             }
         }
-        Ok(Some((targets, settings, usage)))
+        Ok(Some((targets, settings, usage, name)))
     }
 
     pub(super) fn dead_letter(&self, messages: Vec<Arc<Message>>) {
