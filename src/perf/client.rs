@@ -202,7 +202,14 @@ impl Conn {
 
     /// Turns the connection into a blocking socket, for a producer on its own OS thread
     /// that needs precise sleeps. Fails if bytes were already buffered for reading.
-    pub fn into_std(self) -> Result<StdConn, PerfError> {
+    pub fn into_std(mut self) -> Result<StdConn, PerfError> {
+        // EOLs after a frame's NUL are allowed (ActiveMQ sends one after CONNECTED): not a frame.
+        let eols = self
+            .inbuf
+            .iter()
+            .take_while(|b| matches!(b, b'\n' | b'\r'))
+            .count();
+        let _ = self.inbuf.split_to(eols);
         if !self.inbuf.is_empty() {
             return Err(PerfError::msg("unexpected frame from the broker"));
         }

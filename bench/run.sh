@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# bench/run.sh: the side-by-side benchmark (issue "Performance"). WrenMQ (release build) against
+# RabbitMQ 3.10 (rabbitmq_stomp) and ActiveMQ Classic 5.17 (bench/peers.sh, bench/PEERS.md), and
+# `wrenmq perf echo-server` as the load tool's own ceiling / latency floor.
+#
+# One broker at a time (the machine has 2 cores): start it, run every scenario RUNS times,
+# stop it, next. Medians go to bench/results/RESULTS.md (bench/report.py), every run's JSON line
+# to bench/results/raw/. Stops what it started (WrenMQ, echo server, the peers), also on failure.
+#
+#   bash bench/run.sh                      full run (~15 min)
+#   RUNS=1 QUICK=1 bash bench/run.sh       smoke run: 1 run each, n / 10, latency 3 s
+#
+# Knobs (environment):
+#   RUNS=3          runs per scenario and broker (medians over them)
+#   QUICK=0|1       1: message counts / 10, latency for 3 s instead of 10
+#   BROKERS="wrenmq echo rabbitmq activemq"   which targets, in this order
+#   SCENARIOS="q1 q1p q4 fanout latency conns" which scenarios (echo only runs q1 and latency)
+#   RUN_TIMEOUT=300 seconds before one run is killed (timeout(1))
+#   NO_BUILD=1      skip `cargo build --release`
+#   NO_INSTALL=1    skip `bench/peers.sh install`
+#   RESULTS_DIR=bench/results
+#   WARMUP=1        one unrecorded q1 run (n/5) after each broker starts (JIT / allocator warm-up)
+#
+# Scenarios (wrenmq perf ...):
+#   q1      queue -P 1 -C 1 -s 256, non-persistent, --ack auto, one receipt at the end
+#   q1p     queue -P 1 -C 1 -s 256 --persistent true --receipt-every 100 --ack client-individual
+#   q4      queue -P 4 -C 4 -s 1024, non-persistent, --ack auto
+#   fanout  fanout -C 10 -s 100 on a topic, non-persistent
+#   latency latency -r 5000 -t 10, non-persistent (also against the echo server: the floor)
+#   conns   connections -k 2000 --broker-pid PID (RSS per idle connection)
+#   q1 against the echo server is the tool's ceiling.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+RUNS=${RUNS:-3}
+QUICK=${QUICK:-0}
+BROKERS=${BROKERS:-"wrenmq echo rabbitmq activemq"}
+SCENARIOS=${SCENARIOS:-"q1 q1p q4 fanout latency conns"}
+RUN_TIMEOUT=${RUN_TIMEOUT:-300}
+RESULTS_DIR=${RESULTS_DIR:-bench/results}
+RAW="$RESULTS_DIR/raw"
+BIN=target/release/wrenmq
+WINDOW=1000 # prefetch / consumer window, in messages, for every broker
+LAT_TIME=10
+[ "$QUICK" = 1 ] && LAT_TIME=3
+
+# Messages per run, per scenario and broker: about 3-6 s per run on each broker (msgs/s stays
+# comparable; the table shows each n). Calibrated on the 2-core machine of bench/PEERS.md:
+# WrenMQ ~280k msgs/s 1->1, ~30k persistent, ~700k fan-out deliveries/s; RabbitMQ ~26k, ~20k,
+# ~40k; ActiveMQ ~30k, ~11k, ~100k.
+n_for() {
+    local scen=$1 broker=$2 n
+    case "$scen/$broker" in
+        q1/wrenmq | q1/echo) n=1000000 ;;
+        q1/rabbitmq) n=150000 ;;
+        q1/activemq) n=200000 ;;
+        q1p/wrenmq) n=200000 ;;
+        q1p/rabbitmq) n=60000 ;;
+        q1p/activemq) n=40000 ;;
+        q4/wrenmq) n=1000000 ;;
+        q4/rabbitmq) n=150000 ;;
+        q4/activemq) n=200000 ;;
+        fanout/wrenmq) n=300000 ;;
+        fanout/rabbitmq) n=20000 ;;
+        fanout/activemq) n=60000 ;;
+        *) n=0 ;;
+    esac
+    [ "$QUICK" = 1 ] && n=$((n / 10))
+    echo "$n"
+}
+
+mkdir -p "$RAW"
+WORK=$(mktemp -d -t wrenmq-run.XXXXXX)
+BROKER_PID=""
+SAMPLER_PID=""
+RUN_PID=""
+STARTED_PEERS=()
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [ -z "$SAMPLER_PID" ] || kill "$SAMPLER_PID" 2>/dev/null || true
+    [ -z "$RUN_PID" ] || kill "$RUN_PID" 2>/dev/null || true # timeout(1) passes it on to perf
+    if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+    local p
+    for p in "${STARTED_PEERS[@]}"; do
+        bench/peers.sh stop "$p" || true
+    done
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free loopback port, never 61613/61614 nor a peer's.
+free_port() {
+    python3 - <<'PY'
+import socket
+while True:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    if p not in (61613, 61614) and not 61700 <= p < 61740:
+        print(p)
+        break
+PY
+}
+
+wait_port() {
+    local port=$1
+    for _ in $(seq 1 100); do
+        port_open "$port" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---- targets -------------------------------------------------------------------------------
+# Each sets PORT, PID (the broker process whose RSS is read) and CONN_ARGS (per-broker args).
+start_wrenmq() {
+    PORT=$(free_port)
+    mkdir -p "$WORK/wrenmq/data"
+    # journal as the peers are configured: on disk, fsync before a persistent SEND's RECEIPT
+    cat >"$WORK/wrenmq/broker.toml" <<TOML
+[broker]
+name = "bench"
+
+[[acceptors]]
+name = "stomp"
+bind = "127.0.0.1:$PORT"
+
+# the peers have no per-IP cap; every client of this benchmark is on 127.0.0.1
+[limits]
+max-connections-per-ip = 10000
+
+[journal]
+enabled = true
+data-dir = "$WORK/wrenmq/data"
+sync = true
+TOML
+    RUST_LOG=warn "$BIN" --config "$WORK/wrenmq/broker.toml" >"$WORK/wrenmq/broker.log" 2>&1 &
+    BROKER_PID=$!
+    wait_port "$PORT" || { cat "$WORK/wrenmq/broker.log" >&2; die "wrenmq did not start"; }
+    PID=$BROKER_PID
+    # WrenMQ's default consumer window is $WINDOW messages (default-consumer-window)
+    CONN_ARGS=(--port "$PORT")
+    log "wrenmq up on 127.0.0.1:$PORT (pid $PID)"
+}
+stop_wrenmq() {
+    kill "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=""
+}
+
+start_echo() {
+    PORT=$(free_port)
+    "$BIN" perf echo-server --port "$PORT" >"$WORK/echo.log" 2>&1 &
+    BROKER_PID=$!
+    wait_port "$PORT" || die "echo server did not start"
+    PID=$BROKER_PID
+    CONN_ARGS=(--port "$PORT")
+}
+stop_echo() { stop_wrenmq; }
+
+start_peer() {
+    local peer=$1
+    STARTED_PEERS+=("$peer")
+    bench/peers.sh start "$peer"
+    PID=$(bench/peers.sh pid "$peer")
+    if [ "$peer" = rabbitmq ]; then
+        PORT=$RABBITMQ_STOMP_PORT
+        CONN_ARGS=(--port "$PORT" --login guest --passcode guest --sub-header "prefetch-count:$WINDOW")
+    else
+        PORT=$ACTIVEMQ_STOMP_PORT
+        CONN_ARGS=(--port "$PORT" --sub-header "activemq.prefetchSize:$WINDOW")
+    fi
+}
+stop_peer() {
+    bench/peers.sh stop "$1"
+    local keep=() p
+    for p in "${STARTED_PEERS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    STARTED_PEERS=("${keep[@]}")
+}
+start_rabbitmq() { start_peer rabbitmq; }
+stop_rabbitmq() { stop_peer rabbitmq; }
+start_activemq() { start_peer activemq; }
+stop_activemq() { stop_peer activemq; }
+
+# "Non-persistent": an explicit persistent:false, except to RabbitMQ, whose STOMP adapter reads
+# `persistent` on a SEND to /queue/ as a queue-declare argument (durable=false) and then refuses
+# the consumer's durable queue (RESOURCE_LOCKED); without the header RabbitMQ's SEND is transient.
+# WrenMQ needs the header (its default-persistent is true); ActiveMQ's default is non-persistent.
+nonpersistent_args() {
+    [ "$1" = rabbitmq ] || echo "--persistent false"
+}
+
+# ---- one run -------------------------------------------------------------------------------
+# peak VmRSS of PID while the run goes, sampled every 0.2 s into FILE
+rss_sampler() {
+    local pid=$1 file=$2 max=0 v
+    while true; do
+        v=$(rss_kib "$pid")
+        [ -n "$v" ] && [ "$v" -gt "$max" ] && max=$v && echo "$max" >"$file"
+        sleep 0.2
+    done
+}
+
+# run_one BROKER SCEN RUN N ARGS...: runs `wrenmq perf ARGS... --json`, records the JSON line.
+run_one() {
+    local broker=$1 scen=$2 run=$3 n=$4
+    shift 4
+    local cmd=(timeout "$RUN_TIMEOUT" "$BIN" perf "$@" --json)
+    local out="$WORK/out.json" err="$RAW/logs/$scen.$broker.$run.log" rc=0
+    mkdir -p "$RAW/logs"
+    echo 0 >"$WORK/rss"
+    rss_sampler "$PID" "$WORK/rss" &
+    SAMPLER_PID=$!
+    log "$broker $scen run $run/$RUNS: ${cmd[*]}"
+    # in the background and waited for, so that a signal reaches the trap at once
+    "${cmd[@]}" >"$out" 2>"$err" &
+    RUN_PID=$!
+    wait "$RUN_PID" || rc=$?
+    RUN_PID=""
+    kill "$SAMPLER_PID" 2>/dev/null || true
+    wait "$SAMPLER_PID" 2>/dev/null || true
+    SAMPLER_PID=""
+    python3 - "$broker" "$scen" "$run" "$n" "$rc" "$(cat "$WORK/rss")" "$out" "$RAW" "${cmd[*]}" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+import json, sys
+broker, scen, run, n, rc, rss, out, raw, cmd, load = sys.argv[1:11]
+text = open(out).read().strip().splitlines()
+try:
+    result = json.loads(text[-1])
+except Exception:
+    result = {"ok": False, "error": f"no JSON line (exit status {rc}{', timed out' if rc == '124' else ''})",
+              "msgs_per_sec": 0, "lost": None, "duplicated": None}
+if rc == "124":
+    result["error"] = (result.get("error") or "") + " [killed by timeout]"
+with open(f"{raw}/{scen}.{broker}.jsonl", "a") as f:
+    f.write(json.dumps(result, sort_keys=True) + "\n")
+rec = {"broker": broker, "scenario": scen, "run": int(run), "n": int(n), "exit": int(rc),
+       "peak_rss_kb": int(rss or 0), "loadavg": load, "cmd": cmd, "result": result}
+with open(f"{raw}/runs.jsonl", "a") as f:
+    f.write(json.dumps(rec, sort_keys=True) + "\n")
+print(f"  -> {result.get('msgs_per_sec')} msgs/s, p50 {result.get('p50_us')} us, "
+      f"p99 {result.get('p99_us')} us, {result.get('verdict', result.get('error'))}", file=sys.stderr)
+PY
+}
+
+run_scenarios() {
+    local broker=$1 scen run n np dest
+    np=$(nonpersistent_args "$broker")
+    if [ "${WARMUP:-1}" = 1 ]; then
+        n=$(($(n_for q1 "$broker") / 5))
+        log "$broker warm-up: q1 with n=$n, not recorded"
+        # shellcheck disable=SC2086 # $np is zero or two words
+        timeout "$RUN_TIMEOUT" "$BIN" perf queue "${CONN_ARGS[@]}" --destination "/queue/bench-warmup-$(date +%s)" \
+            -n "$n" -s 256 $np --json >"$RAW/logs/warmup.$broker.json" 2>"$RAW/logs/warmup.$broker.log" ||
+            log "$broker warm-up failed (see $RAW/logs/warmup.$broker.log)"
+    fi
+    for scen in $SCENARIOS; do
+        if [ "$broker" = echo ] && [ "$scen" != q1 ] && [ "$scen" != latency ]; then continue; fi
+        n=$(n_for "$scen" "$broker")
+        for run in $(seq 1 "$RUNS"); do
+            dest="bench-$scen-$run-$(date +%s)"
+            # shellcheck disable=SC2086 # $np is zero or two words
+            case "$scen" in
+                q1) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                        --destination "/queue/$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto ;;
+                q1p) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                        --destination "/queue/$dest" -P 1 -C 1 -n "$n" -s 256 --persistent true \
+                        --receipt-every 100 --ack client-individual ;;
+                q4) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                        --destination "/queue/$dest" -P 4 -C 4 -n "$n" -s 1024 $np --ack auto ;;
+                fanout) run_one "$broker" "$scen" "$run" "$n" fanout "${CONN_ARGS[@]}" \
+                        --destination "/topic/$dest" -C 10 -n "$n" -s 100 $np ;;
+                latency) run_one "$broker" "$scen" "$run" $((5000 * LAT_TIME)) latency "${CONN_ARGS[@]}" \
+                        --destination "/queue/$dest" -r 5000 -t "$LAT_TIME" -s 256 $np ;;
+                conns) run_one "$broker" "$scen" "$run" 2000 connections "${CONN_ARGS[@]}" \
+                        --destination "/queue/$dest" -k 2000 --broker-pid "$PID"
+                    sleep 3 ;; # let the broker close the 2000 connections before the next run
+                *) die "unknown scenario $scen" ;;
+            esac
+        done
+    done
+}
+
+# ---- main ----------------------------------------------------------------------------------
+raise_nofile # the connections scenario needs > 2000 descriptors on both ends
+for peer in rabbitmq activemq; do
+    if bench/peers.sh status 2>/dev/null | grep -q "^$peer *running"; then
+        die "$peer is already running (not started by this script): stop it first, one broker at a time"
+    fi
+done
+
+if [ "${NO_BUILD:-0}" != 1 ]; then
+    log "cargo build --release"
+    cargo build --release
+fi
+case " $BROKERS " in
+    *" rabbitmq "* | *" activemq "*) [ "${NO_INSTALL:-0}" = 1 ] || bench/peers.sh install ;;
+esac
+
+# fresh raw results for this run
+rm -rf "$RAW"
+mkdir -p "$RAW/logs"
+{
+    echo "date_utc=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '-dirty')"
+    echo "nproc=$(nproc)"
+    echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+    echo "kernel=$(uname -srm)"
+    echo "rustc=$(rustc --version 2>/dev/null || echo unknown)"
+    for p in rabbitmq-server erlang-base activemq openjdk-17-jre-headless; do
+        echo "pkg_$p=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo none)"
+    done
+    echo "runs=$RUNS"
+    echo "quick=$QUICK"
+    echo "warmup=${WARMUP:-1}"
+    echo "window=$WINDOW"
+    echo "latency_secs=$LAT_TIME"
+    echo "run_timeout=$RUN_TIMEOUT"
+    echo "brokers=$BROKERS"
+    echo "scenarios=$SCENARIOS"
+    echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$RAW/meta.txt"
+
+for broker in $BROKERS; do
+    log "=== $broker ==="
+    echo "loadavg_${broker}_start=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.txt"
+    "start_$broker"
+    echo "rss_${broker}_idle_kb=$(rss_kib "$PID")" >>"$RAW/meta.txt"
+    run_scenarios "$broker"
+    "stop_$broker"
+    echo "loadavg_${broker}_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.txt"
+done
+echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.txt"
+
+python3 bench/report.py "$RESULTS_DIR"
+log "wrote $RESULTS_DIR/RESULTS.md"
