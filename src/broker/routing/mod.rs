@@ -116,6 +116,22 @@ type Targets = (
     Arc<str>,
 );
 
+/// Why a queue exists, which decides whether it is durable, may be auto-deleted, goes with
+/// its one subscriber, and is recorded in the journal when created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueueOrigin {
+    /// Declared in the configuration.
+    Configured { durable: bool },
+    /// Created on first use (`/queue/x`, `address::queue`): durable, auto-deletable.
+    AutoCreated,
+    /// A durable topic subscription (`client-id.name`): kept while its subscriber is away.
+    DurableSubscription,
+    /// A non-durable topic subscription: removed with its subscriber.
+    Subscription,
+    /// Rebuilt from the journal at start-up, so not recorded again.
+    Recovered { auto_created: bool },
+}
+
 struct AddressEntry {
     anycast: bool,
     multicast: bool,
@@ -185,9 +201,7 @@ impl Broker {
                         &name,
                         Arc::from(q.name.as_str()),
                         q.routing_type.into(),
-                        q.durable,
-                        false,
-                        false,
+                        QueueOrigin::Configured { durable: q.durable },
                     );
                 }
             }
@@ -311,7 +325,7 @@ impl Broker {
         let r = routing.unwrap_or(settings.default_queue_routing_type);
         let addr: Arc<str> = Arc::from(address);
         self.add_routing_type(reg, &addr, r);
-        Ok(self.create_queue(reg, &addr, Arc::from(qname), r, true, true, false))
+        Ok(self.create_queue(reg, &addr, Arc::from(qname), r, QueueOrigin::AutoCreated))
     }
 
     fn new_address_entry(&self, name: &str, auto_created: bool) -> AddressEntry {
@@ -336,41 +350,21 @@ impl Broker {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn create_queue(
         &self,
         reg: &mut Registry,
         address: &Arc<str>,
         name: Arc<str>,
         routing: RoutingType,
-        durable: bool,
-        auto_created: bool,
-        exclusive_to_subscriber: bool,
+        origin: QueueOrigin,
     ) -> Arc<Queue> {
-        self.create_queue_inner(
-            reg,
-            address,
-            name,
-            routing,
-            durable,
-            auto_created,
-            exclusive_to_subscriber,
-            true,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn create_queue_inner(
-        &self,
-        reg: &mut Registry,
-        address: &Arc<str>,
-        name: Arc<str>,
-        routing: RoutingType,
-        durable: bool,
-        auto_created: bool,
-        exclusive_to_subscriber: bool,
-        record: bool,
-    ) -> Arc<Queue> {
+        let (durable, auto_created, exclusive_to_subscriber, record) = match origin {
+            QueueOrigin::Configured { durable } => (durable, false, false, true),
+            QueueOrigin::AutoCreated => (true, true, false, true),
+            QueueOrigin::DurableSubscription => (true, false, false, true),
+            QueueOrigin::Subscription => (false, true, true, true),
+            QueueOrigin::Recovered { auto_created } => (true, auto_created, false, false),
+        };
         let settings = reg
             .addresses
             .get(address)

@@ -1,6 +1,6 @@
 //! Rebuilding durable queues and their messages from what the journal recovered at start-up.
 
-use super::{Broker, Registry};
+use super::{Broker, QueueOrigin, Registry};
 use crate::broker::persistence;
 use crate::broker::persistence::Restored;
 use crate::journal::Recovered;
@@ -23,15 +23,14 @@ impl Broker {
             }
             let routing = persistence::routing_of(rec.routing_type);
             self.add_routing_type(reg, &address, routing);
-            self.create_queue_inner(
+            self.create_queue(
                 reg,
                 &address,
                 Arc::from(rec.name.as_str()),
                 routing,
-                true,
-                rec.auto_created && rec.durable_subscription.is_none(),
-                false,
-                false,
+                QueueOrigin::Recovered {
+                    auto_created: rec.auto_created && rec.durable_subscription.is_none(),
+                },
             );
         }
         let mut restored = Restored::new();

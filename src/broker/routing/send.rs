@@ -2,7 +2,9 @@
 //! allow), routing one message to them, checking an address's capacity, and re-routing
 //! dead letters.
 
-use super::{Broker, Capacity, Destination, MessageDraft, Registry, SendReport, Targets};
+use super::{
+    Broker, Capacity, Destination, MessageDraft, QueueOrigin, Registry, SendReport, Targets,
+};
 use crate::broker::{
     AllowAll, Authorizer, BrokerError, FullPolicy, Message, Queue, RoutingType, now_millis,
     persistence, wildcard,
@@ -179,9 +181,7 @@ impl Broker {
                     &addr,
                     name,
                     RoutingType::Anycast,
-                    true,
-                    true,
-                    false,
+                    QueueOrigin::AutoCreated,
                 );
             }
         }

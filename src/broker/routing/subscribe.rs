@@ -2,7 +2,7 @@
 //! fully qualified queue, or a multicast subscription queue, durable or not), and deleting
 //! durable subscriptions.
 
-use super::{Broker, ConsumerHandle, Registry, SubscribeSpec};
+use super::{Broker, ConsumerHandle, QueueOrigin, Registry, SubscribeSpec};
 use crate::broker::{AllowAll, Authorizer, BrokerError, Queue, RoutingType, wildcard};
 use crate::security::Permission;
 use std::sync::Arc;
@@ -55,9 +55,7 @@ impl Broker {
                             &addr,
                             addr.clone(),
                             RoutingType::Anycast,
-                            true,
-                            true,
-                            false,
+                            QueueOrigin::AutoCreated,
                         )
                     }
                 }
@@ -103,9 +101,7 @@ impl Broker {
                     address,
                     Arc::from(name),
                     RoutingType::Multicast,
-                    true,
-                    false,
-                    false,
+                    QueueOrigin::DurableSubscription,
                 ))
             }
             None => {
@@ -115,9 +111,7 @@ impl Broker {
                     address,
                     name,
                     RoutingType::Multicast,
-                    false,
-                    true,
-                    true,
+                    QueueOrigin::Subscription,
                 ))
             }
         }
