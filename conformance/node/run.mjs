@@ -1,9 +1,12 @@
 // WrenMQ conformance checks from Node: STOMP over WebSocket with @stomp/stompjs (and `ws`),
+// the same over TLS (wss://, trusting a test CA; a client without it must be refused),
 // STOMP over TCP with @stomp/tcp-wrapper, raw handshake refusals, and the web console driven in
 // Chromium by playwright-core with stomp.py on the other end.
 //
-// Usage: node run.mjs --tcp HOST:PORT --ws HOST:PORT [--only NAME,NAME] [--skip-browser]
-//   or   WRENMQ_TCP=HOST:PORT WRENMQ_WS=HOST:PORT node run.mjs
+// Usage: node run.mjs --tcp HOST:PORT --ws HOST:PORT [--wss HOST:PORT --ca CA.pem]
+//                    [--only NAME,NAME] [--skip-browser]
+//   or   WRENMQ_TCP=HOST:PORT WRENMQ_WS=HOST:PORT [WRENMQ_WSS=HOST:PORT WRENMQ_CA=CA.pem] node run.mjs
+// The wss checks fail if --wss/--ca are not given (run.sh makes the CA and the TLS acceptor).
 // Other env: WRENMQ_PYTHON (python with stomp.py; default python3), WRENMQ_CHROMIUM (default
 // /usr/bin/chromium), WRENMQ_ARTIFACTS (screenshot directory; default ../artifacts).
 // The heart-beat check needs the broker's heartbeat send-ms and receive-ms <= 200 on both
@@ -26,11 +29,13 @@ const SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
 const WAIT_MS = 10_000;
 
 function parseArgs(argv) {
-  const out = { tcp: process.env.WRENMQ_TCP, ws: process.env.WRENMQ_WS, only: null, skipBrowser: process.env.WRENMQ_SKIP_BROWSER === '1' };
+  const out = { tcp: process.env.WRENMQ_TCP, ws: process.env.WRENMQ_WS, wss: process.env.WRENMQ_WSS, ca: process.env.WRENMQ_CA, only: null, skipBrowser: process.env.WRENMQ_SKIP_BROWSER === '1' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--tcp') out.tcp = argv[++i];
     else if (a === '--ws') out.ws = argv[++i];
+    else if (a === '--wss') out.wss = argv[++i];
+    else if (a === '--ca') out.ca = argv[++i];
     else if (a === '--only') out.only = new Set(argv[++i].split(','));
     else if (a === '--skip-browser') out.skipBrowser = true;
     else throw new Error(`unknown argument ${a}`);
@@ -44,6 +49,7 @@ function parseArgs(argv) {
 
 const args = parseArgs(process.argv.slice(2));
 const wsUrl = `ws://${args.ws}/stomp`;
+const wssUrl = args.wss ? `wss://${args.wss}/stomp` : null;
 const unique = () => randomUUID().slice(0, 8);
 
 function withTimeout(promise, ms, what) {
@@ -59,12 +65,17 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Every client made by a check, so a failed check still closes its sockets. */
 const openClients = new Set();
 
-/** Connects a stompjs client; resolves once CONNECTED arrives. */
-function connect({ tcp = false, debug, ...options } = {}) {
+/**
+ * Connects a stompjs client; resolves once CONNECTED arrives. `tls`: over wss://, with `ws`
+ * given these TLS options (e.g. `{ ca }`); certificates are always verified.
+ */
+function connect({ tcp = false, tls = null, debug, ...options } = {}) {
   const client = new Client({
     webSocketFactory: tcp
       ? () => new TCPWrapper(args.tcpAddr.host, args.tcpAddr.port)
-      : () => new WebSocket(wsUrl, SUBPROTOCOLS),
+      : tls
+        ? () => new WebSocket(wssUrl, SUBPROTOCOLS, { ...tls, rejectUnauthorized: true, handshakeTimeout: WAIT_MS })
+        : () => new WebSocket(wsUrl, SUBPROTOCOLS),
     connectHeaders: { host: 'localhost' },
     reconnectDelay: 0,
     heartbeatIncoming: 0,
@@ -252,6 +263,39 @@ check('tcp-send-receive', async () => {
   await until(() => got, WAIT_MS, 'the message');
   assert(got.body === 'over tcp' && got.headers.flavour === 'plain', `got ${JSON.stringify(got.headers)} ${got.body}`);
   await close(client);
+});
+
+function wssConfig() {
+  if (!wssUrl || !args.ca) throw new Error('no --wss HOST:PORT and --ca CA.pem given (run.sh sets up the TLS acceptor)');
+  return { ca: fs.readFileSync(args.ca) };
+}
+
+check('wss-send-receive', async () => {
+  const tls = wssConfig();
+  const dest = `/queue/wss-${unique()}`;
+  const client = await connect({ tls });
+  let got = null;
+  await subscribe(client, dest, (m) => { got = m; });
+  await publish(client, { destination: dest, body: 'over wss ✓', headers: { 'x-secure': 'yes: tls', 'content-type': 'text/plain;charset=utf-8' } });
+  await until(() => got, WAIT_MS, 'the message');
+  assert(got.body === 'over wss ✓', `body ${JSON.stringify(got.body)}`);
+  assert(got.headers['x-secure'] === 'yes: tls', `headers ${JSON.stringify(got.headers)}`);
+  assert(got.headers.destination === dest, `destination ${got.headers.destination}`);
+  await close(client);
+});
+
+check('wss-untrusted-ca-refused', async () => {
+  wssConfig();
+  // No `ca`: the throwaway CA is not in Node's trust store, so verification must fail.
+  let socketError = null;
+  const outcome = await connect({
+    tls: { ca: undefined },
+    onWebSocketError: (e) => { socketError = e?.error || e; },
+  }).then((c) => ({ connected: c }), (e) => ({ error: e }));
+  assert(!outcome.connected, 'a client not trusting the CA got CONNECTED');
+  assert(!/timed out/.test(outcome.error.message), `expected a prompt TLS failure, got: ${outcome.error.message}`);
+  const why = `${socketError?.code || ''} ${socketError?.message || ''}`;
+  assert(/certificate|self[- ]signed|issuer/i.test(why), `expected a certificate verification error, got: ${why.trim() || outcome.error.message}`);
 });
 
 /** One raw HTTP exchange; resolves with status, headers and body. */

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Node/browser conformance checks for WrenMQ: builds and starts a broker on free loopback ports,
-# runs run.mjs (stompjs over WebSocket and TCP, handshake refusals, the web console in Chromium
-# with stomp.py on the other end), stops the broker and prints "N passed, M failed".
+# runs run.mjs (stompjs over WebSocket, TLS WebSocket (wss) and TCP, handshake refusals, the web
+# console in Chromium with stomp.py on the other end), stops the broker and prints
+# "N passed, M failed". For wss it makes a throwaway CA and a server certificate for
+# 127.0.0.1/localhost with openssl in the temp dir; nothing is installed into any trust store.
 #
 # Self-contained and idempotent: installs the pinned npm packages from package-lock.json
-# (npm ci), Debian's chromium if /usr/bin/chromium is missing (needs root), and stomp.py into a
-# venv if none is available. Environment:
+# (npm ci), Debian's chromium if /usr/bin/chromium is missing and openssl if that is missing
+# (both need root), and stomp.py into a venv if none is available. Environment:
 #   WRENMQ_BIN      broker binary to use instead of building target/debug/wrenmq
 #   WRENMQ_PYTHON   python with stomp.py (default: CONFORMANCE_PYTHON, then conformance/.venv,
 #                   else a venv made in conformance/node/.venv from requirements.txt)
@@ -37,6 +39,16 @@ if [[ "${WRENMQ_SKIP_BROWSER:-0}" != 1 && -z "${WRENMQ_CHROMIUM:-}" && ! -x /usr
       || echo "conformance/node: chromium install failed; the browser check will fail" >&2
   else
     echo "conformance/node: /usr/bin/chromium missing and not root; the browser check will fail" >&2
+  fi
+fi
+
+if ! command -v openssl >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]]; then
+    echo "conformance/node: installing Debian's openssl" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl) >/dev/null \
+      || echo "conformance/node: openssl install failed; the wss checks will fail" >&2
+  else
+    echo "conformance/node: openssl missing and not root; the wss checks will fail" >&2
   fi
 fi
 
@@ -78,12 +90,56 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Two distinct free ephemeral ports (never the well-known 61613/61614 a real broker may hold).
-read -r tcp_port ws_port < <(node -e '
+# Three distinct free ephemeral ports (never the well-known 61613/61614 a real broker may hold).
+read -r tcp_port ws_port wss_port < <(node -e '
   const net = require("net");
   const grab = () => new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); }); });
-  (async () => { let a, b; do { a = await grab(); b = await grab(); } while (a === b || [a, b].some((p) => p === 61613 || p === 61614)); console.log(a, b); })();
+  (async () => {
+    let ps;
+    do { ps = [await grab(), await grab(), await grab()]; } while (new Set(ps).size !== 3 || ps.some((p) => p === 61613 || p === 61614));
+    console.log(ps.join(" "));
+  })();
 ') || fail_setup "no free ports"
+[[ -n "$wss_port" ]] || fail_setup "no free ports"
+
+# Throwaway PKI for wss: a CA (trusted only by the wss check's client) and a server certificate
+# for 127.0.0.1/localhost it signs, valid for a day. On failure the wss acceptor is left out and
+# run.mjs fails the wss checks (it gets no --wss).
+make_pki() {
+  local d="$work/tls"
+  mkdir -p "$d" || return 1
+  printf '%s\n' \
+    'basicConstraints = critical, CA:FALSE' \
+    'keyUsage = critical, digitalSignature' \
+    'extendedKeyUsage = serverAuth' \
+    'subjectAltName = IP:127.0.0.1, DNS:localhost' >"$d/server.ext"
+  timeout 30 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+      -subj "/CN=WrenMQ conformance throwaway CA" \
+      -addext "basicConstraints = critical, CA:TRUE" -addext "keyUsage = critical, keyCertSign, cRLSign" \
+      -keyout "$d/ca.key" -out "$d/ca.pem" 2>"$d/openssl.log" \
+    && timeout 30 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=localhost" -keyout "$d/server.key" -out "$d/server.csr" 2>>"$d/openssl.log" \
+    && timeout 30 openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+      -set_serial "0x$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" -days 1 \
+      -extfile "$d/server.ext" -out "$d/server.pem" 2>>"$d/openssl.log"
+}
+wss_args=()
+wss_toml=""
+if command -v openssl >/dev/null 2>&1 && make_pki; then
+  wss_args=(--wss "127.0.0.1:$wss_port" --ca "$work/tls/ca.pem")
+  wss_toml="
+[[acceptors]]
+name = \"websocket-tls\"
+protocol = \"websocket\"
+bind = \"127.0.0.1:$wss_port\"
+[acceptors.tls]
+cert = \"$work/tls/server.pem\"
+key = \"$work/tls/server.key\"
+"
+else
+  echo "conformance/node: could not make the test certificates; the wss checks will fail" >&2
+  [[ -f "$work/tls/openssl.log" ]] && tail -n 5 "$work/tls/openssl.log" >&2
+fi
 
 # Short heart-beats so the heart-beat check sees several within 1.5 s; the rest are defaults.
 cat >"$work/broker.toml" <<TOML
@@ -101,6 +157,7 @@ bind = "127.0.0.1:$ws_port"
 [acceptors.heartbeat]
 send-ms = 100
 receive-ms = 100
+$wss_toml
 TOML
 
 "$bin" --config "$work/broker.toml" --bind "127.0.0.1:$tcp_port" --ws-bind "127.0.0.1:$ws_port" \
@@ -110,7 +167,8 @@ broker_pid=$!
 ready=0
 for _ in $(seq 1 100); do
   if ! kill -0 "$broker_pid" 2>/dev/null; then break; fi
-  if (exec 3<>"/dev/tcp/127.0.0.1/$ws_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$tcp_port") 2>/dev/null; then
+  if (exec 3<>"/dev/tcp/127.0.0.1/$ws_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$tcp_port") 2>/dev/null \
+    && { [[ -z "$wss_toml" ]] || (exec 3<>"/dev/tcp/127.0.0.1/$wss_port") 2>/dev/null; }; then
     ready=1
     break
   fi
@@ -122,7 +180,8 @@ if [[ "$ready" != 1 ]]; then
 fi
 
 # --- checks -------------------------------------------------------------------------------
-WRENMQ_PYTHON="$python" timeout 600 node "$here/run.mjs" --tcp "127.0.0.1:$tcp_port" --ws "127.0.0.1:$ws_port"
+WRENMQ_PYTHON="$python" timeout 600 node "$here/run.mjs" --tcp "127.0.0.1:$tcp_port" --ws "127.0.0.1:$ws_port" \
+  "${wss_args[@]}"
 status=$?
 if [[ "$status" != 0 ]]; then
   echo "--- broker log (last 30 lines) ---" >&2
