@@ -378,3 +378,34 @@ async fn max_delivery_attempts_sends_to_dead_letter_address() {
         "{d:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_window_also_bounds_bytes_for_large_messages() {
+    // No prefetch header: the default 1000-message window alone would let a slow consumer
+    // hold 1000 large messages. The default 8 MiB byte window stops delivery once 8 MiB are
+    // held (one more message always fits), so 3 MiB messages come three at a time.
+    let broker = start_default().await;
+    let mut p = broker.client().await;
+    let big = "x".repeat(3 * 1024 * 1024);
+    for i in 0..6 {
+        let body = format!("{i}{big}");
+        let receipt = format!("big-{i}");
+        p.send_with_receipt(
+            "SEND",
+            &[("destination", "/queue/big")],
+            body.as_bytes(),
+            &receipt,
+        )
+        .await;
+    }
+    let mut c = broker.client().await;
+    c.subscribe("/queue/big", "s", &[("ack", "client-individual")])
+        .await;
+    let first = c.expect_messages(3).await;
+    c.expect_no_frame(QUIET).await;
+    c.send_with_receipt("ACK", &[("id", first[0].h("ack"))], b"", "a0")
+        .await;
+    let next = c.expect_frame("MESSAGE").await;
+    assert!(next.text().starts_with('3'), "the fourth message follows");
+    c.expect_no_frame(QUIET).await;
+}

@@ -147,6 +147,12 @@ impl Session {
 /// Reads the window from whichever peer's header the client used: Artemis's
 /// `consumer-window-size` (bytes), ActiveMQ's `activemq.prefetchSize` or RabbitMQ's
 /// `prefetch-count` (messages).
+/// Bytes a subscription may hold unacknowledged when its client names only a message count
+/// (or nothing): a count alone does not bound memory when messages are large. One message
+/// always fits, however large. Like Artemis's default `consumer-window-size` of 1 MiB, but
+/// roomier, since STOMP clients ack less eagerly than Artemis's core client.
+const DEFAULT_WINDOW_BYTES: u64 = 8 * 1024 * 1024;
+
 pub(super) fn parse_window(frame: &Frame, default_messages: u32) -> Result<Window, Failure> {
     let number = |name: &str| -> Result<Option<i64>, Failure> {
         frame
@@ -175,7 +181,7 @@ pub(super) fn parse_window(frame: &Frame, default_messages: u32) -> Result<Windo
         }),
         None => Ok(Window {
             messages: messages.filter(|m| *m > 0),
-            bytes: None,
+            bytes: Some(DEFAULT_WINDOW_BYTES),
         }),
     }
 }
