@@ -46,13 +46,15 @@ pub async fn run(a: &LatencyArgs) -> Result<Report, PerfError> {
     let thread_shared = Arc::clone(&shared);
     producers.spawn_blocking(move || producer::run_paced(conn, spec, rate, start, thread_shared));
     let stall = Duration::from_secs(a.common.stall_timeout.max(1));
-    let failure = monitor::supervise(&shared, &mut producers, &mut consumers, stall, start).await;
-    let end = match (&failure, shared.completed_at()) {
-        (None, Some(t)) => t,
-        _ => Instant::now(),
-    };
-    let (hist, consumer_error) =
-        monitor::finish(failure.is_none(), &stop_tx, &mut producers, &mut consumers).await;
+    let ended = monitor::run_to_end(
+        &shared,
+        &stop_tx,
+        &mut producers,
+        &mut consumers,
+        stall,
+        start,
+    )
+    .await;
     Ok(Report {
         scenario: "latency",
         broker: a.common.broker(),
@@ -64,10 +66,10 @@ pub async fn run(a: &LatencyArgs) -> Result<Report, PerfError> {
         sent: shared.sent.load(Ordering::Relaxed),
         received: shared.received.load(Ordering::Relaxed),
         deliveries: deliveries(&shared),
-        elapsed_secs: end.saturating_duration_since(start).as_secs_f64(),
+        elapsed_secs: ended.end.saturating_duration_since(start).as_secs_f64(),
         message_size: a.message.size,
-        latency: Latency::from_histogram(&hist),
-        error: failure.or(consumer_error),
+        latency: Latency::from_histogram(&ended.histogram),
+        error: ended.error,
         ..Report::default()
     })
 }

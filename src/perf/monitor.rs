@@ -17,9 +17,42 @@ pub type Producers = JoinSet<Result<(), PerfError>>;
 /// Consumer tasks of a run; each returns its latency histogram.
 pub type Consumers = JoinSet<Result<Histogram<u64>, PerfError>>;
 
+/// How a supervised run ended.
+pub struct Ended {
+    /// When the last needed message arrived (or when the run was cut short).
+    pub end: Instant,
+    /// Every consumer's latencies, merged.
+    pub histogram: Histogram<u64>,
+    /// Why the run failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Supervises a started run to its end and collects the consumers' results: the common tail
+/// of every scenario.
+pub async fn run_to_end(
+    shared: &Shared,
+    stop: &watch::Sender<bool>,
+    producers: &mut Producers,
+    consumers: &mut Consumers,
+    stall: Duration,
+    start: Instant,
+) -> Ended {
+    let failure = supervise(shared, producers, consumers, stall, start).await;
+    let end = match (&failure, shared.completed_at()) {
+        (None, Some(t)) => t,
+        _ => Instant::now(),
+    };
+    let (histogram, consumer_error) = finish(failure.is_none(), stop, producers, consumers).await;
+    Ended {
+        end,
+        histogram,
+        error: failure.or(consumer_error),
+    }
+}
+
 /// Waits until every producer has finished and every tracker is complete. Returns the
 /// reason when the run must end early: a task failed, or nothing moved for `stall`.
-pub async fn supervise(
+async fn supervise(
     shared: &Shared,
     producers: &mut Producers,
     consumers: &mut Consumers,
@@ -80,7 +113,7 @@ pub async fn supervise(
 /// Ends a run: after a short grace for late duplicates (when it succeeded), tells the
 /// consumers to stop, waits for them (bounded), and merges their histograms. Returns the
 /// merged histogram and the first consumer error.
-pub async fn finish(
+async fn finish(
     ok: bool,
     stop: &watch::Sender<bool>,
     producers: &mut Producers,
