@@ -102,3 +102,59 @@ raise_nofile() {
 
 # rss_kib PID: VmRSS of PID in KiB.
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# A free loopback port, never WrenMQ's defaults (61613/61614) nor a peer's (61700-61739).
+free_port() {
+    python3 - <<'PY'
+import socket
+while True:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    if p not in (61613, 61614) and not 61700 <= p < 61740:
+        print(p)
+        break
+PY
+}
+
+# Waits up to 10 s for a loopback port to accept connections.
+wait_port() {
+    local port=$1
+    for _ in $(seq 1 100); do
+        port_open "$port" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_wrenmq_broker BIN DIR NAME [JOURNAL_LINES]: writes DIR/broker.toml (one STOMP acceptor
+# on a free port, journal on disk with fsync plus JOURNAL_LINES, no per-IP cap below 10000
+# since every benchmark client is on 127.0.0.1), starts BIN with it, waits until it listens.
+# Sets PORT and BROKER_PID. The one place the benchmarks configure a WrenMQ broker.
+start_wrenmq_broker() {
+    local bin=$1 dir=$2 name=$3 journal=${4:-}
+    PORT=$(free_port)
+    mkdir -p "$dir/data"
+    cat >"$dir/broker.toml" <<TOML
+[broker]
+name = "$name"
+
+[[acceptors]]
+name = "stomp"
+bind = "127.0.0.1:$PORT"
+
+[limits]
+max-connections-per-ip = 10000
+
+[journal]
+enabled = true
+data-dir = "$dir/data"
+sync = true
+$journal
+TOML
+    RUST_LOG=warn "$bin" --config "$dir/broker.toml" >"$dir/broker.log" 2>&1 &
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    BROKER_PID=$!
+    wait_port "$PORT" || { cat "$dir/broker.log" >&2; die "$name did not start"; }
+}

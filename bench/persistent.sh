@@ -11,6 +11,8 @@
 # is much slower), RUNS (default 3), RECEIPT_EVERY (default 100), ACK (client-individual).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 N_GROUP=${N_GROUP:-20000}
 N_SINGLE=${N_SINGLE:-2000}
@@ -34,50 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free loopback port, never 61613/61614.
-free_port() {
-    python3 - <<'PY'
-import socket
-while True:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    if p not in (61613, 61614):
-        print(p)
-        break
-PY
-}
-
 # start_broker NAME JOURNAL_TOML_LINES: sets BROKER_PID and PORT.
 start_broker() {
-    local name=$1 journal=$2
-    PORT=$(free_port)
-    mkdir -p "$WORK/$name/data"
-    cat > "$WORK/$name/broker.toml" <<TOML
-[broker]
-name = "bench-$name"
-
-[[acceptors]]
-name = "stomp"
-bind = "127.0.0.1:$PORT"
-
-[journal]
-enabled = true
-data-dir = "$WORK/$name/data"
-$journal
-TOML
-    RUST_LOG=warn "$BIN" --config "$WORK/$name/broker.toml" > "$WORK/$name/broker.log" 2>&1 &
-    BROKER_PID=$!
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "broker $name did not start; log:" >&2
-    cat "$WORK/$name/broker.log" >&2
-    exit 1
+    start_wrenmq_broker "$BIN" "$WORK/$1" "bench-$1" "$2"
 }
 
 stop_broker() {
@@ -116,11 +77,10 @@ run_mode() {
     stop_broker
 }
 
-run_mode group-commit "sync = true
-buffer-timeout-us = 1000
+# (every broker here has `sync = true`: see start_wrenmq_broker in bench/lib.sh)
+run_mode group-commit "buffer-timeout-us = 1000
 max-batch = 4096" "$N_GROUP"
-run_mode per-message "sync = true
-max-batch = 1" "$N_SINGLE"
+run_mode per-message "max-batch = 1" "$N_SINGLE"
 
 RATIO=$(awk -v a="${MEDIAN[group-commit]}" -v b="${MEDIAN[per-message]}" 'BEGIN {printf "%.1f", (b > 0) ? a / b : 0}')
 echo

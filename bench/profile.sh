@@ -39,28 +39,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$WORK/data"
-cat >"$WORK/broker.toml" <<TOML
-[broker]
-name = "prof"
-[[acceptors]]
-name = "stomp"
-bind = "127.0.0.1:$PORT"
-[limits]
-max-connections-per-ip = 10000
-[journal]
-enabled = true
-data-dir = "$WORK/data"
-sync = true
-TOML
-RUST_LOG=warn "$PROF" --config "$WORK/broker.toml" >"$WORK/broker.log" 2>&1 &
-BROKER_PID=$!
-for _ in $(seq 1 100); do port_open "$PORT" && break; sleep 0.1; done
-port_open "$PORT" || die "broker did not start"
+start_wrenmq_broker "$PROF" "$WORK" prof
 
 load_cmd() {
-    local d="bench-prof-$1-$(date +%s)"
+    local d
+    d="bench-prof-$1-$(date +%s)"
     case "$1" in
         q1) echo "queue --destination /queue/$d -P 1 -C 1 -n 1500000 -s 256 --persistent false --ack auto" ;;
         q1p) echo "queue --destination /queue/$d -P 1 -C 1 -n 200000 -s 256 --persistent true --receipt-every 100 --ack client-individual" ;;

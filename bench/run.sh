@@ -97,56 +97,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A free loopback port, never 61613/61614 nor a peer's.
-free_port() {
-    python3 - <<'PY'
-import socket
-while True:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    if p not in (61613, 61614) and not 61700 <= p < 61740:
-        print(p)
-        break
-PY
-}
-
-wait_port() {
-    local port=$1
-    for _ in $(seq 1 100); do
-        port_open "$port" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 # ---- targets -------------------------------------------------------------------------------
 # Each sets PORT, PID (the broker process whose RSS is read) and CONN_ARGS (per-broker args).
 start_wrenmq() {
-    PORT=$(free_port)
-    mkdir -p "$WORK/wrenmq/data"
     # journal as the peers are configured: on disk, fsync before a persistent SEND's RECEIPT
-    cat >"$WORK/wrenmq/broker.toml" <<TOML
-[broker]
-name = "bench"
-
-[[acceptors]]
-name = "stomp"
-bind = "127.0.0.1:$PORT"
-
-# the peers have no per-IP cap; every client of this benchmark is on 127.0.0.1
-[limits]
-max-connections-per-ip = 10000
-
-[journal]
-enabled = true
-data-dir = "$WORK/wrenmq/data"
-sync = true
-TOML
-    RUST_LOG=warn "$BIN" --config "$WORK/wrenmq/broker.toml" >"$WORK/wrenmq/broker.log" 2>&1 &
-    BROKER_PID=$!
-    wait_port "$PORT" || { cat "$WORK/wrenmq/broker.log" >&2; die "wrenmq did not start"; }
+    start_wrenmq_broker "$BIN" "$WORK/wrenmq" bench
     PID=$BROKER_PID
     # WrenMQ's default consumer window is $WINDOW messages (default-consumer-window)
     CONN_ARGS=(--port "$PORT")
