@@ -38,12 +38,14 @@ fn queue(name: &str, address: &str, kind: RoutingKind) -> QueueRecord {
         filter: None,
         auto_created: false,
         durable_subscription: None,
+        incarnation: 0,
     }
 }
 
 fn put_ref(queue: &str, id: u64) -> JournalOp {
     JournalOp::PutRef {
         queue: queue.into(),
+        incarnation: 0,
         message_id: id,
     }
 }
@@ -51,6 +53,7 @@ fn put_ref(queue: &str, id: u64) -> JournalOp {
 fn del_ref(queue: &str, id: u64) -> JournalOp {
     JournalOp::DeleteRef {
         queue: queue.into(),
+        incarnation: 0,
         message_id: id,
     }
 }
@@ -120,6 +123,7 @@ async fn round_trip_recovers_everything_in_order() {
         j.submit(vec![put_ref("orders.sub", 9)]).await.unwrap();
         j.submit(vec![JournalOp::SetDeliveryCount {
             queue: "orders".into(),
+            incarnation: 0,
             message_id: 2,
             count: 3,
         }])
@@ -127,6 +131,7 @@ async fn round_trip_recovers_everything_in_order() {
         .unwrap();
         j.submit_detached(vec![JournalOp::SetDeliveryCount {
             queue: "orders.sub".into(),
+            incarnation: 0,
             message_id: 9,
             count: 1,
         }]);
@@ -197,6 +202,7 @@ async fn ack_before_its_put_ref_leaves_nothing() {
         j.submit(vec![del_ref("q", 1)]).await.unwrap();
         j.submit(vec![JournalOp::SetDeliveryCount {
             queue: "q".into(),
+            incarnation: 0,
             message_id: 1,
             count: 2,
         }])
@@ -232,6 +238,7 @@ async fn sent_and_acked_within_one_group_commit_is_never_stored() {
         ]);
         j.submit_detached(vec![JournalOp::SetDeliveryCount {
             queue: "q".into(),
+            incarnation: 0,
             message_id: 1,
             count: 1,
         }]);
@@ -269,6 +276,7 @@ async fn delivery_count_before_its_put_ref_is_kept() {
         // the send is being routed, before the sender submits the message and its ref.
         j.submit_detached(vec![JournalOp::SetDeliveryCount {
             queue: "q".into(),
+            incarnation: 0,
             message_id: 1,
             count: 1,
         }]);

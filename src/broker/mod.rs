@@ -13,6 +13,7 @@ mod persistence;
 mod queue;
 mod routing;
 mod settings;
+mod stored;
 pub mod wildcard;
 
 #[cfg(test)]
@@ -24,12 +25,13 @@ pub use flow::{AddressUsage, UsageToken};
 pub use message::{Message, now_millis};
 pub use queue::{
     AckError, AckTarget, Completed, ConsumerId, Delivery, DeliverySink, Outcome, Queue, QueueSpec,
-    Window,
+    Refusal, Taken, Window,
 };
 pub use routing::{
-    Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec,
+    Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec, TxAck,
 };
 pub use settings::{AddressSettings, FullPolicy, SettingsRepository};
+pub use stored::Stored;
 
 use std::fmt;
 

@@ -60,6 +60,7 @@ pub fn queue_record(q: &Queue, durable_subscription: Option<&str>) -> QueueRecor
         filter: None,
         auto_created: q.auto_created,
         durable_subscription: durable_subscription.map(str::to_string),
+        incarnation: q.incarnation,
     }
 }
 

@@ -3,12 +3,13 @@
 //! across an `.await`: every operation is a short synchronous critical section, and handing a
 //! message to a connection is a non-blocking push bounded by the consumer's window.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::RoutingType;
 use super::message::{Message, now_millis};
+use super::{Authorizer, RoutingType};
 use crate::journal::{Journal, JournalOp};
+use crate::security::Permission;
 
 /// Identifies one consumer broker-wide.
 pub type ConsumerId = u64;
@@ -87,6 +88,43 @@ struct Entry {
     seq: u64,
     message: Arc<Message>,
     delivery_count: u32,
+    /// Whether the queue's reader was known to be allowed to consume the message's address
+    /// when it was enqueued (always true outside wildcard subscriptions); an unchecked one is
+    /// checked against the consumer before it is handed over.
+    checked: bool,
+}
+
+/// Deliveries taken out of a consumer's hands for a transaction being committed: they no
+/// longer count as the consumer's (closing it does not return them), and the commit settles
+/// them once its journal batch is stored, or gives them back if it failed.
+#[derive(Debug)]
+pub struct Taken {
+    queue: Arc<Queue>,
+    entries: Vec<Entry>,
+}
+
+impl Taken {
+    /// The messages taken, for the journal records of the commit.
+    pub fn messages(&self) -> impl Iterator<Item = &Arc<Message>> {
+        self.entries.iter().map(|e| &e.message)
+    }
+
+    /// The queue they came from.
+    pub fn queue(&self) -> &Arc<Queue> {
+        &self.queue
+    }
+
+    /// Applies the outcome: acked ones are gone, nacked ones go back to the queue.
+    pub fn settle(self, outcome: Outcome) -> Completed {
+        let queue = Arc::clone(&self.queue);
+        queue.finish(self.entries, outcome)
+    }
+
+    /// Gives the deliveries back to the queue unsettled (the commit failed): they are
+    /// redelivered like those of a consumer that left.
+    pub fn restore(self) -> Completed {
+        self.settle(Outcome::Nack)
+    }
 }
 
 #[derive(Debug)]
@@ -130,9 +168,21 @@ impl ConsumerSlot {
     }
 }
 
+/// Most addresses whose consume permission a wildcard subscription remembers.
+const READER_CACHE: usize = 4096;
+
 #[derive(Default)]
 struct QueueState {
+    /// Messages never delivered, in arrival (`seq`) order: appended at the back only.
     ready: VecDeque<Entry>,
+    /// Messages given back by consumers (NACK, a consumer leaving), by `seq`, so they are
+    /// offered again in their original place among `ready` without shifting it: returning
+    /// k messages costs O(k log k), whatever the queue holds.
+    returned: BTreeMap<u64, Entry>,
+    /// Whose consume permission a wildcard subscription's copies are checked against (its
+    /// subscriber), and the answers so far by address.
+    reader: Option<Arc<dyn Authorizer>>,
+    reader_cache: HashMap<Arc<str>, bool>,
     next_seq: u64,
     next_tag: u64,
     consumers: Vec<ConsumerSlot>,
@@ -158,6 +208,12 @@ pub struct Queue {
     pub auto_delete: bool,
     /// `max-delivery-attempts`; `None` = unlimited.
     pub max_delivery_attempts: Option<u32>,
+    /// Which life of a queue of this name this is: the journal applies a ref only to the
+    /// incarnation it was made for, so nothing of a deleted queue lands in its successor.
+    pub incarnation: u64,
+    /// Bound to a wildcard address: copies come from many addresses, each of which its
+    /// reader must be allowed to consume.
+    wildcard: bool,
     /// Where this queue's persistent messages are recorded; `None` for non-durable queues
     /// (and when persistence is off), which never touch the disk.
     pub(crate) journal: Option<Journal>,
@@ -185,14 +241,26 @@ pub struct QueueSpec {
     pub exclusive_to_subscriber: bool,
     pub auto_delete: bool,
     pub max_delivery_attempts: Option<u32>,
+    /// See [`Queue::incarnation`].
+    pub incarnation: u64,
     /// The journal, for durable queues when persistence is on.
     pub journal: Option<Journal>,
+}
+
+/// Why a queue did not take a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The queue was deleted meanwhile; an anycast sender routes again.
+    Deleted,
+    /// A wildcard subscription whose subscriber may not consume the message's address.
+    NotPermitted,
 }
 
 impl Queue {
     /// A new, empty queue.
     pub fn new(spec: QueueSpec) -> Arc<Queue> {
         Arc::new(Queue {
+            wildcard: super::wildcard::is_wildcard(&spec.address),
             name: spec.name,
             address: spec.address,
             routing: spec.routing,
@@ -201,6 +269,7 @@ impl Queue {
             exclusive_to_subscriber: spec.exclusive_to_subscriber,
             auto_delete: spec.auto_delete,
             max_delivery_attempts: spec.max_delivery_attempts,
+            incarnation: spec.incarnation,
             journal: spec.journal,
             state: Mutex::new(QueueState {
                 next_seq: 1,
@@ -216,9 +285,10 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends a message and hands it to a consumer if one has room. Returns the message back
-    /// when the queue was deleted meanwhile, so the sender can route again.
-    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> Result<(), Arc<Message>> {
+    /// Appends a message and hands it to a consumer if one has room. Refuses it when the
+    /// queue was deleted meanwhile, or when it is a wildcard subscription whose subscriber
+    /// may not read the message's address.
+    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> Result<(), Refusal> {
         self.enqueue_with_count(message, 0)
     }
 
@@ -227,26 +297,60 @@ impl Queue {
         self: &Arc<Self>,
         message: Arc<Message>,
         delivery_count: u32,
-    ) -> Result<(), Arc<Message>> {
+    ) -> Result<(), Refusal> {
         let mut st = self.lock();
         if st.deleted {
-            return Err(message);
+            return Err(Refusal::Deleted);
         }
+        let checked = match self.may_read(&mut st, &message.address) {
+            Some(true) => true,
+            Some(false) => return Err(Refusal::NotPermitted),
+            None => false,
+        };
         let seq = st.next_seq;
         st.next_seq += 1;
         st.ready.push_back(Entry {
             seq,
             message,
             delivery_count,
+            checked,
         });
         self.dispatch(&mut st);
         Ok(())
     }
 
+    /// Whether the reader may consume `address`: `None` when there is no reader to ask.
+    fn may_read(&self, st: &mut QueueState, address: &Arc<str>) -> Option<bool> {
+        if !self.wildcard || **address == *self.address {
+            return Some(true);
+        }
+        let reader = st.reader.as_ref()?;
+        if let Some(known) = st.reader_cache.get(address) {
+            return Some(*known);
+        }
+        let allowed = reader.authorize(Permission::Consume, address).is_ok();
+        if st.reader_cache.len() >= READER_CACHE {
+            st.reader_cache.clear();
+        }
+        st.reader_cache.insert(Arc::clone(address), allowed);
+        Some(allowed)
+    }
+
     /// Attaches a consumer that receives nothing until [`Queue::start_consumer`], so the
-    /// caller can confirm the subscription before the first message goes out.
-    pub fn add_consumer(&self, id: ConsumerId, sink: Arc<dyn DeliverySink>, window: Window) {
+    /// caller can confirm the subscription before the first message goes out. `reader` is
+    /// whose rights the copies of a wildcard subscription are checked against.
+    pub fn add_consumer(
+        &self,
+        id: ConsumerId,
+        sink: Arc<dyn DeliverySink>,
+        window: Window,
+        reader: Option<Arc<dyn Authorizer>>,
+    ) {
         let mut st = self.lock();
+        if self.wildcard && reader.is_some() {
+            st.reader = reader;
+            st.reader_cache.clear();
+        }
         st.consumers.push(ConsumerSlot {
             id,
             sink,
@@ -268,7 +372,7 @@ impl Queue {
     }
 
     /// Detaches a consumer; whatever it held unacknowledged goes back, in order, marked as
-    /// delivered before. Returns what was returned and what went dead.
+    /// delivered before. Returns what was returned and what went dead. O(k log k) for k held.
     pub fn remove_consumer(self: &Arc<Self>, id: ConsumerId) -> Completed {
         let mut st = self.lock();
         let mut done = Completed::default();
@@ -300,73 +404,135 @@ impl Queue {
             .iter_mut()
             .find(|c| c.id == id)
             .ok_or_else(|| AckError::NotPending(describe(target)))?;
-        let pos = slot
-            .in_flight
-            .iter()
-            .position(|f| {
-                !f.settled
-                    && match target {
-                        AckTarget::Tag(t) => f.tag == t,
-                        AckTarget::MessageId(m) => f.entry.message.id == m,
-                    }
-            })
-            .ok_or_else(|| AckError::NotPending(describe(target)))?;
+        let pos = match target {
+            // Tags are handed out in increasing order, so in-flight is sorted by tag.
+            AckTarget::Tag(t) => slot
+                .in_flight
+                .binary_search_by_key(&t, |f| f.tag)
+                .ok()
+                .filter(|&p| !slot.in_flight[p].settled),
+            AckTarget::MessageId(m) => slot
+                .in_flight
+                .iter()
+                .position(|f| !f.settled && f.entry.message.id == m),
+        }
+        .ok_or_else(|| AckError::NotPending(describe(target)))?;
         let start = if cumulative { 0 } else { pos };
         let mut tags = Vec::new();
-        let mut freed = Vec::new();
+        let mut freed = 0u64;
+        let mut count = 0u32;
         for f in slot.in_flight.range_mut(start..=pos) {
             if !f.settled {
                 f.settled = true;
                 tags.push(f.tag);
-                freed.push(f.entry.message.size() as u64);
+                freed += f.entry.message.size() as u64;
+                count += 1;
             }
         }
-        for size in freed {
-            slot.release(size);
-        }
+        slot.held_messages = slot.held_messages.saturating_sub(count);
+        slot.held_bytes = slot.held_bytes.saturating_sub(freed);
         self.dispatch(&mut st);
         Ok(tags)
+    }
+
+    /// Removes the deliveries `tags` (ascending) from a consumer's hands. One pass over what
+    /// it holds; tags no longer held (the consumer left meanwhile) are skipped: their
+    /// messages were already returned.
+    fn take_entries(st: &mut QueueState, id: ConsumerId, tags: &[u64]) -> Vec<Entry> {
+        let Some(slot) = st.consumers.iter_mut().find(|c| c.id == id) else {
+            return Vec::new();
+        };
+        let mut taken = Vec::with_capacity(tags.len());
+        // The common case, acks in delivery order: pop from the front.
+        let mut rest = tags;
+        while let (Some(&t), Some(front)) = (rest.first(), slot.in_flight.front()) {
+            if front.tag != t {
+                break;
+            }
+            if let Some(f) = slot.in_flight.pop_front() {
+                if !f.settled {
+                    slot.release(f.entry.message.size() as u64);
+                }
+                taken.push(f.entry);
+            }
+            rest = &rest[1..];
+        }
+        if !rest.is_empty() {
+            let mut kept = VecDeque::with_capacity(slot.in_flight.len());
+            let mut wanted = rest.iter().peekable();
+            for f in slot.in_flight.drain(..) {
+                while wanted.peek().is_some_and(|&&t| t < f.tag) {
+                    wanted.next();
+                }
+                if wanted.peek() == Some(&&f.tag) {
+                    wanted.next();
+                    if !f.settled {
+                        slot.held_messages = slot.held_messages.saturating_sub(1);
+                        slot.held_bytes = slot
+                            .held_bytes
+                            .saturating_sub(f.entry.message.size() as u64);
+                    }
+                    taken.push(f.entry);
+                } else {
+                    kept.push_back(f);
+                }
+            }
+            slot.in_flight = kept;
+        }
+        taken
     }
 
     /// Applies the outcome to settled (or unsettled) deliveries of a consumer. Tags no longer
     /// held (the consumer left meanwhile) are skipped: their messages were already returned.
     pub fn complete(self: &Arc<Self>, id: ConsumerId, tags: &[u64], outcome: Outcome) -> Completed {
         let mut st = self.lock();
-        let mut done = Completed::default();
-        let Some(ci) = st.consumers.iter().position(|c| c.id == id) else {
-            return done;
-        };
-        let mut taken = Vec::with_capacity(tags.len());
-        {
-            let slot = &mut st.consumers[ci];
-            for tag in tags {
-                let found = slot.in_flight.iter().position(|f| f.tag == *tag);
-                if let Some(f) = found.and_then(|p| slot.in_flight.remove(p)) {
-                    if !f.settled {
-                        slot.release(f.entry.message.size() as u64);
-                    }
-                    taken.push(f.entry);
-                }
-            }
+        let taken = Self::take_entries(&mut st, id, &sorted(tags));
+        self.finish_locked(&mut st, taken, outcome)
+    }
+
+    /// Takes deliveries out of a consumer's hands for a transaction being committed; see
+    /// [`Taken`].
+    pub fn take(self: &Arc<Self>, id: ConsumerId, tags: &[u64]) -> Taken {
+        let mut st = self.lock();
+        let entries = Self::take_entries(&mut st, id, &sorted(tags));
+        self.dispatch(&mut st);
+        Taken {
+            queue: Arc::clone(self),
+            entries,
         }
-        for entry in taken {
+    }
+
+    fn finish(self: &Arc<Self>, entries: Vec<Entry>, outcome: Outcome) -> Completed {
+        let mut st = self.lock();
+        self.finish_locked(&mut st, entries, outcome)
+    }
+
+    fn finish_locked(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        entries: Vec<Entry>,
+        outcome: Outcome,
+    ) -> Completed {
+        let mut done = Completed::default();
+        for entry in entries {
             match outcome {
                 Outcome::Ack => done.acked.push(entry.message),
-                Outcome::Nack => self.put_back(&mut st, entry, &mut done),
+                Outcome::Nack => self.put_back(st, entry, &mut done),
             }
         }
-        self.dispatch(&mut st);
+        self.dispatch(st);
         done
     }
 
     /// Undoes [`Queue::settle`] for an aborted transaction: the deliveries count against the
     /// window again and await a new ACK/NACK.
     pub fn unsettle(&self, id: ConsumerId, tags: &[u64]) {
+        let tags = sorted(tags);
         let mut st = self.lock();
         if let Some(slot) = st.consumers.iter_mut().find(|c| c.id == id) {
             let mut sizes = Vec::new();
             for f in slot.in_flight.iter_mut() {
-                if f.settled && tags.contains(&f.tag) {
+                if f.settled && tags.binary_search(&f.tag).is_ok() {
                     f.settled = false;
                     sizes.push(f.entry.message.size() as u64);
                 }
@@ -379,13 +545,15 @@ impl Queue {
 
     /// Messages waiting (not counting those out with consumers).
     pub fn ready_count(&self) -> usize {
-        self.lock().ready.len()
+        let st = self.lock();
+        st.ready.len() + st.returned.len()
     }
 
     /// Messages waiting plus those delivered and unacknowledged.
     pub fn message_count(&self) -> usize {
         let st = self.lock();
         st.ready.len()
+            + st.returned.len()
             + st.consumers
                 .iter()
                 .map(|c| c.in_flight.len())
@@ -404,10 +572,11 @@ impl Queue {
         if st.deleted {
             return true;
         }
-        let unused = st.consumers.is_empty() && st.ready.is_empty();
+        let unused = st.consumers.is_empty() && st.ready.is_empty() && st.returned.is_empty();
         if unused || force {
             st.deleted = true;
             st.ready.clear();
+            st.returned.clear();
         }
         st.deleted
     }
@@ -415,14 +584,15 @@ impl Queue {
     /// Whether nothing uses the queue any more, so auto-delete may remove it.
     pub fn is_unused(&self) -> bool {
         let st = self.lock();
-        !st.deleted && st.consumers.is_empty() && st.ready.is_empty()
+        !st.deleted && st.consumers.is_empty() && st.ready.is_empty() && st.returned.is_empty()
     }
 
     /// Messages waiting, in order, with their delivery counts (for inspection and tests).
     pub fn snapshot(&self) -> Vec<(Arc<Message>, u32)> {
         let st = self.lock();
-        st.ready
-            .iter()
+        let mut all: Vec<&Entry> = st.ready.iter().chain(st.returned.values()).collect();
+        all.sort_by_key(|e| e.seq);
+        all.into_iter()
             .map(|e| (Arc::clone(&e.message), e.delivery_count))
             .collect()
     }
@@ -432,13 +602,31 @@ impl Queue {
         message.persistent && self.journal.is_some()
     }
 
+    /// The journal record that places `message` on this queue.
+    pub(crate) fn put_ref(&self, message: &Message) -> JournalOp {
+        JournalOp::PutRef {
+            queue: Arc::clone(&self.name),
+            incarnation: self.incarnation,
+            message_id: message.id,
+        }
+    }
+
+    fn delete_ref(&self, message: &Message) -> JournalOp {
+        JournalOp::DeleteRef {
+            queue: Arc::clone(&self.name),
+            incarnation: self.incarnation,
+            message_id: message.id,
+        }
+    }
+
     /// Adds the journal records that forget these messages in this queue.
-    pub fn record_removals(&self, messages: &[Arc<Message>], ops: &mut Vec<JournalOp>) {
-        for m in messages.iter().filter(|m| self.journals(m)) {
-            ops.push(JournalOp::DeleteRef {
-                queue: self.name.to_string(),
-                message_id: m.id,
-            });
+    pub fn record_removals<'a>(
+        &self,
+        messages: impl IntoIterator<Item = &'a Arc<Message>>,
+        ops: &mut Vec<JournalOp>,
+    ) {
+        for m in messages.into_iter().filter(|m| self.journals(m)) {
+            ops.push(self.delete_ref(m));
         }
     }
 
@@ -463,17 +651,36 @@ impl Queue {
             return;
         }
         done.returned.push((entry.message.id, entry.delivery_count));
-        // Returned deliveries go back where they were, so order per producer is kept.
-        let at = st
-            .ready
-            .binary_search_by_key(&entry.seq, |e| e.seq)
-            .unwrap_or_else(|i| i);
-        st.ready.insert(at, entry);
+        // Returned deliveries keep their place (their seq), so order per producer is kept.
+        st.returned.insert(entry.seq, entry);
+    }
+
+    /// The next message to offer: the lower seq of the first returned and the first ready.
+    fn next_entry(st: &mut QueueState) -> Option<Entry> {
+        let returned_first = match (st.returned.keys().next(), st.ready.front()) {
+            (Some(r), Some(f)) => *r < f.seq,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if returned_first {
+            st.returned.pop_first().map(|(_, e)| e)
+        } else {
+            st.ready.pop_front()
+        }
+    }
+
+    /// Puts back an entry just taken by [`Queue::next_entry`] but not handed over.
+    fn unpop(st: &mut QueueState, entry: Entry) {
+        if st.ready.front().is_none_or(|f| entry.seq < f.seq) && st.returned.is_empty() {
+            st.ready.push_front(entry);
+        } else {
+            st.returned.insert(entry.seq, entry);
+        }
     }
 
     fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
         let mut now = None;
-        while !st.ready.is_empty() {
+        while !st.ready.is_empty() || !st.returned.is_empty() {
             let n = st.consumers.len();
             let Some(ci) = (0..n)
                 .map(|i| (st.next_consumer + i) % n)
@@ -481,16 +688,15 @@ impl Queue {
             else {
                 return;
             };
-            let Some(mut entry) = st.ready.pop_front() else {
+            let Some(mut entry) = Self::next_entry(st) else {
                 return;
             };
             let now_ms = *now.get_or_insert_with(now_millis);
-            if entry.message.is_expired(now_ms) {
+            let forbidden =
+                !entry.checked && self.may_read(st, &entry.message.address) == Some(false);
+            if entry.message.is_expired(now_ms) || forbidden {
                 if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
-                    j.submit_detached(vec![JournalOp::DeleteRef {
-                        queue: self.name.to_string(),
-                        message_id: entry.message.id,
-                    }]);
+                    j.submit_detached(vec![self.delete_ref(&entry.message)]);
                 }
                 continue;
             }
@@ -498,7 +704,8 @@ impl Queue {
             if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
                 // So that a crash after delivery brings the message back marked redelivered.
                 j.submit_detached(vec![JournalOp::SetDeliveryCount {
-                    queue: self.name.to_string(),
+                    queue: Arc::clone(&self.name),
+                    incarnation: self.incarnation,
                     message_id: entry.message.id,
                     count: entry.delivery_count,
                 }]);
@@ -525,9 +732,20 @@ impl Queue {
                 // The connection is gone; its session will remove the consumer shortly.
                 slot.started = false;
                 entry.delivery_count -= 1;
-                st.ready.push_front(entry);
+                Self::unpop(st, entry);
             }
         }
+    }
+}
+
+/// `tags` in ascending order (they usually are already).
+fn sorted(tags: &[u64]) -> std::borrow::Cow<'_, [u64]> {
+    if tags.is_sorted() {
+        std::borrow::Cow::Borrowed(tags)
+    } else {
+        let mut v = tags.to_vec();
+        v.sort_unstable();
+        std::borrow::Cow::Owned(v)
     }
 }
 

@@ -55,6 +55,7 @@ fn consumer(
             },
             sink: sink.clone(),
             durable_name: None,
+            reader: None,
         })
         .unwrap();
     h.start();
@@ -75,8 +76,7 @@ fn anycast_round_robins_between_consumers() {
     let (_h1, s1) = consumer(&b, anycast("q"), None);
     let (_h2, s2) = consumer(&b, anycast("q"), None);
     for i in 0..6 {
-        b.send(&anycast("q"), draft(&i.to_string()), &mut vec![])
-            .unwrap();
+        b.send(&anycast("q"), draft(&i.to_string())).unwrap();
     }
     assert_eq!(bodies(&s1.take()), ["0", "2", "4"]);
     assert_eq!(bodies(&s2.take()), ["1", "3", "5"]);
@@ -86,8 +86,7 @@ fn anycast_round_robins_between_consumers() {
 fn multicast_copies_share_one_body() {
     let b = Broker::new(&Config::default()).unwrap();
     let subs: Vec<_> = (0..3).map(|_| consumer(&b, multicast("t"), None)).collect();
-    b.send(&multicast("t"), draft("hello"), &mut vec![])
-        .unwrap();
+    b.send(&multicast("t"), draft("hello")).unwrap();
     let got: Vec<Delivery> = subs.iter().flat_map(|(_, s)| s.take()).collect();
     assert_eq!(got.len(), 3);
     let ptr = got[0].message.body.as_ptr();
@@ -97,17 +96,13 @@ fn multicast_copies_share_one_body() {
 #[test]
 fn topic_without_subscribers_drops_and_wildcards_match() {
     let b = Broker::new(&Config::default()).unwrap();
-    let r = b
-        .send(&multicast("news.eu"), draft("x"), &mut vec![])
-        .unwrap();
+    let r = b.send(&multicast("news.eu"), draft("x")).unwrap();
     assert!(r.queues.is_empty());
     let (_h, all) = consumer(&b, multicast("news.#"), None);
     let (_h2, one) = consumer(&b, multicast("news.*"), None);
-    b.send(&multicast("news.eu"), draft("a"), &mut vec![])
-        .unwrap();
-    b.send(&multicast("news.eu.sport"), draft("b"), &mut vec![])
-        .unwrap();
-    b.send(&multicast("news"), draft("c"), &mut vec![]).unwrap();
+    b.send(&multicast("news.eu"), draft("a")).unwrap();
+    b.send(&multicast("news.eu.sport"), draft("b")).unwrap();
+    b.send(&multicast("news"), draft("c")).unwrap();
     assert_eq!(bodies(&all.take()), ["a", "b", "c"]);
     assert_eq!(bodies(&one.take()), ["a"]);
 }
@@ -117,13 +112,12 @@ fn window_holds_consumer_until_acked() {
     let b = Broker::new(&Config::default()).unwrap();
     let (h, s) = consumer(&b, anycast("q"), Some(2));
     for i in 0..5 {
-        b.send(&anycast("q"), draft(&i.to_string()), &mut vec![])
-            .unwrap();
+        b.send(&anycast("q"), draft(&i.to_string())).unwrap();
     }
     let first = s.take();
     assert_eq!(bodies(&first), ["0", "1"]);
     let tags = h.settle(AckTarget::Tag(first[0].tag), false).unwrap();
-    h.complete(&tags, Outcome::Ack, &mut vec![]);
+    drop(h.complete(&tags, Outcome::Ack));
     assert_eq!(bodies(&s.take()), ["2"]);
 }
 
@@ -132,13 +126,12 @@ fn cumulative_ack_covers_earlier_deliveries() {
     let b = Broker::new(&Config::default()).unwrap();
     let (h, s) = consumer(&b, anycast("q"), None);
     for i in 0..3 {
-        b.send(&anycast("q"), draft(&i.to_string()), &mut vec![])
-            .unwrap();
+        b.send(&anycast("q"), draft(&i.to_string())).unwrap();
     }
     let got = s.take();
     let tags = h.settle(AckTarget::Tag(got[1].tag), true).unwrap();
     assert_eq!(tags, vec![got[0].tag, got[1].tag]);
-    h.complete(&tags, Outcome::Ack, &mut vec![]);
+    drop(h.complete(&tags, Outcome::Ack));
     let q = b.queue("q").unwrap();
     assert_eq!(q.message_count(), 1);
 }
@@ -148,13 +141,12 @@ fn returned_messages_keep_their_order_and_count() {
     let b = Broker::new(&Config::default()).unwrap();
     let (h1, s1) = consumer(&b, anycast("q"), None);
     for i in 0..4 {
-        b.send(&anycast("q"), draft(&i.to_string()), &mut vec![])
-            .unwrap();
+        b.send(&anycast("q"), draft(&i.to_string())).unwrap();
     }
     let got = s1.take();
     // Nack the third, then leave with the rest unacked.
     let tags = h1.settle(AckTarget::Tag(got[2].tag), false).unwrap();
-    h1.complete(&tags, Outcome::Nack, &mut vec![]);
+    drop(h1.complete(&tags, Outcome::Nack));
     let again = s1.take();
     assert_eq!(bodies(&again), ["2"]);
     assert_eq!(again[0].delivery_count, 2);
@@ -178,8 +170,7 @@ fn auto_create_off_refuses_missing_destinations() {
     };
     let b = Broker::new(&cfg).unwrap();
     assert_eq!(
-        b.send(&anycast("nope"), draft("x"), &mut vec![])
-            .unwrap_err(),
+        b.send(&anycast("nope"), draft("x")).unwrap_err(),
         BrokerError::NoSuchAddress("nope".into())
     );
 }
@@ -199,12 +190,8 @@ fn fully_qualified_queue_name_targets_one_queue() {
     let b = Broker::new(&Config::default()).unwrap();
     let (_h1, s1) = consumer(&b, Destination::parse("orders::eu", None), None);
     let (_h2, s2) = consumer(&b, Destination::parse("orders::us", None), None);
-    b.send(
-        &Destination::parse("orders::eu", None),
-        draft("x"),
-        &mut vec![],
-    )
-    .unwrap();
+    b.send(&Destination::parse("orders::eu", None), draft("x"))
+        .unwrap();
     assert_eq!(bodies(&s1.take()), ["x"]);
     assert!(s2.take().is_empty());
 }
@@ -215,12 +202,12 @@ fn address_limit_blocks_until_messages_go() {
     cfg.address_settings[0].max_size_bytes = Some(10);
     let b = Broker::new(&cfg).unwrap();
     let dest = anycast("q");
-    b.send(&dest, draft("0123456789ab"), &mut vec![]).unwrap();
+    b.send(&dest, draft("0123456789ab")).unwrap();
     assert!(matches!(b.capacity(&dest), Capacity::Blocked(_)));
     let (h, s) = consumer(&b, dest.clone(), None);
     let got = s.take();
     let tags = h.settle(AckTarget::Tag(got[0].tag), false).unwrap();
-    h.complete(&tags, Outcome::Ack, &mut vec![]);
+    drop(h.complete(&tags, Outcome::Ack));
     drop(got);
     assert!(matches!(b.capacity(&dest), Capacity::Available));
 }

@@ -65,12 +65,14 @@ use writer::{Request, Shared, Writer};
 /// - 1: postcard records.
 /// - 2: message, queue and address records carry a CRC32 prefix (see
 ///   `records`), so a damaged record is refused at open instead of delivered.
+/// - 3: queue records carry an incarnation, so refs written for a deleted
+///   queue never land in a new queue of the same name.
 ///
 /// There is no migration: a version-1 journal is refused with
 /// [`JournalError::FormatVersion`] (file left untouched), and the operator
 /// drains it with the old build or starts from an empty directory. That is
 /// acceptable while WrenMQ is 0.x; a 1.0 release must upgrade in place.
-pub const FORMAT_VERSION: u64 = 2;
+pub const FORMAT_VERSION: u64 = 3;
 
 /// Name of the database file inside [`JournalOptions::dir`].
 pub const FILE_NAME: &str = "journal.redb";
@@ -156,6 +158,12 @@ impl Journal {
             opts.buffer_timeout,
             opts.max_batch,
             max_id,
+            writer::Incarnations::new(
+                recovered
+                    .queues
+                    .iter()
+                    .map(|q| (q.name.clone(), q.incarnation)),
+            ),
         );
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()

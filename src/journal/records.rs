@@ -82,6 +82,10 @@ pub struct QueueRecord {
     pub auto_created: bool,
     /// `"clientid.subname"` for a durable topic subscription's queue.
     pub durable_subscription: Option<String>,
+    /// Which life of the queue this is: a queue deleted and created again under the same name
+    /// gets a higher number, so a ref written for its earlier life is never applied to the new
+    /// one (see `writer`'s module docs).
+    pub incarnation: u64,
 }
 
 /// An address definition that must be recreated at restart.
@@ -116,7 +120,9 @@ pub enum JournalOp {
     /// Place a stored message on a queue.
     PutRef {
         /// The queue.
-        queue: String,
+        queue: Arc<str>,
+        /// The queue's incarnation the ref was made for.
+        incarnation: u64,
         /// The message.
         message_id: u64,
     },
@@ -124,7 +130,9 @@ pub enum JournalOp {
     /// its last ref goes. May arrive before its `PutRef`; see the module docs.
     DeleteRef {
         /// The queue.
-        queue: String,
+        queue: Arc<str>,
+        /// The queue's incarnation the ack was made in.
+        incarnation: u64,
         /// The message.
         message_id: u64,
     },
@@ -132,7 +140,9 @@ pub enum JournalOp {
     /// ref no longer exists.
     SetDeliveryCount {
         /// The queue.
-        queue: String,
+        queue: Arc<str>,
+        /// The queue's incarnation the delivery was made in.
+        incarnation: u64,
         /// The message.
         message_id: u64,
         /// The new count.

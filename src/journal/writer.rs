@@ -17,6 +17,16 @@
 //! it, its `PutMessage`: with a consumer keeping up, most messages are never
 //! written at all, and a commit costs little more than its fsync.
 //!
+//! Queue incarnations: a queue can be deleted and created again under the
+//! same name while refs for its earlier life are still in the channel (a
+//! durable subscription removed and re-made, an auto-created queue deleted
+//! when empty and re-created by the next send). Every ref op names the
+//! incarnation it was made for, and the writer applies it only to that
+//! incarnation: a late `PutRef` for a deleted queue is dropped instead of
+//! resurrecting an acked or deleted message in the new queue. The writer
+//! knows each live queue's incarnation (from recovery and `PutQueue`) and,
+//! bounded, the last incarnation of queues deleted since it started.
+//!
 //! Early delivery counts: for the same reason a `SetDeliveryCount` can arrive
 //! before its `PutRef`. This is the normal case when a consumer is waiting:
 //! the queue hands the message over (and records the delivery) while the send
@@ -201,6 +211,55 @@ impl EarlyCounts {
     }
 }
 
+/// Which incarnation of each queue is live, and which were retired, so ref ops
+/// for an earlier life of a queue are dropped (see the module docs).
+#[derive(Default)]
+pub(crate) struct Incarnations {
+    live: HashMap<String, u64>,
+    retired: HashMap<String, u64>,
+    retired_order: VecDeque<String>,
+}
+
+impl Incarnations {
+    /// Starts from the queues recovered at open.
+    pub(crate) fn new(live: impl IntoIterator<Item = (String, u64)>) -> Self {
+        Incarnations {
+            live: live.into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    fn put(&mut self, name: &str, incarnation: u64) {
+        self.live.insert(name.to_string(), incarnation);
+    }
+
+    fn delete(&mut self, name: &str) {
+        let Some(inc) = self.live.remove(name) else {
+            return;
+        };
+        if self.retired.insert(name.to_string(), inc).is_none() {
+            self.retired_order.push_back(name.to_string());
+        }
+        while self.retired.len() > MAX_TOMBSTONES {
+            match self.retired_order.pop_front() {
+                Some(old) => {
+                    self.retired.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Whether an op made for `incarnation` of `queue` still applies: to the live
+    /// incarnation, or to a queue the writer knows nothing about (records written directly).
+    fn admits(&self, queue: &str, incarnation: u64) -> bool {
+        match self.live.get(queue) {
+            Some(live) => *live == incarnation,
+            None => self.retired.get(queue).is_none_or(|r| incarnation > *r),
+        }
+    }
+}
+
 /// Ops that reached the writer before the `PutRef` they refer to.
 #[derive(Default)]
 struct OutOfOrder {
@@ -217,6 +276,7 @@ pub(crate) struct Writer {
     pub(crate) max_batch: usize,
     pub(crate) max_message_id: u64,
     early: OutOfOrder,
+    incarnations: Incarnations,
     last_durable: Instant,
     durable_pending: bool,
     changed_since_compact_check: bool,
@@ -230,6 +290,7 @@ impl Writer {
         buffer_timeout: Duration,
         max_batch: usize,
         max_message_id: u64,
+        incarnations: Incarnations,
     ) -> Self {
         Writer {
             db,
@@ -239,6 +300,7 @@ impl Writer {
             max_batch: max_batch.max(1),
             max_message_id,
             early: OutOfOrder::default(),
+            incarnations,
             last_durable: Instant::now(),
             durable_pending: false,
             changed_since_compact_check: false,
@@ -414,14 +476,22 @@ impl Writer {
                     if consumed.skips(op) {
                         match op {
                             JournalOp::PutMessage(m) => max_id = max_id.max(m.id),
-                            JournalOp::PutRef { queue, message_id } => {
+                            JournalOp::PutRef {
+                                queue, message_id, ..
+                            } => {
                                 self.early.counts.take(queue, *message_id);
                             }
                             _ => {}
                         }
                         continue;
                     }
-                    apply_op(&mut t, &mut self.early, op, &mut put, &mut max_id)?;
+                    let mut state = OpState {
+                        early: &mut self.early,
+                        incarnations: &mut self.incarnations,
+                        put: &mut put,
+                        max_id: &mut max_id,
+                    };
+                    apply_op(&mut t, &mut state, op)?;
                 }
                 // A message is only kept if something references it by the
                 // end of its own request; otherwise it would be an orphan no
@@ -454,11 +524,15 @@ impl Consumed<'_> {
     /// Whether `op` has no effect once the batch is applied, so it need not be written.
     fn skips(&self, op: &JournalOp) -> bool {
         match op {
-            JournalOp::PutRef { queue, message_id }
-            | JournalOp::DeleteRef { queue, message_id }
+            JournalOp::PutRef {
+                queue, message_id, ..
+            }
+            | JournalOp::DeleteRef {
+                queue, message_id, ..
+            }
             | JournalOp::SetDeliveryCount {
                 queue, message_id, ..
-            } => self.refs.contains(&(queue.as_str(), *message_id)),
+            } => self.refs.contains(&(&**queue, *message_id)),
             JournalOp::PutMessage(m) => self.messages.contains(&m.id),
             _ => false,
         }
@@ -474,11 +548,15 @@ fn consumed_in_batch(batch: &[(Vec<JournalOp>, Option<Waiter>)]) -> Consumed<'_>
     for (ops, _) in batch {
         for op in ops {
             match op {
-                JournalOp::PutRef { queue, message_id } => {
-                    puts.insert((queue.as_str(), *message_id));
+                JournalOp::PutRef {
+                    queue, message_id, ..
+                } => {
+                    puts.insert((&**queue, *message_id));
                 }
-                JournalOp::DeleteRef { queue, message_id } => {
-                    deletes.insert((queue.as_str(), *message_id));
+                JournalOp::DeleteRef {
+                    queue, message_id, ..
+                } => {
+                    deletes.insert((&**queue, *message_id));
                 }
                 _ => {}
             }
@@ -527,13 +605,16 @@ via_redb_error!(
     redb::SetDurabilityError
 );
 
-fn apply_op(
-    t: &mut Tables<'_>,
-    early: &mut OutOfOrder,
-    op: &JournalOp,
-    put: &mut Vec<u64>,
-    max_id: &mut u64,
-) -> Result<(), WriteFailure> {
+/// What applying one op may change besides the tables.
+struct OpState<'a> {
+    early: &'a mut OutOfOrder,
+    incarnations: &'a mut Incarnations,
+    /// Messages put by the current request, checked for a ref at its end.
+    put: &'a mut Vec<u64>,
+    max_id: &'a mut u64,
+}
+
+fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<(), WriteFailure> {
     match op {
         JournalOp::PutAddress(a) => {
             t.addresses.insert(a.name.as_str(), encode(a)?.as_slice())?;
@@ -543,6 +624,7 @@ fn apply_op(
         }
         JournalOp::PutQueue(q) => {
             t.queues.insert(q.name.as_str(), encode(q)?.as_slice())?;
+            st.incarnations.put(&q.name, q.incarnation);
         }
         JournalOp::DeleteQueue(name) => {
             t.queues.remove(name.as_str())?;
@@ -557,45 +639,63 @@ fn apply_op(
                 t.refs.remove((name.as_str(), id))?;
                 release(t, id)?;
             }
-            early.tombstones.drop_queue(name);
-            early.counts.drop_queue(name);
+            st.early.tombstones.drop_queue(name);
+            st.early.counts.drop_queue(name);
+            st.incarnations.delete(name);
         }
         JournalOp::PutMessage(m) => {
             t.messages.insert(m.id, encode(m.as_ref())?.as_slice())?;
-            *max_id = (*max_id).max(m.id);
-            put.push(m.id);
+            *st.max_id = (*st.max_id).max(m.id);
+            st.put.push(m.id);
         }
-        JournalOp::PutRef { queue, message_id } => {
-            let count = early.counts.take(queue, *message_id);
-            if early.tombstones.take(queue, *message_id) {
+        JournalOp::PutRef {
+            queue,
+            incarnation,
+            message_id,
+        } => {
+            let count = st.early.counts.take(queue, *message_id);
+            if st.early.tombstones.take(queue, *message_id)
+                || !st.incarnations.admits(queue, *incarnation)
+            {
                 return Ok(());
             }
-            let key = (queue.as_str(), *message_id);
+            let key = (&**queue, *message_id);
             if t.refs.get(key)?.is_none() {
                 t.refs.insert(key, count.unwrap_or(0))?;
                 let n = t.refcounts.get(*message_id)?.map_or(0, |g| g.value());
                 t.refcounts.insert(*message_id, n.saturating_add(1))?;
             }
         }
-        JournalOp::DeleteRef { queue, message_id } => {
-            if t.refs.remove((queue.as_str(), *message_id))?.is_some() {
+        JournalOp::DeleteRef {
+            queue,
+            incarnation,
+            message_id,
+        } => {
+            if !st.incarnations.admits(queue, *incarnation) {
+                return Ok(());
+            }
+            if t.refs.remove((&**queue, *message_id))?.is_some() {
                 release(t, *message_id)?;
             } else {
-                early.counts.take(queue, *message_id);
-                early.tombstones.insert((queue.clone(), *message_id));
+                st.early.counts.take(queue, *message_id);
+                st.early.tombstones.insert((queue.to_string(), *message_id));
             }
         }
         JournalOp::SetDeliveryCount {
             queue,
+            incarnation,
             message_id,
             count,
         } => {
-            let key = (queue.as_str(), *message_id);
+            if !st.incarnations.admits(queue, *incarnation) {
+                return Ok(());
+            }
+            let key = (&**queue, *message_id);
             if t.refs.get(key)?.is_some() {
                 t.refs.insert(key, *count)?;
             } else {
                 // Usually its `PutRef` is still on the way (see the module docs).
-                early.counts.insert(queue, *message_id, *count);
+                st.early.counts.insert(queue, *message_id, *count);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! settling it now or inside a transaction.
 
 use super::{AckMode, Failure, Session, Subscription};
-use crate::broker::{AckTarget, ConsumerHandle, Outcome};
+use crate::broker::{AckTarget, ConsumerHandle, Outcome, TxAck};
 use crate::stomp::Frame;
 
 impl Session {
@@ -18,12 +18,15 @@ impl Session {
                     handle.unsettle(&tags);
                     return Err(Failure::new(format!("unknown transaction '{t}'")));
                 };
-                tx.acks.push((handle, tags, outcome));
+                tx.acks.push(TxAck {
+                    handle,
+                    tags,
+                    outcome,
+                });
             }
             None => {
-                let mut ops = Vec::new();
-                handle.complete(&tags, outcome, &mut ops);
-                self.persist(ops).await?;
+                let stored = handle.complete(&tags, outcome);
+                self.track(stored).await?;
             }
         }
         Ok(())

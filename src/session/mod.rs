@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 
-use crate::broker::{BrokerError, ConsumerHandle, ConsumerId, Destination, MessageDraft, Outcome};
-use crate::journal::Completion;
+use crate::broker::{
+    BrokerError, ConsumerHandle, ConsumerId, Destination, MessageDraft, Outcome, Stored,
+};
 use crate::security::{Access, Principal};
 use crate::server::AcceptorContext;
 use crate::stomp::{Command, Frame, Version};
@@ -97,7 +98,7 @@ struct Subscription {
 #[derive(Default)]
 struct Transaction {
     sends: Vec<(Destination, MessageDraft)>,
-    acks: Vec<(ConsumerHandle, Vec<u64>, Outcome)>,
+    acks: Vec<crate::broker::TxAck>,
 }
 
 /// The state of one STOMP connection.
@@ -114,7 +115,7 @@ pub struct Session {
     subscriptions: HashMap<ByteString, Subscription>,
     by_consumer: HashMap<ConsumerId, ByteString>,
     transactions: HashMap<ByteString, Transaction>,
-    pending_writes: VecDeque<(Completion, usize)>,
+    pending_writes: VecDeque<Stored>,
     last_send: Option<produce::LastDestination>,
     pending_bytes: usize,
 }
@@ -213,7 +214,7 @@ impl Session {
 
     /// Queues a RECEIPT once every journal write of this and earlier frames is stored.
     async fn receipt(&mut self, id: ByteString) -> Result<(), Failure> {
-        while let Some((write, _)) = self.pending_writes.pop_front() {
+        while let Some(write) = self.pending_writes.pop_front() {
             write.await.map_err(journal_failure)?;
         }
         self.pending_bytes = 0;

@@ -2,8 +2,7 @@
 //! its address is full), and tracking the journal writes its RECEIPT must wait for.
 
 use super::{Failure, Session, map_destination};
-use crate::broker::{BrokerError, Capacity, Destination, MessageDraft};
-use crate::journal::{Completion, JournalOp};
+use crate::broker::{BrokerError, Capacity, Destination, MessageDraft, Stored};
 use crate::stomp::Frame;
 use bytestring::ByteString;
 
@@ -98,86 +97,65 @@ impl Session {
                     "transaction '{tx}' already holds {held} messages, the limit (max-messages-per-transaction)"
                 )));
             }
-            // Refuse an unroutable or unauthorized send now, as Artemis does, not at COMMIT.
-            self.ctx.broker.prepare_as(dest, &self.access)?;
+            // Refuse an unroutable or unauthorized send now, as Artemis does, not at COMMIT;
+            // nothing is created until COMMIT, so an aborted transaction leaves no trace.
+            self.ctx.broker.check_send(dest, &self.access)?;
             if let Some(t) = self.transactions.get_mut(&tx) {
                 t.sends.push((dest.clone(), draft));
             }
             return Ok(());
         }
-        let mut ops = Vec::new();
-        self.route(dest, draft, &mut ops).await?;
-        self.persist(ops).await
-    }
-
-    /// Starts storing `ops`; waits only when too many writes (or bytes) are outstanding.
-    pub(super) async fn persist(&mut self, ops: Vec<JournalOp>) -> Result<(), Failure> {
-        let bytes: usize = ops
-            .iter()
-            .map(|op| match op {
-                JournalOp::PutMessage(m) => m.body.len() + 64,
-                _ => 32,
-            })
-            .sum();
-        let write = self.ctx.broker.persist(ops);
-        self.track(write, bytes).await
+        if !self.wait_for_room(dest).await? {
+            return Ok(());
+        }
+        let sent = self.ctx.broker.send_as(dest, draft, &self.access)?;
+        self.track(sent.stored).await
     }
 
     /// Makes the next RECEIPT wait for everything the core has handed to the journal so far,
     /// such as the record of a durable subscription it just created or deleted.
     pub(super) async fn await_core_writes(&mut self) -> Result<(), Failure> {
-        let barrier = self.ctx.broker.journal_barrier();
-        self.track(barrier, 0).await
+        let barrier = self.ctx.broker.stored_barrier();
+        self.track(barrier).await
     }
 
     /// Adds a write for the next RECEIPT to wait on; waits only when too many writes (or
     /// bytes) are outstanding.
-    pub(super) async fn track(
-        &mut self,
-        write: Option<Completion>,
-        bytes: usize,
-    ) -> Result<(), Failure> {
-        if let Some(write) = write {
-            self.pending_writes.push_back((write, bytes));
-            self.pending_bytes += bytes;
+    pub(super) async fn track(&mut self, write: Stored) -> Result<(), Failure> {
+        if write.is_pending() {
+            self.pending_bytes += write.bytes();
+            self.pending_writes.push_back(write);
         }
         while self.pending_writes.len() > MAX_PENDING_WRITES
             || self.pending_bytes > MAX_PENDING_BYTES
         {
-            let Some((write, bytes)) = self.pending_writes.pop_front() else {
+            let Some(write) = self.pending_writes.pop_front() else {
                 break;
             };
-            self.pending_bytes -= bytes;
+            self.pending_bytes = self.pending_bytes.saturating_sub(write.bytes());
             write.await.map_err(journal_failure)?;
         }
         Ok(())
     }
 
-    /// Routes one message, first waiting for room if its address is full (BLOCK): the
-    /// connection stops reading meanwhile, which slows the producer by TCP back-pressure.
-    pub(super) async fn route(
-        &self,
-        dest: &Destination,
-        draft: MessageDraft,
-        ops: &mut Vec<JournalOp>,
-    ) -> Result<(), Failure> {
-        let broker = &self.ctx.broker;
+    /// Waits while `dest`'s address is full (BLOCK): the connection stops reading meanwhile,
+    /// which slows the producer by TCP back-pressure. False when the message is to be dropped
+    /// (policy DROP). Nothing has been routed yet, so giving up the wait is always safe.
+    pub(super) async fn wait_for_room(&self, dest: &Destination) -> Result<bool, Failure> {
         loop {
-            match broker.capacity(dest) {
-                Capacity::Available => break,
+            match self.ctx.broker.capacity(dest) {
+                Capacity::Available => return Ok(true),
                 Capacity::Blocked(usage) => usage.wait_for_space().await,
                 Capacity::Refused => {
                     return Err(BrokerError::AddressFull(dest.address.clone()).into());
                 }
-                Capacity::Dropped => return Ok(()),
+                Capacity::Dropped => return Ok(false),
             }
         }
-        broker.send_as(dest, draft, ops, &self.access)?;
-        Ok(())
     }
 }
 
-pub(super) fn journal_failure(e: crate::journal::JournalError) -> Failure {
+pub(super) fn journal_failure(e: BrokerError) -> Failure {
     tracing::error!(error = %e, "journal write failed");
     Failure::new(format!("the broker could not store the message: {e}"))
 }

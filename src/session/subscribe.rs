@@ -70,6 +70,7 @@ impl Session {
                 window,
                 sink: self.out.sink(ctx),
                 durable_name: durable_name.clone(),
+                reader: Some(Arc::new(self.access.clone())),
             },
             &self.access,
         )?;

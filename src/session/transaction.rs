@@ -1,8 +1,9 @@
 //! BEGIN, COMMIT and ABORT: sends and acks buffered per transaction and applied whole or
 //! not at all.
 
+use std::sync::Arc;
+
 use super::{Failure, Session, Transaction};
-use crate::broker::{BrokerError, Capacity};
 use crate::stomp::Frame;
 
 impl Session {
@@ -36,23 +37,16 @@ impl Session {
             .transactions
             .remove(id)
             .ok_or_else(|| Failure::new(format!("unknown transaction '{id}'")))?;
-        // Nothing is applied unless everything can be: check every destination (and that no
-        // address refuses for being full) before routing the first message.
+        // Wait for room on every full (BLOCK) address first: nothing is applied yet, so the
+        // wait can be given up at any point. Then the core applies everything or nothing.
         for (dest, _) in &tx.sends {
-            self.ctx.broker.prepare(dest)?;
-            if let Capacity::Refused = self.ctx.broker.capacity(dest) {
-                return Err(BrokerError::AddressFull(dest.address.clone()).into());
-            }
+            self.wait_for_room(dest).await?;
         }
-        // One batch: the transaction's sends and acks are stored atomically.
-        let mut ops = Vec::new();
-        for (dest, draft) in tx.sends {
-            self.route(&dest, draft, &mut ops).await?;
-        }
-        for (handle, tags, outcome) in tx.acks {
-            handle.complete(&tags, outcome, &mut ops);
-        }
-        self.persist(ops).await
+        let stored = self
+            .ctx
+            .broker
+            .commit(tx.sends, tx.acks, Arc::new(self.access.clone()))?;
+        self.track(stored).await
     }
 
     pub(super) fn abort(&mut self, frame: &Frame) -> Result<(), Failure> {
@@ -61,8 +55,8 @@ impl Session {
             .transactions
             .remove(id)
             .ok_or_else(|| Failure::new(format!("unknown transaction '{id}'")))?;
-        for (handle, tags, _) in tx.acks {
-            handle.unsettle(&tags);
+        for ack in tx.acks {
+            ack.handle.unsettle(&ack.tags);
         }
         Ok(())
     }

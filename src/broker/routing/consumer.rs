@@ -1,8 +1,7 @@
 //! The consumer handle: a session's grip on one consumer for acks and for leaving.
 
 use super::Broker;
-use crate::broker::{AckTarget, BrokerError, Completed, ConsumerId, Outcome, Queue};
-use crate::journal::JournalOp;
+use crate::broker::{AckTarget, BrokerError, Completed, ConsumerId, Outcome, Queue, Stored};
 use std::sync::Arc;
 
 /// A consumer attached to a queue: the session's grip on it for acks and for leaving.
@@ -35,18 +34,14 @@ impl ConsumerHandle {
         Ok(self.queue.settle(self.id, target, cumulative)?)
     }
 
-    /// Acks or nacks deliveries; nacked ones are redelivered (or dead-lettered at the limit).
-    /// Journal records of what was consumed are appended to `journal`.
-    pub fn complete(
-        &self,
-        tags: &[u64],
-        outcome: Outcome,
-        journal: &mut Vec<JournalOp>,
-    ) -> Completed {
+    /// Acks or nacks deliveries now; nacked ones are redelivered (or dead-lettered at the
+    /// limit). The result resolves once the acks are stored (what a RECEIPT waits for).
+    pub fn complete(&self, tags: &[u64], outcome: Outcome) -> Stored {
         let done = self.queue.complete(self.id, tags, outcome);
-        self.queue.record_removals(&done.acked, journal);
+        let mut ops = Vec::new();
+        self.queue.record_removals(&done.acked, &mut ops);
         self.after(&done);
-        done
+        self.broker.store(ops)
     }
 
     /// Puts settled deliveries back under the window (aborted transaction).
@@ -65,7 +60,9 @@ impl ConsumerHandle {
         done
     }
 
-    fn after(&self, done: &Completed) {
+    /// Follows up on settled deliveries: dead letters go to their address, and an
+    /// auto-created queue left empty goes.
+    pub(super) fn after(&self, done: &Completed) {
         if !done.dead.is_empty() {
             let mut ops = Vec::new();
             self.queue.record_removals(&done.dead, &mut ops);

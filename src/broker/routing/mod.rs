@@ -5,8 +5,10 @@
 use bytes::Bytes;
 use bytestring::ByteString;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};
 
 use super::error::BrokerError;
 use super::flow::AddressUsage;
@@ -14,16 +16,19 @@ use super::message::Message;
 use super::persistence;
 use super::queue::{DeliverySink, Queue, QueueSpec, Window};
 use super::settings::{AddressSettings, SettingsRepository};
+use super::stored::Stored;
 use super::{RoutingType, wildcard};
 use crate::config::Config;
-use crate::journal::{Completion, Journal, JournalOp, Recovered};
+use crate::journal::{Journal, JournalOp, Recovered};
 
+mod commit;
 mod consumer;
-mod preflight;
+mod plan;
 mod recovery;
 mod send;
 mod subscribe;
 
+pub use commit::TxAck;
 pub use consumer::ConsumerHandle;
 
 /// Where a send or subscribe points, after the transport stripped its prefixes.
@@ -79,6 +84,8 @@ pub struct SendReport {
     pub message: Option<Arc<Message>>,
     /// Queues that took a copy.
     pub queues: Vec<Arc<Queue>>,
+    /// Resolves once the durable copies are stored: what a RECEIPT waits for.
+    pub stored: Stored,
 }
 
 /// Whether an address can take more messages now.
@@ -104,24 +111,20 @@ pub struct SubscribeSpec {
     pub sink: Arc<dyn DeliverySink>,
     /// Queue name of a durable subscription (`client-id.name`), if durable.
     pub durable_name: Option<String>,
+    /// Whose rights the copies a wildcard subscription receives are checked against, so a
+    /// wildcard cannot read an address a more specific security entry forbids.
+    pub reader: Option<Arc<dyn super::Authorizer>>,
 }
-
-/// Where a send goes, with the settings and byte counter of its address.
-/// The address name is the registry's own `Arc`, so a message can share it instead of
-/// allocating a copy per send.
-type Targets = (
-    Vec<Arc<Queue>>,
-    Arc<AddressSettings>,
-    Arc<AddressUsage>,
-    Arc<str>,
-);
 
 /// Why a queue exists, which decides whether it is durable, may be auto-deleted, goes with
 /// its one subscriber, and is recorded in the journal when created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum QueueOrigin {
-    /// Declared in the configuration.
-    Configured { durable: bool },
+pub(super) enum QueueOrigin {
+    /// Declared in the configuration; keeps the incarnation it had before a restart.
+    Configured {
+        durable: bool,
+        incarnation: Option<u64>,
+    },
     /// Created on first use (`/queue/x`, `address::queue`): durable, auto-deletable.
     AutoCreated,
     /// A durable topic subscription (`client-id.name`): kept while its subscriber is away.
@@ -129,7 +132,10 @@ enum QueueOrigin {
     /// A non-durable topic subscription: removed with its subscriber.
     Subscription,
     /// Rebuilt from the journal at start-up, so not recorded again.
-    Recovered { auto_created: bool },
+    Recovered {
+        auto_created: bool,
+        incarnation: u64,
+    },
 }
 
 struct AddressEntry {
@@ -155,6 +161,8 @@ pub struct Broker {
     settings: SettingsRepository,
     next_message_id: AtomicU64,
     next_consumer_id: AtomicU64,
+    /// Incarnations for new queues: above every recovered one (see [`Queue::incarnation`]).
+    next_incarnation: AtomicU64,
     journal: Option<Journal>,
 }
 
@@ -184,6 +192,13 @@ impl Broker {
             settings: SettingsRepository::new(config.address_settings.clone()),
             next_message_id: AtomicU64::new(1),
             next_consumer_id: AtomicU64::new(1),
+            next_incarnation: AtomicU64::new(
+                recovered
+                    .as_ref()
+                    .and_then(|r| r.queues.iter().map(|q| q.incarnation).max())
+                    .unwrap_or(0)
+                    + 1,
+            ),
             journal,
         });
         {
@@ -196,12 +211,19 @@ impl Broker {
                     broker.add_routing_type(&mut reg, &name, (*r).into());
                 }
                 for q in &a.queues {
+                    let incarnation = recovered
+                        .as_ref()
+                        .and_then(|r| r.queues.iter().find(|rq| rq.name == q.name))
+                        .map(|rq| rq.incarnation);
                     broker.create_queue(
                         &mut reg,
                         &name,
                         Arc::from(q.name.as_str()),
                         q.routing_type.into(),
-                        QueueOrigin::Configured { durable: q.durable },
+                        QueueOrigin::Configured {
+                            durable: q.durable,
+                            incarnation,
+                        },
                     );
                 }
             }
@@ -212,20 +234,25 @@ impl Broker {
         Ok(broker)
     }
 
-    /// Hands journal records to the writer; the completion resolves once they are stored.
-    /// `None` when there is nothing to store (or persistence is off).
-    pub fn persist(&self, ops: Vec<JournalOp>) -> Option<Completion> {
+    /// Hands journal records to the writer; the result resolves once they are stored.
+    fn store(&self, ops: Vec<JournalOp>) -> Stored {
         match &self.journal {
-            Some(j) if !ops.is_empty() => Some(j.submit(ops)),
-            _ => None,
+            Some(j) if !ops.is_empty() => {
+                let bytes = Stored::bytes_of(&ops);
+                Stored::journal(j.submit(ops), bytes)
+            }
+            _ => Stored::done(),
         }
     }
 
     /// Resolves once everything already handed to the journal, detached writes included (queue
     /// records, deletions), is stored: the journal commits in submission order. Lets a RECEIPT
-    /// confirm changes the core records without waiting. `None` when persistence is off.
-    pub fn journal_barrier(&self) -> Option<Completion> {
-        self.journal.as_ref().map(|j| j.submit(Vec::new()))
+    /// confirm changes the core records without waiting.
+    pub fn stored_barrier(&self) -> Stored {
+        match &self.journal {
+            Some(j) => Stored::journal(j.submit(Vec::new()), 0),
+            None => Stored::done(),
+        }
     }
 
     /// Flushes and closes the journal (graceful shutdown).
@@ -236,96 +263,23 @@ impl Broker {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Registry> {
-        self.registry.read().unwrap_or_else(|e| e.into_inner())
+        self.registry.read()
+    }
+
+    /// Excludes other creators and writers but not readers: for resolving a plan that will
+    /// create something, so it can be upgraded to apply it without anyone changing the
+    /// registry in between.
+    fn upgradable(&self) -> RwLockUpgradableReadGuard<'_, Registry> {
+        self.registry.upgradable_read()
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Registry> {
-        self.registry.write().unwrap_or_else(|e| e.into_inner())
+        self.registry.write()
     }
 
     /// The settings that apply to an address.
     pub fn settings_for(&self, address: &str) -> AddressSettings {
         self.settings.resolve(address)
-    }
-
-    /// Makes sure the address exists with the routing type; returns the routing type to use.
-    fn ensure_address(
-        &self,
-        reg: &mut Registry,
-        address: &str,
-        routing: Option<RoutingType>,
-        for_send: bool,
-    ) -> Result<Option<RoutingType>, BrokerError> {
-        if address.is_empty() {
-            return Err(BrokerError::EmptyAddress);
-        }
-        let name: Arc<str> = Arc::from(address);
-        match reg.addresses.get(address) {
-            Some(a) => {
-                let Some(r) = routing else {
-                    // Let the address decide: a single type is unambiguous; with both, a send
-                    // goes to both and a subscription is a multicast one.
-                    return Ok(match (a.anycast, a.multicast) {
-                        (true, false) => Some(RoutingType::Anycast),
-                        (false, true) => Some(RoutingType::Multicast),
-                        _ if for_send => None,
-                        _ => Some(RoutingType::Multicast),
-                    });
-                };
-                let has = match r {
-                    RoutingType::Anycast => a.anycast,
-                    RoutingType::Multicast => a.multicast,
-                };
-                if !has {
-                    if !a.settings.auto_create_addresses {
-                        return Err(BrokerError::RoutingTypeMismatch {
-                            address: address.to_string(),
-                            routing: r,
-                        });
-                    }
-                    self.add_routing_type(reg, &name, r);
-                }
-                Ok(Some(r))
-            }
-            None => {
-                let settings = self.settings.resolve(address);
-                if !settings.auto_create_addresses {
-                    return Err(BrokerError::NoSuchAddress(address.to_string()));
-                }
-                let r = routing.unwrap_or(settings.default_address_routing_type);
-                let entry = self.new_address_entry(&name, true);
-                reg.insert_address(name.clone(), entry);
-                self.add_routing_type(reg, &name, r);
-                Ok(Some(r))
-            }
-        }
-    }
-
-    fn ensure_fqqn_queue(
-        &self,
-        reg: &mut Registry,
-        address: &str,
-        qname: &str,
-        routing: Option<RoutingType>,
-    ) -> Result<Arc<Queue>, BrokerError> {
-        if let Some(q) = reg.queues.get(qname) {
-            if *q.address != *address {
-                return Err(BrokerError::QueueAddressMismatch {
-                    queue: qname.to_string(),
-                    actual: q.address.to_string(),
-                    requested: address.to_string(),
-                });
-            }
-            return Ok(Arc::clone(q));
-        }
-        let settings = self.settings.resolve(address);
-        if !settings.auto_create_queues {
-            return Err(BrokerError::NoSuchQueue(format!("{address}::{qname}")));
-        }
-        let r = routing.unwrap_or(settings.default_queue_routing_type);
-        let addr: Arc<str> = Arc::from(address);
-        self.add_routing_type(reg, &addr, r);
-        Ok(self.create_queue(reg, &addr, Arc::from(qname), r, QueueOrigin::AutoCreated))
     }
 
     fn new_address_entry(&self, name: &str, auto_created: bool) -> AddressEntry {
@@ -359,11 +313,19 @@ impl Broker {
         origin: QueueOrigin,
     ) -> Arc<Queue> {
         let (durable, auto_created, exclusive_to_subscriber, record) = match origin {
-            QueueOrigin::Configured { durable } => (durable, false, false, true),
+            QueueOrigin::Configured { durable, .. } => (durable, false, false, true),
             QueueOrigin::AutoCreated => (true, true, false, true),
             QueueOrigin::DurableSubscription => (true, false, false, true),
             QueueOrigin::Subscription => (false, true, true, true),
-            QueueOrigin::Recovered { auto_created } => (true, auto_created, false, false),
+            QueueOrigin::Recovered { auto_created, .. } => (true, auto_created, false, false),
+        };
+        let incarnation = match origin {
+            QueueOrigin::Recovered { incarnation, .. }
+            | QueueOrigin::Configured {
+                incarnation: Some(incarnation),
+                ..
+            } => incarnation,
+            _ => self.next_incarnation.fetch_add(1, Ordering::Relaxed),
         };
         let settings = reg
             .addresses
@@ -379,6 +341,7 @@ impl Broker {
             exclusive_to_subscriber,
             auto_delete: auto_created && settings.auto_delete_queues,
             max_delivery_attempts: settings.max_delivery_attempts,
+            incarnation,
             journal: if durable { self.journal.clone() } else { None },
         });
         if record && let Some(j) = &q.journal {

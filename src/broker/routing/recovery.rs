@@ -30,6 +30,7 @@ impl Broker {
                 routing,
                 QueueOrigin::Recovered {
                     auto_created: rec.auto_created && rec.durable_subscription.is_none(),
+                    incarnation: rec.incarnation,
                 },
             );
         }

@@ -1,19 +1,21 @@
-//! Sending: resolving a destination to target queues (creating what the address settings
-//! allow), routing one message to them, checking an address's capacity, and re-routing
-//! dead letters.
+//! Sending: planning a destination's targets (creating what the address settings allow and
+//! the sender may create), routing one message to them, checking an address's capacity, and
+//! re-routing dead letters.
 
-use super::{
-    Broker, Capacity, Destination, MessageDraft, QueueOrigin, Registry, SendReport, Targets,
-};
+use super::plan::{AddressRef, Purpose};
+use super::{Broker, Capacity, Destination, MessageDraft, SendReport};
 use crate::broker::{
-    AllowAll, Authorizer, BrokerError, FullPolicy, Message, Queue, RoutingType, now_millis,
-    persistence, wildcard,
+    AllowAll, Authorizer, BrokerError, FullPolicy, Message, Queue, Refusal, RoutingType,
+    now_millis, persistence,
 };
 use crate::journal::JournalOp;
 use crate::security::Permission;
 use bytestring::ByteString;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+/// How often a copy for an anycast queue that was deleted under it is routed again.
+const MAX_REROUTES: usize = 4;
 
 impl Broker {
     /// Tells a producer whether `dest`'s address can take more now (its `max-size-bytes`).
@@ -32,40 +34,84 @@ impl Broker {
         }
     }
 
-    /// Routes a message: to one anycast queue, to every multicast queue (including wildcard
-    /// subscriptions), or to the one queue a fully qualified name names.
-    /// Journal records for the durable copies are appended to `journal`, for the caller to
-    /// submit (so that a transaction's sends and acks are stored atomically).
-    pub fn send(
-        &self,
-        dest: &Destination,
-        draft: MessageDraft,
-        journal: &mut Vec<JournalOp>,
-    ) -> Result<SendReport, BrokerError> {
-        self.send_as(dest, draft, journal, &AllowAll)
+    /// Routes a message for the broker itself (no permission checks).
+    pub fn send(&self, dest: &Destination, draft: MessageDraft) -> Result<SendReport, BrokerError> {
+        self.send_as(dest, draft, &AllowAll)
     }
 
-    /// [`Broker::send`] on behalf of someone whose rights `auth` checks: `send` on the address
-    /// first, then, under the registry's write lock and before anything is created, every
-    /// permission the auto-creation needs, so a refusal leaves nothing half-created.
+    /// Routes a message on behalf of someone whose rights `auth` checks: `send` on the address,
+    /// then, before anything is created, every creation the plan needs. The message is visible
+    /// to consumers at once; the report's `stored` resolves once its durable copies are in the
+    /// journal, which is what a RECEIPT waits for.
     pub fn send_as(
         &self,
         dest: &Destination,
         draft: MessageDraft,
-        journal: &mut Vec<JournalOp>,
         auth: &dyn Authorizer,
     ) -> Result<SendReport, BrokerError> {
+        let routed = self.route_new(dest, draft, auth)?;
+        let mut ops = Vec::new();
+        if let Some(m) = &routed.message {
+            record_puts(m, &routed.queues, &mut ops);
+        }
+        Ok(SendReport {
+            message: routed.message,
+            queues: routed.queues,
+            stored: self.store(ops),
+        })
+    }
+
+    /// Checks that `auth` could send to `dest` now, creating nothing (a SEND inside a
+    /// transaction: refused at once, as Artemis does, but leaving no trace if aborted).
+    pub fn check_send(&self, dest: &Destination, auth: &dyn Authorizer) -> Result<(), BrokerError> {
         if dest.address.is_empty() {
             return Err(BrokerError::EmptyAddress);
         }
         auth.authorize(Permission::Send, &dest.address)?;
-        let (targets, settings, usage, address) = self.resolve_targets(dest, auth)?;
-        if targets.is_empty() {
-            return Ok(SendReport {
-                message: None,
-                queues: Vec::new(),
-            });
+        self.check(dest, Purpose::Send, auth)
+    }
+
+    /// Plans `dest`, builds the message and hands it to every target.
+    fn route_new(
+        &self,
+        dest: &Destination,
+        draft: MessageDraft,
+        auth: &dyn Authorizer,
+    ) -> Result<Routed, BrokerError> {
+        let message = self.admit(dest, draft, auth)?;
+        let Some((message, targets)) = message else {
+            return Ok(Routed::default());
+        };
+        let queues = self.deliver_to(dest, &message, targets, auth);
+        Ok(Routed {
+            message: Some(message),
+            queues,
+        })
+    }
+
+    /// Checks and plans `dest` (creating what it needs) and builds the message, not yet
+    /// handed to any queue. `None` when nothing would take it.
+    pub(super) fn admit(
+        &self,
+        dest: &Destination,
+        draft: MessageDraft,
+        auth: &dyn Authorizer,
+    ) -> Result<Option<Admitted>, BrokerError> {
+        if dest.address.is_empty() {
+            return Err(BrokerError::EmptyAddress);
         }
+        auth.authorize(Permission::Send, &dest.address)?;
+        let (plan, created) = self.plan_and_apply(dest, Purpose::Send, auth)?;
+        let mut targets = plan.targets;
+        targets.extend(created);
+        let Some(address) = plan.address.filter(|_| !targets.is_empty()) else {
+            return Ok(None);
+        };
+        let AddressRef {
+            name: address,
+            settings,
+            usage,
+        } = address;
         let id = self.next_message_id.fetch_add(1, Ordering::Relaxed);
         let mut message = Message {
             id,
@@ -80,187 +126,63 @@ impl Broker {
             usage: None,
         };
         message.usage = Some(usage.charge(message.size() as u64));
-        let message = Arc::new(message);
+        Ok(Some((Arc::new(message), targets)))
+    }
+
+    /// Hands `message` to each target; returns the queues that took it. A copy for a queue
+    /// deleted meanwhile is dropped, unless it was the one anycast queue (or the named queue)
+    /// of the destination: then the destination is planned again, never the dead queue's
+    /// name, so a departing subscription can never be re-created by a send.
+    pub(super) fn deliver_to(
+        &self,
+        dest: &Destination,
+        message: &Arc<Message>,
+        targets: Vec<Arc<Queue>>,
+        auth: &dyn Authorizer,
+    ) -> Vec<Arc<Queue>> {
         let mut queues = Vec::with_capacity(targets.len());
         for q in targets {
-            match q.enqueue(Arc::clone(&message)) {
+            match q.enqueue(Arc::clone(message)) {
                 Ok(()) => queues.push(q),
-                Err(_) => {
-                    // Auto-deleted between lookup and enqueue: route this copy again.
-                    let (again, ..) = self.resolve_targets(
-                        &Destination {
-                            address: dest.address.clone(),
-                            queue: Some(q.name.to_string()),
-                            routing: Some(q.routing),
-                        },
-                        auth,
-                    )?;
-                    for q2 in again {
-                        if q2.enqueue(Arc::clone(&message)).is_ok() {
-                            queues.push(q2);
-                        }
+                Err(Refusal::NotPermitted) => {}
+                Err(Refusal::Deleted) => {
+                    if let Some(again) = self.reroute(dest, &q, message, auth) {
+                        queues.push(again);
                     }
                 }
             }
         }
-        let durable: Vec<&Arc<Queue>> = queues.iter().filter(|q| q.journals(&message)).collect();
-        if !durable.is_empty() {
-            journal.push(JournalOp::PutMessage(Arc::new(persistence::stored(
-                &message,
-            ))));
-            for q in durable {
-                journal.push(JournalOp::PutRef {
-                    queue: q.name.to_string(),
-                    message_id: message.id,
-                });
-            }
-        }
-        Ok(SendReport {
-            message: Some(message),
-            queues,
-        })
+        queues
     }
 
-    /// Checks that `dest` can be routed to, creating its address and queue when the settings
-    /// allow, without sending anything. A transaction checks every send this way before
-    /// routing any, so a COMMIT is applied whole or not at all.
-    pub fn prepare(&self, dest: &Destination) -> Result<(), BrokerError> {
-        self.prepare_as(dest, &AllowAll)
-    }
-
-    /// [`Broker::prepare`] on behalf of someone whose rights `auth` checks, as
-    /// [`Broker::send_as`] does.
-    pub fn prepare_as(&self, dest: &Destination, auth: &dyn Authorizer) -> Result<(), BrokerError> {
-        if dest.address.is_empty() {
-            return Err(BrokerError::EmptyAddress);
-        }
-        auth.authorize(Permission::Send, &dest.address)?;
-        self.resolve_targets(dest, auth).map(|_| ())
-    }
-
-    fn resolve_targets(
+    /// Routes the copy meant for `dead`, a deleted queue, again through the destination, if
+    /// it was a point-to-point copy.
+    fn reroute(
         &self,
         dest: &Destination,
+        dead: &Arc<Queue>,
+        message: &Arc<Message>,
         auth: &dyn Authorizer,
-    ) -> Result<Targets, BrokerError> {
-        // Fast path: everything exists, a read lock suffices.
-        {
-            let reg = self.read();
-            if let Some(found) = self.lookup_targets(&reg, dest)? {
-                return Ok(found);
-            }
+    ) -> Option<Arc<Queue>> {
+        if dest.queue.is_none() && dead.routing != RoutingType::Anycast {
+            return None;
         }
-        let mut reg = self.write();
-        for perm in self.send_creates(&reg, dest) {
-            auth.authorize(perm, &dest.address)?;
-        }
-        let routing = self.ensure_address(&mut reg, &dest.address, dest.routing, true)?;
-        if let Some(qname) = &dest.queue {
-            self.ensure_fqqn_queue(&mut reg, &dest.address, qname, routing)?;
-        } else if routing != Some(RoutingType::Multicast) {
-            let has_anycast = reg
-                .addresses
-                .get(dest.address.as_str())
-                .is_some_and(|a| a.queues.iter().any(|q| q.routing == RoutingType::Anycast));
-            if !has_anycast {
-                let settings = self.settings.resolve(&dest.address);
-                if !settings.auto_create_queues {
-                    return Err(BrokerError::NoSuchQueue(dest.address.clone()));
-                }
-                let name: Arc<str> = Arc::from(dest.address.as_str());
-                if reg.queues.contains_key(&name) {
-                    return Err(BrokerError::QueueAddressMismatch {
-                        queue: dest.address.clone(),
-                        actual: reg.queues[&name].address.to_string(),
-                        requested: dest.address.clone(),
-                    });
-                }
-                let addr: Arc<str> = Arc::from(dest.address.as_str());
-                self.create_queue(
-                    &mut reg,
-                    &addr,
-                    name,
-                    RoutingType::Anycast,
-                    QueueOrigin::AutoCreated,
-                );
-            }
-        }
-        let dest = Destination {
-            routing: routing.or(dest.routing),
+        let again = Destination {
+            routing: dest.routing.or(Some(dead.routing)),
             ..dest.clone()
         };
-        match self.lookup_targets(&reg, &dest)? {
-            Some(found) => Ok(found),
-            None => Err(BrokerError::NoSuchAddress(dest.address.clone())),
-        }
-    }
-
-    /// Looks up targets without creating anything; `Ok(None)` means something must be created.
-    fn lookup_targets(
-        &self,
-        reg: &Registry,
-        dest: &Destination,
-    ) -> Result<Option<Targets>, BrokerError> {
-        let Some((name, a)) = reg.addresses.get_key_value(dest.address.as_str()) else {
-            return Ok(None);
-        };
-        let name = Arc::clone(name);
-        let settings = Arc::clone(&a.settings);
-        let usage = Arc::clone(&a.usage);
-        if let Some(qname) = &dest.queue {
-            return match reg.queues.get(qname.as_str()) {
-                Some(q) if *q.address != *dest.address => Err(BrokerError::QueueAddressMismatch {
-                    queue: qname.clone(),
-                    actual: q.address.to_string(),
-                    requested: dest.address.clone(),
-                }),
-                Some(q) => Ok(Some((vec![Arc::clone(q)], settings, usage, name))),
-                None => Ok(None),
-            };
-        }
-        let (anycast, multicast) = match dest.routing {
-            Some(RoutingType::Anycast) => (true, false),
-            Some(RoutingType::Multicast) => (false, true),
-            None => (a.anycast, a.multicast),
-        };
-        if (anycast && !a.anycast) || (multicast && !a.multicast) {
-            return Ok(None);
-        }
-        let mut targets = Vec::new();
-        if anycast {
-            let candidates: Vec<&Arc<Queue>> = a
-                .queues
-                .iter()
-                .filter(|q| q.routing == RoutingType::Anycast)
-                .collect();
-            if candidates.is_empty() {
-                return Ok(None);
-            }
-            let i = a.next_anycast.fetch_add(1, Ordering::Relaxed) % candidates.len();
-            targets.push(Arc::clone(candidates[i]));
-        }
-        if multicast {
-            targets.extend(
-                a.queues
-                    .iter()
-                    .filter(|q| q.routing == RoutingType::Multicast)
-                    .cloned(),
-            );
-            for w in &reg.wildcard_addresses {
-                if **w != *dest.address
-                    && wildcard::matches(w, &dest.address)
-                    && let Some(wa) = reg.addresses.get(w)
-                {
-                    targets.extend(
-                        wa.queues
-                            .iter()
-                            .filter(|q| q.routing == RoutingType::Multicast)
-                            .cloned(),
-                    );
-                }
+        for _ in 0..MAX_REROUTES {
+            let (plan, created) = self.plan_and_apply(&again, Purpose::Send, auth).ok()?;
+            let target =
+                created.or_else(|| plan.targets.into_iter().find(|q| q.routing == dead.routing))?;
+            match target.enqueue(Arc::clone(message)) {
+                Ok(()) => return Some(target),
+                Err(Refusal::NotPermitted) => return None,
+                Err(Refusal::Deleted) => continue,
             }
         }
-        Ok(Some((targets, settings, usage, name)))
+        tracing::warn!(message_id = message.id, address = %dest.address, "queue kept disappearing while routing; copy dropped");
+        None
     }
 
     pub(super) fn dead_letter(&self, messages: Vec<Arc<Message>>) {
@@ -285,9 +207,12 @@ impl Broker {
                 expires: m.expires,
             };
             let dest = Destination::parse(&dla, Some(RoutingType::Anycast));
-            let mut ops = Vec::new();
-            match self.send(&dest, draft, &mut ops) {
-                Ok(_) => {
+            match self.route_new(&dest, draft, &AllowAll) {
+                Ok(routed) => {
+                    let mut ops = Vec::new();
+                    if let Some(dm) = &routed.message {
+                        record_puts(dm, &routed.queues, &mut ops);
+                    }
                     if let Some(j) = &self.journal
                         && !ops.is_empty()
                     {
@@ -299,5 +224,29 @@ impl Broker {
                 }
             }
         }
+    }
+}
+
+/// A message built for a send, and the queues planned to take it.
+pub(super) type Admitted = (Arc<Message>, Vec<Arc<Queue>>);
+
+/// A message and the queues that took it.
+#[derive(Default)]
+struct Routed {
+    message: Option<Arc<Message>>,
+    queues: Vec<Arc<Queue>>,
+}
+
+/// The records that store `message` on each durable queue among `queues`.
+pub(super) fn record_puts(message: &Arc<Message>, queues: &[Arc<Queue>], ops: &mut Vec<JournalOp>) {
+    let mut durable = queues.iter().filter(|q| q.journals(message)).peekable();
+    if durable.peek().is_none() {
+        return;
+    }
+    ops.push(JournalOp::PutMessage(Arc::new(persistence::stored(
+        message,
+    ))));
+    for q in durable {
+        ops.push(q.put_ref(message));
     }
 }

@@ -2,8 +2,9 @@
 //! fully qualified queue, or a multicast subscription queue, durable or not), and deleting
 //! durable subscriptions.
 
-use super::{Broker, ConsumerHandle, QueueOrigin, Registry, SubscribeSpec};
-use crate::broker::{AllowAll, Authorizer, BrokerError, Queue, RoutingType, wildcard};
+use super::plan::Purpose;
+use super::{Broker, ConsumerHandle, SubscribeSpec};
+use crate::broker::{AllowAll, Authorizer, BrokerError};
 use crate::security::Permission;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,7 +16,7 @@ impl Broker {
     }
 
     /// [`Broker::subscribe`] on behalf of someone whose rights `auth` checks: `consume` on the
-    /// address, then (under the write lock, before creating anything) what auto-creation needs.
+    /// address, then, before anything is created, every creation the plan needs.
     pub fn subscribe_as(
         self: &Arc<Self>,
         spec: SubscribeSpec,
@@ -26,95 +27,20 @@ impl Broker {
             return Err(BrokerError::EmptyAddress);
         }
         auth.authorize(Permission::Consume, &dest.address)?;
-        let queue = {
-            let mut reg = self.write();
-            for perm in self.subscribe_creates(&reg, dest, spec.durable_name.as_deref()) {
-                auth.authorize(perm, &dest.address)?;
-            }
-            let routing = self.ensure_address(&mut reg, &dest.address, dest.routing, false)?;
-            let addr: Arc<str> = Arc::from(dest.address.as_str());
-            if let Some(qname) = &dest.queue {
-                self.ensure_fqqn_queue(&mut reg, &dest.address, qname, routing)?
-            } else if routing == Some(RoutingType::Anycast) {
-                match reg.queues.get(dest.address.as_str()) {
-                    Some(q) if q.address == addr => Arc::clone(q),
-                    Some(q) => {
-                        return Err(BrokerError::QueueAddressMismatch {
-                            queue: dest.address.clone(),
-                            actual: q.address.to_string(),
-                            requested: dest.address.clone(),
-                        });
-                    }
-                    None => {
-                        let settings = self.settings.resolve(&dest.address);
-                        if !settings.auto_create_queues {
-                            return Err(BrokerError::NoSuchQueue(dest.address.clone()));
-                        }
-                        self.create_queue(
-                            &mut reg,
-                            &addr,
-                            addr.clone(),
-                            RoutingType::Anycast,
-                            QueueOrigin::AutoCreated,
-                        )
-                    }
-                }
-            } else {
-                self.subscription_queue(&mut reg, &addr, spec.durable_name.as_deref())?
-            }
+        let purpose = Purpose::Subscribe {
+            durable_name: spec.durable_name.as_deref(),
         };
+        let (plan, created) = self.plan_and_apply(dest, purpose, auth)?;
+        let queue = created
+            .or_else(|| plan.targets.into_iter().next())
+            .ok_or_else(|| BrokerError::NoSuchQueue(dest.address.clone()))?;
         let id = self.next_consumer_id.fetch_add(1, Ordering::Relaxed);
-        queue.add_consumer(id, spec.sink, spec.window);
+        queue.add_consumer(id, spec.sink, spec.window, spec.reader);
         Ok(ConsumerHandle {
             id,
             queue,
             broker: Arc::clone(self),
         })
-    }
-
-    fn subscription_queue(
-        &self,
-        reg: &mut Registry,
-        address: &Arc<str>,
-        durable_name: Option<&str>,
-    ) -> Result<Arc<Queue>, BrokerError> {
-        if wildcard::is_wildcard(address) && !reg.wildcard_addresses.contains(address) {
-            reg.wildcard_addresses.push(address.clone());
-        }
-        match durable_name {
-            Some(name) => {
-                if let Some(q) = reg.queues.get(name) {
-                    if q.address != *address {
-                        return Err(BrokerError::QueueAddressMismatch {
-                            queue: name.to_string(),
-                            actual: q.address.to_string(),
-                            requested: address.to_string(),
-                        });
-                    }
-                    if q.consumer_count() > 0 {
-                        return Err(BrokerError::SubscriptionInUse(name.to_string()));
-                    }
-                    return Ok(Arc::clone(q));
-                }
-                Ok(self.create_queue(
-                    reg,
-                    address,
-                    Arc::from(name),
-                    RoutingType::Multicast,
-                    QueueOrigin::DurableSubscription,
-                ))
-            }
-            None => {
-                let name: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string().as_str());
-                Ok(self.create_queue(
-                    reg,
-                    address,
-                    name,
-                    RoutingType::Multicast,
-                    QueueOrigin::Subscription,
-                ))
-            }
-        }
     }
 
     /// Deletes a durable subscription queue (UNSUBSCRIBE of a durable subscriber).
