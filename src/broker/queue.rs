@@ -392,11 +392,15 @@ impl Queue {
 
     /// Resolves an ACK/NACK to delivery tags and marks them settled, freeing window room.
     /// `cumulative` (STOMP `client` mode) covers every earlier unsettled delivery too.
+    /// `refill` offers the freed room to waiting messages at once (an ACK inside a
+    /// transaction); an immediate ACK/NACK refills when it completes, so that nacked messages
+    /// go back in their place before newer ones take the room.
     pub fn settle(
         self: &Arc<Self>,
         id: ConsumerId,
         target: AckTarget,
         cumulative: bool,
+        refill: bool,
     ) -> Result<Vec<u64>, AckError> {
         let mut st = self.lock();
         let slot = st
@@ -431,7 +435,9 @@ impl Queue {
         }
         slot.held_messages = slot.held_messages.saturating_sub(count);
         slot.held_bytes = slot.held_bytes.saturating_sub(freed);
-        self.dispatch(&mut st);
+        if refill {
+            self.dispatch(&mut st);
+        }
         Ok(tags)
     }
 

@@ -116,7 +116,9 @@ fn window_holds_consumer_until_acked() {
     }
     let first = s.take();
     assert_eq!(bodies(&first), ["0", "1"]);
-    let tags = h.settle(AckTarget::Tag(first[0].tag), false).unwrap();
+    let tags = h
+        .settle(AckTarget::Tag(first[0].tag), false, false)
+        .unwrap();
     drop(h.complete(&tags, Outcome::Ack));
     assert_eq!(bodies(&s.take()), ["2"]);
 }
@@ -129,7 +131,7 @@ fn cumulative_ack_covers_earlier_deliveries() {
         b.send(&anycast("q"), draft(&i.to_string())).unwrap();
     }
     let got = s.take();
-    let tags = h.settle(AckTarget::Tag(got[1].tag), true).unwrap();
+    let tags = h.settle(AckTarget::Tag(got[1].tag), true, false).unwrap();
     assert_eq!(tags, vec![got[0].tag, got[1].tag]);
     drop(h.complete(&tags, Outcome::Ack));
     let q = b.queue("q").unwrap();
@@ -145,7 +147,7 @@ fn returned_messages_keep_their_order_and_count() {
     }
     let got = s1.take();
     // Nack the third, then leave with the rest unacked.
-    let tags = h1.settle(AckTarget::Tag(got[2].tag), false).unwrap();
+    let tags = h1.settle(AckTarget::Tag(got[2].tag), false, false).unwrap();
     drop(h1.complete(&tags, Outcome::Nack));
     let again = s1.take();
     assert_eq!(bodies(&again), ["2"]);
@@ -206,7 +208,7 @@ fn address_limit_blocks_until_messages_go() {
     assert!(matches!(b.capacity(&dest), Capacity::Blocked(_)));
     let (h, s) = consumer(&b, dest.clone(), None);
     let got = s.take();
-    let tags = h.settle(AckTarget::Tag(got[0].tag), false).unwrap();
+    let tags = h.settle(AckTarget::Tag(got[0].tag), false, false).unwrap();
     drop(h.complete(&tags, Outcome::Ack));
     drop(got);
     assert!(matches!(b.capacity(&dest), Capacity::Available));

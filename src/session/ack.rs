@@ -37,6 +37,7 @@ impl Session {
     /// because clients mix them up.
     pub(super) fn settle(&self, frame: &Frame) -> Result<(ConsumerHandle, Vec<u64>), Failure> {
         let cmd = frame.command;
+        let in_tx = frame.get("transaction").is_some();
         if let Some(ack_id) = frame.get("id") {
             let parsed = ack_id
                 .split_once('-')
@@ -50,7 +51,7 @@ impl Session {
                 .ok_or_else(|| Failure::new(format!("{cmd} names unknown ack id '{ack_id}'")))?;
             let tags = sub
                 .handle
-                .settle(AckTarget::Tag(tag), sub.ack == AckMode::Client)
+                .settle(AckTarget::Tag(tag), sub.ack == AckMode::Client, in_tx)
                 .map_err(|_| {
                     Failure::new(format!(
                         "{cmd} names ack id '{ack_id}', which awaits no acknowledgement"
@@ -75,10 +76,11 @@ impl Session {
             None => self.subscriptions.values().collect(),
         };
         for sub in candidates {
-            if let Ok(tags) = sub
-                .handle
-                .settle(AckTarget::MessageId(message_id), sub.ack == AckMode::Client)
-            {
+            if let Ok(tags) = sub.handle.settle(
+                AckTarget::MessageId(message_id),
+                sub.ack == AckMode::Client,
+                in_tx,
+            ) {
                 return Ok((sub.handle.clone(), tags));
             }
         }

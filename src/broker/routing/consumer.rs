@@ -29,9 +29,15 @@ impl ConsumerHandle {
         self.queue.start_consumer(self.id);
     }
 
-    /// Resolves an ACK/NACK to delivery tags and frees window room for them.
-    pub fn settle(&self, target: AckTarget, cumulative: bool) -> Result<Vec<u64>, BrokerError> {
-        Ok(self.queue.settle(self.id, target, cumulative)?)
+    /// Resolves an ACK/NACK to delivery tags and frees window room for them; see
+    /// [`Queue::settle`] for `refill`.
+    pub fn settle(
+        &self,
+        target: AckTarget,
+        cumulative: bool,
+        refill: bool,
+    ) -> Result<Vec<u64>, BrokerError> {
+        Ok(self.queue.settle(self.id, target, cumulative, refill)?)
     }
 
     /// Acks or nacks deliveries now; nacked ones are redelivered (or dead-lettered at the
