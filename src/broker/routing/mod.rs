@@ -18,6 +18,7 @@ use super::{RoutingType, wildcard};
 use crate::config::Config;
 use crate::journal::{Completion, Journal, JournalOp, Recovered};
 
+mod address_words;
 mod consumer;
 mod preflight;
 mod recovery;
@@ -156,6 +157,8 @@ pub struct Broker {
     next_message_id: AtomicU64,
     next_consumer_id: AtomicU64,
     journal: Option<Journal>,
+    /// `limits.max-address-words`, see [`Broker::check_address_words`].
+    max_address_words: usize,
 }
 
 impl std::fmt::Debug for Broker {
@@ -185,6 +188,7 @@ impl Broker {
             next_message_id: AtomicU64::new(1),
             next_consumer_id: AtomicU64::new(1),
             journal,
+            max_address_words: config.limits.max_address_words,
         });
         {
             let mut reg = broker.write();

@@ -58,6 +58,7 @@ impl Broker {
         if dest.address.is_empty() {
             return Err(BrokerError::EmptyAddress);
         }
+        self.check_address_words(&dest.address)?;
         auth.authorize(Permission::Send, &dest.address)?;
         let (targets, settings, usage, address) = self.resolve_targets(dest, auth)?;
         if targets.is_empty() {
@@ -134,6 +135,7 @@ impl Broker {
         if dest.address.is_empty() {
             return Err(BrokerError::EmptyAddress);
         }
+        self.check_address_words(&dest.address)?;
         auth.authorize(Permission::Send, &dest.address)?;
         self.resolve_targets(dest, auth).map(|_| ())
     }

@@ -25,6 +25,7 @@ impl Broker {
         if dest.address.is_empty() {
             return Err(BrokerError::EmptyAddress);
         }
+        self.check_address_words(&dest.address)?;
         auth.authorize(Permission::Consume, &dest.address)?;
         let queue = {
             let mut reg = self.write();
