@@ -313,3 +313,50 @@ async fn ack_by_message_id_with_subscription_settles_only_that_copy() {
         .await;
     c.expect_no_frame(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_vanishing_during_unsubscribe_returns_what_it_held() {
+    // The subscriber stops reading, so its writer is stuck behind megabytes of MESSAGEs when
+    // the UNSUBSCRIBE arrives and the broker waits for them to be written; then the socket
+    // goes away. The subscription must still be closed and its messages handed on.
+    let broker = start_default().await;
+    let mut p = broker.client().await;
+    let body = vec![b'x'; 1024 * 1024];
+    let n = 12;
+    for i in 0..n {
+        p.send_with_receipt(
+            "SEND",
+            &[("destination", "/queue/stuck"), ("x-n", &i.to_string())],
+            &body,
+            &format!("p{i}"),
+        )
+        .await;
+    }
+    let mut c = broker.client().await;
+    c.send_frame(
+        "SUBSCRIBE",
+        &[
+            ("destination", "/queue/stuck"),
+            ("id", "s"),
+            ("ack", "client-individual"),
+            ("consumer-window-size", "-1"),
+        ],
+        b"",
+    )
+    .await;
+    c.send_frame("UNSUBSCRIBE", &[("id", "s"), ("receipt", "u")], b"")
+        .await;
+    drop(c);
+    let mut d = broker.client().await;
+    d.subscribe("/queue/stuck", "d", &[]).await;
+    let mut got: Vec<String> = d
+        .expect_messages(n)
+        .await
+        .iter()
+        .map(|m| m.h("x-n").to_string())
+        .collect();
+    got.sort_by_key(|s| s.parse::<usize>().unwrap_or(usize::MAX));
+    let want: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    assert_eq!(got, want);
+    d.expect_no_frame(QUIET).await;
+}
