@@ -29,6 +29,11 @@ pub enum BrokerError {
     /// An empty address name.
     #[error("destination names no address")]
     EmptyAddress,
+    /// An address longer than `limits.max-address-words`.
+    #[error(
+        "destination address has {words} '.'-separated words, more than the limit of {limit} (max-address-words)"
+    )]
+    TooManyAddressWords { words: usize, limit: usize },
     /// The address is full and its policy is FAIL.
     #[error("address '{0}' is full (max-size-bytes reached)")]
     AddressFull(String),

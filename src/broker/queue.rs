@@ -371,6 +371,32 @@ impl Queue {
         self.dispatch(&mut st);
     }
 
+    /// Halts dispatch to a consumer that is leaving, while it stays attached: what it already
+    /// holds can still be written and acknowledged (UNSUBSCRIBE lets its connection flush
+    /// before [`Queue::remove_consumer`], so an `auto` delivery in flight is either consumed
+    /// or returned, never both). Nothing is handed to it once this returns.
+    pub fn stop_consumer(&self, id: ConsumerId) {
+        let mut st = self.lock();
+        if let Some(c) = st.consumers.iter_mut().find(|c| c.id == id) {
+            c.started = false;
+        }
+    }
+
+    /// Whether a consumer holds an unsettled delivery that `target` names, without settling
+    /// it: lets a session find out whether an ACK naming only a message id is ambiguous.
+    pub fn holds(&self, id: ConsumerId, target: AckTarget) -> bool {
+        let st = self.lock();
+        st.consumers.iter().find(|c| c.id == id).is_some_and(|c| {
+            c.in_flight.iter().any(|f| {
+                !f.settled
+                    && match target {
+                        AckTarget::Tag(t) => f.tag == t,
+                        AckTarget::MessageId(m) => f.entry.message.id == m,
+                    }
+            })
+        })
+    }
+
     /// Detaches a consumer; whatever it held unacknowledged goes back, in order, marked as
     /// delivered before. Returns what was returned and what went dead. O(k log k) for k held.
     pub fn remove_consumer(self: &Arc<Self>, id: ConsumerId) -> Completed {

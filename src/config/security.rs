@@ -159,6 +159,10 @@ pub struct BrokerLimits {
     /// Milliseconds a new connection has to send CONNECT (and finish TLS).
     #[serde(default = "default_handshake_timeout_ms")]
     pub handshake_timeout_ms: u64,
+    /// `.`-separated words a SEND or SUBSCRIBE address may have: every send compares its
+    /// address with each wildcard subscription, so the words bound that cost.
+    #[serde(default = "default_max_address_words")]
+    pub max_address_words: usize,
 }
 
 impl Default for BrokerLimits {
@@ -171,6 +175,7 @@ impl Default for BrokerLimits {
             max_messages_per_transaction: default_max_messages_per_transaction(),
             max_unacked_per_connection: default_max_unacked(),
             handshake_timeout_ms: default_handshake_timeout_ms(),
+            max_address_words: default_max_address_words(),
         }
     }
 }
@@ -207,6 +212,9 @@ fn default_max_unacked() -> u32 {
 }
 fn default_handshake_timeout_ms() -> u64 {
     10_000
+}
+fn default_max_address_words() -> usize {
+    64
 }
 
 /// The embedded default permissions: the `guest` role (what anonymous connections get by

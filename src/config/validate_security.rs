@@ -122,6 +122,7 @@ fn check_limits(limits: &BrokerLimits, errors: &mut Vec<ValidationError>) {
             u64::from(limits.max_unacked_per_connection),
         ),
         ("handshake-timeout-ms", limits.handshake_timeout_ms),
+        ("max-address-words", limits.max_address_words as u64),
     ] {
         if value == 0 {
             errors.push(ValidationError::new(
@@ -197,10 +198,14 @@ mod tests {
     #[test]
     fn security_settings_tls_and_limits_are_checked() {
         let m = message(
-            "[limits]\nmax-connections = 0\n\n[[security-settings]]\nmatch = \"a#\"\n\n[[acceptors]]\nname = \"s\"\nbind = \"127.0.0.1:1\"\n[acceptors.tls]\ncert = \"c\"\nkey = \"k\"\nclient-auth = \"required\"\n",
+            "[limits]\nmax-connections = 0\nmax-address-words = 0\n\n[[security-settings]]\nmatch = \"a#\"\n\n[[acceptors]]\nname = \"s\"\nbind = \"127.0.0.1:1\"\n[acceptors.tls]\ncert = \"c\"\nkey = \"k\"\nclient-auth = \"required\"\n",
         );
         assert!(
             m.contains("limits.max-connections: must be greater than 0"),
+            "{m}"
+        );
+        assert!(
+            m.contains("limits.max-address-words: must be greater than 0"),
             "{m}"
         );
         assert!(m.contains("security-settings[0].match: "), "{m}");

@@ -3,6 +3,7 @@
 //! shared by every transport through [`serve`].
 
 mod ack;
+mod closed;
 mod connect;
 mod connection;
 mod destination;
@@ -114,6 +115,8 @@ pub struct Session {
     read_timeout: Option<Duration>,
     subscriptions: HashMap<ByteString, Subscription>,
     by_consumer: HashMap<ConsumerId, ByteString>,
+    /// Unsubscribed subscriptions whose late ACKs/NACKs are accepted as no-ops.
+    closed: closed::RecentlyClosed,
     transactions: HashMap<ByteString, Transaction>,
     pending_writes: VecDeque<Stored>,
     last_send: Option<produce::LastDestination>,
@@ -136,6 +139,7 @@ impl Session {
             read_timeout: None,
             subscriptions: HashMap::new(),
             by_consumer: HashMap::new(),
+            closed: closed::RecentlyClosed::default(),
             transactions: HashMap::new(),
             pending_writes: VecDeque::new(),
             last_send: None,

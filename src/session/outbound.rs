@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::broker::{Delivery, DeliverySink};
 use crate::stomp::{Frame, Version};
@@ -66,6 +66,9 @@ pub enum Outbound {
     HeartBeat(Duration),
     /// Switch header escaping to the negotiated version.
     Version(Version),
+    /// Answered once everything queued before it is written and its `auto` deliveries are
+    /// acknowledged; dropped unanswered if the writer stops first.
+    Barrier(oneshot::Sender<()>),
 }
 
 /// The session's side of the writer channel.
@@ -97,6 +100,15 @@ impl Outbox {
         self.tx
             .send(Outbound::Frame(frame, Some(permit)))
             .map_err(|_| WriterGone)
+    }
+
+    /// Waits until the writer has written everything queued so far (UNSUBSCRIBE: so that the
+    /// subscription's deliveries already on their way are on the socket before it goes).
+    /// Cancel-safe: dropping the future leaves only an unanswered barrier behind.
+    pub async fn flush(&self) -> Result<(), WriterGone> {
+        let (tx, rx) = oneshot::channel();
+        self.push(Outbound::Barrier(tx))?;
+        rx.await.map_err(|_| WriterGone)
     }
 
     /// Queues anything else without waiting.

@@ -126,12 +126,27 @@ impl Session {
             })?,
             (None, _) => return Err(Failure::new("UNSUBSCRIBE frame has no 'id' header")),
         };
-        let sub = self
+        let handle = self
             .subscriptions
-            .remove(id)
+            .get(id)
+            .map(|s| s.handle.clone())
             .ok_or_else(|| Failure::new(format!("unknown subscription '{id}'")))?;
+        // Nothing more is handed to the subscription; what is already on its way to the
+        // writer is written first (`auto` ones are then acked by the writer), so each message
+        // is either delivered here or returned to the queue, never both, and none follows the
+        // RECEIPT. Until then the subscription stays in the map, so if this future is dropped
+        // at the await, `Session::close` still closes it.
+        handle.stop();
+        let flushed = self.out.flush().await;
+        let Some(sub) = self.subscriptions.remove(id) else {
+            return Err(Failure::new(format!("unknown subscription '{id}'")));
+        };
         self.by_consumer.remove(&sub.handle.id);
-        sub.handle.close();
+        let done = sub.handle.close();
+        let held = done.returned.iter().map(|(m, _)| *m);
+        let held = held.chain(done.dead.iter().map(|m| m.id)).collect();
+        self.closed.remember(sub.handle.id, id.into(), held);
+        flushed.map_err(|_| Failure::new("connection closed"))?;
         let wants_delete = DURABLE_NAME_HEADERS.iter().any(|h| frame.get(h).is_some());
         if let (Some(name), true) = (&sub.durable_name, wants_delete) {
             self.access

@@ -1,7 +1,8 @@
 //! The writer task of one connection: drains the outbound channel in batches, encodes frames
 //! into one reused buffer (large bodies go out as their own shared chunk, never copied), writes
 //! the batch with one vectored write, acks `auto` deliveries once written, and sends
-//! heart-beats when the connection has been quiet.
+//! heart-beats when the connection has been quiet. A barrier is answered once what preceded
+//! it is written, which is how UNSUBSCRIBE waits for its subscription's deliveries.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,6 +76,7 @@ pub async fn run<W: ByteSink>(mut sink: W, mut rx: UnboundedReceiver<Outbound>) 
             return WriterEnd::ChannelClosed;
         };
         let mut permits = Vec::new();
+        let mut barriers = Vec::new();
         let mut item = Some(first);
         while let Some(it) = item.take() {
             match it {
@@ -103,6 +105,7 @@ pub async fn run<W: ByteSink>(mut sink: W, mut rx: UnboundedReceiver<Outbound>) 
                     heartbeat = (!every.is_zero()).then_some(every);
                 }
                 Outbound::Version(v) => version = v,
+                Outbound::Barrier(done) => barriers.push(done),
             }
             if batch.close_after || batch.buf.len() + chunk_bytes(&batch.chunks) >= BATCH_BYTES {
                 break;
@@ -123,6 +126,9 @@ pub async fn run<W: ByteSink>(mut sink: W, mut rx: UnboundedReceiver<Outbound>) 
         // `auto` deliveries count as consumed only now that they are on the socket.
         for ((_, consumer), (queue, tags)) in batch.auto_acks.drain() {
             queue.ack_written(consumer, &tags);
+        }
+        for done in barriers {
+            let _ = done.send(());
         }
         if batch.close_after {
             let _ = sink.shutdown().await;

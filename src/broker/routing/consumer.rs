@@ -29,6 +29,17 @@ impl ConsumerHandle {
         self.queue.start_consumer(self.id);
     }
 
+    /// Stops dispatch to this consumer ahead of [`ConsumerHandle::close`]; see
+    /// [`Queue::stop_consumer`].
+    pub fn stop(&self) {
+        self.queue.stop_consumer(self.id);
+    }
+
+    /// Whether an unsettled delivery that `target` names is held by this consumer.
+    pub fn holds(&self, target: AckTarget) -> bool {
+        self.queue.holds(self.id, target)
+    }
+
     /// Resolves an ACK/NACK to delivery tags and frees window room for them; see
     /// [`Queue::settle`] for `refill`.
     pub fn settle(

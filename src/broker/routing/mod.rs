@@ -21,6 +21,7 @@ use super::{RoutingType, wildcard};
 use crate::config::Config;
 use crate::journal::{Journal, JournalOp, Recovered};
 
+mod address_words;
 mod commit;
 mod consumer;
 mod plan;
@@ -164,6 +165,8 @@ pub struct Broker {
     /// Incarnations for new queues: above every recovered one (see [`Queue::incarnation`]).
     next_incarnation: AtomicU64,
     journal: Option<Journal>,
+    /// `limits.max-address-words`, see [`Broker::check_address_words`].
+    max_address_words: usize,
 }
 
 impl std::fmt::Debug for Broker {
@@ -200,6 +203,7 @@ impl Broker {
                     + 1,
             ),
             journal,
+            max_address_words: config.limits.max_address_words,
         });
         {
             let mut reg = broker.write();

@@ -100,6 +100,10 @@ impl Broker {
             return Err(BrokerError::EmptyAddress);
         }
         let found = reg.addresses.get_key_value(dest.address.as_str());
+        if found.is_none() {
+            // An address that exists passed this when it was made.
+            self.check_address_words(&dest.address)?;
+        }
         let entry = found.map(|(_, a)| a);
         let resolved;
         let settings: &AddressSettings = match entry {
