@@ -197,7 +197,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     let security = Arc::new(Security::new(&config));
     let limiter = Arc::new(ConnectionLimiter::new(
         config.limits.max_connections,
-        config.limits.max_connections_per_ip,
+        config.limits.max_connections_per_ip.unwrap_or(usize::MAX),
     ));
     let (stop, stop_rx) = watch::channel(false);
     let connections = Arc::new(ConnectionCount::default());

@@ -167,10 +167,11 @@ async fn connection_ttl_drops_client_idle_after_a_frame() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_subscriber_without_heartbeats_is_kept() {
-    // No connection TTL (the default) and a short handshake timeout. CONNECT and SUBSCRIBE
+    // No connection TTL and a short handshake timeout. CONNECT and SUBSCRIBE
     // are written together (as pipelining clients do), then the client only listens, well
     // past the handshake timeout. It must never be dropped: CONNECT ends the handshake.
     let mut config = test_config();
+    config.acceptors[0].heartbeat.connection_ttl_ms = 0;
     config.limits.handshake_timeout_ms = 300;
     let broker = start(config).await;
     let mut c = broker.tcp().await;
@@ -186,4 +187,38 @@ async fn idle_subscriber_without_heartbeats_is_kept() {
     let mut p = broker.client().await;
     p.send_msg("/queue/idle", "still subscribed").await;
     assert_eq!(c.expect_frame("MESSAGE").await.text(), "still subscribed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_heartbeats_follow_what_the_client_asks() {
+    // Default acceptor: a stompjs-style client asks for a beat every second.
+    let broker = start_default().await;
+    let (mut c, f) = connect_with_heartbeat(&broker, "0,1000").await;
+    let (sx, sy) = parse_hb(&f);
+    assert!(
+        sx > 0 && sx <= 1000,
+        "the broker must offer to beat at most every 1000 ms: {f:?}"
+    );
+    assert_eq!(sy, 0, "{f:?}");
+    // Bounded: two beats must arrive within 3.5 s (at a 1 s interval; 10 s gives none).
+    let deadline = Instant::now() + Duration::from_millis(3500);
+    while c.heartbeats < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match c.read_item(left).await {
+            Ok(Item::HeartBeat) => {}
+            Ok(Item::Frame(f)) => panic!("unexpected frame {f:?}"),
+            Err(e) => panic!("only {} heart-beats before {e:?}", c.heartbeats),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_never_go_below_the_floor() {
+    let broker = start_default().await;
+    let (_c, f) = connect_with_heartbeat(&broker, "100,100").await;
+    assert_eq!(
+        parse_hb(&f),
+        (500, 500),
+        "the default floor is 500 ms: {f:?}"
+    );
 }

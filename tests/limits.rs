@@ -9,7 +9,7 @@ mod secure;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{QUIET, ReadEnd, start, test_config};
+use common::{Client, QUIET, ReadEnd, TIMEOUT, start, start_default, test_config};
 use secure::eventually;
 use tokio::io::AsyncReadExt;
 
@@ -121,7 +121,7 @@ async fn a_flood_does_not_disturb_a_well_behaved_client() {
     const MESSAGES: usize = 300;
     let mut config = test_config();
     config.limits.max_connections = 100;
-    config.limits.max_connections_per_ip = LIMIT;
+    config.limits.max_connections_per_ip = Some(LIMIT);
     config.limits.handshake_timeout_ms = 400;
     let b = start(config).await;
 
@@ -189,4 +189,33 @@ async fn a_flood_does_not_disturb_a_well_behaved_client() {
         Err(ReadEnd::Timeout) => {}
         other => panic!("consumer disturbed: {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_is_not_capped_at_a_thousand_connections_by_default() {
+    // An application server relaying browser sessions opens one connection per session from
+    // its one address: by default there is no per-IP limit, only the broker-wide one.
+    const N: usize = 1_100;
+    let b = start_default().await;
+    let mut sockets = Vec::with_capacity(N);
+    for _ in 0..N {
+        sockets.push(
+            tokio::net::TcpStream::connect(b.addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while b.running.open_connections() < N {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {N} connections from 127.0.0.1 admitted",
+            b.running.open_connections()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And each of them is a working STOMP connection, the last one included.
+    let mut last = Client::tcp(b.addr).await;
+    last.connect_12().await;
+    last.send_msg("/queue/many", "ok").await;
 }

@@ -434,3 +434,110 @@ async fn websocket_producer_reaches_tcp_subscriber() {
     assert_eq!(m.body, b"from the web");
     running.shutdown().await;
 }
+
+/// A raw WebSocket upgrade request for `path` with extra header lines; returns the response
+/// head (the connection stays open after a 101, so only the head is read).
+async fn raw_upgrade(addr: SocketAddr, path: &str, extra: &str) -> String {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    );
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match timeout(WAIT, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => head.extend_from_slice(&chunk[..n]),
+            Err(_) => panic!("no response head in time"),
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[tokio::test]
+async fn upgrade_is_accepted_on_rabbitmq_ws_path_by_default() {
+    let running = start().await;
+    let addr = ws_addr(&running);
+    for path in ["/ws", "/stomp", "/"] {
+        let head = raw_upgrade(addr, path, "").await;
+        assert!(head.starts_with("HTTP/1.1 101 "), "{path}: {head}");
+    }
+}
+
+#[tokio::test]
+async fn upgrade_from_a_foreign_origin_is_refused_with_403() {
+    let running = start().await;
+    let addr = ws_addr(&running);
+    let head = raw_upgrade(addr, "/stomp", "Origin: http://evil.example\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+    assert!(head.contains("ws-allowed-origins"), "{head}");
+    let head = raw_upgrade(addr, "/stomp", "Origin: null\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+    // Same host, other port: another site as far as the browser is concerned.
+    let other = format!(
+        "Origin: http://127.0.0.1:{}\r\n",
+        addr.port().wrapping_add(1)
+    );
+    let head = raw_upgrade(addr, "/stomp", &other).await;
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+}
+
+#[tokio::test]
+async fn upgrade_without_origin_or_from_the_acceptors_own_origin_is_accepted() {
+    let running = start().await;
+    let addr = ws_addr(&running);
+    let head = raw_upgrade(addr, "/stomp", "").await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    // The broker's own console page, served from this acceptor.
+    let own = format!("Origin: http://{addr}\r\n");
+    let head = raw_upgrade(addr, "/stomp", &own).await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+}
+
+#[tokio::test]
+async fn ws_allowed_origins_lists_the_accepted_origins() {
+    let running = start_with(|ws| {
+        ws.ws_allowed_origins = Some(vec!["https://app.example.com".to_string()]);
+    })
+    .await;
+    let addr = ws_addr(&running);
+    let head = raw_upgrade(addr, "/stomp", "Origin: https://app.example.com\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    let head = raw_upgrade(addr, "/stomp", "Origin: https://other.example.com\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+    let head = raw_upgrade(addr, "/stomp", "").await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+
+    let any = start_with(|ws| ws.ws_allowed_origins = Some(vec!["*".to_string()])).await;
+    let head = raw_upgrade(
+        ws_addr(&any),
+        "/stomp",
+        "Origin: http://anywhere.example\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+}
+
+#[tokio::test]
+async fn websocket_frames_end_with_nul_and_newline() {
+    let running = start().await;
+    let (mut ws, _) = ws_connect(ws_addr(&running), Some("v12.stomp"))
+        .await
+        .expect("handshake");
+    ws.send(Message::Binary(
+        b"CONNECT\naccept-version:1.2\nhost:localhost\n\n\0"
+            .to_vec()
+            .into(),
+    ))
+    .await
+    .expect("send");
+    let msg = timeout(WAIT, ws.next())
+        .await
+        .expect("CONNECTED in time")
+        .expect("open")
+        .expect("ok");
+    let data = msg.into_data();
+    assert!(data.starts_with(b"CONNECTED\n"), "{data:?}");
+    assert!(data.ends_with(b"\0\n"), "{data:?}");
+}

@@ -1,8 +1,8 @@
 """Heart-beating (STOMP 1.1/1.2).
 
-The built-in defaults make the broker send heart-beats no more often than every 10 s, which
-an idle period of ~1.5 s cannot observe; this module therefore runs its own broker whose
-acceptor offers 100 ms both ways, so `heartbeats=(200, 200)` negotiates 200 ms each way.
+The built-in floors are 500 ms each way, so a 200 ms ask would be raised to 500 ms; this
+module therefore runs its own broker whose acceptor's floors are 100 ms, so
+`heartbeats=(200, 200)` negotiates 200 ms each way.
 """
 
 import time

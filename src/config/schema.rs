@@ -130,6 +130,18 @@ pub struct AcceptorConfig {
     /// [`DEFAULT_WS_PATHS`]. Read it through [`AcceptorConfig::ws_paths`].
     #[serde(default)]
     pub ws_paths: Option<Vec<String>>,
+    /// WebSocket only: the `Origin` values a browser upgrade may carry. Unset means a request
+    /// without `Origin` (a non-browser client) or with the acceptor's own origin (its host and
+    /// port equal to the request's `Host`) is accepted and any other gets HTTP 403, so a page
+    /// from another site cannot talk to a broker on the visitor's machine; `"*"` allows any.
+    /// Read it through [`AcceptorConfig::ws_allowed_origins`].
+    #[serde(default)]
+    pub ws_allowed_origins: Option<Vec<String>>,
+    /// End every server frame with NUL plus a newline (`true`, the default) as RabbitMQ and
+    /// ActiveMQ do, because some clients (PHP's PECL stomp, stomper) read one byte past the NUL
+    /// and would otherwise swallow the next frame's first byte; `false` ends frames at the NUL.
+    #[serde(default = "default_true")]
+    pub frame_eol: bool,
     /// Serve this acceptor over TLS (`[acceptors.tls]`).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -139,9 +151,10 @@ pub struct AcceptorConfig {
 /// would accept also fits in one WebSocket message.
 pub const DEFAULT_WS_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024 + 64 * 1024;
 
-/// Default `ws-paths`: `/stomp` is what most STOMP-over-WebSocket brokers use, `/` is what a
-/// client that was given only host and port asks for.
-pub const DEFAULT_WS_PATHS: [&str; 2] = ["/stomp", "/"];
+/// Default `ws-paths`: `/stomp` is what most STOMP-over-WebSocket brokers use, `/ws` is
+/// RabbitMQ's (so clients and examples written for it work unchanged), `/` is what a client
+/// that was given only host and port asks for.
+pub const DEFAULT_WS_PATHS: [&str; 3] = ["/stomp", "/ws", "/"];
 
 impl AcceptorConfig {
     /// The effective `ws-max-message-size`.
@@ -161,6 +174,12 @@ impl AcceptorConfig {
             Some(paths) => paths.clone(),
             None => DEFAULT_WS_PATHS.iter().map(|p| p.to_string()).collect(),
         }
+    }
+
+    /// The effective `ws-allowed-origins`: `None` means the default rule (no `Origin`, or
+    /// the acceptor's own origin).
+    pub fn ws_allowed_origins(&self) -> Option<&[String]> {
+        self.ws_allowed_origins.as_deref()
     }
 }
 
@@ -186,6 +205,15 @@ pub struct LimitsConfig {
     /// Overrides `[limits] handshake-timeout-ms` for this acceptor.
     #[serde(default)]
     pub handshake_timeout_ms: Option<u64>,
+    /// Largest frame in bytes accepted before CONNECT succeeds: an unauthenticated socket may
+    /// make the broker buffer only a CONNECT, not a `max-frame-size` frame.
+    #[serde(default = "default_max_connect_frame_size")]
+    pub max_connect_frame_size: usize,
+    /// Milliseconds a frame may take from its first byte to its NUL, so a client trickling a
+    /// frame byte by byte cannot hold the connection (heart-beat EOLs between frames do not
+    /// count); 0 = no deadline.
+    #[serde(default = "default_frame_timeout_ms")]
+    pub frame_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -197,6 +225,8 @@ impl Default for LimitsConfig {
             max_body: default_max_body(),
             max_connections: None,
             handshake_timeout_ms: None,
+            max_connect_frame_size: default_max_connect_frame_size(),
+            frame_timeout_ms: default_frame_timeout_ms(),
         }
     }
 }
@@ -205,10 +235,12 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HeartbeatConfig {
-    /// Smallest interval (ms) the broker will send heart-beats at; 0 disables sending.
+    /// Smallest interval (ms) the broker will send heart-beats at: the broker beats as often
+    /// as the client asks, but never more often than this; 0 disables sending.
     #[serde(default = "default_hb_send_ms")]
     pub send_ms: u64,
-    /// Smallest interval (ms) the broker asks the client to send at; 0 asks for none.
+    /// Smallest interval (ms) the broker accepts the client's heart-beats at: the client's own
+    /// offer is used down to this floor; 0 asks for none.
     #[serde(default = "default_hb_receive_ms")]
     pub receive_ms: u64,
     /// A peer is dead after `grace × interval` without any inbound byte.
@@ -378,16 +410,22 @@ fn default_max_body() -> usize {
     16 * 1024 * 1024
 }
 fn default_hb_send_ms() -> u64 {
-    10_000
+    500
 }
 fn default_hb_receive_ms() -> u64 {
-    10_000
+    500
 }
 fn default_hb_grace() -> f64 {
     2.0
 }
 fn default_connection_ttl_ms() -> u64 {
-    0
+    60_000
+}
+fn default_max_connect_frame_size() -> usize {
+    8 * 1024
+}
+fn default_frame_timeout_ms() -> u64 {
+    30_000
 }
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
@@ -426,6 +464,8 @@ impl AcceptorConfig {
             ws_max_message_size: None,
             ws_binary_frames: None,
             ws_paths: None,
+            ws_allowed_origins: None,
+            frame_eol: true,
             tls: None,
         }
     }

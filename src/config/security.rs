@@ -141,9 +141,11 @@ pub struct BrokerLimits {
     /// Open connections over all acceptors.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// Open connections from one IP address.
-    #[serde(default = "default_max_connections_per_ip")]
-    pub max_connections_per_ip: usize,
+    /// Open connections from one IP address; unset = no per-IP limit, because an application
+    /// server relaying browser sessions (Spring's STOMP broker relay) opens one connection per
+    /// session from its one address.
+    #[serde(default)]
+    pub max_connections_per_ip: Option<usize>,
     /// Subscriptions one connection may hold.
     #[serde(default = "default_max_subscriptions")]
     pub max_subscriptions_per_connection: usize,
@@ -169,7 +171,7 @@ impl Default for BrokerLimits {
     fn default() -> Self {
         BrokerLimits {
             max_connections: default_max_connections(),
-            max_connections_per_ip: default_max_connections_per_ip(),
+            max_connections_per_ip: None,
             max_subscriptions_per_connection: default_max_subscriptions(),
             max_transactions_per_connection: default_max_transactions(),
             max_messages_per_transaction: default_max_messages_per_transaction(),
@@ -194,9 +196,6 @@ fn default_login_failure_decay_secs() -> u64 {
 }
 fn default_max_connections() -> usize {
     10_000
-}
-fn default_max_connections_per_ip() -> usize {
-    1_000
 }
 fn default_max_subscriptions() -> usize {
     1_000

@@ -85,6 +85,7 @@ fn check_websocket(key: &str, acceptor: &AcceptorConfig, errors: &mut Vec<Valida
             ),
             ("ws-binary-frames", acceptor.ws_binary_frames.is_some()),
             ("ws-paths", acceptor.ws_paths.is_some()),
+            ("ws-allowed-origins", acceptor.ws_allowed_origins.is_some()),
         ] {
             if set {
                 errors.push(ValidationError::new(
@@ -102,6 +103,22 @@ fn check_websocket(key: &str, acceptor: &AcceptorConfig, errors: &mut Vec<Valida
             format!("{key}.ws-max-message-size"),
             format!("{size} is too small; use at least {MIN_WS_MESSAGE_SIZE} bytes"),
         ));
+    }
+    if let Some(origins) = &acceptor.ws_allowed_origins {
+        for (i, origin) in origins.iter().enumerate() {
+            let ok = origin == "*"
+                || (origin.contains("://")
+                    && !origin.ends_with('/')
+                    && origin.bytes().all(|b| b.is_ascii_graphic()));
+            if !ok {
+                errors.push(ValidationError::new(
+                    format!("{key}.ws-allowed-origins[{i}]"),
+                    format!(
+                        "\"{origin}\" is not an origin: write scheme://host[:port] as a browser sends it (e.g. \"https://app.example.com\"), or \"*\" for any"
+                    ),
+                ));
+            }
+        }
     }
     if let Some(paths) = &acceptor.ws_paths {
         if paths.is_empty() {
@@ -181,6 +198,7 @@ fn check_limits(key: &str, limits: &LimitsConfig, errors: &mut Vec<ValidationErr
         ("max-headers", limits.max_headers),
         ("max-header-line", limits.max_header_line),
         ("max-body", limits.max_body),
+        ("max-connect-frame-size", limits.max_connect_frame_size),
     ] {
         if value == 0 {
             errors.push(ValidationError::new(
@@ -677,7 +695,12 @@ mod tests {
         let ws = &config.acceptors[1];
         assert_eq!(ws.ws_max_message_size(), 16 * 1024 * 1024 + 64 * 1024);
         assert!(ws.ws_binary_frames());
-        assert_eq!(ws.ws_paths(), vec!["/stomp".to_string(), "/".to_string()]);
+        assert_eq!(
+            ws.ws_paths(),
+            vec!["/stomp".to_string(), "/ws".to_string(), "/".to_string()]
+        );
+        assert_eq!(ws.ws_allowed_origins(), None);
+        assert!(ws.frame_eol);
     }
 
     #[test]
@@ -708,6 +731,29 @@ mod tests {
         only_problem(&config, "acceptors[1].ws-paths[0]");
         config.acceptors[1].ws_paths = Some(vec!["/ws".to_string(), "/ws".to_string()]);
         only_problem(&config, "acceptors[1].ws-paths[1]");
+    }
+
+    #[test]
+    fn websocket_allowed_origins_must_be_origins() {
+        let mut config = websocket_config();
+        config.acceptors[1].ws_allowed_origins = Some(vec!["example.com".to_string()]);
+        let text = only_problem(&config, "acceptors[1].ws-allowed-origins[0]");
+        assert!(text.contains("scheme://host"), "{text}");
+        config.acceptors[1].ws_allowed_origins = Some(vec!["https://a.example/".to_string()]);
+        only_problem(&config, "acceptors[1].ws-allowed-origins[0]");
+        config.acceptors[1].ws_allowed_origins =
+            Some(vec!["https://a.example:8443".to_string(), "*".to_string()]);
+        assert_eq!(config.validate(), Ok(()));
+        let mut tcp = Config::default();
+        tcp.acceptors[0].ws_allowed_origins = Some(vec!["*".to_string()]);
+        only_problem(&tcp, "acceptors[0].ws-allowed-origins");
+    }
+
+    #[test]
+    fn connect_frame_limit_is_positive() {
+        let mut config = Config::default();
+        config.acceptors[0].limits.max_connect_frame_size = 0;
+        only_problem(&config, "acceptors[0].limits.max-connect-frame-size");
     }
 
     #[test]

@@ -103,7 +103,8 @@ fn check_limits(limits: &BrokerLimits, errors: &mut Vec<ValidationError>) {
         ("max-connections", limits.max_connections as u64),
         (
             "max-connections-per-ip",
-            limits.max_connections_per_ip as u64,
+            // Unset means no per-IP limit; only an explicit 0 is wrong.
+            limits.max_connections_per_ip.map_or(u64::MAX, |n| n as u64),
         ),
         (
             "max-subscriptions-per-connection",

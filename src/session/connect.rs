@@ -50,6 +50,8 @@ impl Session {
             (Version::V1_0, _) | (_, None) => (0, 0),
             (_, Some(h)) => parse_heart_beat(h)?,
         };
+        // Each direction beats at the client's own interval, but never faster than the
+        // broker's floor (`send-ms` / `receive-ms`, 500 ms by default as in Artemis).
         let send_every = if hb.send_ms > 0 && client_wants > 0 {
             hb.send_ms.max(client_wants)
         } else {
@@ -81,11 +83,10 @@ impl Session {
         if version != Version::V1_0 {
             connected = connected.header(
                 "heart-beat",
-                format!(
-                    "{},{}",
-                    if client_wants > 0 { hb.send_ms } else { 0 },
-                    if client_sends > 0 { hb.receive_ms } else { 0 }
-                ),
+                // The negotiated intervals themselves: the client takes the larger of these
+                // and its own, which gives exactly them, so both sides agree on what the
+                // client asked for (down to the broker's floors).
+                format!("{send_every},{expect_every}"),
             );
         }
         self.out.frame(connected).await.map_err(gone)?;

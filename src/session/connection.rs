@@ -8,17 +8,26 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use super::outbound::{Outbound, Outbox};
 use super::writer::{self, WriterEnd};
 use super::{Failure, Flow, PeerInfo, Session};
 use crate::server::{AcceptorContext, ShutdownSignal};
-use crate::stomp::{Command, Decoded, Decoder, Frame};
+use crate::stomp::{Command, Decoded, Decoder, Frame, FrameError};
 use crate::transport::{ByteSink, ByteSource};
 
 /// How long a closing connection may take to flush its last frames.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// While a frame is being handled, at most this much more is read ahead into the buffer: the
+/// reads are there to notice the peer closing, not to buffer a producer that is being held
+/// back (a full address), which TCP back-pressure must still slow down.
+const READ_AHEAD: usize = 64 * 1024;
+/// Initial read buffer before CONNECT: no more than a CONNECT frame needs.
+const PRE_CONNECT_CAPACITY: usize = 1024;
+/// The ERROR `message` sent to every connection when the broker stops.
+const SHUTTING_DOWN: &str = "the broker is shutting down";
 
 enum End {
     /// DISCONNECT: flush and close.
@@ -51,14 +60,23 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
 ) {
     let peer = peer_info.addr;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut writer = tokio::spawn(writer::run(sink, rx));
+    let mut writer = tokio::spawn(writer::run(sink, rx, ctx.acceptor.frame_eol));
     let out = Outbox::new(tx);
     let mut session = Session::new(Arc::clone(&ctx), out.clone(), peer);
     session.set_certificate_user(peer_info.certificate_user);
-    let mut decoder = Decoder::new(ctx.limits);
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    // Until CONNECT succeeds a frame may be only about a CONNECT's size: an unauthenticated
+    // socket must not make the broker hold a max-frame-size buffer.
+    let connect_limit = ctx.acceptor.limits.max_connect_frame_size;
+    let mut decoder = Decoder::new(ctx.limits.capped(connect_limit));
+    let mut buf = BytesMut::with_capacity(PRE_CONNECT_CAPACITY.min(connect_limit));
     let handshake_timeout = ctx.handshake_timeout;
+    let frame_timeout = match ctx.acceptor.limits.frame_timeout_ms {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    };
     let mut deadline = Some(Instant::now() + handshake_timeout);
+    // When the partly received frame at the front of the buffer started, if there is one.
+    let mut frame_started: Option<Instant> = None;
     let mut writer_done = None;
 
     let end = 'conn: loop {
@@ -67,25 +85,50 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some(Decoded::Frame(frame))) => {
+                    frame_started = None;
                     let receipt = frame.get("receipt").map(ByteString::from);
                     let command = frame.command;
                     let was_connected = session.version().is_some();
-                    match session.handle(frame).await {
-                        Ok(Flow::Continue) => {
+                    let handled = handle_watching(
+                        &mut session,
+                        frame,
+                        &mut source,
+                        &mut buf,
+                        &mut shutdown,
+                        &mut writer,
+                    )
+                    .await;
+                    match handled {
+                        Handled::Done(Ok(Flow::Continue)) => {
                             if let Some(v) = session.version() {
                                 decoder.set_version(v);
                                 if !was_connected {
-                                    // CONNECT replaces the handshake deadline with the
-                                    // negotiated heart-beat (or TTL) deadline, or none.
-                                    deadline = session.read_timeout().map(|t| Instant::now() + t);
+                                    decoder.set_limits(ctx.limits);
                                 }
+                                // CONNECT replaces the handshake deadline with the negotiated
+                                // heart-beat (or TTL) deadline, or none; after any frame the
+                                // time spent handling it is not held against the client.
+                                deadline = session.read_timeout().map(|t| Instant::now() + t);
                             }
                         }
-                        Ok(Flow::Close) => break 'conn End::Graceful,
-                        Err(failure) => {
+                        Handled::Done(Ok(Flow::Close)) => break 'conn End::Graceful,
+                        Handled::Done(Err(failure)) => {
                             tracing::debug!(%peer, %command, error = %failure.message, "frame refused");
                             queue_error(&out, failure, receipt);
                             break 'conn End::Errored;
+                        }
+                        Handled::Shutdown => {
+                            tracing::debug!(%peer, %command, "frame abandoned: shutting down");
+                            queue_error(&out, Failure::new(SHUTTING_DOWN), None);
+                            break 'conn End::Errored;
+                        }
+                        Handled::PeerGone => {
+                            tracing::debug!(%peer, %command, "frame abandoned: peer closed");
+                            break 'conn End::Dropped;
+                        }
+                        Handled::WriterDone(done) => {
+                            writer_done = Some(done);
+                            break 'conn End::Dropped;
                         }
                     }
                 }
@@ -93,11 +136,30 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "malformed frame");
-                    queue_error(&out, Failure::new(e.to_string()), None);
+                    let message = if session.version().is_none() && is_size_limit(&e) {
+                        format!(
+                            "{e}: before CONNECT succeeds a frame may be at most {connect_limit} bytes (max-connect-frame-size)"
+                        )
+                    } else {
+                        e.to_string()
+                    };
+                    queue_error(&out, Failure::new(message), None);
                     break 'conn End::Errored;
                 }
             }
         }
+        // Bytes left over are the start of a frame (heart-beat EOLs were consumed): it must
+        // be complete within the frame timeout, however slowly its bytes arrive.
+        if buf.is_empty() {
+            frame_started = None;
+        } else if frame_started.is_none() {
+            frame_started = Some(Instant::now());
+        }
+        let frame_deadline = frame_started.zip(frame_timeout).map(|(at, t)| at + t);
+        let wake = match (deadline, frame_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::select! {
             read = source.read_into(&mut buf) => match read {
                 Ok(0) | Err(_) => break End::Dropped,
@@ -109,20 +171,28 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
                     }
                 }
             },
-            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                let what = if session.version().is_none() {
+            _ = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                let now = Instant::now();
+                let what = if session.version().is_none() && deadline.is_some_and(|d| d <= now) {
                     format!("no CONNECT frame within {} ms", handshake_timeout.as_millis())
-                } else {
+                } else if deadline.is_some_and(|d| d <= now) {
                     format!(
                         "nothing received within {} ms (heart-beat or connection TTL expired)",
                         session.read_timeout().unwrap_or_default().as_millis()
                     )
+                } else if frame_deadline.is_some_and(|d| d <= now) {
+                    format!(
+                        "frame not completed within {} ms of its first byte (frame-timeout-ms)",
+                        frame_timeout.unwrap_or_default().as_millis()
+                    )
+                } else {
+                    continue;
                 };
                 queue_error(&out, Failure::new(what), None);
                 break End::Errored;
             }
             _ = shutdown.wait() => {
-                queue_error(&out, Failure::new("the broker is shutting down"), None);
+                queue_error(&out, Failure::new(SHUTTING_DOWN), None);
                 break End::Errored;
             }
             done = &mut writer => {
@@ -151,6 +221,59 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
     // message can never be both written and handed to another consumer.
     session.close();
     tracing::debug!(%peer, "connection closed");
+}
+
+/// How handling one frame ended.
+enum Handled {
+    /// The session finished the frame.
+    Done(Result<Flow, Failure>),
+    /// The broker began shutting down first; the frame was abandoned.
+    Shutdown,
+    /// The peer closed (or the socket failed) first; the frame was abandoned.
+    PeerGone,
+    /// The writer stopped first (the socket failed); the frame was abandoned.
+    WriterDone(WriterEnd),
+}
+
+/// Runs the session's handler for one frame while still watching the connection: a handler
+/// may wait indefinitely (a SEND waiting for room on a full address), and the peer closing or
+/// the broker shutting down must still end the connection. Reading goes on into `buf` only up
+/// to [`READ_AHEAD`] bytes, so a blocked producer is still slowed by TCP back-pressure. When
+/// anything but the handler finishes first the handler's future is dropped, which is why every
+/// handler must be cancel-safe.
+async fn handle_watching<R: ByteSource>(
+    session: &mut Session,
+    frame: Frame,
+    source: &mut R,
+    buf: &mut BytesMut,
+    shutdown: &mut ShutdownSignal,
+    writer: &mut JoinHandle<WriterEnd>,
+) -> Handled {
+    let handler = session.handle(frame);
+    tokio::pin!(handler);
+    loop {
+        tokio::select! {
+            biased;
+            result = &mut handler => return Handled::Done(result),
+            _ = shutdown.wait() => return Handled::Shutdown,
+            done = &mut *writer => return Handled::WriterDone(done.unwrap_or(WriterEnd::Failed)),
+            read = source.read_into(buf), if buf.len() < READ_AHEAD => match read {
+                Ok(0) | Err(_) => return Handled::PeerGone,
+                Ok(_) => {}
+            },
+        }
+    }
+}
+
+/// Whether a decode error is a size limit (the ones the pre-CONNECT cap makes smaller).
+fn is_size_limit(e: &FrameError) -> bool {
+    matches!(
+        e,
+        FrameError::FrameTooLarge { .. }
+            | FrameError::BodyTooLarge { .. }
+            | FrameError::ContentLengthTooLarge { .. }
+            | FrameError::HeaderLineTooLong { .. }
+    )
 }
 
 fn queue_error(out: &Outbox, failure: Failure, receipt: Option<ByteString>) {

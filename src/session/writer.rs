@@ -48,8 +48,14 @@ impl Batch {
     }
 }
 
-/// Runs until the channel closes, an ERROR/Close was written, or the socket fails.
-pub async fn run<W: ByteSink>(mut sink: W, mut rx: UnboundedReceiver<Outbound>) -> WriterEnd {
+/// Runs until the channel closes, an ERROR/Close was written, or the socket fails. With
+/// `frame_eol` every frame ends with NUL and a newline (the acceptor's `frame-eol`): the spec
+/// allows EOLs after the NUL, and clients that read one byte past it need the newline there.
+pub async fn run<W: ByteSink>(
+    mut sink: W,
+    mut rx: UnboundedReceiver<Outbound>,
+    frame_eol: bool,
+) -> WriterEnd {
     let mut version = Version::V1_2;
     let mut heartbeat: Option<Duration> = None;
     let mut next_beat = Instant::now();
@@ -82,10 +88,12 @@ pub async fn run<W: ByteSink>(mut sink: W, mut rx: UnboundedReceiver<Outbound>) 
             match it {
                 Outbound::Frame(frame, permit) => {
                     encode_frame(&frame, version, &mut batch.buf);
+                    end_frame(&mut batch.buf, frame_eol);
                     permits.push(permit);
                 }
                 Outbound::Message(delivery, sub) => {
                     encode_message(&mut batch, &delivery, &sub, &mut scratch);
+                    end_frame(&mut batch.buf, frame_eol);
                     if sub.ack == AckMode::Auto {
                         let key = (Arc::as_ptr(&delivery.queue) as usize, delivery.consumer);
                         batch
@@ -98,6 +106,7 @@ pub async fn run<W: ByteSink>(mut sink: W, mut rx: UnboundedReceiver<Outbound>) 
                 }
                 Outbound::Error(frame) => {
                     encode_frame(&frame, version, &mut batch.buf);
+                    end_frame(&mut batch.buf, frame_eol);
                     batch.close_after = true;
                 }
                 Outbound::Close => batch.close_after = true,
@@ -134,6 +143,13 @@ pub async fn run<W: ByteSink>(mut sink: W, mut rx: UnboundedReceiver<Outbound>) 
             let _ = sink.shutdown().await;
             return WriterEnd::Closed;
         }
+    }
+}
+
+/// Writes the optional EOL after a frame's NUL.
+fn end_frame(buf: &mut BytesMut, frame_eol: bool) {
+    if frame_eol {
+        buf.extend_from_slice(b"\n");
     }
 }
 

@@ -50,6 +50,20 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// These limits with no frame, header line or body larger than `max`: what a connection
+    /// that has not yet authenticated gets, so it can make the broker buffer only about a
+    /// CONNECT frame's worth of bytes.
+    pub fn capped(self, max: usize) -> Limits {
+        Limits {
+            max_frame_size: self.max_frame_size.min(max),
+            max_headers: self.max_headers,
+            max_header_line: self.max_header_line.min(max),
+            max_body: self.max_body.min(max),
+        }
+    }
+}
+
 /// What one decode step produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
@@ -149,6 +163,13 @@ impl Decoder {
     /// partly read keeps the rules it started with.
     pub fn set_version(&mut self, version: Version) {
         self.version = version;
+    }
+
+    /// Replaces the limits for the frames that follow, e.g. the small pre-CONNECT limits by
+    /// the acceptor's own once CONNECT has succeeded. Call it between frames: a frame already
+    /// partly read is checked against the new limits from its next byte on.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// The limits this decoder enforces, for callers that report them (e.g. in CONNECTED).

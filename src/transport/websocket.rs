@@ -69,14 +69,20 @@ struct Settings {
     paths: Vec<String>,
     binary: bool,
     ws_config: WebSocketConfig,
+    /// `ws-allowed-origins`; `None`: no `Origin` or the acceptor's own.
+    allowed_origins: Option<Vec<String>>,
+    /// Whether the acceptor serves TLS, which decides the default port of its own origin.
+    tls: bool,
 }
 
 impl Settings {
-    fn from_context(ctx: &AcceptorContext) -> Self {
+    fn from_context(ctx: &AcceptorContext, tls: bool) -> Self {
         let max = ctx.acceptor.ws_max_message_size();
         Settings {
             paths: ctx.acceptor.ws_paths(),
             binary: ctx.acceptor.ws_binary_frames(),
+            allowed_origins: ctx.acceptor.ws_allowed_origins().map(<[String]>::to_vec),
+            tls,
             // A single frame may be as large as a whole message: clients such as stompjs send
             // each STOMP frame as one unfragmented WebSocket frame.
             ws_config: WebSocketConfig::default()
@@ -112,8 +118,8 @@ async fn accept_loop(
     ctx: Arc<AcceptorContext>,
     shutdown: ShutdownSignal,
 ) {
-    let settings = Arc::new(Settings::from_context(&ctx));
     let plain = tls.is_none();
+    let settings = Arc::new(Settings::from_context(&ctx, !plain));
     super::accept::accept_loop(
         listener,
         ctx,
@@ -346,6 +352,7 @@ fn check_upgrade(request: &Request, settings: &Settings) -> Result<Option<&'stat
     if request.version != 1 {
         return Err(Answer::text(400, "a WebSocket upgrade needs HTTP/1.1\n"));
     }
+    check_origin(request, settings)?;
     if !request.has_token("connection", "upgrade") {
         return Err(Answer::text(
             400,
@@ -385,6 +392,73 @@ fn check_upgrade(request: &Request, settings: &Settings) -> Result<Option<&'stat
             ),
         )),
     }
+}
+
+/// Refuses a browser upgrade from a page of another site (HTTP 403). Browsers let any page
+/// open a WebSocket to any address, `ws://127.0.0.1:…` included, and send the page's origin;
+/// without this check any web site a user visits could use a broker on their machine or
+/// network. A request without `Origin` is not from a browser page and is accepted.
+fn check_origin(request: &Request, settings: &Settings) -> Result<(), Answer> {
+    let Some(origin) = request.header("origin") else {
+        return Ok(());
+    };
+    let origin = String::from_utf8_lossy(origin);
+    let origin = origin.trim();
+    let allowed = match &settings.allowed_origins {
+        Some(list) => list
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin)),
+        None => request
+            .header("host")
+            .is_some_and(|host| same_origin(origin, &String::from_utf8_lossy(host), settings.tls)),
+    };
+    if allowed {
+        return Ok(());
+    }
+    let hint = match &settings.allowed_origins {
+        Some(list) => format!("ws-allowed-origins lists {}", list.join(", ")),
+        None => "by default only requests without Origin or from this acceptor's own origin are \
+                 accepted; list the page's origin in the acceptor's ws-allowed-origins"
+            .to_string(),
+    };
+    Err(Answer::text(
+        403,
+        &format!("WebSocket upgrade from origin {origin} refused: {hint}\n"),
+    ))
+}
+
+/// Whether `origin` (`scheme://host[:port]`) names the same host and port as the request's
+/// `Host` header, i.e. the page was served by this acceptor (its web console).
+fn same_origin(origin: &str, host: &str, tls: bool) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let scheme_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => 80,
+        "https" | "wss" => 443,
+        _ => return false,
+    };
+    let Some((origin_host, origin_port)) = host_and_port(rest, scheme_port) else {
+        return false;
+    };
+    let Some((host_host, host_port)) = host_and_port(host.trim(), if tls { 443 } else { 80 })
+    else {
+        return false;
+    };
+    origin_host.eq_ignore_ascii_case(host_host) && origin_port == host_port
+}
+
+/// Splits `host[:port]` (IPv6 in brackets) into host and port, with `default` when absent.
+fn host_and_port(text: &str, default: u16) -> Option<(&str, u16)> {
+    let (host, port) = match text.rfind(':') {
+        Some(at) if !text[at..].contains(']') => (&text[..at], Some(&text[at + 1..])),
+        _ => (text, None),
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default,
+    };
+    (!host.is_empty()).then_some((host, port))
 }
 
 /// A Sec-WebSocket-Key is 16 random bytes in base64: 22 significant characters and `==`.
@@ -485,6 +559,7 @@ impl Answer {
         let reason = match self.status {
             200 => "OK",
             400 => "Bad Request",
+            403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
             408 => "Request Timeout",
@@ -660,6 +735,8 @@ mod tests {
             paths: vec!["/stomp".into(), "/".into()],
             binary: true,
             ws_config: WebSocketConfig::default(),
+            allowed_origins: None,
+            tls: false,
         }
     }
 
@@ -685,6 +762,27 @@ mod tests {
         let r = upgrade("Sec-WebSocket-Protocol: mqtt\r\n");
         let refused = check_upgrade(&r, &settings()).err().map(|a| a.status);
         assert_eq!(refused, Some(400));
+    }
+
+    #[test]
+    fn same_origin_compares_host_and_port() {
+        assert!(same_origin(
+            "http://127.0.0.1:61614",
+            "127.0.0.1:61614",
+            false
+        ));
+        assert!(same_origin("http://Example.com", "example.com", false));
+        assert!(same_origin("https://example.com", "example.com:443", true));
+        assert!(same_origin("http://[::1]:8080", "[::1]:8080", false));
+        assert!(!same_origin("http://[::1]", "[::1]:8080", false));
+        assert!(!same_origin(
+            "http://evil.example",
+            "127.0.0.1:61614",
+            false
+        ));
+        assert!(!same_origin("http://127.0.0.1:1", "127.0.0.1:61614", false));
+        assert!(!same_origin("null", "127.0.0.1:61614", false));
+        assert!(!same_origin("file://x", "x", false));
     }
 
     #[test]

@@ -169,6 +169,11 @@ pub struct Client {
     pub version: Ver,
     /// Bare EOLs (heart-beats) received so far.
     pub heartbeats: usize,
+    /// Whether the broker ends frames with NUL + EOL (`frame-eol`, the default): the one EOL
+    /// right after a frame is then its end, not a heart-beat.
+    pub frame_eol: bool,
+    /// A frame was just parsed and its trailing EOL (if `frame_eol`) not yet seen.
+    after_frame: bool,
 }
 
 impl Client {
@@ -190,6 +195,8 @@ impl Client {
             stash: VecDeque::new(),
             version: Ver::V12,
             heartbeats: 0,
+            frame_eol: true,
+            after_frame: false,
         })
     }
 
@@ -289,12 +296,26 @@ impl Client {
     pub async fn read_item(&mut self, within: Duration) -> Result<Item, ReadEnd> {
         let deadline = Instant::now() + within;
         loop {
+            if self.after_frame {
+                if self.buf.starts_with(b"\n") {
+                    self.buf.drain(..1);
+                    self.after_frame = false;
+                } else if self.buf.starts_with(b"\r\n") {
+                    self.buf.drain(..2);
+                    self.after_frame = false;
+                } else if !self.buf.is_empty() && self.buf != b"\r" {
+                    self.after_frame = false;
+                }
+            }
             match parse_item(&mut self.buf, self.version) {
                 Ok(Some(Item::HeartBeat)) => {
                     self.heartbeats += 1;
                     return Ok(Item::HeartBeat);
                 }
-                Ok(Some(item)) => return Ok(item),
+                Ok(Some(item)) => {
+                    self.after_frame = self.frame_eol;
+                    return Ok(item);
+                }
                 Ok(None) => {}
                 Err(e) => return Err(ReadEnd::Garbage(e)),
             }
