@@ -66,6 +66,12 @@ fn check_section(section: &SecuritySection, errors: &mut Vec<ValidationError>) {
             ),
         ));
     }
+    if section.login_failure_limit == 0 {
+        errors.push(ValidationError::new(
+            "security.login-failure-limit",
+            "must be greater than 0 (the failed logins an IP may have before it is refused)",
+        ));
+    }
     if section
         .users_file
         .as_ref()

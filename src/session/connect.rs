@@ -30,7 +30,7 @@ impl Session {
                 Ok(())
             }
             Err(refused) => Err(Failure {
-                message: "login failed".to_string(),
+                message: refused.message.to_string(),
                 detail: Some(refused.detail.to_string()),
                 headers: Vec::new(),
             }),
