@@ -106,3 +106,93 @@ async fn a_login_flood_from_one_address_does_not_starve_the_others() {
     drop(sockets);
     b.shutdown().await;
 }
+
+/// Runs `wrenmq user add --name NAME --roles ROLES --file FILE` with the password on stdin.
+#[cfg(unix)]
+fn user_add(file: &std::path::Path, name: &str, roles: &str, password: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wrenmq"))
+        .args(["user", "add", "--name", name, "--roles", roles, "--file"])
+        .arg(file)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wrenmq");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write the password");
+    let out = child.wait_with_output().expect("wrenmq exits");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_add_makes_a_private_users_file_and_the_broker_refuses_a_readable_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users.toml");
+    let main = dir.path().join("broker.toml");
+    std::fs::write(
+        &main,
+        "[security]\nallow-anonymous = false\nusers-file = \"users.toml\"\n\n\
+         [[acceptors]]\nname = \"stomp\"\nbind = \"127.0.0.1:0\"\n\n[journal]\nenabled = false\n",
+    )
+    .expect("write config");
+
+    user_add(&users, "bob", "producer", "bob-pw");
+    assert_eq!(mode(&users), 0o600, "created private");
+    user_add(&users, "carol", "consumer", "carol-pw");
+    assert_eq!(mode(&users), 0o600, "kept private on rewrite");
+
+    // The broker loads it and both users log in.
+    let config = wrenmq::config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    let b = common::start(config).await;
+    for (who, pw) in [("bob", "bob-pw"), ("carol", "carol-pw")] {
+        assert_eq!(
+            login_from([127, 0, 0, 1], b.addr, who, pw).await.0,
+            "CONNECTED"
+        );
+    }
+    b.shutdown().await;
+
+    // Readable by others: refused at start, naming the file, its mode and the fix.
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let err = wrenmq::config::load(&main)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains(&format!("{} has mode 0644", users.display())),
+        "{err}"
+    );
+    assert!(err.contains("chmod 600"), "{err}");
+    // The same through the binary: it exits with the message.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wrenmq"))
+        .arg("--config")
+        .arg(&main)
+        .output()
+        .expect("run wrenmq");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("has mode 0644") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+
+    // Adding to a file left readable tightens it before writing a hash.
+    let note = user_add(&users, "dave", "consumer", "dave-pw");
+    assert!(note.contains("made it 0600"), "{note}");
+    assert_eq!(mode(&users), 0o600);
+    assert!(wrenmq::config::load(&main).is_ok());
+}
