@@ -38,6 +38,7 @@ fn queue(name: &str, address: &str, kind: RoutingKind) -> QueueRecord {
         filter: None,
         auto_created: false,
         durable_subscription: None,
+        owner: None,
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::RoutingType;
+use super::clients::Owner;
 use super::message::{Message, now_millis};
 use crate::journal::{Journal, JournalOp};
 
@@ -158,6 +159,9 @@ pub struct Queue {
     pub auto_delete: bool,
     /// `max-delivery-attempts`; `None` = unlimited.
     pub max_delivery_attempts: Option<u32>,
+    /// Who created it, for a durable subscription: only that user may consume from or
+    /// delete it. `None`: anyone with the permissions.
+    pub owner: Option<Owner>,
     /// Where this queue's persistent messages are recorded; `None` for non-durable queues
     /// (and when persistence is off), which never touch the disk.
     pub(crate) journal: Option<Journal>,
@@ -185,6 +189,8 @@ pub struct QueueSpec {
     pub exclusive_to_subscriber: bool,
     pub auto_delete: bool,
     pub max_delivery_attempts: Option<u32>,
+    /// The durable subscription's owner, if any.
+    pub owner: Option<Owner>,
     /// The journal, for durable queues when persistence is on.
     pub journal: Option<Journal>,
 }
@@ -201,6 +207,7 @@ impl Queue {
             exclusive_to_subscriber: spec.exclusive_to_subscriber,
             auto_delete: spec.auto_delete,
             max_delivery_attempts: spec.max_delivery_attempts,
+            owner: spec.owner,
             journal: spec.journal,
             state: Mutex::new(QueueState {
                 next_seq: 1,

@@ -55,6 +55,7 @@ fn consumer(
             },
             sink: sink.clone(),
             durable_name: None,
+            subscriber: Default::default(),
         })
         .unwrap();
     h.start();

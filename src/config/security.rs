@@ -107,7 +107,7 @@ pub struct SecuritySettingEntry {
     /// Delete a non-durable queue (reserved: such queues go with their subscriber).
     #[serde(default)]
     pub delete_non_durable_queue: Vec<String>,
-    /// Management operations (reserved).
+    /// Act on other users' durable subscriptions (attach to and delete them).
     #[serde(default)]
     pub manage: Vec<String>,
 }

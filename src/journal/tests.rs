@@ -96,6 +96,7 @@ fn shutdown_closes_the_file_cleanly() {
         filter: None,
         auto_created: false,
         durable_subscription: None,
+        owner: None,
     })])
     .wait()
     .unwrap();

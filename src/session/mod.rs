@@ -23,7 +23,10 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 
-use crate::broker::{BrokerError, ConsumerHandle, ConsumerId, Destination, MessageDraft, Outcome};
+use crate::broker::{
+    BrokerError, ClientIdClaim, ConsumerHandle, ConsumerId, Destination, MessageDraft, Outcome,
+    Owner,
+};
 use crate::journal::Completion;
 use crate::security::{Access, Principal};
 use crate::server::AcceptorContext;
@@ -107,6 +110,8 @@ pub struct Session {
     peer: SocketAddr,
     version: Option<Version>,
     client_id: Option<String>,
+    /// Holds `client_id` unique broker-wide while this connection lives.
+    client_claim: Option<ClientIdClaim>,
     login: Option<String>,
     certificate_user: Option<String>,
     access: Access,
@@ -128,6 +133,7 @@ impl Session {
             peer,
             version: None,
             client_id: None,
+            client_claim: None,
             login: None,
             certificate_user: None,
             // Until CONNECT succeeds the connection may do nothing.
@@ -231,5 +237,16 @@ impl Session {
             sub.handle.close();
         }
         self.by_consumer.clear();
+        // After the subscriptions, so a reconnect with this client-id finds them free.
+        self.client_claim = None;
+    }
+
+    /// Who this connection is to the core: its user and client-id, for durable
+    /// subscriptions' ownership.
+    fn owner(&self) -> Owner {
+        Owner {
+            user: self.access.principal.name.clone(),
+            client_id: self.client_id.clone(),
+        }
     }
 }

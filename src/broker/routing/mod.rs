@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::clients::{ClientIds, Owner};
 use super::error::BrokerError;
 use super::flow::AddressUsage;
 use super::message::Message;
@@ -104,6 +105,9 @@ pub struct SubscribeSpec {
     pub sink: Arc<dyn DeliverySink>,
     /// Queue name of a durable subscription (`client-id.name`), if durable.
     pub durable_name: Option<String>,
+    /// Who subscribes: becomes a new durable subscription's owner, and must be its owner
+    /// (or have `manage`) to consume from an existing one.
+    pub subscriber: Owner,
 }
 
 /// Where a send goes, with the settings and byte counter of its address.
@@ -156,6 +160,7 @@ pub struct Broker {
     next_message_id: AtomicU64,
     next_consumer_id: AtomicU64,
     journal: Option<Journal>,
+    clients: ClientIds,
 }
 
 impl std::fmt::Debug for Broker {
@@ -185,6 +190,7 @@ impl Broker {
             next_message_id: AtomicU64::new(1),
             next_consumer_id: AtomicU64::new(1),
             journal,
+            clients: ClientIds::default(),
         });
         {
             let mut reg = broker.write();
@@ -226,6 +232,11 @@ impl Broker {
     /// confirm changes the core records without waiting. `None` when persistence is off.
     pub fn journal_barrier(&self) -> Option<Completion> {
         self.journal.as_ref().map(|j| j.submit(Vec::new()))
+    }
+
+    /// The client-ids of live connections, unique broker-wide.
+    pub fn client_ids(&self) -> &ClientIds {
+        &self.clients
     }
 
     /// Flushes and closes the journal (graceful shutdown).
@@ -358,6 +369,19 @@ impl Broker {
         routing: RoutingType,
         origin: QueueOrigin,
     ) -> Arc<Queue> {
+        self.create_owned_queue(reg, address, name, routing, origin, None)
+    }
+
+    /// [`Broker::create_queue`] for a queue that belongs to `owner` (a durable subscription).
+    fn create_owned_queue(
+        &self,
+        reg: &mut Registry,
+        address: &Arc<str>,
+        name: Arc<str>,
+        routing: RoutingType,
+        origin: QueueOrigin,
+        owner: Option<Owner>,
+    ) -> Arc<Queue> {
         let (durable, auto_created, exclusive_to_subscriber, record) = match origin {
             QueueOrigin::Configured { durable } => (durable, false, false, true),
             QueueOrigin::AutoCreated => (true, true, false, true),
@@ -379,6 +403,7 @@ impl Broker {
             exclusive_to_subscriber,
             auto_delete: auto_created && settings.auto_delete_queues,
             max_delivery_attempts: settings.max_delivery_attempts,
+            owner,
             journal: if durable { self.journal.clone() } else { None },
         });
         if record && let Some(j) = &q.journal {

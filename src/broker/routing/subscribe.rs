@@ -1,9 +1,12 @@
 //! Subscribing: finding or creating the queue a consumer reads from (an anycast queue, a
 //! fully qualified queue, or a multicast subscription queue, durable or not), and deleting
-//! durable subscriptions.
+//! durable subscriptions. A durable subscription belongs to the user who created it: another
+//! user may neither consume from it (by re-subscribing or by `address::queue`) nor delete it,
+//! unless it has `manage` on the address (an administrator draining or removing one left
+//! behind).
 
 use super::{Broker, ConsumerHandle, QueueOrigin, Registry, SubscribeSpec};
-use crate::broker::{AllowAll, Authorizer, BrokerError, Queue, RoutingType, wildcard};
+use crate::broker::{AllowAll, Authorizer, BrokerError, Owner, Queue, RoutingType, wildcard};
 use crate::security::Permission;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,7 +37,9 @@ impl Broker {
             let routing = self.ensure_address(&mut reg, &dest.address, dest.routing, false)?;
             let addr: Arc<str> = Arc::from(dest.address.as_str());
             if let Some(qname) = &dest.queue {
-                self.ensure_fqqn_queue(&mut reg, &dest.address, qname, routing)?
+                let q = self.ensure_fqqn_queue(&mut reg, &dest.address, qname, routing)?;
+                check_owner(&q, &spec.subscriber, auth)?;
+                q
             } else if routing == Some(RoutingType::Anycast) {
                 match reg.queues.get(dest.address.as_str()) {
                     Some(q) if q.address == addr => Arc::clone(q),
@@ -60,7 +65,13 @@ impl Broker {
                     }
                 }
             } else {
-                self.subscription_queue(&mut reg, &addr, spec.durable_name.as_deref())?
+                self.subscription_queue(
+                    &mut reg,
+                    &addr,
+                    spec.durable_name.as_deref(),
+                    &spec.subscriber,
+                    auth,
+                )?
             }
         };
         let id = self.next_consumer_id.fetch_add(1, Ordering::Relaxed);
@@ -77,6 +88,8 @@ impl Broker {
         reg: &mut Registry,
         address: &Arc<str>,
         durable_name: Option<&str>,
+        subscriber: &Owner,
+        auth: &dyn Authorizer,
     ) -> Result<Arc<Queue>, BrokerError> {
         if wildcard::is_wildcard(address) && !reg.wildcard_addresses.contains(address) {
             reg.wildcard_addresses.push(address.clone());
@@ -91,17 +104,19 @@ impl Broker {
                             requested: address.to_string(),
                         });
                     }
+                    check_owner(q, subscriber, auth)?;
                     if q.consumer_count() > 0 {
                         return Err(BrokerError::SubscriptionInUse(name.to_string()));
                     }
                     return Ok(Arc::clone(q));
                 }
-                Ok(self.create_queue(
+                Ok(self.create_owned_queue(
                     reg,
                     address,
                     Arc::from(name),
                     RoutingType::Multicast,
                     QueueOrigin::DurableSubscription,
+                    Some(subscriber.clone()),
                 ))
             }
             None => {
@@ -117,14 +132,31 @@ impl Broker {
         }
     }
 
-    /// Deletes a durable subscription queue (UNSUBSCRIBE of a durable subscriber).
-    pub fn delete_subscription(&self, queue_name: &str) -> bool {
+    /// Deletes a durable subscription queue (UNSUBSCRIBE of a durable subscriber) on behalf
+    /// of `subscriber`, who must own it or have `manage`. `Ok(false)`: there was none.
+    pub fn delete_subscription(
+        &self,
+        queue_name: &str,
+        subscriber: &Owner,
+        auth: &dyn Authorizer,
+    ) -> Result<bool, BrokerError> {
         let mut reg = self.write();
         let Some(q) = reg.queues.get(queue_name).cloned() else {
-            return false;
+            return Ok(false);
         };
+        check_owner(&q, subscriber, auth)?;
         q.mark_deleted(true);
         self.unregister_queue(&mut reg, &q);
-        true
+        Ok(true)
+    }
+}
+
+/// Refuses `subscriber` on a queue another user owns, unless it may `manage` the address.
+fn check_owner(q: &Queue, subscriber: &Owner, auth: &dyn Authorizer) -> Result<(), BrokerError> {
+    match &q.owner {
+        Some(owner) if !owner.same_user(subscriber) => auth
+            .authorize(Permission::Manage, &q.address)
+            .map_err(|_| BrokerError::NotOwner(q.name.to_string())),
+        _ => Ok(()),
     }
 }
