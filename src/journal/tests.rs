@@ -37,7 +37,11 @@ fn format_version_mismatch_is_refused_and_untouched() {
         }
         other => panic!("unexpected error {other}"),
     }
-    assert!(err.to_string().contains("format version 2"), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("format version {FORMAT_VERSION}")),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
@@ -168,7 +172,7 @@ fn version_one_journal_is_refused_and_untouched() {
             err,
             JournalError::FormatVersion {
                 found: 1,
-                expected: 2,
+                expected: FORMAT_VERSION,
                 ..
             }
         ),
