@@ -244,12 +244,41 @@ fn append_user(path: &std::path::Path, name: &str, entry: &str) -> Result<(), St
     } else {
         "\n\n"
     };
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    // The file holds password hashes: private from its creation (the broker refuses it
+    // otherwise), not after a window in which the umask's mode applied.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
         .open(path)
-        .and_then(|mut f| f.write_all(format!("{separator}{entry}").as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    make_private(path, &file)?;
+    file.write_all(format!("{separator}{entry}").as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("wrenmq: added user \"{name}\" to {}", path.display());
+    Ok(())
+}
+
+/// Tightens an existing users file that group or others may access to 0600, before a hash is
+/// written to it, so a rewrite never leaves it readable (the broker would refuse it anyway).
+#[cfg(unix)]
+fn make_private(path: &std::path::Path, file: &std::fs::File) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mode = file.metadata().map_err(err)?.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(err)?;
+        eprintln!(
+            "wrenmq: {} had mode {mode:04o}; made it 0600 (it holds password hashes)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_path: &std::path::Path, _file: &std::fs::File) -> Result<(), String> {
     Ok(())
 }

@@ -39,6 +39,7 @@ fn queue(name: &str, address: &str, kind: RoutingKind) -> QueueRecord {
         auto_created: false,
         durable_subscription: None,
         incarnation: 0,
+        owner: None,
     }
 }
 

@@ -1,32 +1,41 @@
-//! The shipped `config/secure.toml`, started with its certificate paths pointed at
-//! test-generated certificates and its ports at 0: anonymous and wrong-password connections
-//! are refused, the documented example users log in, and TLS is served.
+//! The shipped `config/secure.toml`: as shipped it is refused (no usable example password);
+//! with hashes filled in, its certificate paths pointed at test-generated certificates and its
+//! ports at 0, anonymous and wrong-password connections are refused, the example users log
+//! in, and TLS is served.
 
 mod common;
 #[path = "common/secure.rs"]
 mod secure;
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use common::Client;
-use secure::{TestPki, connect_frame, header, read_frame, tls_connect, write_all};
+use secure::{TestPki, connect_frame, header, read_frame, secure_example, tls_connect, write_all};
+
+/// The shipped file as it is: no example user has a usable password, and the refusal says
+/// how to make one.
+#[test]
+fn secure_example_ships_no_usable_password() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secure.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(
+        !text.contains("password-hash = \"$"),
+        "no hash ships in secure.toml"
+    );
+    let err = wrenmq::config::load(&path).expect_err("placeholders are refused");
+    let err = err.to_string();
+    for i in 0..3 {
+        assert!(
+            err.contains(&format!("users[{i}].password-hash: is not a PHC string")),
+            "{err}"
+        );
+    }
+    assert!(err.contains("wrenmq user hash"), "{err}");
+    assert!(err.contains("secure.toml"), "{err}");
+}
 
 fn secure_config(pki: &TestPki) -> wrenmq::config::Config {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secure.toml");
-    let mut config = wrenmq::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.security.allow_anonymous, Some(false));
-    config.journal.enabled = false;
-    for acceptor in &mut config.acceptors {
-        acceptor.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-        if let Some(tls) = &mut acceptor.tls {
-            tls.cert = pki.server_cert.clone();
-            tls.key = pki.server_key.clone();
-            tls.client_ca = Some(pki.ca.clone());
-        }
-    }
-    config.validate().expect("still valid");
-    config
+    secure_example(Some(pki))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

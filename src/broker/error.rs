@@ -40,6 +40,12 @@ pub enum BrokerError {
     /// A durable subscription that already has its one subscriber.
     #[error("durable subscription '{0}' already has an active subscriber")]
     SubscriptionInUse(String),
+    /// A second live connection with the same client-id (JMS requires them unique).
+    #[error("client-id '{0}' is already in use by another connection")]
+    ClientIdInUse(String),
+    /// A durable subscription of another user: neither consumed from nor deleted by others.
+    #[error("durable subscription '{0}' belongs to another user")]
+    NotOwner(String),
     /// An ack that matches nothing pending.
     #[error(transparent)]
     Ack(#[from] AckError),

@@ -6,6 +6,7 @@
 //! order is always registry → queue.
 
 mod access;
+mod clients;
 mod error;
 mod flow;
 mod message;
@@ -20,6 +21,7 @@ pub mod wildcard;
 mod tests;
 
 pub use access::{AllowAll, Authorizer};
+pub use clients::{ClientIdClaim, ClientIds, Owner};
 pub use error::BrokerError;
 pub use flow::{AddressUsage, UsageToken};
 pub use message::{Message, now_millis};

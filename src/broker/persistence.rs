@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::RoutingType;
+use super::clients::Owner;
 use super::message::Message;
 use super::queue::Queue;
-use crate::journal::{QueueRecord, RoutingKind, StoredMessage};
+use crate::journal::{OwnerRecord, QueueRecord, RoutingKind, StoredMessage};
 
 /// The journal's copy of a message.
 pub fn stored(m: &Message) -> StoredMessage {
@@ -61,6 +62,18 @@ pub fn queue_record(q: &Queue, durable_subscription: Option<&str>) -> QueueRecor
         auto_created: q.auto_created,
         durable_subscription: durable_subscription.map(str::to_string),
         incarnation: q.incarnation,
+        owner: q.owner.as_ref().map(|o| OwnerRecord {
+            user: o.user.clone(),
+            client_id: o.client_id.clone(),
+        }),
+    }
+}
+
+/// The core's owner for a recorded one.
+pub fn owner_of(r: &OwnerRecord) -> Owner {
+    Owner {
+        user: r.user.clone(),
+        client_id: r.client_id.clone(),
     }
 }
 

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::clients::Owner;
 use super::message::{Message, now_millis};
 use super::{Authorizer, RoutingType};
 use crate::journal::{Journal, JournalOp};
@@ -214,6 +215,9 @@ pub struct Queue {
     /// Bound to a wildcard address: copies come from many addresses, each of which its
     /// reader must be allowed to consume.
     wildcard: bool,
+    /// Who created it, for a durable subscription: only that user may consume from or
+    /// delete it. `None`: anyone with the permissions.
+    pub owner: Option<Owner>,
     /// Where this queue's persistent messages are recorded; `None` for non-durable queues
     /// (and when persistence is off), which never touch the disk.
     pub(crate) journal: Option<Journal>,
@@ -243,6 +247,8 @@ pub struct QueueSpec {
     pub max_delivery_attempts: Option<u32>,
     /// See [`Queue::incarnation`].
     pub incarnation: u64,
+    /// The durable subscription's owner, if any.
+    pub owner: Option<Owner>,
     /// The journal, for durable queues when persistence is on.
     pub journal: Option<Journal>,
 }
@@ -270,6 +276,7 @@ impl Queue {
             auto_delete: spec.auto_delete,
             max_delivery_attempts: spec.max_delivery_attempts,
             incarnation: spec.incarnation,
+            owner: spec.owner,
             journal: spec.journal,
             state: Mutex::new(QueueState {
                 next_seq: 1,

@@ -56,6 +56,7 @@ fn consumer(
             sink: sink.clone(),
             durable_name: None,
             reader: None,
+            subscriber: Default::default(),
         })
         .unwrap();
     h.start();

@@ -46,6 +46,7 @@ fn merge_users_file(config: &mut Config, path: &Path, origin: &Path) -> Result<(
         path: path.to_path_buf(),
         cause,
     })?;
+    check_private(path, origin)?;
     let file: UsersFile = deserialize(&text, path)?;
     let mut errors = Vec::new();
     super::validate_security::check_users(&file.users, &mut errors);
@@ -68,6 +69,42 @@ fn merge_users_file(config: &mut Config, path: &Path, origin: &Path) -> Result<(
         });
     }
     config.users.extend(file.users);
+    Ok(())
+}
+
+/// Refuses a users file that anyone but its owner may read or write: it holds password
+/// hashes, which can be attacked offline, and a writable one lets anyone add a user. The same
+/// rule as ssh's for private keys, and the mode `wrenmq user add --file` creates.
+#[cfg(unix)]
+fn check_private(path: &Path, origin: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|cause| ConfigError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        path: origin.to_path_buf(),
+        errors: vec![ValidationError::new(
+            "security.users-file",
+            format!(
+                "{} has mode {mode:04o}: group or others may access it, and it holds password hashes; make it private to the broker's user with `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ),
+        )],
+    })
+}
+
+/// Windows has no mode bits; its ACLs are the operator's to set.
+#[cfg(not(unix))]
+fn check_private(_path: &Path, _origin: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 

@@ -52,6 +52,10 @@ pub struct SecuritySection {
     /// Seconds without failures after which an IP's failure count is forgotten.
     #[serde(default = "default_login_failure_decay_secs")]
     pub login_failure_decay_secs: u64,
+    /// Failed logins an IP may have within `login-failure-decay-secs`; beyond them its logins
+    /// are refused without being checked until it has been quiet that long.
+    #[serde(default = "default_login_failure_limit")]
+    pub login_failure_limit: u32,
 }
 
 impl Default for SecuritySection {
@@ -63,6 +67,7 @@ impl Default for SecuritySection {
             login_failure_delay_ms: default_login_failure_delay_ms(),
             login_failure_max_delay_ms: default_login_failure_max_delay_ms(),
             login_failure_decay_secs: default_login_failure_decay_secs(),
+            login_failure_limit: default_login_failure_limit(),
         }
     }
 }
@@ -102,7 +107,7 @@ pub struct SecuritySettingEntry {
     /// Delete a non-durable queue (reserved: such queues go with their subscriber).
     #[serde(default)]
     pub delete_non_durable_queue: Vec<String>,
-    /// Management operations (reserved).
+    /// Act on other users' durable subscriptions (attach to and delete them).
     #[serde(default)]
     pub manage: Vec<String>,
 }
@@ -193,6 +198,9 @@ fn default_login_failure_max_delay_ms() -> u64 {
 }
 fn default_login_failure_decay_secs() -> u64 {
     60
+}
+fn default_login_failure_limit() -> u32 {
+    10
 }
 fn default_max_connections() -> usize {
     10_000

@@ -66,6 +66,12 @@ fn check_section(section: &SecuritySection, errors: &mut Vec<ValidationError>) {
             ),
         ));
     }
+    if section.login_failure_limit == 0 {
+        errors.push(ValidationError::new(
+            "security.login-failure-limit",
+            "must be greater than 0 (the failed logins an IP may have before it is refused)",
+        ));
+    }
     if section
         .users_file
         .as_ref()
@@ -174,6 +180,40 @@ mod tests {
     use crate::config::{ConfigError, load, parse};
     use std::path::Path;
 
+    fn private(path: &Path) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let _ = path;
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_users_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("broker.toml");
+        std::fs::write(&main, "[security]\nusers-file = \"users.toml\"\n").unwrap();
+        let users = dir.path().join("users.toml");
+        std::fs::write(&users, "").unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            std::fs::set_permissions(&users, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = load(&main).unwrap_err().to_string();
+            assert!(err.contains("security.users-file"), "{err}");
+            assert!(err.contains(&format!("has mode {mode:04o}")), "{err}");
+            assert!(
+                err.contains(&format!("chmod 600 {}", users.display())),
+                "{err}"
+            );
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&users, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(load(&main).is_ok(), "{mode:o}");
+        }
+    }
+
     fn message(text: &str) -> String {
         match parse(text, Path::new("b.toml")) {
             Ok(_) => panic!("expected an error"),
@@ -226,11 +266,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let main = dir.path().join("broker.toml");
         std::fs::write(&main, "[security]\nusers-file = \"users.toml\"\n").unwrap();
+        let users = dir.path().join("users.toml");
         std::fs::write(
-            dir.path().join("users.toml"),
+            &users,
             "[[users]]\nname = \"x\"\npassword-hash = \"plain\"\n",
         )
         .unwrap();
+        private(&users);
         let err = load(&main).unwrap_err();
         assert!(matches!(&err, ConfigError::Invalid { path, .. } if path.ends_with("users.toml")));
         assert!(err.to_string().contains("users[0].password-hash"), "{err}");

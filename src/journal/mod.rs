@@ -40,7 +40,7 @@ mod tables;
 mod writer;
 
 pub use error::JournalError;
-pub use records::{AddressRecord, JournalOp, QueueRecord, RoutingKind, StoredMessage};
+pub use records::{AddressRecord, JournalOp, OwnerRecord, QueueRecord, RoutingKind, StoredMessage};
 pub use recovery::{Recovered, RecoveredQueue, RecoveredRef};
 
 use std::future::Future;
@@ -66,9 +66,11 @@ use writer::{Request, Shared, Writer};
 /// - 2: message, queue and address records carry a CRC32 prefix (see
 ///   `records`), so a damaged record is refused at open instead of delivered.
 /// - 3: queue records carry an incarnation, so refs written for a deleted
-///   queue never land in a new queue of the same name.
+///   queue never land in a new queue of the same name, and the `owner` of a
+///   durable subscription (user and client-id), so only its owner may use it
+///   after a restart.
 ///
-/// There is no migration: a version-1 journal is refused with
+/// There is no migration: a journal of an older version is refused with
 /// [`JournalError::FormatVersion`] (file left untouched), and the operator
 /// drains it with the old build or starts from an empty directory. That is
 /// acceptable while WrenMQ is 0.x; a 1.0 release must upgrade in place.

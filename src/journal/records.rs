@@ -86,6 +86,17 @@ pub struct QueueRecord {
     /// gets a higher number, so a ref written for its earlier life is never applied to the new
     /// one (see `writer`'s module docs).
     pub incarnation: u64,
+    /// Who a durable subscription belongs to, so only that user may use it after a restart.
+    pub owner: Option<OwnerRecord>,
+}
+
+/// The owner of a durable subscription, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerRecord {
+    /// The user name; `None` for an anonymous connection.
+    pub user: Option<String>,
+    /// The client-id of the connection that created it.
+    pub client_id: Option<String>,
 }
 
 /// An address definition that must be recreated at restart.

@@ -101,6 +101,7 @@ fn shutdown_closes_the_file_cleanly() {
         auto_created: false,
         durable_subscription: None,
         incarnation: 1,
+        owner: None,
     })])
     .wait()
     .unwrap();

@@ -6,15 +6,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-
 use super::passwords::{DUMMY_HASH, verify_password};
+use super::slots::VerificationSlots;
 use super::{LoginThrottle, Permission, Principal, SecurityPolicy};
 use crate::broker::{Authorizer, BrokerError};
 use crate::config::Config;
 
-/// Password verifications running at once; argon2 is deliberately expensive, so a login
-/// flood queues here instead of taking every core and the blocking pool.
+/// Password verifications running at once over all sources; argon2 is deliberately
+/// expensive, so a login flood queues instead of taking every core and the blocking pool
+/// (and one source may hold only one of these, see `slots`).
 const CONCURRENT_VERIFICATIONS: usize = 4;
 
 /// What a connection offered to prove who it is.
@@ -36,8 +36,28 @@ pub enum Credentials<'a> {
 /// A refused login; deliberately says nothing of which part was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginFailed {
+    /// For the ERROR's `message` header.
+    pub message: &'static str,
     /// For the ERROR body (never names the wrong half of the credentials).
     pub detail: &'static str,
+}
+
+impl LoginFailed {
+    fn wrong(detail: &'static str) -> LoginFailed {
+        LoginFailed {
+            message: "login failed",
+            detail,
+        }
+    }
+
+    /// The refusal of a source that used up its failed logins; says nothing of the
+    /// credentials, which were not checked.
+    fn throttled() -> LoginFailed {
+        LoginFailed {
+            message: "too many failed logins from this address; retry later",
+            detail: "logins from this address are refused without being checked until it has had no failed login for login-failure-decay-secs",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -53,7 +73,7 @@ pub struct Security {
     policy: SecurityPolicy,
     anonymous_roles: Vec<String>,
     throttle: LoginThrottle,
-    verifications: Semaphore,
+    verifications: VerificationSlots,
 }
 
 impl Security {
@@ -80,8 +100,9 @@ impl Security {
                 Duration::from_millis(s.login_failure_delay_ms),
                 Duration::from_millis(s.login_failure_max_delay_ms),
                 Duration::from_secs(s.login_failure_decay_secs),
+                s.login_failure_limit,
             ),
-            verifications: Semaphore::new(CONCURRENT_VERIFICATIONS),
+            verifications: VerificationSlots::new(CONCURRENT_VERIFICATIONS),
         }
     }
 
@@ -97,8 +118,10 @@ impl Security {
 
     /// Authenticates a connection from `peer`. `anonymous_ok` says whether its acceptor takes
     /// anonymous connections; when it does and no user is configured at all, credentials are
-    /// ignored and the connection is anonymous. A wrong password waits (longer for each recent failure from the
-    /// same IP) before returning, so guessing is slow.
+    /// ignored and the connection is anonymous. A wrong password waits (longer for each recent
+    /// failure from the same IP) before returning, and an IP with `login-failure-limit` recent
+    /// failures is refused without hashing, so guessing is slow however many connections it
+    /// opens.
     pub async fn authenticate(
         &self,
         credentials: Credentials<'_>,
@@ -108,50 +131,63 @@ impl Security {
         match credentials {
             Credentials::Certificate(cn) => match self.users.get(cn) {
                 Some(user) => Ok(Principal::user(cn, user.roles.clone())),
-                None => Err(LoginFailed {
-                    detail: "the client certificate names no known user",
-                }),
+                None => Err(LoginFailed::wrong(
+                    "the client certificate names no known user",
+                )),
             },
             Credentials::Anonymous if anonymous_ok => {
                 Ok(Principal::anonymous(self.anonymous_roles.clone()))
             }
-            Credentials::Anonymous => Err(LoginFailed {
-                detail: "this broker requires a login and passcode",
-            }),
+            Credentials::Anonymous => Err(LoginFailed::wrong(
+                "this broker requires a login and passcode",
+            )),
             // No users at all: security is off, as for a broker without configuration, so
             // the `login:guest` many clients send by default is not an error.
             Credentials::Password { .. } if self.users.is_empty() && anonymous_ok => {
                 Ok(Principal::anonymous(self.anonymous_roles.clone()))
             }
             Credentials::Password { login, passcode } => {
+                if self.throttle.locked(peer) {
+                    tracing::info!(%peer, login, "login refused: too many failed logins from this address");
+                    return Err(LoginFailed::throttled());
+                }
                 let user = self.users.get(login);
                 let hash: Arc<str> = user
                     .and_then(|u| u.password_hash.clone())
                     .unwrap_or_else(|| Arc::from(DUMMY_HASH));
-                let ok = self.verify(passcode, hash).await && user.is_some_and(has_password);
+                let ok = match self.verify(passcode, hash, peer).await {
+                    Some(ok) => ok && user.is_some_and(has_password),
+                    None => return Err(LoginFailed::throttled()),
+                };
                 match user {
                     Some(u) if ok => Ok(Principal::user(login, u.roles.clone())),
                     _ => {
                         let delay = self.throttle.record_failure(peer);
                         tracing::info!(%peer, login, delay_ms = delay.as_millis() as u64, "login failed");
                         tokio::time::sleep(delay).await;
-                        Err(LoginFailed {
-                            detail: "the login or the passcode is wrong",
-                        })
+                        Err(LoginFailed::wrong("the login or the passcode is wrong"))
                     }
                 }
             }
         }
     }
 
-    async fn verify(&self, passcode: &str, hash: Arc<str>) -> bool {
-        let Ok(_slot) = self.verifications.acquire().await else {
-            return false;
+    /// Checks `passcode` in a hashing slot of `peer`'s source. `None`: while it waited for
+    /// the slot, its source's earlier attempts used up the failures it may have, so nothing
+    /// was checked (a queued flood drains without hashing).
+    async fn verify(&self, passcode: &str, hash: Arc<str>, peer: IpAddr) -> Option<bool> {
+        let Some(_slot) = self.verifications.acquire(peer).await else {
+            return Some(false);
         };
+        if self.throttle.locked(peer) {
+            return None;
+        }
         let passcode = passcode.to_string();
-        tokio::task::spawn_blocking(move || verify_password(&passcode, &hash))
-            .await
-            .unwrap_or(false)
+        Some(
+            tokio::task::spawn_blocking(move || verify_password(&passcode, &hash))
+                .await
+                .unwrap_or(false),
+        )
     }
 
     /// Recent failed logins counted for `ip`.

@@ -7,6 +7,7 @@ mod entry;
 mod passwords;
 mod permission;
 mod policy;
+mod slots;
 mod throttle;
 
 pub use access::{Access, Credentials, LoginFailed, Security};

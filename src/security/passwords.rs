@@ -21,6 +21,10 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 
 /// Checks that `phc` is an Argon2 PHC string; the reason is phrased for the operator.
 pub fn check_phc(phc: &str) -> Result<(), String> {
+    if !phc.starts_with('$') {
+        // Never echo the value: it may be a plain password pasted by mistake.
+        return Err("is not a PHC string but a placeholder or a plain password; replace it with the output of `wrenmq user hash`".to_string());
+    }
     let parsed = PasswordHash::new(phc)
         .map_err(|e| format!("is not a PHC string ({e}); make one with `wrenmq user hash`"))?;
     if !parsed.algorithm.as_str().starts_with("argon2") {

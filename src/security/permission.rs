@@ -23,7 +23,7 @@ pub enum Permission {
     CreateNonDurableQueue,
     /// Delete a non-durable queue (reserved).
     DeleteNonDurableQueue,
-    /// Management (reserved).
+    /// Management: attach to and delete other users' durable subscriptions.
     Manage,
 }
 

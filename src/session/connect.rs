@@ -30,7 +30,7 @@ impl Session {
                 Ok(())
             }
             Err(refused) => Err(Failure {
-                message: "login failed".to_string(),
+                message: refused.message.to_string(),
                 detail: Some(refused.detail.to_string()),
                 headers: Vec::new(),
             }),
@@ -45,6 +45,11 @@ impl Session {
         }
         let version = negotiate(frame.get("accept-version"))?;
         self.authenticate(frame).await?;
+        // After authentication, so only a user who may log in learns which ids are live.
+        let client_claim = match frame.get("client-id") {
+            Some(id) => Some(self.ctx.broker.client_ids().claim(id)?),
+            None => None,
+        };
         let hb = &self.ctx.acceptor.heartbeat;
         let (client_sends, client_wants) = match (version, frame.get("heart-beat")) {
             (Version::V1_0, _) | (_, None) => (0, 0),
@@ -72,6 +77,7 @@ impl Session {
             None
         };
         self.client_id = frame.get("client-id").map(str::to_string);
+        self.client_claim = client_claim;
         self.login = frame.get("login").map(str::to_string);
         self.version = Some(version);
         let gone = |_| Failure::new("connection closed");

@@ -25,7 +25,8 @@ use std::time::Duration;
 use bytestring::ByteString;
 
 use crate::broker::{
-    BrokerError, ConsumerHandle, ConsumerId, Destination, MessageDraft, Outcome, Stored,
+    BrokerError, ClientIdClaim, ConsumerHandle, ConsumerId, Destination, MessageDraft, Outcome,
+    Owner, Stored,
 };
 use crate::security::{Access, Principal};
 use crate::server::AcceptorContext;
@@ -109,6 +110,8 @@ pub struct Session {
     peer: SocketAddr,
     version: Option<Version>,
     client_id: Option<String>,
+    /// Holds `client_id` unique broker-wide while this connection lives.
+    client_claim: Option<ClientIdClaim>,
     login: Option<String>,
     certificate_user: Option<String>,
     access: Access,
@@ -132,6 +135,7 @@ impl Session {
             peer,
             version: None,
             client_id: None,
+            client_claim: None,
             login: None,
             certificate_user: None,
             // Until CONNECT succeeds the connection may do nothing.
@@ -236,5 +240,16 @@ impl Session {
             sub.handle.close();
         }
         self.by_consumer.clear();
+        // After the subscriptions, so a reconnect with this client-id finds them free.
+        self.client_claim = None;
+    }
+
+    /// Who this connection is to the core: its user and client-id, for durable
+    /// subscriptions' ownership.
+    fn owner(&self) -> Owner {
+        Owner {
+            user: self.access.principal.name.clone(),
+            client_id: self.client_id.clone(),
+        }
     }
 }

@@ -71,6 +71,7 @@ impl Session {
                 sink: self.out.sink(ctx),
                 durable_name: durable_name.clone(),
                 reader: Some(Arc::new(self.access.clone())),
+                subscriber: self.owner(),
             },
             &self.access,
         )?;
@@ -151,7 +152,11 @@ impl Session {
         if let (Some(name), true) = (&sub.durable_name, wants_delete) {
             self.access
                 .authorize(Permission::DeleteDurableQueue, &sub.handle.queue.address)?;
-            if self.ctx.broker.delete_subscription(name) {
+            if self
+                .ctx
+                .broker
+                .delete_subscription(name, &self.owner(), &self.access)?
+            {
                 // Likewise the deletion: once RECEIPTed it must not come back after a crash.
                 self.await_core_writes().await?;
             }

@@ -92,6 +92,41 @@ pub fn secured_config(settings: Vec<SecuritySettingEntry>) -> Config {
     config
 }
 
+/// What `config/secure.toml` ships in place of each password hash.
+pub const PLACEHOLDER: &str = "REPLACE-ME with the output of: wrenmq user hash";
+
+/// The shipped `config/secure.toml` as an operator would deploy it: each user's placeholder
+/// replaced by the hash of `<name>-secret`, ports at 0 on 127.0.0.1, the journal off, and the
+/// TLS acceptor pointed at `pki` (or removed without one).
+pub fn secure_example(pki: Option<&TestPki>) -> Config {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secure.toml");
+    let mut text = std::fs::read_to_string(&path).expect("read config/secure.toml");
+    for name in ["alice", "bob", "carol"] {
+        let at = text
+            .find(&format!("name = \"{name}\""))
+            .unwrap_or_else(|| panic!("secure.toml declares {name}"));
+        let rel = text[at..].find(PLACEHOLDER).expect("a placeholder hash");
+        let hash = wrenmq::security::hash_password(&format!("{name}-secret")).expect("hash");
+        text.replace_range(at + rel..at + rel + PLACEHOLDER.len(), &hash);
+    }
+    let mut config = wrenmq::config::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.security.allow_anonymous, Some(false));
+    config.journal.enabled = false;
+    if pki.is_none() {
+        config.acceptors.retain(|a| a.tls.is_none());
+    }
+    for acceptor in &mut config.acceptors {
+        acceptor.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        if let (Some(tls), Some(pki)) = (&mut acceptor.tls, pki) {
+            tls.cert = pki.server_cert.clone();
+            tls.key = pki.server_key.clone();
+            tls.client_ca = Some(pki.ca.clone());
+        }
+    }
+    config.validate().expect("still valid");
+    config
+}
+
 /// CONNECT bytes for STOMP 1.2 with optional credentials.
 pub fn connect_frame(login: Option<(&str, &str)>) -> Vec<u8> {
     let mut headers = vec![("accept-version", "1.2"), ("host", "localhost")];

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};
 
+use super::clients::{ClientIds, Owner};
 use super::error::BrokerError;
 use super::flow::AddressUsage;
 use super::message::Message;
@@ -115,6 +116,9 @@ pub struct SubscribeSpec {
     /// Whose rights the copies a wildcard subscription receives are checked against, so a
     /// wildcard cannot read an address a more specific security entry forbids.
     pub reader: Option<Arc<dyn super::Authorizer>>,
+    /// Who subscribes: becomes a new durable subscription's owner, and must be its owner
+    /// (or have `manage`) to consume from an existing one.
+    pub subscriber: Owner,
 }
 
 /// Why a queue exists, which decides whether it is durable, may be auto-deleted, goes with
@@ -167,6 +171,7 @@ pub struct Broker {
     journal: Option<Journal>,
     /// `limits.max-address-words`, see [`Broker::check_address_words`].
     max_address_words: usize,
+    clients: ClientIds,
 }
 
 impl std::fmt::Debug for Broker {
@@ -204,6 +209,7 @@ impl Broker {
             ),
             journal,
             max_address_words: config.limits.max_address_words,
+            clients: ClientIds::default(),
         });
         {
             let mut reg = broker.write();
@@ -257,6 +263,11 @@ impl Broker {
             Some(j) => Stored::journal(j.submit(Vec::new()), 0),
             None => Stored::done(),
         }
+    }
+
+    /// The client-ids of live connections, unique broker-wide.
+    pub fn client_ids(&self) -> &ClientIds {
+        &self.clients
     }
 
     /// Flushes and closes the journal (graceful shutdown).
@@ -316,6 +327,19 @@ impl Broker {
         routing: RoutingType,
         origin: QueueOrigin,
     ) -> Arc<Queue> {
+        self.create_owned_queue(reg, address, name, routing, origin, None)
+    }
+
+    /// [`Broker::create_queue`] for a queue that belongs to `owner` (a durable subscription).
+    fn create_owned_queue(
+        &self,
+        reg: &mut Registry,
+        address: &Arc<str>,
+        name: Arc<str>,
+        routing: RoutingType,
+        origin: QueueOrigin,
+        owner: Option<Owner>,
+    ) -> Arc<Queue> {
         let (durable, auto_created, exclusive_to_subscriber, record) = match origin {
             QueueOrigin::Configured { durable, .. } => (durable, false, false, true),
             QueueOrigin::AutoCreated => (true, true, false, true),
@@ -346,6 +370,7 @@ impl Broker {
             auto_delete: auto_created && settings.auto_delete_queues,
             max_delivery_attempts: settings.max_delivery_attempts,
             incarnation,
+            owner,
             journal: if durable { self.journal.clone() } else { None },
         });
         if record && let Some(j) = &q.journal {

@@ -10,9 +10,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::subscribe::check_owner;
 use super::{Broker, Destination, QueueOrigin, Registry};
 use crate::broker::{
-    AddressSettings, AddressUsage, Authorizer, BrokerError, Queue, RoutingType, wildcard,
+    AddressSettings, AddressUsage, Authorizer, BrokerError, Owner, Queue, RoutingType, wildcard,
 };
 use crate::security::Permission;
 
@@ -31,6 +32,8 @@ pub(super) struct NewQueue {
     pub name: Arc<str>,
     pub routing: RoutingType,
     pub origin: QueueOrigin,
+    /// A durable subscription's owner.
+    pub owner: Option<Owner>,
 }
 
 impl NewQueue {
@@ -85,16 +88,22 @@ impl Plan {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Purpose<'a> {
     Send,
-    Subscribe { durable_name: Option<&'a str> },
+    Subscribe {
+        durable_name: Option<&'a str>,
+        /// Who subscribes: must own an existing durable subscription (or have `manage`).
+        subscriber: &'a Owner,
+    },
 }
 
 impl Broker {
-    /// Resolves `dest` against the registry as it is, changing nothing.
+    /// Resolves `dest` against the registry as it is, changing nothing. `auth` decides
+    /// whether a subscriber may use a durable subscription someone else owns.
     pub(super) fn resolve(
         &self,
         reg: &Registry,
         dest: &Destination,
         purpose: Purpose<'_>,
+        auth: &dyn Authorizer,
     ) -> Result<Plan, BrokerError> {
         if dest.address.is_empty() {
             return Err(BrokerError::EmptyAddress);
@@ -167,7 +176,12 @@ impl Broker {
                         requested: dest.address.clone(),
                     });
                 }
-                Some(q) => plan.targets.push(Arc::clone(q)),
+                Some(q) => {
+                    if let Purpose::Subscribe { subscriber, .. } = purpose {
+                        check_owner(q, subscriber, auth)?;
+                    }
+                    plan.targets.push(Arc::clone(q))
+                }
                 None => {
                     if !settings.auto_create_queues {
                         return Err(BrokerError::NoSuchQueue(format!(
@@ -186,6 +200,7 @@ impl Broker {
                         name: Arc::from(qname.as_str()),
                         routing: r,
                         origin: QueueOrigin::AutoCreated,
+                        owner: None,
                     });
                 }
             }
@@ -246,7 +261,10 @@ impl Broker {
                     None => self.plan_anycast_queue(reg, dest, settings, &mut plan)?,
                 }
             }
-            Purpose::Subscribe { durable_name } => match durable_name {
+            Purpose::Subscribe {
+                durable_name,
+                subscriber,
+            } => match durable_name {
                 Some(name) => match reg.queues.get(name) {
                     Some(q) if *q.address != *dest.address => {
                         return Err(BrokerError::QueueAddressMismatch {
@@ -255,15 +273,19 @@ impl Broker {
                             requested: dest.address.clone(),
                         });
                     }
-                    Some(q) if q.consumer_count() > 0 => {
-                        return Err(BrokerError::SubscriptionInUse(name.to_string()));
+                    Some(q) => {
+                        check_owner(q, subscriber, auth)?;
+                        if q.consumer_count() > 0 {
+                            return Err(BrokerError::SubscriptionInUse(name.to_string()));
+                        }
+                        plan.targets.push(Arc::clone(q))
                     }
-                    Some(q) => plan.targets.push(Arc::clone(q)),
                     None => {
                         plan.new_queue = Some(NewQueue {
                             name: Arc::from(name),
                             routing: RoutingType::Multicast,
                             origin: QueueOrigin::DurableSubscription,
+                            owner: Some(subscriber.clone()),
                         })
                     }
                 },
@@ -272,6 +294,7 @@ impl Broker {
                         name: Arc::from(uuid::Uuid::new_v4().to_string().as_str()),
                         routing: RoutingType::Multicast,
                         origin: QueueOrigin::Subscription,
+                        owner: None,
                     })
                 }
             },
@@ -301,6 +324,7 @@ impl Broker {
             name: Arc::from(dest.address.as_str()),
             routing: RoutingType::Anycast,
             origin: QueueOrigin::AutoCreated,
+            owner: None,
         });
         Ok(())
     }
@@ -338,7 +362,14 @@ impl Broker {
         }
         let q = plan.new_queue.as_ref()?;
         self.add_routing_type(reg, &name, q.routing);
-        Some(self.create_queue(reg, &name, q.name.clone(), q.routing, q.origin))
+        Some(self.create_owned_queue(
+            reg,
+            &name,
+            q.name.clone(),
+            q.routing,
+            q.origin,
+            q.owner.clone(),
+        ))
     }
 
     /// Resolves `dest` and makes whatever it needs, after `auth` allowed every creation.
@@ -351,14 +382,14 @@ impl Broker {
     ) -> Result<(Plan, Option<Arc<Queue>>), BrokerError> {
         {
             let reg = self.read();
-            let plan = self.resolve(&reg, dest, purpose)?;
+            let plan = self.resolve(&reg, dest, purpose, auth)?;
             if !plan.creates() {
                 return Ok((plan, None));
             }
         }
         // Creators take turns; readers (sends that create nothing) keep flowing.
         let reg = self.upgradable();
-        let mut plan = self.resolve(&reg, dest, purpose)?;
+        let mut plan = self.resolve(&reg, dest, purpose, auth)?;
         plan.authorize(&dest.address, auth)?;
         if !plan.creates() {
             return Ok((plan, None));
@@ -377,7 +408,7 @@ impl Broker {
         auth: &dyn Authorizer,
     ) -> Result<(), BrokerError> {
         let reg = self.read();
-        self.resolve(&reg, dest, purpose)?
+        self.resolve(&reg, dest, purpose, auth)?
             .authorize(&dest.address, auth)
     }
 }

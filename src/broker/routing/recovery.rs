@@ -23,7 +23,7 @@ impl Broker {
             }
             let routing = persistence::routing_of(rec.routing_type);
             self.add_routing_type(reg, &address, routing);
-            self.create_queue(
+            self.create_owned_queue(
                 reg,
                 &address,
                 Arc::from(rec.name.as_str()),
@@ -32,6 +32,7 @@ impl Broker {
                     auto_created: rec.auto_created && rec.durable_subscription.is_none(),
                     incarnation: rec.incarnation,
                 },
+                rec.owner.as_ref().map(persistence::owner_of),
             );
         }
         let mut restored = Restored::new();

@@ -1,10 +1,13 @@
 //! Subscribing: finding or creating the queue a consumer reads from (an anycast queue, a
 //! fully qualified queue, or a multicast subscription queue, durable or not), and deleting
-//! durable subscriptions.
+//! durable subscriptions. A durable subscription belongs to the user who created it: another
+//! user may neither consume from it (by re-subscribing or by `address::queue`) nor delete it,
+//! unless it has `manage` on the address (an administrator draining or removing one left
+//! behind).
 
 use super::plan::Purpose;
 use super::{Broker, ConsumerHandle, SubscribeSpec};
-use crate::broker::{AllowAll, Authorizer, BrokerError};
+use crate::broker::{AllowAll, Authorizer, BrokerError, Owner, Queue};
 use crate::security::Permission;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,6 +32,7 @@ impl Broker {
         auth.authorize(Permission::Consume, &dest.address)?;
         let purpose = Purpose::Subscribe {
             durable_name: spec.durable_name.as_deref(),
+            subscriber: &spec.subscriber,
         };
         let (plan, created) = self.plan_and_apply(dest, purpose, auth)?;
         let queue = created
@@ -43,14 +47,35 @@ impl Broker {
         })
     }
 
-    /// Deletes a durable subscription queue (UNSUBSCRIBE of a durable subscriber).
-    pub fn delete_subscription(&self, queue_name: &str) -> bool {
+    /// Deletes a durable subscription queue (UNSUBSCRIBE of a durable subscriber) on behalf
+    /// of `subscriber`, who must own it or have `manage`. `Ok(false)`: there was none.
+    pub fn delete_subscription(
+        &self,
+        queue_name: &str,
+        subscriber: &Owner,
+        auth: &dyn Authorizer,
+    ) -> Result<bool, BrokerError> {
         let mut reg = self.write();
         let Some(q) = reg.queues.get(queue_name).cloned() else {
-            return false;
+            return Ok(false);
         };
+        check_owner(&q, subscriber, auth)?;
         q.mark_deleted(true);
         self.unregister_queue(&mut reg, &q);
-        true
+        Ok(true)
+    }
+}
+
+/// Refuses `subscriber` on a queue another user owns, unless it may `manage` the address.
+pub(super) fn check_owner(
+    q: &Queue,
+    subscriber: &Owner,
+    auth: &dyn Authorizer,
+) -> Result<(), BrokerError> {
+    match &q.owner {
+        Some(owner) if !owner.same_user(subscriber) => auth
+            .authorize(Permission::Manage, &q.address)
+            .map_err(|_| BrokerError::NotOwner(q.name.to_string())),
+        _ => Ok(()),
     }
 }
