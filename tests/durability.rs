@@ -685,3 +685,43 @@ fn damaged_message_body_is_not_delivered_silently() {
     );
     assert!(file_bytes(&path) == bytes, "the refused file was modified");
 }
+
+/// A durable subscription deleted and made again under the same name starts empty, also
+/// after a SIGKILL: nothing acked or deleted with its earlier life comes back.
+#[test]
+fn recreated_durable_subscription_gets_nothing_of_its_earlier_life() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = data_dir(&tmp);
+    let broker = Broker::start(&dir);
+    let mut sub = durable_client(&broker);
+    sub.subscribe("/topic/life", "s", "client-individual", &[DURABLE_SUB]);
+    let mut producer = broker.client();
+    for i in 0..3 {
+        let id = format!("old{i}");
+        producer.send_confirmed("/topic/life", &[], id.as_bytes(), &id);
+    }
+    let frames = sub.drain(QUIET, DRAIN_LIMIT);
+    assert_eq!(bodies(&frames), ["old0", "old1", "old2"]);
+    let ack = frames[0].header("ack").unwrap().to_string();
+    sub.send_frame("ACK", &[("id", &ack), ("receipt", "a")], b"")
+        .unwrap();
+    sub.expect_receipt("a");
+    // UNSUBSCRIBE with the durable header deletes it, with the two unacked messages.
+    sub.send_frame(
+        "UNSUBSCRIBE",
+        &[("id", "s"), ("receipt", "u"), DURABLE_SUB],
+        b"",
+    )
+    .unwrap();
+    sub.expect_receipt("u");
+    sub.subscribe("/topic/life", "s2", "client-individual", &[DURABLE_SUB]);
+    producer.send_confirmed("/topic/life", &[], b"new", "new");
+    assert_eq!(bodies(&sub.drain(QUIET, DRAIN_LIMIT)), ["new"]);
+    broker.kill();
+
+    let broker = Broker::start(&dir);
+    let mut sub = durable_client(&broker);
+    sub.subscribe("/topic/life", "s", "client-individual", &[DURABLE_SUB]);
+    assert_eq!(bodies(&sub.drain(QUIET, DRAIN_LIMIT)), ["new"]);
+    broker.kill();
+}

@@ -669,3 +669,82 @@ fn reopen_compacts_a_drained_journal_and_keeps_what_is_left() {
     assert_eq!(ids(&rec, "q"), vec![2000]);
     assert_eq!(*rec.messages[0].refs[0].message, *msg(2000, 8000));
 }
+
+fn queue_life(name: &str, incarnation: u64) -> QueueRecord {
+    QueueRecord {
+        incarnation,
+        ..queue(name, "orders", RoutingKind::Multicast)
+    }
+}
+
+/// Item 4 of issue 9: a ref made for a queue's earlier life never lands in a queue later
+/// created under the same name. Here an ack overtakes its message's `PutRef` (as it does when
+/// a fast consumer acks before the producer's session hands the ref over), the queue is
+/// deleted and created again, and only then does the late `PutRef` arrive.
+#[tokio::test]
+async fn late_ref_for_a_deleted_queue_never_reaches_its_successor() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = reopen(dir.path());
+        j.submit(vec![JournalOp::PutQueue(queue_life("sub", 1))])
+            .await
+            .unwrap();
+        j.submit(vec![JournalOp::DeleteRef {
+            queue: "sub".into(),
+            incarnation: 1,
+            message_id: 5,
+        }])
+        .await
+        .unwrap();
+        j.submit(vec![
+            JournalOp::DeleteQueue("sub".into()),
+            JournalOp::PutQueue(queue_life("sub", 2)),
+        ])
+        .await
+        .unwrap();
+        j.submit(vec![
+            JournalOp::PutMessage(msg(5, 10)),
+            JournalOp::PutRef {
+                queue: "sub".into(),
+                incarnation: 1,
+                message_id: 5,
+            },
+        ])
+        .await
+        .unwrap();
+        // The new life takes its own refs as usual, acks included.
+        j.submit(vec![
+            JournalOp::PutMessage(msg(6, 10)),
+            JournalOp::PutRef {
+                queue: "sub".into(),
+                incarnation: 2,
+                message_id: 6,
+            },
+            JournalOp::PutMessage(msg(7, 10)),
+            JournalOp::PutRef {
+                queue: "sub".into(),
+                incarnation: 2,
+                message_id: 7,
+            },
+        ])
+        .await
+        .unwrap();
+        j.submit(vec![JournalOp::DeleteRef {
+            queue: "sub".into(),
+            incarnation: 2,
+            message_id: 7,
+        }])
+        .await
+        .unwrap();
+        j.shutdown();
+    }
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(ids(&rec, "sub"), vec![6]);
+    assert_eq!(
+        rec.queues
+            .iter()
+            .find(|q| q.name == "sub")
+            .map(|q| q.incarnation),
+        Some(2)
+    );
+}

@@ -39,7 +39,9 @@ fn producer(
     while !stop.load(Ordering::SeqCst) {
         let tx = next_tx.fetch_add(1, Ordering::SeqCst);
         let name = format!("t{tx}");
-        if c.send_frame("BEGIN", &[("transaction", &name)], b"").is_err() {
+        if c.send_frame("BEGIN", &[("transaction", &name)], b"")
+            .is_err()
+        {
             return;
         }
         for i in 0..PER_TX {
@@ -50,7 +52,10 @@ fn producer(
             }
         }
         let receipt = format!("c{tx}");
-        let h = [("transaction", name.as_str()), ("receipt", receipt.as_str())];
+        let h = [
+            ("transaction", name.as_str()),
+            ("receipt", receipt.as_str()),
+        ];
         if c.send_frame("COMMIT", &h, b"").is_err() {
             return;
         }
@@ -147,7 +152,10 @@ fn sigkill_during_commits_leaves_every_transaction_whole() {
         "too few commits to test anything: {}",
         committed.len()
     );
-    let lost: Vec<_> = committed.iter().filter(|t| !per_tx.contains_key(t)).collect();
+    let lost: Vec<_> = committed
+        .iter()
+        .filter(|t| !per_tx.contains_key(t))
+        .collect();
     assert!(lost.is_empty(), "confirmed transactions lost: {lost:?}");
     let seen = seen.lock().unwrap();
     let unstored: Vec<_> = seen.iter().filter(|t| !per_tx.contains_key(t)).collect();
