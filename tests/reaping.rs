@@ -64,6 +64,27 @@ async fn blocked_producer_is_reaped_when_its_socket_closes() {
     c.expect_no_frame(QUIET).await;
 }
 
+/// A client that half-closes after its last frames still gets their RECEIPTs when the frame
+/// being held completes soon after: only a handler that stays stuck is given up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_closed_client_still_gets_its_receipts() {
+    let broker = start(blocking_config()).await;
+    let mut p = blocked_producer(&broker).await;
+    p.send_frame("DISCONNECT", &[("receipt", "bye")], b"").await;
+    p.shutdown_write().await;
+    // Room frees up shortly after the half-close.
+    sleep(Duration::from_millis(300)).await;
+    let mut c = broker.client().await;
+    c.subscribe("/queue/small", "s", &[]).await;
+    assert_eq!(c.expect_frame("MESSAGE").await.body.len(), 200);
+    let r = p.expect_frame("RECEIPT").await;
+    assert_eq!(r.get("receipt-id"), Some("blocked"));
+    let r = p.expect_frame("RECEIPT").await;
+    assert_eq!(r.get("receipt-id"), Some("bye"));
+    p.expect_eof().await;
+    assert_eq!(c.expect_frame("MESSAGE").await.text(), "b");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_does_not_wait_for_a_blocked_producer() {
     let mut config = blocking_config();

@@ -26,6 +26,10 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_AHEAD: usize = 64 * 1024;
 /// Initial read buffer before CONNECT: no more than a CONNECT frame needs.
 const PRE_CONNECT_CAPACITY: usize = 1024;
+/// How long a frame still being handled may finish after the peer closed its sending side: a
+/// client may half-close after its last frames and still read their RECEIPTs, while a handler
+/// that waits on something that never comes (room on a full address) is given up.
+const HALF_CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// The ERROR `message` sent to every connection when the broker stops.
 const SHUTTING_DOWN: &str = "the broker is shutting down";
 
@@ -251,16 +255,23 @@ async fn handle_watching<R: ByteSource>(
 ) -> Handled {
     let handler = session.handle(frame);
     tokio::pin!(handler);
+    // Set once the peer has closed its side: from then on the handler has a deadline.
+    let mut gone_by: Option<Instant> = None;
     loop {
         tokio::select! {
             biased;
             result = &mut handler => return Handled::Done(result),
             _ = shutdown.wait() => return Handled::Shutdown,
             done = &mut *writer => return Handled::WriterDone(done.unwrap_or(WriterEnd::Failed)),
-            read = source.read_into(buf), if buf.len() < READ_AHEAD => match read {
-                Ok(0) | Err(_) => return Handled::PeerGone,
-                Ok(_) => {}
-            },
+            _ = sleep_until(gone_by.unwrap_or_else(Instant::now)), if gone_by.is_some() => {
+                return Handled::PeerGone;
+            }
+            read = source.read_into(buf), if gone_by.is_none() && buf.len() < READ_AHEAD => {
+                match read {
+                    Ok(0) | Err(_) => gone_by = Some(Instant::now() + HALF_CLOSE_GRACE),
+                    Ok(_) => {}
+                }
+            }
         }
     }
 }

@@ -258,6 +258,11 @@ impl Client {
         self.stash.extend(skipped);
     }
 
+    /// Closes the sending side only (TCP half-close): the client can still read.
+    pub async fn shutdown_write(&mut self) {
+        self.stream.shutdown().await.expect("shutdown write half");
+    }
+
     /// SEND with a text body, confirmed by a receipt.
     pub async fn send_msg(&mut self, destination: &str, body: &str) {
         self.send_with_receipt(
