@@ -11,25 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
 
-async fn connect_11(broker: &TestBroker) -> Client {
-    let mut c = broker.tcp().await;
-    c.write(b"CONNECT\naccept-version:1.1\nhost:localhost\n\n\0")
-        .await;
-    let f = c.expect_frame("CONNECTED").await;
-    assert_eq!(f.get("version"), Some("1.1"));
-    c.version = Ver::V11;
-    c
-}
-
-async fn connect_10(broker: &TestBroker) -> Client {
-    let mut c = broker.tcp().await;
-    c.write(b"CONNECT\n\n\0").await;
-    let f = c.expect_frame("CONNECTED").await;
-    assert_eq!(f.get("version"), Some("1.0"));
-    c.version = Ver::V10;
-    c
-}
-
 /// Reads frames until the RECEIPT `id`, returning the MESSAGEs before it; fails on anything
 /// else (an ERROR in particular).
 async fn messages_until_receipt(c: &mut Client, id: &str) -> Vec<Frame> {
@@ -205,7 +186,7 @@ async fn stomp_1_0_and_1_1_acks_after_unsubscribe_keep_the_connection() {
     p.send_msg("/queue/late11", "x").await;
     p.send_msg("/queue/late10", "y").await;
 
-    let mut c11 = connect_11(&broker).await;
+    let mut c11 = broker.client_11().await;
     c11.subscribe("/queue/late11", "s", &[("ack", "client")])
         .await;
     let m = c11.expect_frame("MESSAGE").await;
@@ -231,7 +212,7 @@ async fn stomp_1_0_and_1_1_acks_after_unsubscribe_keep_the_connection() {
     let e = c11.expect_error_and_close().await;
     assert!(e.h("message").contains("unknown subscription"), "{e:?}");
 
-    let mut c10 = connect_10(&broker).await;
+    let mut c10 = broker.client_10().await;
     c10.send_with_receipt(
         "SUBSCRIBE",
         &[("destination", "/queue/late10"), ("ack", "client")],
@@ -265,7 +246,7 @@ async fn stomp_1_0_and_1_1_acks_after_unsubscribe_keep_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_by_message_id_matching_two_subscriptions_is_refused() {
     let broker = start_default().await;
-    let mut c = connect_11(&broker).await;
+    let mut c = broker.client_11().await;
     c.subscribe("/topic/amb.#", "wild", &[("ack", "client")])
         .await;
     c.subscribe("/topic/amb.x", "exact", &[("ack", "client")])
@@ -292,7 +273,7 @@ async fn ack_by_message_id_matching_two_subscriptions_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_by_message_id_with_subscription_settles_only_that_copy() {
     let broker = start_default().await;
-    let mut c = connect_11(&broker).await;
+    let mut c = broker.client_11().await;
     c.subscribe("/topic/amb2.#", "wild", &[("ack", "client")])
         .await;
     c.subscribe("/topic/amb2.x", "exact", &[("ack", "client")])

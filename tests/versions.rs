@@ -4,25 +4,6 @@ mod common;
 
 use common::*;
 
-async fn connect_11(broker: &TestBroker) -> Client {
-    let mut c = broker.tcp().await;
-    c.write(b"CONNECT\naccept-version:1.1\nhost:localhost\n\n\0")
-        .await;
-    let f = c.expect_frame("CONNECTED").await;
-    assert_eq!(f.get("version"), Some("1.1"));
-    c.version = Ver::V11;
-    c
-}
-
-async fn connect_10(broker: &TestBroker) -> Client {
-    let mut c = broker.tcp().await;
-    c.write(b"CONNECT\n\n\0").await;
-    let f = c.expect_frame("CONNECTED").await;
-    assert_eq!(f.get("version"), Some("1.0"));
-    c.version = Ver::V10;
-    c
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stomp_1_1_ack_with_message_id_and_subscription() {
     let broker = start_default().await;
@@ -30,7 +11,7 @@ async fn stomp_1_1_ack_with_message_id_and_subscription() {
     for m in numbered("v11-", 3) {
         p.send_msg("/queue/v11", &m).await;
     }
-    let mut c = connect_11(&broker).await;
+    let mut c = broker.client_11().await;
     c.subscribe("/queue/v11", "sub11", &[("ack", "client-individual")])
         .await;
     let ms = c.expect_messages(3).await;
@@ -88,7 +69,7 @@ async fn stomp_1_1_ack_with_wrong_subscription_is_an_error() {
     let broker = start_default().await;
     let mut p = broker.client().await;
     p.send_msg("/queue/v11.wrong", "x").await;
-    let mut c = connect_11(&broker).await;
+    let mut c = broker.client_11().await;
     c.subscribe("/queue/v11.wrong", "s", &[("ack", "client")])
         .await;
     let m = c.expect_frame("MESSAGE").await;
@@ -110,9 +91,9 @@ async fn stomp_1_1_ack_with_wrong_subscription_is_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stomp_1_1_escapes_headers_but_not_carriage_return() {
     let broker = start_default().await;
-    let mut c = connect_11(&broker).await;
+    let mut c = broker.client_11().await;
     c.subscribe("/queue/v11.esc", "s", &[]).await;
-    let mut p = connect_11(&broker).await;
+    let mut p = broker.client_11().await;
     p.send_with_receipt(
         "SEND",
         &[
@@ -130,13 +111,13 @@ async fn stomp_1_1_escapes_headers_but_not_carriage_return() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stomp_1_0_headers_are_not_unescaped() {
     let broker = start_default().await;
-    let mut s10 = connect_10(&broker).await;
+    let mut s10 = broker.client_10().await;
     // 1.0: SUBSCRIBE without id; the subscription is named by its destination.
     s10.send_with_receipt("SUBSCRIBE", &[("destination", "/topic/v10")], b"", "s")
         .await;
     let mut s12 = broker.client().await;
     s12.subscribe("/topic/v10", "s12", &[]).await;
-    let mut p = connect_10(&broker).await;
+    let mut p = broker.client_10().await;
     // Backslashes and colons are literal in 1.0.
     p.send_with_receipt(
         "SEND",
@@ -168,7 +149,7 @@ async fn stomp_1_0_client_ack_with_message_id_only() {
     for m in numbered("v10-", 3) {
         p.send_msg("/queue/v10.ack", &m).await;
     }
-    let mut c = connect_10(&broker).await;
+    let mut c = broker.client_10().await;
     c.send_with_receipt(
         "SUBSCRIBE",
         &[("destination", "/queue/v10.ack"), ("ack", "client")],
@@ -192,7 +173,7 @@ async fn stomp_1_0_client_ack_with_message_id_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stomp_1_0_unsubscribe_by_destination() {
     let broker = start_default().await;
-    let mut c = connect_10(&broker).await;
+    let mut c = broker.client_10().await;
     c.send_with_receipt(
         "SUBSCRIBE",
         &[("destination", "/topic/v10.unsub")],

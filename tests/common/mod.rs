@@ -63,6 +63,27 @@ impl TestBroker {
         c
     }
 
+    /// Opens a connection and performs a STOMP 1.1 CONNECT.
+    pub async fn client_11(&self) -> Client {
+        let mut c = self.tcp().await;
+        c.write(b"CONNECT\naccept-version:1.1\nhost:localhost\n\n\0")
+            .await;
+        let f = c.expect_frame("CONNECTED").await;
+        assert_eq!(f.get("version"), Some("1.1"));
+        c.version = Ver::V11;
+        c
+    }
+
+    /// Opens a connection and performs a STOMP 1.0 CONNECT (no accept-version).
+    pub async fn client_10(&self) -> Client {
+        let mut c = self.tcp().await;
+        c.write(b"CONNECT\n\n\0").await;
+        let f = c.expect_frame("CONNECTED").await;
+        assert_eq!(f.get("version"), Some("1.0"));
+        c.version = Ver::V10;
+        c
+    }
+
     /// Graceful shutdown.
     pub async fn shutdown(self) {
         self.running.shutdown().await;
