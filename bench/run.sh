@@ -20,6 +20,8 @@
 #   NO_INSTALL=1    skip `bench/peers.sh install`
 #   RESULTS_DIR=bench/results
 #   WARMUP=1        one unrecorded q1 run (n/5) after each broker starts (JIT / allocator warm-up)
+#   BROKER_BIN=target/release/wrenmq   the WrenMQ broker to measure (the load tool stays
+#                   target/release/wrenmq): compare two builds with the same load tool
 #
 # Scenarios (wrenmq perf ...):
 #   q1      queue -P 1 -C 1 -s 256, non-persistent, --ack auto, one receipt at the end
@@ -42,6 +44,7 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 RESULTS_DIR=${RESULTS_DIR:-bench/results}
 RAW="$RESULTS_DIR/raw"
 BIN=target/release/wrenmq
+BROKER_BIN=${BROKER_BIN:-$BIN}
 WINDOW=1000 # prefetch / consumer window, in messages, for every broker
 LAT_TIME=10
 [ "$QUICK" = 1 ] && LAT_TIME=3
@@ -101,7 +104,7 @@ trap 'exit 130' INT TERM
 # Each sets PORT, PID (the broker process whose RSS is read) and CONN_ARGS (per-broker args).
 start_wrenmq() {
     # journal as the peers are configured: on disk, fsync before a persistent SEND's RECEIPT
-    start_wrenmq_broker "$BIN" "$WORK/wrenmq" bench
+    start_wrenmq_broker "$BROKER_BIN" "$WORK/wrenmq" bench
     PID=$BROKER_PID
     # WrenMQ's default consumer window is $WINDOW messages (default-consumer-window)
     CONN_ARGS=(--port "$PORT")
