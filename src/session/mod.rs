@@ -7,6 +7,7 @@ mod closed;
 mod connect;
 mod connection;
 mod destination;
+mod io;
 mod outbound;
 mod produce;
 mod subscribe;
@@ -15,6 +16,7 @@ mod writer;
 
 pub use connection::{serve, serve_with};
 pub use destination::map_destination;
+pub use io::{ByteSink, ByteSource};
 pub use outbound::{AckMode, Outbound, Outbox, SubscriptionContext};
 
 use std::collections::{HashMap, VecDeque};

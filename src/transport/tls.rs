@@ -19,10 +19,9 @@ use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 
 use super::accept::accept_loop;
-use super::{ByteSink, ByteSource};
 use crate::config::{ClientAuth, TlsConfig};
 use crate::server::{AcceptorContext, ShutdownSignal};
-use crate::session::{self, PeerInfo};
+use crate::session::{self, ByteSink, ByteSource, PeerInfo};
 
 /// Reading half of a server-side TLS connection.
 pub struct TlsSource(ReadHalf<TlsStream<TcpStream>>);

@@ -28,9 +28,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
-use super::{ByteSink, ByteSource, admission};
+use super::admission;
 use crate::server::{AcceptorContext, ShutdownSignal};
-use crate::session::{self, PeerInfo};
+use crate::session::{self, ByteSink, ByteSource, PeerInfo};
 
 /// STOMP subprotocols we accept, best first: the highest one a client offers is chosen.
 pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
