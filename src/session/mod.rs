@@ -6,6 +6,7 @@ mod ack;
 mod closed;
 mod connect;
 mod connection;
+mod context;
 mod destination;
 mod io;
 mod outbound;
@@ -15,6 +16,7 @@ mod transaction;
 mod writer;
 
 pub use connection::{serve, serve_with};
+pub use context::{SessionContext, ShutdownSignal};
 pub use destination::map_destination;
 pub use io::{ByteSink, ByteSource};
 pub use outbound::{AckMode, Outbound, Outbox, SubscriptionContext};
@@ -31,7 +33,6 @@ use crate::broker::{
     Owner, Stored,
 };
 use crate::security::{Access, Principal};
-use crate::server::AcceptorContext;
 use crate::stomp::{Command, Frame, Version};
 use produce::journal_failure;
 
@@ -107,7 +108,7 @@ struct Transaction {
 
 /// The state of one STOMP connection.
 pub struct Session {
-    ctx: Arc<AcceptorContext>,
+    ctx: Arc<SessionContext>,
     out: Outbox,
     peer: SocketAddr,
     version: Option<Version>,
@@ -130,7 +131,7 @@ pub struct Session {
 
 impl Session {
     /// A session that has not yet seen CONNECT.
-    pub fn new(ctx: Arc<AcceptorContext>, out: Outbox, peer: SocketAddr) -> Self {
+    pub fn new(ctx: Arc<SessionContext>, out: Outbox, peer: SocketAddr) -> Self {
         Session {
             ctx: Arc::clone(&ctx),
             out,

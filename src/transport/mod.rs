@@ -5,6 +5,7 @@
 
 pub mod accept;
 pub mod admission;
+pub mod context;
 pub mod tcp;
 pub mod tls;
 pub mod websocket;

@@ -9,8 +9,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::accept::accept_loop;
 use super::admission;
-use crate::server::{AcceptorContext, ShutdownSignal};
-use crate::session::{self, ByteSink, ByteSource};
+use super::context::AcceptorContext;
+use crate::session::{self, ByteSink, ByteSource, ShutdownSignal};
 
 impl ByteSource for OwnedReadHalf {
     async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
