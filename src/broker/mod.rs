@@ -15,7 +15,6 @@ mod queue;
 mod routing;
 mod settings;
 mod stored;
-pub mod wildcard;
 
 #[cfg(test)]
 mod tests;

@@ -266,7 +266,7 @@ impl Queue {
     /// A new, empty queue.
     pub fn new(spec: QueueSpec) -> Arc<Queue> {
         Arc::new(Queue {
-            wildcard: super::wildcard::is_wildcard(&spec.address),
+            wildcard: crate::address::wildcard::is_wildcard(&spec.address),
             name: spec.name,
             address: spec.address,
             routing: spec.routing,

@@ -2,7 +2,7 @@
 //! least specific first, each overriding the keys it sets.
 
 use super::RoutingType;
-use super::wildcard;
+use crate::address::wildcard;
 use crate::config::{AddressFullPolicyConfig, AddressSettingsEntry, RoutingTypeConfig};
 
 /// What a full address does to a producer.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};
 
+use super::RoutingType;
 use super::clients::{ClientIds, Owner};
 use super::error::BrokerError;
 use super::flow::AddressUsage;
@@ -18,7 +19,7 @@ use super::persistence;
 use super::queue::{DeliverySink, Queue, QueueSpec, Window};
 use super::settings::{AddressSettings, SettingsRepository};
 use super::stored::Stored;
-use super::{RoutingType, wildcard};
+use crate::address::wildcard;
 use crate::config::Config;
 use crate::journal::{Journal, JournalOp, Recovered};
 

@@ -12,8 +12,9 @@ use std::sync::atomic::Ordering;
 
 use super::subscribe::check_owner;
 use super::{Broker, Destination, QueueOrigin, Registry};
+use crate::address::wildcard;
 use crate::broker::{
-    AddressSettings, AddressUsage, Authorizer, BrokerError, Owner, Queue, RoutingType, wildcard,
+    AddressSettings, AddressUsage, Authorizer, BrokerError, Owner, Queue, RoutingType,
 };
 use crate::security::Permission;
 
