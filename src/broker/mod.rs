@@ -5,7 +5,6 @@
 //! or create; each queue has its own mutex. No lock is held across an `.await`, and the lock
 //! order is always registry → queue.
 
-mod access;
 mod clients;
 mod error;
 mod flow;
@@ -19,7 +18,6 @@ mod stored;
 #[cfg(test)]
 mod tests;
 
-pub use access::{AllowAll, Authorizer};
 pub use clients::{ClientIdClaim, ClientIds, Owner};
 pub use error::BrokerError;
 pub use flow::{AddressUsage, UsageToken};

@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::RoutingType;
 use super::clients::Owner;
 use super::message::{Message, now_millis};
-use super::{Authorizer, RoutingType};
 use crate::journal::{Journal, JournalOp};
-use crate::security::Permission;
+use crate::security::{Authorizer, Permission};
 
 /// Identifies one consumer broker-wide.
 pub type ConsumerId = u64;

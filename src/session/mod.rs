@@ -32,7 +32,7 @@ use crate::broker::{
     BrokerError, ClientIdClaim, ConsumerHandle, ConsumerId, Destination, MessageDraft, Outcome,
     Owner, Stored,
 };
-use crate::security::{Access, Principal};
+use crate::security::{Access, Denied, Principal};
 use crate::stomp::{Command, Frame, Version};
 use produce::journal_failure;
 
@@ -60,6 +60,14 @@ impl Failure {
 
 impl From<BrokerError> for Failure {
     fn from(e: BrokerError) -> Self {
+        Failure::new(e.to_string())
+    }
+}
+
+/// A permission the session checks itself (before asking the core) fails with the same text
+/// the core would give.
+impl From<Denied> for Failure {
+    fn from(e: Denied) -> Self {
         Failure::new(e.to_string())
     }
 }

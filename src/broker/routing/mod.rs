@@ -22,6 +22,7 @@ use super::stored::Stored;
 use crate::address::wildcard;
 use crate::config::Config;
 use crate::journal::{Journal, JournalOp, Recovered};
+use crate::security::Authorizer;
 
 mod address_words;
 mod commit;
@@ -116,7 +117,7 @@ pub struct SubscribeSpec {
     pub durable_name: Option<String>,
     /// Whose rights the copies a wildcard subscription receives are checked against, so a
     /// wildcard cannot read an address a more specific security entry forbids.
-    pub reader: Option<Arc<dyn super::Authorizer>>,
+    pub reader: Option<Arc<dyn Authorizer>>,
     /// Who subscribes: becomes a new durable subscription's owner, and must be its owner
     /// (or have `manage`) to consume from an existing one.
     pub subscriber: Owner,
