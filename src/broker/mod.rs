@@ -29,7 +29,7 @@ pub use queue::{
 pub use routing::{
     Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec, TxAck,
 };
-pub use settings::{AddressSettings, FullPolicy, SettingsRepository};
+pub use settings::{AddressSettings, FullPolicy, SettingsEntry, SettingsRepository};
 pub use stored::Stored;
 
 use std::fmt;

@@ -199,7 +199,7 @@ impl Broker {
         };
         let broker = Arc::new(Broker {
             registry: RwLock::new(Registry::default()),
-            settings: SettingsRepository::new(config.address_settings.clone()),
+            settings: SettingsRepository::from_config(&config.address_settings),
             next_message_id: AtomicU64::new(1),
             next_consumer_id: AtomicU64::new(1),
             next_incarnation: AtomicU64::new(
