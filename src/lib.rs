@@ -8,9 +8,11 @@
 //! - [`journal`]: persistence on redb with group commit.
 //! - [`security`]: users, passwords, per-address permissions, login throttling.
 //! - [`config`]: the TOML schema, defaults and validation.
+//! - [`address`]: address-name matching (Artemis wildcards) shared by the core and security.
 //! - [`perf`]: `wrenmq perf`, a STOMP load generator (and echo server) built on the codec.
 //! - [`server`]: starting acceptors and shutting down gracefully.
 
+pub mod address;
 pub mod broker;
 pub mod config;
 pub mod journal;

@@ -3,88 +3,21 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
-use crate::config::{AcceptorConfig, AcceptorProtocol, BrokerLimits, Config};
+use crate::config::{AcceptorConfig, AcceptorProtocol, Config};
 use crate::journal::{Journal, JournalOptions};
 use crate::security::Security;
+use crate::session::{SessionContext, ShutdownSignal};
 use crate::stomp::Limits;
 use crate::transport;
-use crate::transport::admission::{AcceptorSlots, Admission, ConnectionLimiter};
-
-/// Everything a connection needs from its acceptor: the core, the acceptor's settings, and
-/// the broker-wide connection count used by graceful shutdown.
-#[derive(Debug)]
-pub struct AcceptorContext {
-    /// The core.
-    pub broker: Arc<Broker>,
-    /// The acceptor's configuration (prefixes, limits, heart-beats).
-    pub acceptor: AcceptorConfig,
-    /// Frame limits derived from the configuration.
-    pub limits: Limits,
-    /// The CONNECTED `server` header.
-    pub server_name: String,
-    /// Users, permissions and login throttling.
-    pub security: Arc<Security>,
-    /// Whether this acceptor takes connections without credentials.
-    pub anonymous_ok: bool,
-    /// Per-connection limits (subscriptions, transactions, unacked messages).
-    pub session_limits: BrokerLimits,
-    /// How long a new connection has to finish TLS and send CONNECT.
-    pub handshake_timeout: Duration,
-    connections: Arc<ConnectionCount>,
-    limiter: Arc<ConnectionLimiter>,
-    slots: Arc<AcceptorSlots>,
-}
-
-#[derive(Debug, Default)]
-struct ConnectionCount {
-    open: AtomicUsize,
-    all_closed: Notify,
-}
-
-/// Counts one open connection until dropped.
-#[derive(Debug)]
-pub struct ConnectionGuard(Arc<ConnectionCount>);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.all_closed.notify_waiters();
-        }
-    }
-}
-
-impl AcceptorContext {
-    /// Registers a connection for graceful shutdown to wait on.
-    pub fn track_connection(&self) -> ConnectionGuard {
-        self.connections.open.fetch_add(1, Ordering::AcqRel);
-        ConnectionGuard(Arc::clone(&self.connections))
-    }
-
-    /// Takes a connection slot for a peer (broker-wide, per-IP and per-acceptor limits), or
-    /// says which limit refuses it. Every transport calls this before starting a session.
-    pub fn admit(&self, ip: std::net::IpAddr) -> Result<Admission, String> {
-        self.limiter.admit(&self.slots, ip)
-    }
-}
-
-/// A cloneable "the broker is stopping" signal.
-#[derive(Debug, Clone)]
-pub struct ShutdownSignal(watch::Receiver<bool>);
-
-impl ShutdownSignal {
-    /// Resolves once shutdown has begun (at once if it already has).
-    pub async fn wait(&mut self) {
-        let _ = self.0.wait_for(|stopping| *stopping).await;
-    }
-}
+use crate::transport::admission::{AcceptorSlots, ConnectionLimiter};
+use crate::transport::context::{AcceptorContext, ConnectionCount};
 
 /// A running broker: its bound addresses and the means to stop it.
 pub struct RunningBroker {
@@ -130,15 +63,7 @@ impl RunningBroker {
         for a in &self.acceptors {
             a.abort();
         }
-        let wait_closed = async {
-            loop {
-                let notified = self.connections.all_closed.notified();
-                if self.connections.open.load(Ordering::Acquire) == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        };
+        let wait_closed = self.connections.all_closed();
         if tokio::time::timeout(self.grace, wait_closed).await.is_err() {
             tracing::warn!("some connections did not close within the shutdown grace period");
         }
@@ -229,7 +154,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
             addr: acceptor.bind,
             source,
         })?;
-        let ctx = Arc::new(AcceptorContext {
+        let session = Arc::new(SessionContext {
             broker: Arc::clone(&broker),
             limits: Limits {
                 max_frame_size: acceptor.limits.max_frame_size,
@@ -252,11 +177,14 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
                     .handshake_timeout_ms
                     .unwrap_or(config.limits.handshake_timeout_ms),
             ),
-            connections: Arc::clone(&connections),
-            limiter: Arc::clone(&limiter),
-            slots: Arc::new(AcceptorSlots::new(acceptor.limits.max_connections)),
         });
-        let signal = ShutdownSignal(stop_rx.clone());
+        let ctx = Arc::new(AcceptorContext::new(
+            session,
+            Arc::clone(&connections),
+            Arc::clone(&limiter),
+            Arc::new(AcceptorSlots::new(acceptor.limits.max_connections)),
+        ));
+        let signal = ShutdownSignal::new(stop_rx.clone());
         let handle = match acceptor.protocol {
             AcceptorProtocol::Stomp => match tls {
                 Some(tls) => tokio::spawn(transport::tls::run(listener, tls, ctx, signal)),

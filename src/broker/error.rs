@@ -3,6 +3,7 @@
 
 use super::RoutingType;
 use super::queue::AckError;
+use crate::security::Denied;
 
 /// A refused core operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,4 +56,12 @@ pub enum BrokerError {
     /// The journal failed to store or load.
     #[error("journal: {0}")]
     Journal(String),
+}
+
+/// A refusal by the caller's [`crate::security::Authorizer`] becomes the core's own error,
+/// its text unchanged.
+impl From<Denied> for BrokerError {
+    fn from(denied: Denied) -> Self {
+        BrokerError::NotAuthorized(denied.0)
+    }
 }

@@ -5,7 +5,6 @@
 //! or create; each queue has its own mutex. No lock is held across an `.await`, and the lock
 //! order is always registry → queue.
 
-mod access;
 mod clients;
 mod error;
 mod flow;
@@ -15,12 +14,10 @@ mod queue;
 mod routing;
 mod settings;
 mod stored;
-pub mod wildcard;
 
 #[cfg(test)]
 mod tests;
 
-pub use access::{AllowAll, Authorizer};
 pub use clients::{ClientIdClaim, ClientIds, Owner};
 pub use error::BrokerError;
 pub use flow::{AddressUsage, UsageToken};
@@ -32,7 +29,7 @@ pub use queue::{
 pub use routing::{
     Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec, TxAck,
 };
-pub use settings::{AddressSettings, FullPolicy, SettingsRepository};
+pub use settings::{AddressSettings, FullPolicy, SettingsEntry, SettingsRepository};
 pub use stored::Stored;
 
 use std::fmt;

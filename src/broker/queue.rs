@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::RoutingType;
 use super::clients::Owner;
 use super::message::{Message, now_millis};
-use super::{Authorizer, RoutingType};
 use crate::journal::{Journal, JournalOp};
-use crate::security::Permission;
+use crate::security::{Authorizer, Permission};
 
 /// Identifies one consumer broker-wide.
 pub type ConsumerId = u64;
@@ -266,7 +266,7 @@ impl Queue {
     /// A new, empty queue.
     pub fn new(spec: QueueSpec) -> Arc<Queue> {
         Arc::new(Queue {
-            wildcard: super::wildcard::is_wildcard(&spec.address),
+            wildcard: crate::address::wildcard::is_wildcard(&spec.address),
             name: spec.name,
             address: spec.address,
             routing: spec.routing,

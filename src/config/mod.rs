@@ -7,6 +7,7 @@
 mod error;
 mod load;
 mod overrides;
+mod phc;
 mod schema;
 mod security;
 mod validate;
@@ -14,5 +15,6 @@ mod validate_security;
 
 pub use error::{ConfigError, Location, ValidationError};
 pub use load::{load, parse};
+pub use phc::check_phc;
 pub use schema::*;
 pub use security::*;

@@ -41,7 +41,7 @@ pub(super) fn check_users(users: &[UserConfig], errors: &mut Vec<ValidationError
             names.insert(&user.name, i);
         }
         if let Some(hash) = &user.password_hash
-            && let Err(reason) = crate::security::check_phc(hash)
+            && let Err(reason) = super::check_phc(hash)
         {
             errors.push(ValidationError::new(format!("{key}.password-hash"), reason));
         }
@@ -276,7 +276,8 @@ mod tests {
         let err = load(&main).unwrap_err();
         assert!(matches!(&err, ConfigError::Invalid { path, .. } if path.ends_with("users.toml")));
         assert!(err.to_string().contains("users[0].password-hash"), "{err}");
-        let hash = crate::security::hash_password("pw").unwrap();
+        // A real Argon2id hash (of a random secret): config cannot call security's hasher.
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$YWrQMF18aAB91ffUCeOiJQ$RHO3ljNfMAEQJ6FT3WmkH8imCC8Pb2oVemLony35CKY";
         std::fs::write(
             dir.path().join("users.toml"),
             format!("[[users]]\nname = \"x\"\npassword-hash = \"{hash}\"\nroles = [\"r\"]\n"),

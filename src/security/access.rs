@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use super::passwords::{DUMMY_HASH, verify_password};
 use super::slots::VerificationSlots;
-use super::{LoginThrottle, Permission, Principal, SecurityPolicy};
-use crate::broker::{Authorizer, BrokerError};
+use super::{Authorizer, Denied, LoginThrottle, Permission, Principal, SecurityPolicy};
 use crate::config::Config;
 
 /// Password verifications running at once over all sources; argon2 is deliberately
@@ -228,11 +227,11 @@ impl Access {
 }
 
 impl Authorizer for Access {
-    fn authorize(&self, perm: Permission, address: &str) -> Result<(), BrokerError> {
+    fn authorize(&self, perm: Permission, address: &str) -> Result<(), Denied> {
         if self.security.allowed(&self.principal, perm, address) {
             Ok(())
         } else {
-            Err(BrokerError::NotAuthorized(self.refusal(perm, address)))
+            Err(Denied(self.refusal(perm, address)))
         }
     }
 }

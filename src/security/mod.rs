@@ -3,6 +3,7 @@
 //! password guessing is slowed. Transport- and STOMP-agnostic: sessions ask it questions.
 
 mod access;
+mod authorize;
 mod entry;
 mod passwords;
 mod permission;
@@ -11,8 +12,9 @@ mod slots;
 mod throttle;
 
 pub use access::{Access, Credentials, LoginFailed, Security};
+pub use authorize::{AllowAll, Authorizer, Denied};
 pub use entry::{parse_roles, user_entry};
-pub use passwords::{check_phc, hash_password, verify_password};
+pub use passwords::{hash_password, verify_password};
 pub use permission::{Permission, Principal};
 pub use policy::SecurityPolicy;
 pub use throttle::LoginThrottle;

@@ -1,5 +1,6 @@
-//! Argon2 password hashes as PHC strings: making them (for `wrenmq user hash`), checking that a
-//! configured one is well formed, and verifying a passcode against one.
+//! Argon2 password hashes as PHC strings: making them (for `wrenmq user hash`) and verifying a
+//! passcode against one. Whether a configured one is well formed is the configuration's own
+//! check, [`crate::config::check_phc`].
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -19,26 +20,6 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot hash the password: {e}"))
 }
 
-/// Checks that `phc` is an Argon2 PHC string; the reason is phrased for the operator.
-pub fn check_phc(phc: &str) -> Result<(), String> {
-    if !phc.starts_with('$') {
-        // Never echo the value: it may be a plain password pasted by mistake.
-        return Err("is not a PHC string but a placeholder or a plain password; replace it with the output of `wrenmq user hash`".to_string());
-    }
-    let parsed = PasswordHash::new(phc)
-        .map_err(|e| format!("is not a PHC string ({e}); make one with `wrenmq user hash`"))?;
-    if !parsed.algorithm.as_str().starts_with("argon2") {
-        return Err(format!(
-            "uses algorithm '{}'; only argon2 (argon2id, argon2i, argon2d) hashes are accepted",
-            parsed.algorithm
-        ));
-    }
-    if parsed.hash.is_none() || parsed.salt.is_none() {
-        return Err("has no salt or no hash part; make one with `wrenmq user hash`".to_string());
-    }
-    Ok(())
-}
-
 /// Whether `password` matches `phc`. CPU-heavy by design: call it off the async workers.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
@@ -52,6 +33,7 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::check_phc;
 
     #[test]
     fn hash_then_verify() {

@@ -2,7 +2,7 @@
 //! entry matching an address decides every permission on it (entries are not merged).
 
 use super::{Permission, Principal};
-use crate::broker::wildcard;
+use crate::address::wildcard;
 use crate::config::SecuritySettingEntry;
 
 /// The compiled `[[security-settings]]`, most specific first.

@@ -11,12 +11,12 @@ use bytestring::ByteString;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
+use super::context::{SessionContext, ShutdownSignal};
+use super::io::{ByteSink, ByteSource};
 use super::outbound::{Outbound, Outbox};
 use super::writer::{self, WriterEnd};
 use super::{Failure, Flow, PeerInfo, Session};
-use crate::server::{AcceptorContext, ShutdownSignal};
 use crate::stomp::{Command, Decoded, Decoder, Frame, FrameError};
-use crate::transport::{ByteSink, ByteSource};
 
 /// How long a closing connection may take to flush its last frames.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,7 +46,7 @@ enum End {
 pub async fn serve<R: ByteSource, W: ByteSink>(
     source: R,
     sink: W,
-    ctx: Arc<AcceptorContext>,
+    ctx: Arc<SessionContext>,
     shutdown: ShutdownSignal,
     peer: SocketAddr,
 ) {
@@ -58,7 +58,7 @@ pub async fn serve<R: ByteSource, W: ByteSink>(
 pub async fn serve_with<R: ByteSource, W: ByteSink>(
     mut source: R,
     sink: W,
-    ctx: Arc<AcceptorContext>,
+    ctx: Arc<SessionContext>,
     mut shutdown: ShutdownSignal,
     peer_info: PeerInfo,
 ) {

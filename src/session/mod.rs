@@ -6,7 +6,9 @@ mod ack;
 mod closed;
 mod connect;
 mod connection;
+mod context;
 mod destination;
+mod io;
 mod outbound;
 mod produce;
 mod subscribe;
@@ -14,7 +16,9 @@ mod transaction;
 mod writer;
 
 pub use connection::{serve, serve_with};
+pub use context::{SessionContext, ShutdownSignal};
 pub use destination::map_destination;
+pub use io::{ByteSink, ByteSource};
 pub use outbound::{AckMode, Outbound, Outbox, SubscriptionContext};
 
 use std::collections::{HashMap, VecDeque};
@@ -28,8 +32,7 @@ use crate::broker::{
     BrokerError, ClientIdClaim, ConsumerHandle, ConsumerId, Destination, MessageDraft, Outcome,
     Owner, Stored,
 };
-use crate::security::{Access, Principal};
-use crate::server::AcceptorContext;
+use crate::security::{Access, Denied, Principal};
 use crate::stomp::{Command, Frame, Version};
 use produce::journal_failure;
 
@@ -57,6 +60,14 @@ impl Failure {
 
 impl From<BrokerError> for Failure {
     fn from(e: BrokerError) -> Self {
+        Failure::new(e.to_string())
+    }
+}
+
+/// A permission the session checks itself (before asking the core) fails with the same text
+/// the core would give.
+impl From<Denied> for Failure {
+    fn from(e: Denied) -> Self {
         Failure::new(e.to_string())
     }
 }
@@ -105,7 +116,7 @@ struct Transaction {
 
 /// The state of one STOMP connection.
 pub struct Session {
-    ctx: Arc<AcceptorContext>,
+    ctx: Arc<SessionContext>,
     out: Outbox,
     peer: SocketAddr,
     version: Option<Version>,
@@ -128,7 +139,7 @@ pub struct Session {
 
 impl Session {
     /// A session that has not yet seen CONNECT.
-    pub fn new(ctx: Arc<AcceptorContext>, out: Outbox, peer: SocketAddr) -> Self {
+    pub fn new(ctx: Arc<SessionContext>, out: Outbox, peer: SocketAddr) -> Self {
         Session {
             ctx: Arc::clone(&ctx),
             out,

@@ -2,8 +2,8 @@
 //! durable subscriptions, and the per-connection unacked limit.
 
 use super::{AckMode, Failure, Session, Subscription, SubscriptionContext};
-use crate::broker::{Authorizer, SubscribeSpec, Window};
-use crate::security::Permission;
+use crate::broker::{SubscribeSpec, Window};
+use crate::security::{Authorizer, Permission};
 use crate::stomp::{Frame, Version};
 use bytestring::ByteString;
 use std::sync::Arc;

@@ -12,10 +12,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant, sleep_until};
 
+use super::io::ByteSink;
 use super::outbound::{AckMode, Outbound, SubscriptionContext};
 use crate::broker::{Delivery, Queue};
 use crate::stomp::{Command, FrameEncoder, Version, encode_frame};
-use crate::transport::ByteSink;
 
 /// Bodies at least this large are written from their shared buffer instead of copied.
 const ZERO_COPY_BODY: usize = 8 * 1024;

@@ -10,7 +10,8 @@ use std::time::Duration;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::server::{AcceptorContext, ShutdownSignal};
+use super::context::AcceptorContext;
+use crate::session::{SessionContext, ShutdownSignal};
 
 /// Idle time before the kernel probes a silent peer, and the gap between probes: a client
 /// whose machine vanished (no FIN, no RST) is found within a couple of minutes even when it
@@ -41,7 +42,7 @@ pub async fn accept_loop<R, S, F>(
     serve: S,
 ) where
     R: Fn(TcpStream, SocketAddr, String),
-    S: Fn(TcpStream, SocketAddr, Arc<AcceptorContext>, ShutdownSignal) -> F,
+    S: Fn(TcpStream, SocketAddr, Arc<SessionContext>, ShutdownSignal) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
     loop {
@@ -52,15 +53,15 @@ pub async fn accept_loop<R, S, F>(
                     let admission = match ctx.admit(peer.ip()) {
                         Ok(a) => a,
                         Err(why) => {
-                            tracing::info!(%peer, acceptor = %ctx.acceptor.name, reason = %why, "connection refused");
+                            tracing::info!(%peer, acceptor = %ctx.session.acceptor.name, reason = %why, "connection refused");
                             refuse(stream, peer, why);
                             continue;
                         }
                     };
                     tune(&stream);
                     let guard = ctx.track_connection();
-                    tracing::debug!(%peer, acceptor = %ctx.acceptor.name, "connection accepted");
-                    let served = serve(stream, peer, Arc::clone(&ctx), shutdown.clone());
+                    tracing::debug!(%peer, acceptor = %ctx.session.acceptor.name, "connection accepted");
+                    let served = serve(stream, peer, Arc::clone(&ctx.session), shutdown.clone());
                     tokio::spawn(async move {
                         served.await;
                         drop(guard);

@@ -1,27 +1,11 @@
 //! Transports adapt a byte stream (TCP, WebSocket, TLS) to the one session state machine:
-//! each provides a [`ByteSource`] and a [`ByteSink`], and [`crate::session::serve`] does the
-//! rest, so there is one copy of the STOMP logic whatever the wire.
+//! each implements [`crate::session::ByteSource`] and [`crate::session::ByteSink`], and
+//! [`crate::session::serve`] does the rest, so there is one copy of the STOMP logic whatever
+//! the wire.
 
 pub mod accept;
 pub mod admission;
+pub mod context;
 pub mod tcp;
 pub mod tls;
 pub mod websocket;
-
-use bytes::{Bytes, BytesMut};
-use std::future::Future;
-use std::io;
-
-/// Where inbound bytes come from.
-pub trait ByteSource: Send {
-    /// Appends whatever arrived to `buf`; `Ok(0)` means the peer closed.
-    fn read_into(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<usize>> + Send;
-}
-
-/// Where outbound bytes go.
-pub trait ByteSink: Send + 'static {
-    /// Writes all chunks, in order, as one batch (one syscall where the transport allows).
-    fn write_chunks(&mut self, chunks: &[Bytes]) -> impl Future<Output = io::Result<()>> + Send;
-    /// Closes the write side cleanly.
-    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> + Send;
-}

@@ -8,9 +8,9 @@ use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::accept::accept_loop;
-use super::{ByteSink, ByteSource, admission};
-use crate::server::{AcceptorContext, ShutdownSignal};
-use crate::session;
+use super::admission;
+use super::context::AcceptorContext;
+use crate::session::{self, ByteSink, ByteSource, ShutdownSignal};
 
 impl ByteSource for OwnedReadHalf {
     async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {

@@ -19,10 +19,9 @@ use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 
 use super::accept::accept_loop;
-use super::{ByteSink, ByteSource};
+use super::context::AcceptorContext;
 use crate::config::{ClientAuth, TlsConfig};
-use crate::server::{AcceptorContext, ShutdownSignal};
-use crate::session::{self, PeerInfo};
+use crate::session::{self, ByteSink, ByteSource, PeerInfo, SessionContext, ShutdownSignal};
 
 /// Reading half of a server-side TLS connection.
 pub struct TlsSource(ReadHalf<TlsStream<TcpStream>>);
@@ -162,7 +161,7 @@ async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     tls: TlsAcceptor,
-    ctx: Arc<AcceptorContext>,
+    ctx: Arc<SessionContext>,
     shutdown: ShutdownSignal,
 ) {
     let Some((stream, certificate_user)) =

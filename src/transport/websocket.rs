@@ -28,9 +28,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
-use super::{ByteSink, ByteSource, admission};
-use crate::server::{AcceptorContext, ShutdownSignal};
-use crate::session::{self, PeerInfo};
+use super::admission;
+use super::context::AcceptorContext;
+use crate::session::{self, ByteSink, ByteSource, PeerInfo, SessionContext, ShutdownSignal};
 
 /// STOMP subprotocols we accept, best first: the highest one a client offers is chosen.
 pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
@@ -76,7 +76,7 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_context(ctx: &AcceptorContext, tls: bool) -> Self {
+    fn from_context(ctx: &SessionContext, tls: bool) -> Self {
         let max = ctx.acceptor.ws_max_message_size();
         Settings {
             paths: ctx.acceptor.ws_paths(),
@@ -119,7 +119,7 @@ async fn accept_loop(
     shutdown: ShutdownSignal,
 ) {
     let plain = tls.is_none();
-    let settings = Arc::new(Settings::from_context(&ctx, !plain));
+    let settings = Arc::new(Settings::from_context(&ctx.session, !plain));
     super::accept::accept_loop(
         listener,
         ctx,
@@ -154,7 +154,7 @@ async fn accept_loop(
 async fn handle<S: Stream>(
     mut stream: S,
     peer: SocketAddr,
-    ctx: Arc<AcceptorContext>,
+    ctx: Arc<SessionContext>,
     settings: Arc<Settings>,
     mut shutdown: ShutdownSignal,
     certificate_user: Option<String>,

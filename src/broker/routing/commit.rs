@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use super::send::record_puts;
 use super::{Broker, Capacity, ConsumerHandle, Destination, MessageDraft};
-use crate::broker::{Authorizer, BrokerError, Message, Outcome, Queue, Stored, Taken};
+use crate::broker::{BrokerError, Message, Outcome, Queue, Stored, Taken};
 use crate::journal::JournalOp;
+use crate::security::Authorizer;
 
 /// One ACK or NACK of a transaction: whose deliveries, which, and how they end.
 #[derive(Debug)]

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};
 
+use super::RoutingType;
 use super::clients::{ClientIds, Owner};
 use super::error::BrokerError;
 use super::flow::AddressUsage;
@@ -18,9 +19,10 @@ use super::persistence;
 use super::queue::{DeliverySink, Queue, QueueSpec, Window};
 use super::settings::{AddressSettings, SettingsRepository};
 use super::stored::Stored;
-use super::{RoutingType, wildcard};
+use crate::address::wildcard;
 use crate::config::Config;
 use crate::journal::{Journal, JournalOp, Recovered};
+use crate::security::Authorizer;
 
 mod address_words;
 mod commit;
@@ -115,7 +117,7 @@ pub struct SubscribeSpec {
     pub durable_name: Option<String>,
     /// Whose rights the copies a wildcard subscription receives are checked against, so a
     /// wildcard cannot read an address a more specific security entry forbids.
-    pub reader: Option<Arc<dyn super::Authorizer>>,
+    pub reader: Option<Arc<dyn Authorizer>>,
     /// Who subscribes: becomes a new durable subscription's owner, and must be its owner
     /// (or have `manage`) to consume from an existing one.
     pub subscriber: Owner,
@@ -197,7 +199,7 @@ impl Broker {
         };
         let broker = Arc::new(Broker {
             registry: RwLock::new(Registry::default()),
-            settings: SettingsRepository::new(config.address_settings.clone()),
+            settings: SettingsRepository::from_config(&config.address_settings),
             next_message_id: AtomicU64::new(1),
             next_consumer_id: AtomicU64::new(1),
             next_incarnation: AtomicU64::new(

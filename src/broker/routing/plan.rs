@@ -12,10 +12,9 @@ use std::sync::atomic::Ordering;
 
 use super::subscribe::check_owner;
 use super::{Broker, Destination, QueueOrigin, Registry};
-use crate::broker::{
-    AddressSettings, AddressUsage, Authorizer, BrokerError, Owner, Queue, RoutingType, wildcard,
-};
-use crate::security::Permission;
+use crate::address::wildcard;
+use crate::broker::{AddressSettings, AddressUsage, BrokerError, Owner, Queue, RoutingType};
+use crate::security::{Authorizer, Permission};
 
 /// A change to the address model that a plan needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

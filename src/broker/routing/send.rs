@@ -5,11 +5,10 @@
 use super::plan::{AddressRef, Purpose};
 use super::{Broker, Capacity, Destination, MessageDraft, SendReport};
 use crate::broker::{
-    AllowAll, Authorizer, BrokerError, FullPolicy, Message, Queue, Refusal, RoutingType,
-    now_millis, persistence,
+    BrokerError, FullPolicy, Message, Queue, Refusal, RoutingType, now_millis, persistence,
 };
 use crate::journal::JournalOp;
-use crate::security::Permission;
+use crate::security::{AllowAll, Authorizer, Permission};
 use bytestring::ByteString;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

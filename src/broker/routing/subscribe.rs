@@ -7,8 +7,8 @@
 
 use super::plan::Purpose;
 use super::{Broker, ConsumerHandle, SubscribeSpec};
-use crate::broker::{AllowAll, Authorizer, BrokerError, Owner, Queue};
-use crate::security::Permission;
+use crate::broker::{BrokerError, Owner, Queue};
+use crate::security::{AllowAll, Authorizer, Permission};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 

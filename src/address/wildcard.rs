@@ -1,5 +1,5 @@
 //! Artemis wildcard syntax over `.`-separated words: `#` matches zero or more words, `*`
-//! exactly one. Used both for wildcard subscriptions and for address-settings matches.
+//! exactly one. Used for wildcard subscriptions, address-settings and security-settings matches.
 
 /// True when the address name contains a wildcard word, i.e. it names a set of addresses.
 pub fn is_wildcard(name: &str) -> bool {
