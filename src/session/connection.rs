@@ -2,8 +2,10 @@
 //! watches the read deadline (handshake, heart-beats, TTL), and on the way out makes sure
 //! an ERROR is flushed before the close and that everything the client held is released.
 
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -103,20 +105,23 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
                     )
                     .await;
                     match handled {
-                        Handled::Done(Ok(Flow::Continue)) => {
+                        Handled::Done(Ok(Flow::Continue), waited) => {
                             if let Some(v) = session.version() {
-                                decoder.set_version(v);
                                 if !was_connected {
+                                    decoder.set_version(v);
                                     decoder.set_limits(ctx.limits);
                                 }
                                 // CONNECT replaces the handshake deadline with the negotiated
-                                // heart-beat (or TTL) deadline, or none; after any frame the
-                                // time spent handling it is not held against the client.
-                                deadline = session.read_timeout().map(|t| Instant::now() + t);
+                                // heart-beat (or TTL) deadline, or none; after a frame that
+                                // had to wait, the time spent waiting is not held against the
+                                // client. (Most frames never wait: no clock read for them.)
+                                if !was_connected || waited {
+                                    deadline = session.read_timeout().map(|t| Instant::now() + t);
+                                }
                             }
                         }
-                        Handled::Done(Ok(Flow::Close)) => break 'conn End::Graceful,
-                        Handled::Done(Err(failure)) => {
+                        Handled::Done(Ok(Flow::Close), _) => break 'conn End::Graceful,
+                        Handled::Done(Err(failure), _) => {
                             tracing::debug!(%peer, %command, error = %failure.message, "frame refused");
                             queue_error(&out, failure, receipt);
                             break 'conn End::Errored;
@@ -229,8 +234,8 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
 
 /// How handling one frame ended.
 enum Handled {
-    /// The session finished the frame.
-    Done(Result<Flow, Failure>),
+    /// The session finished the frame; `true` when it had to wait for something first.
+    Done(Result<Flow, Failure>, bool),
     /// The broker began shutting down first; the frame was abandoned.
     Shutdown,
     /// The peer closed (or the socket failed) first; the frame was abandoned.
@@ -255,12 +260,17 @@ async fn handle_watching<R: ByteSource>(
 ) -> Handled {
     let handler = session.handle(frame);
     tokio::pin!(handler);
+    // Nearly every frame completes without waiting: answer it without setting up the watch
+    // (timers, shutdown and read futures cost more than most frames take to handle).
+    if let Poll::Ready(result) = poll_fn(|cx| Poll::Ready(handler.as_mut().poll(cx))).await {
+        return Handled::Done(result, false);
+    }
     // Set once the peer has closed its side: from then on the handler has a deadline.
     let mut gone_by: Option<Instant> = None;
     loop {
         tokio::select! {
             biased;
-            result = &mut handler => return Handled::Done(result),
+            result = &mut handler => return Handled::Done(result, true),
             _ = shutdown.wait() => return Handled::Shutdown,
             done = &mut *writer => return Handled::WriterDone(done.unwrap_or(WriterEnd::Failed)),
             _ = sleep_until(gone_by.unwrap_or_else(Instant::now)), if gone_by.is_some() => {
