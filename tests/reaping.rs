@@ -1,7 +1,8 @@
 //! Connections are reaped: a producer blocked on a full address still notices its socket
 //! closing and the broker stopping, an idle client without heart-beats goes after the
 //! connection TTL (its unacked messages to other consumers), an unauthenticated socket may
-//! buffer only a CONNECT-sized frame, and a frame trickled byte by byte has a deadline.
+//! buffer only a CONNECT-sized frame, a frame trickled byte by byte has a deadline, and a
+//! client that stops reading is closed once a write to it stalls.
 
 mod common;
 
@@ -253,4 +254,46 @@ async fn heart_beats_between_frames_do_not_start_the_frame_timeout() {
         c.expect_no_frame(Duration::from_millis(100)).await;
     }
     c.send_msg("/queue/beating", "alive").await;
+}
+
+/// A client that stops reading is closed once a write to it stalls past `write-timeout-ms`,
+/// and the messages it held go to another consumer instead of waiting on it for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_stops_reading_is_closed_and_its_messages_move_on() {
+    const N: usize = 300;
+    let mut config = test_config();
+    config.acceptors[0].limits.write_timeout_ms = 500;
+    let broker = start(config).await;
+    // Subscribes without a window and then never reads again.
+    let mut stuck = broker.client().await;
+    stuck
+        .subscribe(
+            "/queue/stall",
+            "s",
+            &[("ack", "client"), ("consumer-window-size", "-1")],
+        )
+        .await;
+    let mut p = broker.client().await;
+    let body = vec![b'x'; 64 * 1024];
+    for i in 0..N {
+        let n = i.to_string();
+        p.send_frame("SEND", &[("destination", "/queue/stall"), ("n", &n)], &body)
+            .await;
+    }
+    p.send_with_receipt(
+        "SEND",
+        &[("destination", "/queue/stall"), ("n", "end")],
+        b"",
+        "end",
+    )
+    .await;
+    wait_for_open(&broker, 1).await;
+    let mut other = broker.client().await;
+    other.subscribe("/queue/stall", "o", &[]).await;
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < N + 1 {
+        let m = other.expect_frame("MESSAGE").await;
+        seen.insert(m.h("n").to_string());
+    }
+    drop(stuck);
 }

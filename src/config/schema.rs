@@ -214,6 +214,12 @@ pub struct LimitsConfig {
     /// count); 0 = no deadline.
     #[serde(default = "default_frame_timeout_ms")]
     pub frame_timeout_ms: u64,
+    /// Milliseconds one batch of outbound frames may take to be written, plus one second per
+    /// MiB it holds: a client that stops reading (its socket buffers full) is closed instead
+    /// of keeping its unacknowledged messages and its connection forever, as RabbitMQ's
+    /// `send_timeout` does; 0 = wait for ever.
+    #[serde(default = "default_write_timeout_ms")]
+    pub write_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -227,6 +233,7 @@ impl Default for LimitsConfig {
             handshake_timeout_ms: None,
             max_connect_frame_size: default_max_connect_frame_size(),
             frame_timeout_ms: default_frame_timeout_ms(),
+            write_timeout_ms: default_write_timeout_ms(),
         }
     }
 }
@@ -425,6 +432,9 @@ fn default_max_connect_frame_size() -> usize {
     8 * 1024
 }
 fn default_frame_timeout_ms() -> u64 {
+    30_000
+}
+fn default_write_timeout_ms() -> u64 {
     30_000
 }
 fn default_data_dir() -> PathBuf {

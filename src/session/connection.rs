@@ -66,7 +66,11 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
 ) {
     let peer = peer_info.addr;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut writer = tokio::spawn(writer::run(sink, rx, ctx.acceptor.frame_eol));
+    let write_timeout = match ctx.acceptor.limits.write_timeout_ms {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    };
+    let mut writer = tokio::spawn(writer::run(sink, rx, ctx.acceptor.frame_eol, write_timeout));
     let out = Outbox::new(tx);
     let mut session = Session::new(Arc::clone(&ctx), out.clone(), peer);
     session.set_certificate_user(peer_info.certificate_user);

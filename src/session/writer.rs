@@ -51,10 +51,15 @@ impl Batch {
 /// Runs until the channel closes, an ERROR/Close was written, or the socket fails. With
 /// `frame_eol` every frame ends with NUL and a newline (the acceptor's `frame-eol`): the spec
 /// allows EOLs after the NUL, and clients that read one byte past it need the newline there.
+///
+/// `write_timeout` bounds how long one batch may take to go out (plus a second per MiB in it):
+/// a peer that stops reading stalls the write, and the writer then fails so the connection is
+/// closed and what its subscriptions held goes to other consumers.
 pub async fn run<W: ByteSink>(
     mut sink: W,
     mut rx: UnboundedReceiver<Outbound>,
     frame_eol: bool,
+    write_timeout: Option<Duration>,
 ) -> WriterEnd {
     let mut version = Version::V1_2;
     let mut heartbeat: Option<Duration> = None;
@@ -71,7 +76,8 @@ pub async fn run<W: ByteSink>(
             biased;
             item = rx.recv() => item,
             _ = sleep_until(next_beat), if heartbeat.is_some() => {
-                if sink.write_chunks(&[Bytes::from_static(b"\n")]).await.is_err() {
+                let beat = [Bytes::from_static(b"\n")];
+                if write_bounded(&mut sink, &beat, write_timeout).await.is_err() {
                     return WriterEnd::Failed;
                 }
                 next_beat = Instant::now() + heartbeat.unwrap_or_default();
@@ -123,7 +129,10 @@ pub async fn run<W: ByteSink>(
         }
         batch.seal();
         if !batch.chunks.is_empty() {
-            if sink.write_chunks(&batch.chunks).await.is_err() {
+            if write_bounded(&mut sink, &batch.chunks, write_timeout)
+                .await
+                .is_err()
+            {
                 return WriterEnd::Failed;
             }
             batch.chunks.clear();
@@ -150,6 +159,25 @@ pub async fn run<W: ByteSink>(
 fn end_frame(buf: &mut BytesMut, frame_eol: bool) {
     if frame_eol {
         buf.extend_from_slice(b"\n");
+    }
+}
+
+/// Writes a batch, giving up after `limit` plus a second per MiB of the batch.
+async fn write_bounded<W: ByteSink>(
+    sink: &mut W,
+    chunks: &[Bytes],
+    limit: Option<Duration>,
+) -> std::io::Result<()> {
+    let Some(limit) = limit else {
+        return sink.write_chunks(chunks).await;
+    };
+    let allowance = Duration::from_secs((chunk_bytes(chunks) >> 20) as u64);
+    match tokio::time::timeout(limit + allowance, sink.write_chunks(chunks)).await {
+        Ok(done) => done,
+        Err(_) => {
+            tracing::debug!(?limit, "write stalled: the peer is not reading");
+            Err(std::io::ErrorKind::TimedOut.into())
+        }
     }
 }
 
