@@ -236,6 +236,7 @@ impl Broker {
                             durable: q.durable,
                             incarnation,
                         },
+                        None,
                     );
                 }
             }
@@ -321,19 +322,9 @@ impl Broker {
         }
     }
 
+    /// Creates and registers a queue (recording it in the journal when durable and not
+    /// recovered); `owner` is a durable subscription's.
     fn create_queue(
-        &self,
-        reg: &mut Registry,
-        address: &Arc<str>,
-        name: Arc<str>,
-        routing: RoutingType,
-        origin: QueueOrigin,
-    ) -> Arc<Queue> {
-        self.create_owned_queue(reg, address, name, routing, origin, None)
-    }
-
-    /// [`Broker::create_queue`] for a queue that belongs to `owner` (a durable subscription).
-    fn create_owned_queue(
         &self,
         reg: &mut Registry,
         address: &Arc<str>,

@@ -361,7 +361,7 @@ impl Broker {
         }
         let q = plan.new_queue.as_ref()?;
         self.add_routing_type(reg, &name, q.routing);
-        Some(self.create_owned_queue(
+        Some(self.create_queue(
             reg,
             &name,
             q.name.clone(),

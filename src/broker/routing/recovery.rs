@@ -23,7 +23,7 @@ impl Broker {
             }
             let routing = persistence::routing_of(rec.routing_type);
             self.add_routing_type(reg, &address, routing);
-            self.create_owned_queue(
+            self.create_queue(
                 reg,
                 &address,
                 Arc::from(rec.name.as_str()),
