@@ -28,11 +28,13 @@ fn two_anycast_queues_config() -> wrenmq::config::Config {
                 name: "q1".to_string(),
                 routing_type: RoutingTypeConfig::Anycast,
                 durable: true,
+                filter: None,
             },
             QueueConfig {
                 name: "q2".to_string(),
                 routing_type: RoutingTypeConfig::Anycast,
                 durable: true,
+                filter: None,
             },
         ],
     });

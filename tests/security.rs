@@ -138,6 +138,7 @@ fn permissions_config() -> wrenmq::config::Config {
             name: name.to_string(),
             routing_type: RoutingTypeConfig::Anycast,
             durable: true,
+            filter: None,
         }],
     };
     let multicast = |name: &str| AddressConfig {

@@ -269,6 +269,7 @@ async fn failed_commit_delivers_none_of_the_transaction() {
             name: "ledger".to_string(),
             routing_type: wrenmq::config::RoutingTypeConfig::Anycast,
             durable: true,
+            filter: None,
         }],
     });
     let broker = start(config).await;

@@ -30,6 +30,10 @@ pub struct Message {
     pub expires: u64,
     /// Arrival time in ms since the epoch.
     pub timestamp: u64,
+    /// Not to be delivered before this time (ms since the epoch); 0 = at once.
+    pub deliver_at: u64,
+    /// The connection that sent it (in memory only: after a restart nobody is local).
+    pub origin: Option<u64>,
     /// Holds this message's bytes against its address's limit until the last copy is dropped.
     pub(crate) usage: Option<UsageToken>,
 }

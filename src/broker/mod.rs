@@ -10,6 +10,7 @@ mod error;
 mod flow;
 mod message;
 mod persistence;
+mod policy;
 mod queue;
 mod routing;
 mod settings;
@@ -22,6 +23,7 @@ pub use clients::{ClientIdClaim, ClientIds, Owner};
 pub use error::BrokerError;
 pub use flow::{AddressUsage, UsageToken};
 pub use message::{Message, now_millis};
+pub use policy::{DivertPolicy, ExpiryPolicy, RedeliveryPolicy};
 pub use queue::{
     AckError, AckTarget, Completed, ConsumerId, Delivery, DeliverySink, Outcome, Queue, QueueSpec,
     Refusal, Taken, Window,

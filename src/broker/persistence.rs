@@ -45,6 +45,8 @@ pub fn restored(s: &StoredMessage) -> Message {
         priority: s.priority,
         expires: s.expires,
         timestamp: s.timestamp,
+        deliver_at: 0,
+        origin: None,
         usage: None,
     }
 }

@@ -3,6 +3,7 @@
 //! converted to core types once, when the broker is built.
 
 use super::RoutingType;
+use super::policy::{DivertPolicy, ExpiryPolicy, RedeliveryPolicy};
 use crate::address::wildcard;
 use crate::config::{AddressFullPolicyConfig, AddressSettingsEntry, RoutingTypeConfig};
 
@@ -32,8 +33,20 @@ pub struct AddressSettings {
     pub full_policy: FullPolicy,
     /// `None` means unlimited redelivery.
     pub max_delivery_attempts: Option<u32>,
-    pub dead_letter_address: Option<String>,
+    /// Where dead letters go, and whether a queue per original address is made there.
+    pub dead_letter: DivertPolicy,
+    /// Where expired messages go, and whether a queue per original address is made there.
+    pub expiry: DivertPolicy,
+    /// How long a returned message waits before it is offered again.
+    pub redelivery: RedeliveryPolicy,
+    /// What expiry an arriving message gets.
+    pub expiry_delay: ExpiryPolicy,
+    /// Recent `_AMQ_DUPL_ID`s remembered; 0 = no duplicate detection.
+    pub id_cache_size: u32,
 }
+
+/// Artemis's default `id-cache-size`.
+pub const DEFAULT_ID_CACHE_SIZE: u32 = 20_000;
 
 impl Default for AddressSettings {
     fn default() -> Self {
@@ -47,8 +60,12 @@ impl Default for AddressSettings {
             default_persistent: true,
             max_size_bytes: None,
             full_policy: FullPolicy::Block,
-            max_delivery_attempts: None,
-            dead_letter_address: None,
+            max_delivery_attempts: Some(10),
+            dead_letter: DivertPolicy::with_prefix("DLQ."),
+            expiry: DivertPolicy::with_prefix("EXP."),
+            redelivery: RedeliveryPolicy::default(),
+            expiry_delay: ExpiryPolicy::default(),
+            id_cache_size: DEFAULT_ID_CACHE_SIZE,
         }
     }
 }
@@ -74,10 +91,38 @@ pub struct SettingsEntry {
     pub max_delivery_attempts: Option<Option<u32>>,
     /// `Some(None)`: the entry sets no dead-letter address.
     pub dead_letter_address: Option<Option<String>>,
+    pub auto_create_dead_letter_resources: Option<bool>,
+    pub dead_letter_queue_prefix: Option<String>,
+    pub dead_letter_queue_suffix: Option<String>,
+    /// `Some(None)`: the entry sets no expiry address.
+    pub expiry_address: Option<Option<String>>,
+    pub auto_create_expiry_resources: Option<bool>,
+    pub expiry_queue_prefix: Option<String>,
+    pub expiry_queue_suffix: Option<String>,
+    pub redelivery_delay: Option<u64>,
+    pub redelivery_delay_multiplier: Option<f64>,
+    pub max_redelivery_delay: Option<u64>,
+    pub redelivery_collision_avoidance_factor: Option<f64>,
+    /// `Some(None)`: the entry turns the setting off (-1).
+    pub expiry_delay: Option<Option<u64>>,
+    pub min_expiry_delay: Option<Option<u64>>,
+    pub max_expiry_delay: Option<Option<u64>>,
+    pub no_expiry: Option<bool>,
+    pub id_cache_size: Option<u32>,
+}
+
+/// An optional address: empty means none (Artemis's `<dead-letter-address/>`).
+fn address_or_none(v: &Option<String>) -> Option<Option<String>> {
+    v.as_ref().map(|v| (!v.is_empty()).then(|| v.clone()))
+}
+
+/// An optional delay: -1 (any negative) means off.
+fn delay_or_none(v: Option<i64>) -> Option<Option<u64>> {
+    v.map(|v| u64::try_from(v).ok())
 }
 
 impl From<&AddressSettingsEntry> for SettingsEntry {
-    /// Reads the configured entry once: a negative `max-size-bytes` means no limit, zero
+    /// Reads the configured entry once: a negative `max-size-bytes` means no limit, -1
     /// `max-delivery-attempts` unlimited redelivery, an empty `dead-letter-address` none.
     fn from(e: &AddressSettingsEntry) -> Self {
         SettingsEntry {
@@ -95,11 +140,26 @@ impl From<&AddressSettingsEntry> for SettingsEntry {
                 AddressFullPolicyConfig::Fail => FullPolicy::Fail,
                 AddressFullPolicyConfig::Drop => FullPolicy::Drop,
             }),
-            max_delivery_attempts: e.max_delivery_attempts.map(|v| (v > 0).then_some(v)),
-            dead_letter_address: e
-                .dead_letter_address
-                .as_ref()
-                .map(|v| (!v.is_empty()).then(|| v.clone())),
+            max_delivery_attempts: e
+                .max_delivery_attempts
+                .map(|v| u32::try_from(v).ok().filter(|&v| v > 0)),
+            dead_letter_address: address_or_none(&e.dead_letter_address),
+            auto_create_dead_letter_resources: e.auto_create_dead_letter_resources,
+            dead_letter_queue_prefix: e.dead_letter_queue_prefix.clone(),
+            dead_letter_queue_suffix: e.dead_letter_queue_suffix.clone(),
+            expiry_address: address_or_none(&e.expiry_address),
+            auto_create_expiry_resources: e.auto_create_expiry_resources,
+            expiry_queue_prefix: e.expiry_queue_prefix.clone(),
+            expiry_queue_suffix: e.expiry_queue_suffix.clone(),
+            redelivery_delay: e.redelivery_delay,
+            redelivery_delay_multiplier: e.redelivery_delay_multiplier,
+            max_redelivery_delay: e.max_redelivery_delay,
+            redelivery_collision_avoidance_factor: e.redelivery_collision_avoidance_factor,
+            expiry_delay: delay_or_none(e.expiry_delay),
+            min_expiry_delay: delay_or_none(e.min_expiry_delay),
+            max_expiry_delay: delay_or_none(e.max_expiry_delay),
+            no_expiry: e.no_expiry,
+            id_cache_size: e.id_cache_size,
         }
     }
 }
@@ -161,10 +221,58 @@ impl SettingsRepository {
                 s.max_delivery_attempts = v;
             }
             if let Some(v) = &e.dead_letter_address {
-                s.dead_letter_address = v.clone();
+                s.dead_letter.address = v.clone();
             }
+            e.apply_delivery(&mut s);
         }
         s
+    }
+}
+
+impl SettingsEntry {
+    /// Overrides the redelivery, dead-letter, expiry and duplicate keys this entry sets.
+    fn apply_delivery(&self, s: &mut AddressSettings) {
+        fn set<T: Clone>(target: &mut T, v: &Option<T>) {
+            if let Some(v) = v {
+                *target = v.clone();
+            }
+        }
+        set(
+            &mut s.dead_letter.auto_create,
+            &self.auto_create_dead_letter_resources,
+        );
+        set(
+            &mut s.dead_letter.queue_prefix,
+            &self.dead_letter_queue_prefix,
+        );
+        set(
+            &mut s.dead_letter.queue_suffix,
+            &self.dead_letter_queue_suffix,
+        );
+        set(&mut s.expiry.address, &self.expiry_address);
+        set(
+            &mut s.expiry.auto_create,
+            &self.auto_create_expiry_resources,
+        );
+        set(&mut s.expiry.queue_prefix, &self.expiry_queue_prefix);
+        set(&mut s.expiry.queue_suffix, &self.expiry_queue_suffix);
+        set(&mut s.redelivery.delay_ms, &self.redelivery_delay);
+        set(
+            &mut s.redelivery.multiplier,
+            &self.redelivery_delay_multiplier,
+        );
+        if let Some(v) = self.max_redelivery_delay {
+            s.redelivery.max_delay_ms = Some(v);
+        }
+        set(
+            &mut s.redelivery.collision_avoidance,
+            &self.redelivery_collision_avoidance_factor,
+        );
+        set(&mut s.expiry_delay.delay_ms, &self.expiry_delay);
+        set(&mut s.expiry_delay.min_delay_ms, &self.min_expiry_delay);
+        set(&mut s.expiry_delay.max_delay_ms, &self.max_expiry_delay);
+        set(&mut s.expiry_delay.no_expiry, &self.no_expiry);
+        set(&mut s.id_cache_size, &self.id_cache_size);
     }
 }
 

@@ -31,6 +31,8 @@ fn draft(body: &str) -> MessageDraft {
         persistent: Some(false),
         priority: 4,
         expires: 0,
+        deliver_at: 0,
+        origin: None,
     }
 }
 

@@ -69,6 +69,10 @@ pub struct BrokerSection {
     /// Seconds a graceful shutdown waits for connections to close.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// How often (ms) every queue is scanned for expired messages; -1 = never (expired
+    /// messages are still never delivered).
+    #[serde(default = "default_message_expiry_scan_period")]
+    pub message_expiry_scan_period: i64,
 }
 
 impl Default for BrokerSection {
@@ -76,6 +80,7 @@ impl Default for BrokerSection {
         BrokerSection {
             name: default_broker_name(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
+            message_expiry_scan_period: default_message_expiry_scan_period(),
         }
     }
 }
@@ -304,6 +309,8 @@ pub struct QueueConfig {
     /// Whether the queue and its persistent messages survive a restart.
     #[serde(default = "default_true")]
     pub durable: bool,
+    /// A selector (JMS SQL syntax): only messages it matches are routed to the queue.
+    pub filter: Option<String>,
 }
 
 /// What a full address does to its producers.
@@ -344,10 +351,48 @@ pub struct AddressSettingsEntry {
     pub max_size_bytes: Option<i64>,
     /// What happens to producers once `max-size-bytes` is reached.
     pub address_full_policy: Option<AddressFullPolicyConfig>,
-    /// Deliveries before a message goes to the dead-letter address; 0 = unlimited.
-    pub max_delivery_attempts: Option<u32>,
-    /// Where messages go after `max-delivery-attempts`; unset = they are dropped with a warning.
+    /// Deliveries before a message goes to the dead-letter address; -1 = unlimited.
+    pub max_delivery_attempts: Option<i64>,
+    /// Where messages go after `max-delivery-attempts` (or a NACK with `requeue:false`);
+    /// empty = none, so they are dropped with a warning.
     pub dead_letter_address: Option<String>,
+    /// Milliseconds a NACKed or returned message waits before it is offered again.
+    pub redelivery_delay: Option<u64>,
+    /// Factor applied to the delay on each further redelivery.
+    pub redelivery_delay_multiplier: Option<f64>,
+    /// Upper bound of the redelivery delay; default 10 × `redelivery-delay`.
+    pub max_redelivery_delay: Option<u64>,
+    /// Random spread (0.0–1.0) added to or taken from each delay, so consumers that failed
+    /// together do not retry together.
+    pub redelivery_collision_avoidance_factor: Option<f64>,
+    /// Create, on the dead-letter address, a queue per original address (filtered on
+    /// `_AMQ_ORIG_ADDRESS`) the first time a message of that address is dead-lettered.
+    pub auto_create_dead_letter_resources: Option<bool>,
+    /// Prefix of those queues' names.
+    pub dead_letter_queue_prefix: Option<String>,
+    /// Suffix of those queues' names.
+    pub dead_letter_queue_suffix: Option<String>,
+    /// Where expired messages go; empty = none, so they are dropped.
+    pub expiry_address: Option<String>,
+    /// Milliseconds to live given to a message that sets no expiry; -1 = none.
+    pub expiry_delay: Option<i64>,
+    /// Shortest time to live a message may have; -1 = no lower bound.
+    pub min_expiry_delay: Option<i64>,
+    /// Longest time to live a message may have (and the one given to a message without
+    /// expiry); -1 = no upper bound.
+    pub max_expiry_delay: Option<i64>,
+    /// Ignore every expiry: messages never expire.
+    pub no_expiry: Option<bool>,
+    /// Create, on the expiry address, a queue per original address (filtered on
+    /// `_AMQ_ORIG_ADDRESS`) the first time a message of that address expires.
+    pub auto_create_expiry_resources: Option<bool>,
+    /// Prefix of those queues' names.
+    pub expiry_queue_prefix: Option<String>,
+    /// Suffix of those queues' names.
+    pub expiry_queue_suffix: Option<String>,
+    /// How many recent `_AMQ_DUPL_ID` values the address remembers (and persists) to drop a
+    /// repeated send; 0 = no duplicate detection.
+    pub id_cache_size: Option<u32>,
 }
 
 /// Journal settings.
@@ -481,7 +526,13 @@ impl AcceptorConfig {
     }
 }
 
-/// The embedded default address settings: everything auto-created and auto-deleted.
+fn default_message_expiry_scan_period() -> i64 {
+    30_000
+}
+
+/// The built-in `[[address-settings]]`: one `#` entry, as Artemis's shipped broker.xml (dead
+/// letters to `DLQ`, expired messages to `ExpiryQueue`, 10 delivery attempts), with
+/// everything auto-created and auto-deleted.
 pub fn default_address_settings() -> Vec<AddressSettingsEntry> {
     vec![AddressSettingsEntry {
         pattern: "#".to_string(),
@@ -494,7 +545,23 @@ pub fn default_address_settings() -> Vec<AddressSettingsEntry> {
         default_persistent: Some(true),
         max_size_bytes: Some(-1),
         address_full_policy: Some(AddressFullPolicyConfig::Block),
-        max_delivery_attempts: Some(0),
-        dead_letter_address: None,
+        max_delivery_attempts: Some(10),
+        dead_letter_address: Some("DLQ".to_string()),
+        redelivery_delay: Some(0),
+        redelivery_delay_multiplier: Some(1.0),
+        max_redelivery_delay: None,
+        redelivery_collision_avoidance_factor: Some(0.0),
+        auto_create_dead_letter_resources: Some(false),
+        dead_letter_queue_prefix: Some("DLQ.".to_string()),
+        dead_letter_queue_suffix: Some(String::new()),
+        expiry_address: Some("ExpiryQueue".to_string()),
+        expiry_delay: Some(-1),
+        min_expiry_delay: Some(-1),
+        max_expiry_delay: Some(-1),
+        no_expiry: Some(false),
+        auto_create_expiry_resources: Some(false),
+        expiry_queue_prefix: Some("EXP.".to_string()),
+        expiry_queue_suffix: Some(String::new()),
+        id_cache_size: Some(20_000),
     }]
 }

@@ -23,6 +23,15 @@ impl Config {
         check_addresses(&self.addresses, &mut errors);
         check_address_settings(&self.address_settings, &mut errors);
         check_journal(&self.journal, &mut errors);
+        let scan = self.broker.message_expiry_scan_period;
+        if scan == 0 || scan < -1 {
+            errors.push(ValidationError::new(
+                "broker.message-expiry-scan-period",
+                format!(
+                    "{scan} is invalid; use -1 to turn the expiry reaper off or milliseconds > 0"
+                ),
+            ));
+        }
         super::validate_security::check_security(self, &mut errors);
         if errors.is_empty() {
             Ok(())
@@ -323,13 +332,102 @@ fn check_address_settings(entries: &[AddressSettingsEntry], errors: &mut Vec<Val
                 format!("{bytes} is invalid; use -1 for no limit or a size >= 0"),
             ));
         }
-        if entry.dead_letter_address.as_deref() == Some("") {
-            errors.push(ValidationError::new(
-                format!("{key}.dead-letter-address"),
-                "must not be empty; remove the key to drop dead letters instead",
-            ));
+        check_delivery_settings(entry, &key, errors);
+    }
+}
+
+/// The redelivery, dead-letter, expiry and duplicate-detection keys of one entry.
+fn check_delivery_settings(
+    entry: &AddressSettingsEntry,
+    key: &str,
+    errors: &mut Vec<ValidationError>,
+) {
+    let mut problem = |field: &str, reason: String| {
+        errors.push(ValidationError::new(format!("{key}.{field}"), reason));
+    };
+    if let Some(n) = entry.max_delivery_attempts
+        && (n == 0 || n < -1 || n > i64::from(u32::MAX))
+    {
+        problem(
+            "max-delivery-attempts",
+            format!(
+                "{n} is invalid; use -1 for unlimited or a count from 1 to {}",
+                u32::MAX
+            ),
+        );
+    }
+    if let Some(m) = entry.redelivery_delay_multiplier
+        && !(m.is_finite() && m >= 1.0)
+    {
+        problem(
+            "redelivery-delay-multiplier",
+            format!("{m} is invalid; use a number >= 1.0 (1.0 keeps the delay constant)"),
+        );
+    }
+    if let Some(f) = entry.redelivery_collision_avoidance_factor
+        && !(0.0..=1.0).contains(&f)
+    {
+        problem(
+            "redelivery-collision-avoidance-factor",
+            format!("{f} is invalid; use a number from 0.0 to 1.0"),
+        );
+    }
+    for (field, value) in [
+        ("expiry-delay", entry.expiry_delay),
+        ("min-expiry-delay", entry.min_expiry_delay),
+        ("max-expiry-delay", entry.max_expiry_delay),
+    ] {
+        if let Some(v) = value
+            && v < -1
+        {
+            problem(
+                field,
+                format!("{v} is invalid; use -1 for none or milliseconds >= 0"),
+            );
         }
     }
+    if let (Some(min), Some(max)) = (entry.min_expiry_delay, entry.max_expiry_delay)
+        && min >= 0
+        && max >= 0
+        && min > max
+    {
+        problem(
+            "min-expiry-delay",
+            format!("{min} is above max-expiry-delay ({max})"),
+        );
+    }
+    for (field, value) in [
+        ("dead-letter-address", &entry.dead_letter_address),
+        ("expiry-address", &entry.expiry_address),
+    ] {
+        if let Some(a) = value.as_deref().filter(|a| !a.is_empty())
+            && let Err(reason) = check_target_address(a)
+        {
+            problem(field, reason);
+        }
+    }
+    if let Some(n) = entry.id_cache_size
+        && n > MAX_ID_CACHE_SIZE
+    {
+        problem(
+            "id-cache-size",
+            format!("{n} is above the limit of {MAX_ID_CACHE_SIZE} ids per address"),
+        );
+    }
+}
+
+/// Most duplicate ids one address may remember: the cache lives in memory (and the journal).
+pub const MAX_ID_CACHE_SIZE: u32 = 1_000_000;
+
+/// A dead-letter or expiry address must name one plain address: messages are sent to it.
+fn check_target_address(address: &str) -> Result<(), String> {
+    check_pattern(address)?;
+    if address.split('.').any(|w| w == "#" || w == "*") || address.contains("::") {
+        return Err(format!(
+            "\"{address}\" must be a plain address name, not a pattern or a queue"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks an Artemis-style match pattern: non-empty words separated by `.`, where `#` and `*`
@@ -413,6 +511,7 @@ mod tests {
                     name: name.to_string(),
                     routing_type: *routing_type,
                     durable: true,
+                    filter: None,
                 })
                 .collect(),
         }
@@ -639,10 +738,44 @@ mod tests {
     }
 
     #[test]
-    fn dead_letter_address_is_not_empty() {
+    fn delivery_settings_are_checked() {
         let mut config = Config::default();
-        config.address_settings[0].dead_letter_address = Some(String::new());
+        config.address_settings[0].max_delivery_attempts = Some(0);
+        assert!(only_problem(&config, "address-settings[0].max-delivery-attempts").contains("-1"));
+        config.address_settings[0].max_delivery_attempts = Some(-1);
+        config.address_settings[0].redelivery_collision_avoidance_factor = Some(1.5);
+        only_problem(
+            &config,
+            "address-settings[0].redelivery-collision-avoidance-factor",
+        );
+        config.address_settings[0].redelivery_collision_avoidance_factor = None;
+        config.address_settings[0].redelivery_delay_multiplier = Some(0.5);
+        only_problem(&config, "address-settings[0].redelivery-delay-multiplier");
+        config.address_settings[0].redelivery_delay_multiplier = None;
+        config.address_settings[0].min_expiry_delay = Some(500);
+        config.address_settings[0].max_expiry_delay = Some(100);
+        only_problem(&config, "address-settings[0].min-expiry-delay");
+        config.address_settings[0].min_expiry_delay = Some(-2);
+        config.address_settings[0].max_expiry_delay = None;
+        only_problem(&config, "address-settings[0].min-expiry-delay");
+        config.address_settings[0].min_expiry_delay = None;
+        config.address_settings[0].id_cache_size = Some(MAX_ID_CACHE_SIZE + 1);
+        only_problem(&config, "address-settings[0].id-cache-size");
+        config.address_settings[0].id_cache_size = None;
+        config.broker.message_expiry_scan_period = 0;
+        only_problem(&config, "broker.message-expiry-scan-period");
+        config.broker.message_expiry_scan_period = -1;
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn dead_letter_address_is_a_plain_address() {
+        let mut config = Config::default();
+        config.address_settings[0].dead_letter_address = Some("dead.#".to_string());
         only_problem(&config, "address-settings[0].dead-letter-address");
+        // Empty unsets it, as Artemis's `<dead-letter-address/>`.
+        config.address_settings[0].dead_letter_address = Some(String::new());
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -119,6 +119,8 @@ pub struct Session {
     ctx: Arc<SessionContext>,
     out: Outbox,
     peer: SocketAddr,
+    /// Unique among this process's connections: marks what it sends, for `no-local`.
+    connection_id: u64,
     version: Option<Version>,
     client_id: Option<String>,
     /// Holds `client_id` unique broker-wide while this connection lives.
@@ -137,11 +139,15 @@ pub struct Session {
     pending_bytes: usize,
 }
 
+/// Source of [`Session::connection_id`]s.
+static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl Session {
     /// A session that has not yet seen CONNECT.
     pub fn new(ctx: Arc<SessionContext>, out: Outbox, peer: SocketAddr) -> Self {
         Session {
             ctx: Arc::clone(&ctx),
+            connection_id: NEXT_CONNECTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             out,
             peer,
             version: None,

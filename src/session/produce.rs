@@ -2,7 +2,7 @@
 //! its address is full), and tracking the journal writes its RECEIPT must wait for.
 
 use super::{Failure, Session, map_destination};
-use crate::broker::{BrokerError, Capacity, Destination, MessageDraft, Stored};
+use crate::broker::{BrokerError, Capacity, Destination, MessageDraft, Stored, now_millis};
 use crate::stomp::Frame;
 use bytestring::ByteString;
 
@@ -87,7 +87,7 @@ impl Session {
         dest: &Destination,
     ) -> Result<(), Failure> {
         let tx_id = frame.get("transaction").map(ByteString::from);
-        let draft = draft_from(frame, text)?;
+        let draft = draft_from(frame, text, self.connection_id)?;
         if let Some(tx) = tx_id {
             let Some(held) = self.transactions.get(&tx).map(|t| t.sends.len()) else {
                 return Err(Failure::new(format!("unknown transaction '{tx}'")));
@@ -160,7 +160,26 @@ pub(super) fn journal_failure(e: BrokerError) -> Failure {
     Failure::new(format!("the broker could not store the message: {e}"))
 }
 
-pub(super) fn draft_from(frame: Frame, destination: ByteString) -> Result<MessageDraft, Failure> {
+/// Milliseconds in a header, or an ERROR naming the header and what it must be.
+fn millis_header(frame: &Frame, name: &str, meaning: &str) -> Result<Option<u64>, Failure> {
+    frame
+        .get(name)
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| Failure::new(format!("header '{name}' must be {meaning}, not '{v}'")))
+        })
+        .transpose()
+}
+
+/// Builds the core's draft of a SEND: persistence, priority, expiry (`expires`, absolute, or
+/// RabbitMQ's relative `expiration`), scheduled delivery (`AMQ_SCHEDULED_TIME`, absolute, or
+/// `AMQ_SCHEDULED_DELAY`, relative, as Artemis and ActiveMQ) and every other header.
+pub(super) fn draft_from(
+    frame: Frame,
+    destination: ByteString,
+    origin: u64,
+) -> Result<MessageDraft, Failure> {
     let persistent = match frame.get("persistent") {
         None => None,
         Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
@@ -180,13 +199,24 @@ pub(super) fn draft_from(frame: Frame, destination: ByteString) -> Result<Messag
             .filter(|p| *p <= 9)
             .ok_or_else(|| Failure::new(format!("header 'priority' must be 0 to 9, not '{v}'")))?,
     };
-    let expires = match frame.get("expires") {
-        None => 0,
-        Some(v) => v.trim().parse::<u64>().map_err(|_| {
-            Failure::new(format!(
-                "header 'expires' must be milliseconds since the epoch, not '{v}'"
-            ))
-        })?,
+    let now = now_millis();
+    let absolute = "milliseconds since the epoch";
+    let relative = "a number of milliseconds";
+    let expires = match (
+        millis_header(&frame, "expires", absolute)?,
+        millis_header(&frame, "expiration", relative)?,
+    ) {
+        (Some(at), _) => at,
+        (None, Some(ttl)) => now.saturating_add(ttl).max(1),
+        (None, None) => 0,
+    };
+    let deliver_at = match (
+        millis_header(&frame, "AMQ_SCHEDULED_TIME", absolute)?,
+        millis_header(&frame, "AMQ_SCHEDULED_DELAY", relative)?,
+    ) {
+        (Some(at), _) => at,
+        (None, Some(delay)) if delay > 0 => now.saturating_add(delay),
+        _ => 0,
     };
     let properties = frame
         .headers
@@ -201,5 +231,7 @@ pub(super) fn draft_from(frame: Frame, destination: ByteString) -> Result<Messag
         persistent,
         priority,
         expires,
+        deliver_at,
+        origin: Some(origin),
     })
 }

@@ -77,8 +77,13 @@ pub struct MessageDraft {
     pub persistent: Option<bool>,
     /// 0–9.
     pub priority: u8,
-    /// Expiry in ms since the epoch; 0 = never.
+    /// Expiry in ms since the epoch; 0 = never (the address's expiry settings still apply).
     pub expires: u64,
+    /// Not to be delivered before this time, ms since the epoch; 0 = at once (scheduled
+    /// delivery, `AMQ_SCHEDULED_TIME` / `AMQ_SCHEDULED_DELAY`).
+    pub deliver_at: u64,
+    /// The connection that sent it, for `no-local` subscriptions; `None` for the broker's own.
+    pub origin: Option<u64>,
 }
 
 /// What a send did.

@@ -112,6 +112,7 @@ impl Broker {
             usage,
         } = address;
         let id = self.next_message_id.fetch_add(1, Ordering::Relaxed);
+        let now = now_millis();
         let mut message = Message {
             id,
             address,
@@ -120,8 +121,10 @@ impl Broker {
             body: draft.body,
             persistent: draft.persistent.unwrap_or(settings.default_persistent),
             priority: draft.priority,
-            expires: draft.expires,
-            timestamp: now_millis(),
+            expires: settings.expiry_delay.apply(draft.expires, now),
+            timestamp: now,
+            deliver_at: draft.deliver_at,
+            origin: draft.origin,
             usage: None,
         };
         message.usage = Some(usage.charge(message.size() as u64));
@@ -187,7 +190,7 @@ impl Broker {
     pub(super) fn dead_letter(&self, messages: Vec<Arc<Message>>) {
         for m in messages {
             let settings = self.settings.resolve(&m.address);
-            let Some(dla) = settings.dead_letter_address else {
+            let Some(dla) = settings.dead_letter.address else {
                 tracing::warn!(
                     message_id = m.id,
                     address = %m.address,
@@ -204,6 +207,8 @@ impl Broker {
                 persistent: Some(m.persistent),
                 priority: m.priority,
                 expires: m.expires,
+                deliver_at: 0,
+                origin: None,
             };
             let dest = Destination::parse(&dla, Some(RoutingType::Anycast));
             match self.route_new(&dest, draft, &AllowAll) {
