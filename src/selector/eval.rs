@@ -195,12 +195,16 @@ fn parse_number(s: &str) -> Option<Num> {
     if !(digits(whole) && fraction_ok && exponent_ok && has_digits) {
         return None;
     }
-    if fraction.is_none() && exponent.is_none() {
-        if let Ok(n) = s.parse::<i64>() {
-            return Some(Num::Int(n));
-        }
+    if fraction.is_none()
+        && exponent.is_none()
+        && let Ok(n) = s.parse::<i64>()
+    {
+        return Some(Num::Int(n));
     }
-    s.parse::<f64>().ok().filter(|f| f.is_finite()).map(Num::Float)
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(Num::Float)
 }
 
 fn to_float(n: Num) -> f64 {
@@ -255,13 +259,17 @@ fn compare(op: CmpOp, l: Option<Value<'_>>, r: Option<Value<'_>>) -> Truth {
     };
     let equality = matches!(op, CmpOp::Eq | CmpOp::Ne);
     match (&l, &r) {
-        (Value::Str(a), Value::Str(b)) if equality => Truth::from_bool((a == b) == (op == CmpOp::Eq)),
+        (Value::Str(a), Value::Str(b)) if equality => {
+            Truth::from_bool((a == b) == (op == CmpOp::Eq))
+        }
         (Value::Bool(_), _) | (_, Value::Bool(_)) => match (as_bool(&l), as_bool(&r)) {
             (Some(a), Some(b)) if equality => Truth::from_bool((a == b) == (op == CmpOp::Eq)),
             _ => Truth::Unknown,
         },
         _ => match (as_num(&l), as_num(&r)) {
-            (Some(a), Some(b)) => num_cmp(a, b).map_or(Truth::Unknown, |o| Truth::from_bool(order_holds(op, o))),
+            (Some(a), Some(b)) => {
+                num_cmp(a, b).map_or(Truth::Unknown, |o| Truth::from_bool(order_holds(op, o)))
+            }
             _ => Truth::Unknown,
         },
     }

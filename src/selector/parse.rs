@@ -102,7 +102,10 @@ fn describe(rest: &str) -> String {
     } else if first == '\'' {
         return "a string".to_string();
     } else if "<>=!".contains(first) {
-        rest.chars().take_while(|c| "<>=!".contains(*c)).take(3).collect()
+        rest.chars()
+            .take_while(|c| "<>=!".contains(*c))
+            .take(3)
+            .collect()
     } else {
         first.to_string()
     };
@@ -160,11 +163,7 @@ fn is_ident_part(c: char) -> bool {
 /// identifier-start character continues the word).
 fn word(i: &str) -> Res<'_, &str> {
     let (i, _) = ws(i)?;
-    recognize((
-        satisfy(is_ident_start),
-        many0_count(alt_part),
-    ))
-    .parse(i)
+    recognize((satisfy(is_ident_start), many0_count(alt_part))).parse(i)
 }
 
 fn alt_part(i: &str) -> Res<'_, ()> {
@@ -283,7 +282,13 @@ fn cmp_expr(i: &str, depth: usize) -> Res<'_, Expr> {
             "NOT or NULL after IS"
         };
         let (rest, _) = expect_keyword(rest, "NULL", expected)?;
-        return Ok((rest, Expr::IsNull { expr: left, negated }));
+        return Ok((
+            rest,
+            Expr::IsNull {
+                expr: left,
+                negated,
+            },
+        ));
     }
     let (rest, negated) = match keyword("NOT")(i) {
         Ok((rest, _)) => (rest, true),
@@ -365,7 +370,10 @@ fn like_pattern(i: &str) -> Res<'_, LikePattern> {
     };
     match LikePattern::compile(&text, escape) {
         Ok(pattern) => Ok((i, pattern)),
-        Err(_) => fail(at, "a LIKE pattern that does not end with its escape character"),
+        Err(_) => fail(
+            at,
+            "a LIKE pattern that does not end with its escape character",
+        ),
     }
 }
 
