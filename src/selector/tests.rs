@@ -483,3 +483,30 @@ fn selector_is_send_sync_clone() {
     fn check<T: Send + Sync + Clone + std::fmt::Debug>() {}
     check::<Selector>();
 }
+
+/// The obvious dynamic-programming matcher, as a reference for the one-backtrack-point glob.
+fn like_reference(pattern: &[char], value: &[char]) -> bool {
+    // can[i][j]: pattern[i..] matches value[j..].
+    let mut can = vec![vec![false; value.len() + 1]; pattern.len() + 1];
+    can[pattern.len()][value.len()] = true;
+    for i in (0..pattern.len()).rev() {
+        for j in (0..=value.len()).rev() {
+            can[i][j] = match pattern[i] {
+                '%' => can[i + 1][j] || (j < value.len() && can[i][j + 1]),
+                '_' => j < value.len() && can[i + 1][j + 1],
+                c => j < value.len() && value[j] == c && can[i + 1][j + 1],
+            };
+        }
+    }
+    can[0][0]
+}
+
+proptest::proptest! {
+    #[test]
+    fn like_agrees_with_the_reference(pattern in "[ab%_]{0,8}", value in "[ab]{0,10}") {
+        let compiled = super::like::LikePattern::compile(&pattern, None).unwrap();
+        let p: Vec<char> = pattern.chars().collect();
+        let v: Vec<char> = value.chars().collect();
+        proptest::prop_assert_eq!(compiled.matches(&value), like_reference(&p, &v));
+    }
+}
