@@ -9,6 +9,7 @@
 //! - [`security`]: users, passwords, per-address permissions, login throttling.
 //! - [`config`]: the TOML schema, defaults and validation.
 //! - [`address`]: address-name matching (Artemis wildcards) shared by the core and security.
+//! - [`selector`]: JMS/Artemis message selectors (filter expressions), parsed and evaluated.
 //! - [`perf`]: `wrenmq perf`, a STOMP load generator (and echo server) built on the codec.
 //! - [`server`]: starting acceptors and shutting down gracefully.
 
@@ -18,6 +19,7 @@ pub mod config;
 pub mod journal;
 pub mod perf;
 pub mod security;
+pub mod selector;
 pub mod server;
 pub mod session;
 pub mod stomp;

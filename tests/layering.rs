@@ -1,7 +1,8 @@
 //! The module graph points one way (docs/architecture.md, "Layers"): server → transport →
-//! session → broker core → journal, with config, security, the address matcher and the codec
-//! below whatever uses them. This reads every file under `src/` and fails on a `crate::`
-//! path that points up, so a wrong-way import is caught when it is written, not in review.
+//! session → broker core → journal, with config, security, the address matcher, selectors and
+//! the codec below whatever uses them. This reads every file under `src/` and fails on a
+//! `crate::` path that points up, so a wrong-way import is caught when it is written, not in
+//! review.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -20,22 +21,31 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "security",
             "config",
             "address",
+            "selector",
             "stomp",
         ],
     ),
     (
         "transport",
-        &["session", "security", "config", "address", "stomp"],
+        &[
+            "session", "security", "config", "address", "selector", "stomp",
+        ],
     ),
     (
         "session",
-        &["broker", "security", "config", "address", "stomp"],
+        &[
+            "broker", "security", "config", "address", "selector", "stomp",
+        ],
     ),
-    ("broker", &["journal", "security", "config", "address"]),
+    (
+        "broker",
+        &["journal", "security", "config", "address", "selector"],
+    ),
     ("journal", &[]),
     ("security", &["config", "address"]),
     ("config", &[]),
     ("address", &[]),
+    ("selector", &[]),
     ("stomp", &[]),
 ];
 
