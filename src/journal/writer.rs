@@ -32,7 +32,16 @@
 //! the queue hands the message over (and records the delivery) while the send
 //! is being routed, before the producer's session submits the `PutRef`. The
 //! count is kept in memory and written with the `PutRef`, so a crash after
-//! the delivery still brings the message back marked redelivered.
+//! the delivery still brings the message back marked redelivered. A
+//! `SetDeliverAt` (the consumer NACKed that early delivery) is kept the same
+//! way, beside the count, and both follow the incarnation rules above.
+//!
+//! Duplicate ids: `PutDuplicateId` and `DeleteDuplicateIds` belong to an
+//! address, not to a queue's life, so incarnations do not apply, and they are
+//! never cancelled with a message consumed within its batch: the id was
+//! seen, and a retry of that send must still be recognised. They apply in
+//! batch order like every op, in the same transaction as the message they
+//! came with.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -56,7 +65,8 @@ const NONSYNC_DURABLE_INTERVAL: Duration = Duration::from_millis(500);
 const IDLE_COMPACT_AFTER: Duration = Duration::from_secs(5);
 /// Files smaller than this are never worth compacting.
 pub(crate) const COMPACT_MIN_FILE: u64 = 8 * 1024 * 1024;
-/// Above this many remembered out-of-order acks (or delivery counts) the
+/// Above this many remembered out-of-order acks (or delivery counts and
+/// redelivery times) the
 /// oldest are forgotten, so ops for refs that never arrive cannot grow memory
 /// without bound.
 const MAX_TOMBSTONES: usize = 1_000_000;
