@@ -66,9 +66,8 @@ const IDLE_COMPACT_AFTER: Duration = Duration::from_secs(5);
 /// Files smaller than this are never worth compacting.
 pub(crate) const COMPACT_MIN_FILE: u64 = 8 * 1024 * 1024;
 /// Above this many remembered out-of-order acks (or delivery counts and
-/// redelivery times) the
-/// oldest are forgotten, so ops for refs that never arrive cannot grow memory
-/// without bound.
+/// redelivery times) the oldest are forgotten, so ops for refs that never
+/// arrive cannot grow memory without bound.
 const MAX_TOMBSTONES: usize = 1_000_000;
 
 /// A unit of work for the writer.
