@@ -114,7 +114,8 @@ async fn nack_redelivers_marked_redelivered() {
         .await;
     p.send_msg("/queue/nack", "n1").await;
     let m = c.expect_frame("MESSAGE").await;
-    assert!(m.get("redelivered").is_none(), "{m:?}");
+    assert_eq!(m.get("redelivered"), Some("false"), "{m:?}");
+    assert_eq!(m.get("redelivery-count"), Some("0"), "{m:?}");
     c.send_with_receipt("NACK", &[("id", m.h("ack"))], b"", "nack")
         .await;
     let again = c.expect_frame("MESSAGE").await;

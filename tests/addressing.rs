@@ -233,7 +233,11 @@ async fn auto_create_off_refuses_subscribe_to_missing_destination() {
         assert!(e.h("message").contains("missing.sub"), "{dest}: {e:?}");
         assert_eq!(e.get("receipt-id"), Some("r"), "{dest}");
     }
-    assert!(broker.running.broker.address_names().is_empty());
+    // Only the built-in dead-letter and expiry addresses exist; nothing was auto-created.
+    assert_eq!(
+        broker.running.broker.address_names(),
+        vec!["DLQ".to_string(), "ExpiryQueue".to_string()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,7 +260,11 @@ async fn auto_create_off_still_serves_configured_addresses() {
     assert_eq!(got, vec!["a", "b"]);
     assert_eq!(
         broker.running.broker.address_names(),
-        vec!["orders".to_string()],
+        vec![
+            "DLQ".to_string(),
+            "ExpiryQueue".to_string(),
+            "orders".to_string()
+        ],
         "nothing auto-created"
     );
 }

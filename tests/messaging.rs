@@ -111,7 +111,12 @@ async fn message_headers_and_body_are_preserved() {
         "timestamp in ms since the epoch: {ts}"
     );
     assert_eq!(m.get("receipt"), None, "receipt is not a message property");
-    assert!(m.get("redelivered").is_none(), "first delivery: {m:?}");
+    assert_eq!(m.get("redelivered"), Some("false"), "first delivery: {m:?}");
+    assert_eq!(
+        m.get("redelivery-count"),
+        Some("0"),
+        "first delivery: {m:?}"
+    );
     // The ack id works.
     s.send_with_receipt("ACK", &[("id", m.h("ack"))], b"", "ack-1")
         .await;

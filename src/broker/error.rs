@@ -41,6 +41,20 @@ pub enum BrokerError {
     /// A durable subscription that already has its one subscriber.
     #[error("durable subscription '{0}' already has an active subscriber")]
     SubscriptionInUse(String),
+    /// A selector or filter that does not parse; says where and what was expected.
+    #[error("{0}")]
+    BadSelector(String),
+    /// A durable subscription re-subscribed with another selector: it keeps the one it was
+    /// created with (its stored messages were chosen by it), so the subscriber must
+    /// UNSUBSCRIBE it first.
+    #[error(
+        "durable subscription '{name}' was created with selector {existing:?}, not {requested:?}; unsubscribe it first to change it"
+    )]
+    SubscriptionSelectorChanged {
+        name: String,
+        existing: Option<String>,
+        requested: Option<String>,
+    },
     /// A second live connection with the same client-id (JMS requires them unique).
     #[error("client-id '{0}' is already in use by another connection")]
     ClientIdInUse(String),

@@ -6,7 +6,9 @@
 //! order is always registry → queue.
 
 mod clients;
+mod clock;
 mod error;
+mod filter;
 mod flow;
 mod message;
 mod persistence;
@@ -20,13 +22,15 @@ mod stored;
 mod tests;
 
 pub use clients::{ClientIdClaim, ClientIds, Owner};
+pub use clock::{Clock, ClockOwner};
 pub use error::BrokerError;
+pub use filter::Filter;
 pub use flow::{AddressUsage, UsageToken};
 pub use message::{Message, now_millis};
 pub use policy::{DivertPolicy, ExpiryPolicy, RedeliveryPolicy};
 pub use queue::{
-    AckError, AckTarget, Completed, ConsumerId, Delivery, DeliverySink, Outcome, Queue, QueueSpec,
-    Refusal, Taken, Window,
+    AckError, AckTarget, Completed, ConsumerId, ConsumerSpec, DeadLetter, Delivery, DeliverySink,
+    Outcome, Queue, QueueSpec, Refusal, Taken, Window,
 };
 pub use routing::{
     Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec, TxAck,

@@ -26,7 +26,7 @@ pub fn stored(m: &Message) -> StoredMessage {
         priority: m.priority,
         expires: m.expires,
         timestamp: m.timestamp,
-        deliver_at: 0,
+        deliver_at: m.deliver_at,
     }
 }
 
@@ -46,7 +46,7 @@ pub fn restored(s: &StoredMessage) -> Message {
         priority: s.priority,
         expires: s.expires,
         timestamp: s.timestamp,
-        deliver_at: 0,
+        deliver_at: s.deliver_at,
         origin: None,
         usage: None,
     }
@@ -61,7 +61,7 @@ pub fn queue_record(q: &Queue, durable_subscription: Option<&str>) -> QueueRecor
             RoutingType::Anycast => RoutingKind::Anycast,
             RoutingType::Multicast => RoutingKind::Multicast,
         },
-        filter: None,
+        filter: q.filter.as_ref().map(|f| f.text().to_string()),
         auto_created: q.auto_created,
         durable_subscription: durable_subscription.map(str::to_string),
         incarnation: q.incarnation,

@@ -59,6 +59,9 @@ fn consumer(
             durable_name: None,
             reader: None,
             subscriber: Default::default(),
+            priority: 0,
+            selector: None,
+            no_local: None,
         })
         .unwrap();
     h.start();

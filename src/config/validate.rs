@@ -269,6 +269,14 @@ fn check_addresses(addresses: &[AddressConfig], errors: &mut Vec<ValidationError
         }
         for (q, queue) in address.queues.iter().enumerate() {
             let queue_key = format!("{key}.queues[{q}]");
+            if let Some(filter) = &queue.filter
+                && let Err(e) = crate::selector::Selector::parse(filter)
+            {
+                errors.push(ValidationError::new(
+                    format!("{queue_key}.filter"),
+                    e.to_string(),
+                ));
+            }
             if queue.name.is_empty() {
                 errors.push(ValidationError::new(
                     format!("{queue_key}.name"),

@@ -11,6 +11,17 @@ impl Session {
         frame: &Frame,
         outcome: Outcome,
     ) -> Result<(), Failure> {
+        let outcome = match (outcome, frame.get("requeue").map(str::trim)) {
+            (Outcome::Nack, Some(v)) if v.eq_ignore_ascii_case("false") => Outcome::Reject,
+            (Outcome::Nack, None) => Outcome::Nack,
+            (Outcome::Nack, Some(v)) if v.eq_ignore_ascii_case("true") => Outcome::Nack,
+            (Outcome::Nack, Some(v)) => {
+                return Err(Failure::new(format!(
+                    "header 'requeue' must be true or false, not '{v}'"
+                )));
+            }
+            (other, _) => other,
+        };
         let Some((handle, tags)) = self.settle(frame)? else {
             // A late ACK/NACK for an unsubscribed subscription: its messages already went
             // back to the queue, so there is nothing to do (but the transaction must exist).

@@ -2,7 +2,7 @@
 //! durable subscriptions, and the per-connection unacked limit.
 
 use super::{AckMode, Failure, Session, Subscription, SubscriptionContext};
-use crate::broker::{SubscribeSpec, Window};
+use crate::broker::{Filter, SubscribeSpec, Window};
 use crate::security::{Authorizer, Permission};
 use crate::stomp::{Frame, Version};
 use bytestring::ByteString;
@@ -14,6 +14,52 @@ const DURABLE_NAME_HEADERS: [&str; 3] = [
     "durable-subscriber-name",
     "activemq.subscriptionName",
 ];
+
+/// Headers asking for a consumer priority: Artemis's, RabbitMQ's and ActiveMQ's.
+const PRIORITY_HEADERS: [&str; 3] = ["consumer-priority", "x-priority", "activemq.priority"];
+
+/// Headers asking not to receive this connection's own messages: Artemis's, ActiveMQ's.
+const NO_LOCAL_HEADERS: [&str; 2] = ["no-local", "activemq.noLocal"];
+
+/// The `selector` header, compiled; an empty one means none (as Artemis). A selector that
+/// does not parse is an ERROR naming the position and what was expected.
+fn parse_selector(frame: &Frame) -> Result<Option<Filter>, Failure> {
+    match frame.get("selector").map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => Filter::selector(text)
+            .map(Some)
+            .map_err(|e| Failure::new(format!("header 'selector': {e}"))),
+    }
+}
+
+/// The consumer's priority (default 0), from whichever peer's header it used.
+fn parse_consumer_priority(frame: &Frame) -> Result<i32, Failure> {
+    let Some((name, value)) = PRIORITY_HEADERS
+        .iter()
+        .find_map(|h| frame.get(h).map(|v| (*h, v)))
+    else {
+        return Ok(0);
+    };
+    value.trim().parse::<i32>().map_err(|_| {
+        Failure::new(format!(
+            "header '{name}' must be an integer priority, not '{value}'"
+        ))
+    })
+}
+
+/// A true/false header among `names` (absent = false).
+fn parse_flag(frame: &Frame, names: &[&str]) -> Result<bool, Failure> {
+    let Some((name, value)) = names.iter().find_map(|h| frame.get(h).map(|v| (*h, v))) else {
+        return Ok(false);
+    };
+    match value.trim() {
+        v if v.eq_ignore_ascii_case("true") => Ok(true),
+        v if v.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(Failure::new(format!(
+            "header '{name}' must be true or false, not '{value}'"
+        ))),
+    }
+}
 
 impl Session {
     pub(super) async fn subscribe(
@@ -59,6 +105,9 @@ impl Session {
             }
             _ => None,
         };
+        let selector = parse_selector(&frame)?;
+        let priority = parse_consumer_priority(&frame)?;
+        let no_local = parse_flag(&frame, &NO_LOCAL_HEADERS)?.then_some(self.connection_id);
         let ctx = Arc::new(SubscriptionContext {
             id: id.clone(),
             ack,
@@ -72,6 +121,9 @@ impl Session {
                 durable_name: durable_name.clone(),
                 reader: Some(Arc::new(self.access.clone())),
                 subscriber: self.owner(),
+                priority,
+                selector,
+                no_local,
             },
             &self.access,
         )?;
@@ -145,7 +197,7 @@ impl Session {
         self.by_consumer.remove(&sub.handle.id);
         let done = sub.handle.close();
         let held = done.returned.iter().map(|(m, _)| *m);
-        let held = held.chain(done.dead.iter().map(|m| m.id)).collect();
+        let held = held.chain(done.dead.iter().map(|d| d.message.id)).collect();
         self.closed.remember(sub.handle.id, id.into(), held);
         flushed.map_err(|_| Failure::new("connection closed"))?;
         let wants_delete = DURABLE_NAME_HEADERS.iter().any(|h| frame.get(h).is_some());

@@ -189,7 +189,13 @@ fn chunk_bytes(chunks: &[Bytes]) -> usize {
 fn is_reserved(name: &str) -> bool {
     matches!(
         name,
-        "destination" | "message-id" | "subscription" | "ack" | "content-length" | "redelivered"
+        "destination"
+            | "message-id"
+            | "subscription"
+            | "ack"
+            | "content-length"
+            | "redelivered"
+            | "redelivery-count"
     )
 }
 
@@ -212,10 +218,14 @@ fn encode_message(
         scratch.push_str(num.format(d.tag));
         enc.header("ack", scratch);
     }
-    if d.delivery_count > 1 {
-        enc.header("redelivered", "true");
-        enc.header("redelivery-count", num.format(d.delivery_count - 1));
-    }
+    // Always present, so a consumer can tell a first delivery from a redelivery whatever
+    // broker it learnt STOMP on (RabbitMQ sends `redelivered`, Artemis a count).
+    let redeliveries = d.delivery_count.saturating_sub(1);
+    enc.header(
+        "redelivered",
+        if redeliveries > 0 { "true" } else { "false" },
+    );
+    enc.header("redelivery-count", num.format(redeliveries));
     let mut has_timestamp = false;
     let mut has_persistent = false;
     for (k, v) in &m.properties {

@@ -81,15 +81,7 @@ impl ConsumerHandle {
     /// auto-created queue left empty goes.
     pub(super) fn after(&self, done: &Completed) {
         if !done.dead.is_empty() {
-            let mut ops = Vec::new();
-            self.queue.record_removals(&done.dead, &mut ops);
-            // The dead-letter copy is recorded first so a crash in between cannot lose it.
-            self.broker.dead_letter(done.dead.clone());
-            if let Some(j) = &self.queue.journal
-                && !ops.is_empty()
-            {
-                j.submit_detached(ops);
-            }
+            self.broker.dead_letter(&self.queue, done.dead.clone());
         }
         if !done.acked.is_empty() && self.queue.auto_delete && self.queue.is_unused() {
             self.broker.maybe_auto_delete(&self.queue);

@@ -12,7 +12,9 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWrit
 
 use super::RoutingType;
 use super::clients::{ClientIds, Owner};
+use super::clock::Clock;
 use super::error::BrokerError;
+use super::filter::Filter;
 use super::flow::AddressUsage;
 use super::message::Message;
 use super::persistence;
@@ -27,6 +29,7 @@ use crate::security::Authorizer;
 mod address_words;
 mod commit;
 mod consumer;
+mod divert;
 mod plan;
 mod recovery;
 mod send;
@@ -126,6 +129,21 @@ pub struct SubscribeSpec {
     /// Who subscribes: becomes a new durable subscription's owner, and must be its owner
     /// (or have `manage`) to consume from an existing one.
     pub subscriber: Owner,
+    /// Its priority among the queue's consumers (higher first while it has room).
+    pub priority: i32,
+    /// Only messages it matches reach it: a subscription queue filters with it at routing,
+    /// an anycast consumer is offered only matching messages.
+    pub selector: Option<Filter>,
+    /// The subscribing connection's id, when it asked for `no-local`.
+    pub no_local: Option<u64>,
+}
+
+/// What a queue carries beyond its kind: a durable subscription's owner, a filter, no-local.
+#[derive(Debug, Clone, Default)]
+pub(super) struct QueueTraits {
+    pub owner: Option<Owner>,
+    pub filter: Option<Filter>,
+    pub no_local: Option<u64>,
 }
 
 /// Why a queue exists, which decides whether it is durable, may be auto-deleted, goes with
@@ -179,6 +197,8 @@ pub struct Broker {
     /// `limits.max-address-words`, see [`Broker::check_address_words`].
     max_address_words: usize,
     clients: ClientIds,
+    /// Wakes queues for scheduled and delayed messages and runs the expiry scan.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Broker {
@@ -217,6 +237,7 @@ impl Broker {
             journal,
             max_address_words: config.limits.max_address_words,
             clients: ClientIds::default(),
+            clock: Clock::default(),
         });
         {
             let mut reg = broker.write();
@@ -241,14 +262,19 @@ impl Broker {
                             durable: q.durable,
                             incarnation,
                         },
-                        None,
+                        QueueTraits {
+                            filter: configured_filter(&q.filter)?,
+                            ..QueueTraits::default()
+                        },
                     );
                 }
             }
             if let Some(recovered) = recovered {
                 broker.recover(&mut reg, recovered);
             }
+            broker.create_divert_addresses(&mut reg, config);
         }
+        broker.start_clock(config);
         Ok(broker)
     }
 
@@ -328,7 +354,7 @@ impl Broker {
     }
 
     /// Creates and registers a queue (recording it in the journal when durable and not
-    /// recovered); `owner` is a durable subscription's.
+    /// recovered).
     fn create_queue(
         &self,
         reg: &mut Registry,
@@ -336,7 +362,7 @@ impl Broker {
         name: Arc<str>,
         routing: RoutingType,
         origin: QueueOrigin,
-        owner: Option<Owner>,
+        traits: QueueTraits,
     ) -> Arc<Queue> {
         let (durable, auto_created, exclusive_to_subscriber, record) = match origin {
             QueueOrigin::Configured { durable, .. } => (durable, false, false, true),
@@ -367,9 +393,13 @@ impl Broker {
             exclusive_to_subscriber,
             auto_delete: auto_created && settings.auto_delete_queues,
             max_delivery_attempts: settings.max_delivery_attempts,
+            redelivery: settings.redelivery,
+            filter: traits.filter,
+            no_local: traits.no_local,
             incarnation,
-            owner,
+            owner: traits.owner,
             journal: if durable { self.journal.clone() } else { None },
+            clock: Some(self.clock.clone()),
         });
         if record && let Some(j) = &q.journal {
             let subscription = (routing == RoutingType::Multicast).then(|| q.name.to_string());
@@ -452,6 +482,13 @@ impl Broker {
             reg.wildcard_addresses.retain(|w| *w != queue.address);
         }
     }
+}
+
+/// A configured queue's `filter`, compiled (validation already parsed it once).
+fn configured_filter(text: &Option<String>) -> Result<Option<Filter>, BrokerError> {
+    text.as_deref()
+        .map(|t| Filter::selector(t).map_err(|e| BrokerError::BadSelector(e.to_string())))
+        .transpose()
 }
 
 impl Registry {

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::subscribe::check_owner;
-use super::{Broker, Destination, QueueOrigin, Registry};
+use super::{Broker, Destination, QueueOrigin, QueueTraits, Registry};
 use crate::address::wildcard;
-use crate::broker::{AddressSettings, AddressUsage, BrokerError, Owner, Queue, RoutingType};
+use crate::broker::{
+    AddressSettings, AddressUsage, BrokerError, Filter, Owner, Queue, RoutingType,
+};
 use crate::security::{Authorizer, Permission};
 
 /// A change to the address model that a plan needs.
@@ -31,8 +33,8 @@ pub(super) struct NewQueue {
     pub name: Arc<str>,
     pub routing: RoutingType,
     pub origin: QueueOrigin,
-    /// A durable subscription's owner.
-    pub owner: Option<Owner>,
+    /// A durable subscription's owner, a subscription's selector and no-local.
+    pub traits: QueueTraits,
 }
 
 impl NewQueue {
@@ -91,6 +93,10 @@ pub(super) enum Purpose<'a> {
         durable_name: Option<&'a str>,
         /// Who subscribes: must own an existing durable subscription (or have `manage`).
         subscriber: &'a Owner,
+        /// The subscriber's selector: a new subscription queue filters with it.
+        selector: Option<&'a Filter>,
+        /// The subscribing connection, when it asked for `no-local`.
+        no_local: Option<u64>,
     },
 }
 
@@ -199,7 +205,7 @@ impl Broker {
                         name: Arc::from(qname.as_str()),
                         routing: r,
                         origin: QueueOrigin::AutoCreated,
-                        owner: None,
+                        traits: QueueTraits::default(),
                     });
                 }
             }
@@ -263,6 +269,8 @@ impl Broker {
             Purpose::Subscribe {
                 durable_name,
                 subscriber,
+                selector,
+                no_local,
             } => match durable_name {
                 Some(name) => match reg.queues.get(name) {
                     Some(q) if *q.address != *dest.address => {
@@ -277,6 +285,15 @@ impl Broker {
                         if q.consumer_count() > 0 {
                             return Err(BrokerError::SubscriptionInUse(name.to_string()));
                         }
+                        let existing = q.filter.as_ref().map(|f| f.text().to_string());
+                        let requested = selector.map(|f| f.text().to_string());
+                        if existing != requested {
+                            return Err(BrokerError::SubscriptionSelectorChanged {
+                                name: name.to_string(),
+                                existing,
+                                requested,
+                            });
+                        }
                         plan.targets.push(Arc::clone(q))
                     }
                     None => {
@@ -284,7 +301,13 @@ impl Broker {
                             name: Arc::from(name),
                             routing: RoutingType::Multicast,
                             origin: QueueOrigin::DurableSubscription,
-                            owner: Some(subscriber.clone()),
+                            // No-local is the consumer's: a durable queue outlives the
+                            // connection it would name.
+                            traits: QueueTraits {
+                                owner: Some(subscriber.clone()),
+                                filter: selector.cloned(),
+                                no_local: None,
+                            },
                         })
                     }
                 },
@@ -293,7 +316,11 @@ impl Broker {
                         name: Arc::from(uuid::Uuid::new_v4().to_string().as_str()),
                         routing: RoutingType::Multicast,
                         origin: QueueOrigin::Subscription,
-                        owner: None,
+                        traits: QueueTraits {
+                            owner: None,
+                            filter: selector.cloned(),
+                            no_local,
+                        },
                     })
                 }
             },
@@ -323,7 +350,7 @@ impl Broker {
             name: Arc::from(dest.address.as_str()),
             routing: RoutingType::Anycast,
             origin: QueueOrigin::AutoCreated,
-            owner: None,
+            traits: QueueTraits::default(),
         });
         Ok(())
     }
@@ -367,7 +394,7 @@ impl Broker {
             q.name.clone(),
             q.routing,
             q.origin,
-            q.owner.clone(),
+            q.traits.clone(),
         ))
     }
 

@@ -1,6 +1,7 @@
 //! Rebuilding durable queues and their messages from what the journal recovered at start-up.
 
-use super::{Broker, QueueOrigin, Registry};
+use super::{Broker, QueueOrigin, QueueTraits, Registry};
+use crate::broker::Filter;
 use crate::broker::persistence;
 use crate::broker::persistence::Restored;
 use crate::journal::Recovered;
@@ -32,7 +33,17 @@ impl Broker {
                     auto_created: rec.auto_created && rec.durable_subscription.is_none(),
                     incarnation: rec.incarnation,
                 },
-                rec.owner.as_ref().map(persistence::owner_of),
+                QueueTraits {
+                    owner: rec.owner.as_ref().map(persistence::owner_of),
+                    filter: rec.filter.as_deref().and_then(|text| {
+                        Filter::selector(text)
+                            .inspect_err(|e| {
+                                tracing::warn!(queue = %rec.name, error = %e, "stored filter no longer parses; queue recovered without it")
+                            })
+                            .ok()
+                    }),
+                    no_local: None,
+                },
             );
         }
         let mut restored = Restored::new();
@@ -55,7 +66,15 @@ impl Broker {
                         Arc::new(m)
                     })
                     .clone();
-                if queue.enqueue_with_count(message, r.delivery_count).is_ok() {
+                // A redelivery delay recorded for the ref, else the message's own schedule.
+                let deliver_at = if r.deliver_at != 0 {
+                    r.deliver_at
+                } else if r.delivery_count == 0 {
+                    message.deliver_at
+                } else {
+                    0
+                };
+                if queue.restore(message, r.delivery_count, deliver_at).is_ok() {
                     count += 1;
                 }
             }

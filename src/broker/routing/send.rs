@@ -9,7 +9,6 @@ use crate::broker::{
 };
 use crate::journal::JournalOp;
 use crate::security::{AllowAll, Authorizer, Permission};
-use bytestring::ByteString;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -146,7 +145,7 @@ impl Broker {
         for q in targets {
             match q.enqueue(Arc::clone(message)) {
                 Ok(()) => queues.push(q),
-                Err(Refusal::NotPermitted) => {}
+                Err(Refusal::NotPermitted | Refusal::Filtered) => {}
                 Err(Refusal::Deleted) => {
                     if let Some(again) = self.reroute(dest, &q, message, auth) {
                         queues.push(again);
@@ -179,55 +178,12 @@ impl Broker {
                 created.or_else(|| plan.targets.into_iter().find(|q| q.routing == dead.routing))?;
             match target.enqueue(Arc::clone(message)) {
                 Ok(()) => return Some(target),
-                Err(Refusal::NotPermitted) => return None,
+                Err(Refusal::NotPermitted | Refusal::Filtered) => return None,
                 Err(Refusal::Deleted) => continue,
             }
         }
         tracing::warn!(message_id = message.id, address = %dest.address, "queue kept disappearing while routing; copy dropped");
         None
-    }
-
-    pub(super) fn dead_letter(&self, messages: Vec<Arc<Message>>) {
-        for m in messages {
-            let settings = self.settings.resolve(&m.address);
-            let Some(dla) = settings.dead_letter.address else {
-                tracing::warn!(
-                    message_id = m.id,
-                    address = %m.address,
-                    "message reached max-delivery-attempts and no dead-letter-address is set; dropped"
-                );
-                continue;
-            };
-            let mut properties = m.properties.clone();
-            properties.push(("original-destination".into(), m.destination.clone()));
-            let draft = MessageDraft {
-                destination: ByteString::from(dla.clone()),
-                properties,
-                body: m.body.clone(),
-                persistent: Some(m.persistent),
-                priority: m.priority,
-                expires: m.expires,
-                deliver_at: 0,
-                origin: None,
-            };
-            let dest = Destination::parse(&dla, Some(RoutingType::Anycast));
-            match self.route_new(&dest, draft, &AllowAll) {
-                Ok(routed) => {
-                    let mut ops = Vec::new();
-                    if let Some(dm) = &routed.message {
-                        record_puts(dm, &routed.queues, &mut ops);
-                    }
-                    if let Some(j) = &self.journal
-                        && !ops.is_empty()
-                    {
-                        j.submit_detached(ops);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(message_id = m.id, error = %e, "could not dead-letter message")
-                }
-            }
-        }
     }
 }
 

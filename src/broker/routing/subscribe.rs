@@ -7,7 +7,7 @@
 
 use super::plan::Purpose;
 use super::{Broker, ConsumerHandle, SubscribeSpec};
-use crate::broker::{BrokerError, Owner, Queue};
+use crate::broker::{BrokerError, ConsumerSpec, Owner, Queue};
 use crate::security::{AllowAll, Authorizer, Permission};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -33,13 +33,26 @@ impl Broker {
         let purpose = Purpose::Subscribe {
             durable_name: spec.durable_name.as_deref(),
             subscriber: &spec.subscriber,
+            selector: spec.selector.as_ref(),
+            no_local: spec.no_local,
         };
         let (plan, created) = self.plan_and_apply(dest, purpose, auth)?;
         let queue = created
             .or_else(|| plan.targets.into_iter().next())
             .ok_or_else(|| BrokerError::NoSuchQueue(dest.address.clone()))?;
         let id = self.next_consumer_id.fetch_add(1, Ordering::Relaxed);
-        queue.add_consumer(id, spec.sink, spec.window, spec.reader);
+        // What the queue already filters at routing, the consumer need not check again.
+        let selector = spec.selector.filter(|s| queue.filter.as_ref() != Some(s));
+        let no_local = spec.no_local.filter(|c| queue.no_local != Some(*c));
+        queue.add_consumer(ConsumerSpec {
+            id,
+            sink: spec.sink,
+            window: spec.window,
+            reader: spec.reader,
+            priority: spec.priority,
+            selector,
+            no_local,
+        });
         Ok(ConsumerHandle {
             id,
             queue,

@@ -1,16 +1,29 @@
-//! A queue: messages waiting in order, the consumers attached to it, and what each consumer
-//! holds unacknowledged. All state sits behind one `std::sync::Mutex` that is never held
-//! across an `.await`: every operation is a short synchronous critical section, and handing a
-//! message to a connection is a non-blocking push bounded by the consumer's window.
+//! A queue: messages waiting by priority and arrival, messages not yet due (scheduled,
+//! waiting out a redelivery delay), the consumers attached to it, and what each consumer holds
+//! unacknowledged. All state sits behind one `std::sync::Mutex` that is never held across an
+//! `.await`: every operation is a short synchronous critical section, and handing a message to
+//! a connection is a non-blocking push bounded by the consumer's window.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+mod backlog;
+mod consumer;
+mod scheduled;
+
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use self::backlog::Backlog;
+use self::consumer::{ConsumerSlot, InFlight, Pick, pick};
+use self::scheduled::Scheduled;
 use super::RoutingType;
 use super::clients::Owner;
+use super::clock::Clock;
+use super::filter::Filter;
 use super::message::{Message, now_millis};
+use super::policy::RedeliveryPolicy;
 use crate::journal::{Journal, JournalOp};
 use crate::security::{Authorizer, Permission};
+
+pub use self::consumer::ConsumerSpec;
 
 /// Identifies one consumer broker-wide.
 pub type ConsumerId = u64;
@@ -61,8 +74,11 @@ pub enum AckTarget {
 pub enum Outcome {
     /// Consumed: remove from the queue.
     Ack,
-    /// Refused: put back for redelivery.
+    /// Refused: put back for redelivery (after the redelivery delay), or dead-lettered once
+    /// it reached `max-delivery-attempts`.
     Nack,
+    /// Refused for good (a NACK with `requeue:false`): straight to the dead-letter address.
+    Reject,
 }
 
 /// Why an ack could not be applied.
@@ -73,13 +89,22 @@ pub enum AckError {
     NotPending(String),
 }
 
+/// A message leaving its queue for the dead-letter address, with how often it was delivered.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The message.
+    pub message: Arc<Message>,
+    /// Deliveries it had.
+    pub delivery_count: u32,
+}
+
 /// What completing deliveries removed, for the journal and the dead-letter address.
 #[derive(Debug, Default)]
 pub struct Completed {
     /// Messages consumed for good.
     pub acked: Vec<Arc<Message>>,
-    /// Messages that reached `max-delivery-attempts`.
-    pub dead: Vec<Arc<Message>>,
+    /// Messages that reached `max-delivery-attempts` or were rejected.
+    pub dead: Vec<DeadLetter>,
     /// Deliveries returned for redelivery: (message id, new delivery count).
     pub returned: Vec<(u64, u32)>,
 }
@@ -128,58 +153,28 @@ impl Taken {
     }
 }
 
-#[derive(Debug)]
-struct InFlight {
-    tag: u64,
-    entry: Entry,
-    /// Acked or nacked inside an open transaction: no longer counts against the window.
-    settled: bool,
-}
-
-struct ConsumerSlot {
-    id: ConsumerId,
-    sink: Arc<dyn DeliverySink>,
-    window: Window,
-    started: bool,
-    in_flight: VecDeque<InFlight>,
-    held_messages: u32,
-    held_bytes: u64,
-}
-
-impl ConsumerSlot {
-    fn has_room(&self) -> bool {
-        if !self.started {
-            return false;
-        }
-        if self.held_messages == 0 {
-            return true;
-        }
-        self.window.messages.is_none_or(|m| self.held_messages < m)
-            && self.window.bytes.is_none_or(|b| self.held_bytes < b)
-    }
-
-    fn hold(&mut self, size: u64) {
-        self.held_messages += 1;
-        self.held_bytes += size;
-    }
-
-    fn release(&mut self, size: u64) {
-        self.held_messages = self.held_messages.saturating_sub(1);
-        self.held_bytes = self.held_bytes.saturating_sub(size);
-    }
-}
-
 /// Most addresses whose consume permission a wildcard subscription remembers.
 const READER_CACHE: usize = 4096;
 
+/// Most messages one dispatch passes over because every consumer that wants them is full,
+/// before it stops: bounds the work one ack or send can cause on a queue with selective
+/// consumers. Messages no attached consumer wants are set aside instead (`parked`).
+const MAX_PASSED_OVER: usize = 1024;
+
 #[derive(Default)]
 struct QueueState {
-    /// Messages never delivered, in arrival (`seq`) order: appended at the back only.
-    ready: VecDeque<Entry>,
-    /// Messages given back by consumers (NACK, a consumer leaving), by `seq`, so they are
-    /// offered again in their original place among `ready` without shifting it: returning
-    /// k messages costs O(k log k), whatever the queue holds.
-    returned: BTreeMap<u64, Entry>,
+    /// What can be offered now, by priority then arrival.
+    backlog: Backlog,
+    /// Messages no attached consumer wants (they all have selectors that refuse it): set
+    /// aside so dispatch does not look at them again until the consumers change.
+    parked: Backlog,
+    /// Messages not yet due: scheduled deliveries and returned messages waiting out their
+    /// redelivery delay.
+    scheduled: Scheduled,
+    /// The due time the broker's clock was last armed with for this queue.
+    armed: Option<u64>,
+    /// Expired messages found while dispatching, for the clock to move to the expiry address.
+    expired: Vec<Arc<Message>>,
     /// Whose consume permission a wildcard subscription's copies are checked against (its
     /// subscriber), and the answers so far by address.
     reader: Option<Arc<dyn Authorizer>>,
@@ -188,7 +183,27 @@ struct QueueState {
     next_tag: u64,
     consumers: Vec<ConsumerSlot>,
     next_consumer: usize,
+    /// Some consumer has a selector or no-local, or their priorities differ: dispatch must
+    /// choose a consumer per message.
+    selective: bool,
     deleted: bool,
+}
+
+impl QueueState {
+    fn holds_nothing(&self) -> bool {
+        self.backlog.is_empty()
+            && self.parked.is_empty()
+            && self.scheduled.is_empty()
+            && self.expired.is_empty()
+    }
+
+    fn refresh_selective(&mut self) {
+        let first = self.consumers.first().map(|c| c.priority);
+        self.selective = self
+            .consumers
+            .iter()
+            .any(|c| c.is_selective() || Some(c.priority) != first);
+    }
 }
 
 /// A named queue bound to an address.
@@ -209,6 +224,14 @@ pub struct Queue {
     pub auto_delete: bool,
     /// `max-delivery-attempts`; `None` = unlimited.
     pub max_delivery_attempts: Option<u32>,
+    /// How long a returned message waits before it is offered again.
+    pub redelivery: RedeliveryPolicy,
+    /// Only messages it matches are routed here (a configured `filter`, a subscription's
+    /// `selector`): applied at routing, so other messages are never copied.
+    pub filter: Option<Filter>,
+    /// A subscription queue whose subscriber asked for `no-local`: that connection's messages
+    /// are not routed here.
+    pub no_local: Option<u64>,
     /// Which life of a queue of this name this is: the journal applies a ref only to the
     /// incarnation it was made for, so nothing of a deleted queue lands in its successor.
     pub incarnation: u64,
@@ -221,6 +244,9 @@ pub struct Queue {
     /// Where this queue's persistent messages are recorded; `None` for non-durable queues
     /// (and when persistence is off), which never touch the disk.
     pub(crate) journal: Option<Journal>,
+    /// The broker's clock, woken for scheduled and delayed messages; `None` in a broker
+    /// without a runtime (unit tests), where they are released when dispatch next runs.
+    clock: Option<Clock>,
     state: Mutex<QueueState>,
 }
 
@@ -245,12 +271,20 @@ pub struct QueueSpec {
     pub exclusive_to_subscriber: bool,
     pub auto_delete: bool,
     pub max_delivery_attempts: Option<u32>,
+    /// See [`Queue::redelivery`].
+    pub redelivery: RedeliveryPolicy,
+    /// See [`Queue::filter`].
+    pub filter: Option<Filter>,
+    /// See [`Queue::no_local`].
+    pub no_local: Option<u64>,
     /// See [`Queue::incarnation`].
     pub incarnation: u64,
     /// The durable subscription's owner, if any.
     pub owner: Option<Owner>,
     /// The journal, for durable queues when persistence is on.
     pub journal: Option<Journal>,
+    /// The broker's clock.
+    pub clock: Option<Clock>,
 }
 
 /// Why a queue did not take a message.
@@ -260,6 +294,8 @@ pub enum Refusal {
     Deleted,
     /// A wildcard subscription whose subscriber may not consume the message's address.
     NotPermitted,
+    /// The queue's filter (or no-local) does not let the message in.
+    Filtered,
 }
 
 impl Queue {
@@ -275,9 +311,13 @@ impl Queue {
             exclusive_to_subscriber: spec.exclusive_to_subscriber,
             auto_delete: spec.auto_delete,
             max_delivery_attempts: spec.max_delivery_attempts,
+            redelivery: spec.redelivery,
+            filter: spec.filter,
+            no_local: spec.no_local,
             incarnation: spec.incarnation,
             owner: spec.owner,
             journal: spec.journal,
+            clock: spec.clock,
             state: Mutex::new(QueueState {
                 next_seq: 1,
                 next_tag: 1,
@@ -292,18 +332,31 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends a message and hands it to a consumer if one has room. Refuses it when the
-    /// queue was deleted meanwhile, or when it is a wildcard subscription whose subscriber
-    /// may not read the message's address.
-    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> Result<(), Refusal> {
-        self.enqueue_with_count(message, 0)
+    /// Whether the queue's filter and no-local let `message` in.
+    pub fn admits(&self, message: &Message) -> bool {
+        (self.no_local.is_none() || message.origin != self.no_local)
+            && self.filter.as_ref().is_none_or(|f| f.matches(message))
     }
 
-    /// Appends a message that was delivered `delivery_count` times before (recovery).
-    pub fn enqueue_with_count(
+    /// Appends a message and hands it to a consumer if one has room (or holds it until its
+    /// scheduled time). Refuses it when the queue was deleted meanwhile, when its filter
+    /// does not match, or when it is a wildcard subscription whose subscriber may not read
+    /// the message's address.
+    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> Result<(), Refusal> {
+        if !self.admits(&message) {
+            return Err(Refusal::Filtered);
+        }
+        let deliver_at = message.deliver_at;
+        self.restore(message, 0, deliver_at)
+    }
+
+    /// Appends a message that was delivered `delivery_count` times before and may not be
+    /// offered before `deliver_at` (0: at once). Recovery uses it directly.
+    pub fn restore(
         self: &Arc<Self>,
         message: Arc<Message>,
         delivery_count: u32,
+        deliver_at: u64,
     ) -> Result<(), Refusal> {
         let mut st = self.lock();
         if st.deleted {
@@ -316,14 +369,73 @@ impl Queue {
         };
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.ready.push_back(Entry {
+        let entry = Entry {
             seq,
             message,
             delivery_count,
             checked,
-        });
+        };
+        if deliver_at != 0 && deliver_at > now_millis() {
+            self.hold_until(&mut st, deliver_at, entry);
+            return Ok(());
+        }
+        st.backlog.push_new(entry);
         self.dispatch(&mut st);
         Ok(())
+    }
+
+    /// Appends a message that was delivered `delivery_count` times before (recovery).
+    pub fn enqueue_with_count(
+        self: &Arc<Self>,
+        message: Arc<Message>,
+        delivery_count: u32,
+    ) -> Result<(), Refusal> {
+        self.restore(message, delivery_count, 0)
+    }
+
+    /// Holds `entry` until `due` and makes sure the clock wakes the queue then.
+    fn hold_until(self: &Arc<Self>, st: &mut QueueState, due: u64, entry: Entry) {
+        st.scheduled.insert(due, entry);
+        if st.armed.is_none_or(|a| due < a) {
+            st.armed = Some(due);
+            if let Some(clock) = &self.clock {
+                clock.arm(due, self);
+            }
+        }
+    }
+
+    /// The clock's call: offers what fell due by `now`. `alarm` is the due time the clock
+    /// was armed with; returns the next due time to arm, unless that alarm was superseded
+    /// (the alarm for the earlier time re-arms instead, so alarms never multiply).
+    pub fn release_due(self: &Arc<Self>, now: u64, alarm: u64) -> Option<u64> {
+        let mut st = self.lock();
+        if st.deleted {
+            return None;
+        }
+        Self::move_due(&mut st, now);
+        self.dispatch(&mut st);
+        if st.armed != Some(alarm) {
+            return None;
+        }
+        st.armed = st.scheduled.next_due();
+        st.armed
+    }
+
+    /// Moves scheduled entries due by `now` to the backlog: a scheduled delivery arrives
+    /// then (behind what is already waiting), a delayed redelivery takes its old place.
+    fn move_due(st: &mut QueueState, now: u64) {
+        if st.scheduled.next_due().is_none_or(|d| d > now) {
+            return;
+        }
+        for mut e in st.scheduled.take_due(now) {
+            if e.delivery_count == 0 {
+                e.seq = st.next_seq;
+                st.next_seq += 1;
+                st.backlog.push_new(e);
+            } else {
+                st.backlog.push_returned(e);
+            }
+        }
     }
 
     /// Whether the reader may consume `address`: `None` when there is no reader to ask.
@@ -344,29 +456,23 @@ impl Queue {
     }
 
     /// Attaches a consumer that receives nothing until [`Queue::start_consumer`], so the
-    /// caller can confirm the subscription before the first message goes out. `reader` is
-    /// whose rights the copies of a wildcard subscription are checked against.
-    pub fn add_consumer(
-        &self,
-        id: ConsumerId,
-        sink: Arc<dyn DeliverySink>,
-        window: Window,
-        reader: Option<Arc<dyn Authorizer>>,
-    ) {
+    /// caller can confirm the subscription before the first message goes out. The spec's
+    /// `reader` is whose rights the copies of a wildcard subscription are checked against.
+    pub fn add_consumer(&self, spec: ConsumerSpec) {
         let mut st = self.lock();
-        if self.wildcard && reader.is_some() {
-            st.reader = reader;
+        if self.wildcard && spec.reader.is_some() {
+            st.reader = spec.reader.clone();
             st.reader_cache.clear();
         }
-        st.consumers.push(ConsumerSlot {
-            id,
-            sink,
-            window,
-            started: false,
-            in_flight: VecDeque::new(),
-            held_messages: 0,
-            held_bytes: 0,
-        });
+        st.consumers.push(ConsumerSlot::new(spec));
+        st.refresh_selective();
+        // A new consumer may want what the others refused.
+        if !st.parked.is_empty() {
+            let QueueState {
+                parked, backlog, ..
+            } = &mut *st;
+            parked.drain_into(backlog);
+        }
     }
 
     /// Lets a consumer receive messages.
@@ -416,8 +522,17 @@ impl Queue {
         if st.next_consumer > pos {
             st.next_consumer -= 1;
         }
+        st.refresh_selective();
+        let now = now_millis();
         for f in slot.in_flight {
-            self.put_back(&mut st, f.entry, &mut done);
+            self.put_back(&mut st, f.entry, Outcome::Nack, now, &mut done);
+        }
+        if st.consumers.is_empty() && !st.parked.is_empty() {
+            // Nobody left to refuse them: they wait with the rest for whoever comes next.
+            let QueueState {
+                parked, backlog, ..
+            } = &mut *st;
+            parked.drain_into(backlog);
         }
         self.dispatch(&mut st);
         done
@@ -553,10 +668,13 @@ impl Queue {
         outcome: Outcome,
     ) -> Completed {
         let mut done = Completed::default();
+        let now = now_millis();
         for entry in entries {
             match outcome {
                 Outcome::Ack => done.acked.push(entry.message),
-                Outcome::Nack => self.put_back(st, entry, &mut done),
+                Outcome::Nack | Outcome::Reject => {
+                    self.put_back(st, entry, outcome, now, &mut done)
+                }
             }
         }
         self.dispatch(st);
@@ -582,17 +700,23 @@ impl Queue {
         }
     }
 
-    /// Messages waiting (not counting those out with consumers).
+    /// Messages waiting (not counting those out with consumers), due or not.
     pub fn ready_count(&self) -> usize {
         let st = self.lock();
-        st.ready.len() + st.returned.len()
+        st.backlog.len() + st.parked.len() + st.scheduled.len()
+    }
+
+    /// Messages held back until their scheduled time or the end of a redelivery delay.
+    pub fn scheduled_count(&self) -> usize {
+        self.lock().scheduled.len()
     }
 
     /// Messages waiting plus those delivered and unacknowledged.
     pub fn message_count(&self) -> usize {
         let st = self.lock();
-        st.ready.len()
-            + st.returned.len()
+        st.backlog.len()
+            + st.parked.len()
+            + st.scheduled.len()
             + st.consumers
                 .iter()
                 .map(|c| c.in_flight.len())
@@ -611,11 +735,13 @@ impl Queue {
         if st.deleted {
             return true;
         }
-        let unused = st.consumers.is_empty() && st.ready.is_empty() && st.returned.is_empty();
+        let unused = st.consumers.is_empty() && st.holds_nothing();
         if unused || force {
             st.deleted = true;
-            st.ready.clear();
-            st.returned.clear();
+            st.backlog.clear();
+            st.parked.clear();
+            st.scheduled.clear();
+            st.expired.clear();
         }
         st.deleted
     }
@@ -623,15 +749,20 @@ impl Queue {
     /// Whether nothing uses the queue any more, so auto-delete may remove it.
     pub fn is_unused(&self) -> bool {
         let st = self.lock();
-        !st.deleted && st.consumers.is_empty() && st.ready.is_empty() && st.returned.is_empty()
+        !st.deleted && st.consumers.is_empty() && st.holds_nothing()
     }
 
-    /// Messages waiting, in order, with their delivery counts (for inspection and tests).
+    /// Messages waiting, in offer order (priority, then arrival), then those not yet due,
+    /// with their delivery counts (for inspection and tests).
     pub fn snapshot(&self) -> Vec<(Arc<Message>, u32)> {
         let st = self.lock();
-        let mut all: Vec<&Entry> = st.ready.iter().chain(st.returned.values()).collect();
-        all.sort_by_key(|e| e.seq);
-        all.into_iter()
+        let mut waiting: Vec<&Entry> = st.backlog.iter_ordered().collect();
+        let mut parked: Vec<&Entry> = st.parked.iter_ordered().collect();
+        waiting.append(&mut parked);
+        waiting.sort_by_key(|e| (std::cmp::Reverse(e.message.priority.min(9)), e.seq));
+        waiting
+            .into_iter()
+            .chain(st.scheduled.iter())
             .map(|e| (Arc::clone(&e.message), e.delivery_count))
             .collect()
     }
@@ -682,44 +813,169 @@ impl Queue {
         }
     }
 
-    fn put_back(&self, st: &mut QueueState, entry: Entry, done: &mut Completed) {
-        if let Some(max) = self.max_delivery_attempts
-            && entry.delivery_count >= max
-        {
-            done.dead.push(entry.message);
+    /// Gives a delivered message back: dead-lettered when rejected or out of attempts,
+    /// otherwise offered again in its place, after the redelivery delay if there is one.
+    fn put_back(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        entry: Entry,
+        outcome: Outcome,
+        now: u64,
+        done: &mut Completed,
+    ) {
+        let exhausted = self
+            .max_delivery_attempts
+            .is_some_and(|max| entry.delivery_count >= max);
+        if outcome == Outcome::Reject || exhausted {
+            done.dead.push(DeadLetter {
+                delivery_count: entry.delivery_count,
+                message: entry.message,
+            });
             return;
         }
         done.returned.push((entry.message.id, entry.delivery_count));
-        // Returned deliveries keep their place (their seq), so order per producer is kept.
-        st.returned.insert(entry.seq, entry);
-    }
-
-    /// The next message to offer: the lower seq of the first returned and the first ready.
-    fn next_entry(st: &mut QueueState) -> Option<Entry> {
-        let returned_first = match (st.returned.keys().next(), st.ready.front()) {
-            (Some(r), Some(f)) => *r < f.seq,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if returned_first {
-            st.returned.pop_first().map(|(_, e)| e)
+        let delay =
+            self.redelivery
+                .delay_for(entry.delivery_count, fastrand::f64(), fastrand::bool());
+        if delay > 0 {
+            let due = now.saturating_add(delay);
+            if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
+                // So that the wait survives a restart rather than starting over (or vanishing).
+                j.submit_detached(vec![JournalOp::SetDeliverAt {
+                    queue: Arc::clone(&self.name),
+                    incarnation: self.incarnation,
+                    message_id: entry.message.id,
+                    at: due,
+                }]);
+            }
+            self.hold_until(st, due, entry);
         } else {
-            st.ready.pop_front()
+            // Returned deliveries keep their place (their seq), so order per producer is kept.
+            st.backlog.push_returned(entry);
         }
     }
 
-    /// Puts back an entry just taken by [`Queue::next_entry`] but not handed over.
-    fn unpop(st: &mut QueueState, entry: Entry) {
-        if st.ready.front().is_none_or(|f| entry.seq < f.seq) && st.returned.is_empty() {
-            st.ready.push_front(entry);
+    /// Removes every message expired at `now` (the reaper's scan), with those dispatch found
+    /// expired earlier. The caller moves them to the expiry address and forgets their refs.
+    pub fn take_expired(&self, now: u64) -> Vec<Arc<Message>> {
+        let mut st = self.lock();
+        let mut out = std::mem::take(&mut st.expired);
+        let expired = |e: &Entry| e.message.is_expired(now);
+        let st = &mut *st;
+        for e in st
+            .backlog
+            .extract(expired)
+            .into_iter()
+            .chain(st.parked.extract(expired))
+            .chain(st.scheduled.extract(expired))
+        {
+            out.push(e.message);
+        }
+        out
+    }
+
+    /// Only what dispatch already found expired (no scan).
+    pub fn take_found_expired(&self) -> Vec<Arc<Message>> {
+        std::mem::take(&mut self.lock().expired)
+    }
+
+    /// Sets aside a message dispatch found expired: the clock moves it to the expiry
+    /// address. Without a clock (no runtime) it is forgotten at once.
+    fn expire(self: &Arc<Self>, st: &mut QueueState, entry: Entry) {
+        match &self.clock {
+            Some(clock) => {
+                if st.expired.is_empty() {
+                    clock.report_expired(self);
+                }
+                st.expired.push(entry.message);
+            }
+            None => self.forget(&entry),
+        }
+    }
+
+    /// Drops an entry that may not be delivered, and its ref.
+    fn forget(&self, entry: &Entry) {
+        if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
+            j.submit_detached(vec![self.delete_ref(&entry.message)]);
+        }
+    }
+
+    /// Whether `entry` must not be delivered: expired (set aside for the expiry address) or
+    /// unreadable by a wildcard subscription's subscriber (dropped).
+    fn unfit(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        entry: Entry,
+        now: &mut Option<u64>,
+    ) -> Option<Entry> {
+        let now_ms = *now.get_or_insert_with(now_millis);
+        if entry.message.is_expired(now_ms) {
+            self.expire(st, entry);
+            return None;
+        }
+        if !entry.checked && self.may_read(st, &entry.message.address) == Some(false) {
+            self.forget(&entry);
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Hands `entry` to consumer `ci`; gives it back if the connection is gone.
+    fn hand_over(self: &Arc<Self>, st: &mut QueueState, ci: usize, mut entry: Entry) -> bool {
+        entry.delivery_count += 1;
+        if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
+            // So that a crash after delivery brings the message back marked redelivered.
+            j.submit_detached(vec![JournalOp::SetDeliveryCount {
+                queue: Arc::clone(&self.name),
+                incarnation: self.incarnation,
+                message_id: entry.message.id,
+                count: entry.delivery_count,
+            }]);
+        }
+        let tag = st.next_tag;
+        st.next_tag += 1;
+        let delivery = Delivery {
+            consumer: st.consumers[ci].id,
+            tag,
+            message: Arc::clone(&entry.message),
+            delivery_count: entry.delivery_count,
+            queue: Arc::clone(self),
+        };
+        let n = st.consumers.len();
+        let slot = &mut st.consumers[ci];
+        if slot.sink.deliver(delivery) {
+            slot.hold(entry.message.size() as u64);
+            slot.in_flight.push_back(InFlight {
+                tag,
+                entry,
+                settled: false,
+            });
+            st.next_consumer = (ci + 1) % n;
+            true
         } else {
-            st.returned.insert(entry.seq, entry);
+            // The connection is gone; its session will remove the consumer shortly.
+            slot.started = false;
+            entry.delivery_count -= 1;
+            st.backlog.unpop(entry);
+            false
         }
     }
 
     fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
+        if st.consumers.is_empty() {
+            return;
+        }
         let mut now = None;
-        while !st.ready.is_empty() || !st.returned.is_empty() {
+        if let Some(due) = st.scheduled.next_due() {
+            let now_ms = *now.get_or_insert_with(now_millis);
+            if due <= now_ms {
+                Self::move_due(st, now_ms);
+            }
+        }
+        if st.selective {
+            return self.dispatch_selective(st, now);
+        }
+        while !st.backlog.is_empty() {
             let n = st.consumers.len();
             let Some(ci) = (0..n)
                 .map(|i| (st.next_consumer + i) % n)
@@ -727,52 +983,43 @@ impl Queue {
             else {
                 return;
             };
-            let Some(mut entry) = Self::next_entry(st) else {
+            let Some(entry) = st.backlog.pop() else {
                 return;
             };
-            let now_ms = *now.get_or_insert_with(now_millis);
-            let forbidden =
-                !entry.checked && self.may_read(st, &entry.message.address) == Some(false);
-            if entry.message.is_expired(now_ms) || forbidden {
-                if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
-                    j.submit_detached(vec![self.delete_ref(&entry.message)]);
-                }
-                continue;
+            if let Some(entry) = self.unfit(st, entry, &mut now) {
+                self.hand_over(st, ci, entry);
             }
-            entry.delivery_count += 1;
-            if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
-                // So that a crash after delivery brings the message back marked redelivered.
-                j.submit_detached(vec![JournalOp::SetDeliveryCount {
-                    queue: Arc::clone(&self.name),
-                    incarnation: self.incarnation,
-                    message_id: entry.message.id,
-                    count: entry.delivery_count,
-                }]);
-            }
-            let tag = st.next_tag;
-            st.next_tag += 1;
-            let delivery = Delivery {
-                consumer: st.consumers[ci].id,
-                tag,
-                message: Arc::clone(&entry.message),
-                delivery_count: entry.delivery_count,
-                queue: Arc::clone(self),
+        }
+    }
+
+    /// Dispatch when consumers differ (selectors, no-local, priorities): each message goes
+    /// to the highest-priority consumer with room that wants it. A message only full
+    /// consumers want is passed over (it keeps its place) for at most `MAX_PASSED_OVER` per
+    /// call; one nobody wants is parked until the consumers change.
+    fn dispatch_selective(self: &Arc<Self>, st: &mut QueueState, mut now: Option<u64>) {
+        let mut passed_over = Vec::new();
+        while st.consumers.iter().any(ConsumerSlot::has_room) {
+            let Some(entry) = st.backlog.pop() else {
+                break;
             };
-            let slot = &mut st.consumers[ci];
-            if slot.sink.deliver(delivery) {
-                slot.hold(entry.message.size() as u64);
-                slot.in_flight.push_back(InFlight {
-                    tag,
-                    entry,
-                    settled: false,
-                });
-                st.next_consumer = (ci + 1) % n;
-            } else {
-                // The connection is gone; its session will remove the consumer shortly.
-                slot.started = false;
-                entry.delivery_count -= 1;
-                Self::unpop(st, entry);
+            let Some(entry) = self.unfit(st, entry, &mut now) else {
+                continue;
+            };
+            match pick(&st.consumers, st.next_consumer, &entry) {
+                Pick::Consumer(ci) => {
+                    self.hand_over(st, ci, entry);
+                }
+                Pick::Busy => {
+                    passed_over.push(entry);
+                    if passed_over.len() >= MAX_PASSED_OVER {
+                        break;
+                    }
+                }
+                Pick::Nobody => st.parked.push_returned(entry),
             }
+        }
+        for e in passed_over {
+            st.backlog.push_returned(e);
         }
     }
 }

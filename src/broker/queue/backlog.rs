@@ -1,0 +1,177 @@
+//! The messages a queue can offer now, by priority: ten buckets (JMS priorities 0–9), each
+//! holding messages never delivered in arrival order and messages given back by consumers by
+//! their original position. Enqueue and dispatch cost O(1) in the number of priorities (the
+//! highest non-empty bucket comes from a bitmask), not a sort.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::Entry;
+
+/// Number of priority levels (JMS: 0–9).
+pub(super) const LEVELS: usize = 10;
+
+#[derive(Debug, Default)]
+struct Level {
+    /// Never delivered, in arrival (`seq`) order: appended at the back only.
+    ready: VecDeque<Entry>,
+    /// Given back (NACK, a consumer leaving, passed over by a selective dispatch) by `seq`, so
+    /// they are offered again in their original place among `ready` without shifting it:
+    /// returning k messages costs O(k log k), whatever the queue holds.
+    returned: BTreeMap<u64, Entry>,
+}
+
+impl Level {
+    fn is_empty(&self) -> bool {
+        self.ready.is_empty() && self.returned.is_empty()
+    }
+}
+
+/// The offerable messages of one queue.
+#[derive(Debug, Default)]
+pub(super) struct Backlog {
+    levels: [Level; LEVELS],
+    /// Bit p set when level p holds something.
+    occupied: u16,
+    len: usize,
+}
+
+/// The bucket of a message priority (values above 9 count as 9).
+pub(super) fn level_of(priority: u8) -> usize {
+    usize::from(priority).min(LEVELS - 1)
+}
+
+impl Backlog {
+    /// Messages held.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn mark(&mut self, level: usize) {
+        if self.levels[level].is_empty() {
+            self.occupied &= !(1 << level);
+        } else {
+            self.occupied |= 1 << level;
+        }
+    }
+
+    /// Appends a message never delivered; `seq` must be above every `seq` it holds.
+    pub(super) fn push_new(&mut self, entry: Entry) {
+        let l = level_of(entry.message.priority);
+        self.levels[l].ready.push_back(entry);
+        self.occupied |= 1 << l;
+        self.len += 1;
+    }
+
+    /// Puts a message back in its original place.
+    pub(super) fn push_returned(&mut self, entry: Entry) {
+        let l = level_of(entry.message.priority);
+        self.levels[l].returned.insert(entry.seq, entry);
+        self.occupied |= 1 << l;
+        self.len += 1;
+    }
+
+    /// The next message to offer: the highest priority first, then the lowest `seq`.
+    pub(super) fn pop(&mut self) -> Option<Entry> {
+        if self.occupied == 0 {
+            return None;
+        }
+        let l = 15 - self.occupied.leading_zeros() as usize;
+        let level = &mut self.levels[l];
+        let returned_first = match (level.returned.keys().next(), level.ready.front()) {
+            (Some(r), Some(f)) => *r < f.seq,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let entry = if returned_first {
+            level.returned.pop_first().map(|(_, e)| e)
+        } else {
+            level.ready.pop_front()
+        };
+        self.mark(l);
+        if entry.is_some() {
+            self.len -= 1;
+        }
+        entry
+    }
+
+    /// Puts back an entry just taken by [`Backlog::pop`] but not handed over.
+    pub(super) fn unpop(&mut self, entry: Entry) {
+        let l = level_of(entry.message.priority);
+        let level = &mut self.levels[l];
+        if level.returned.is_empty() && level.ready.front().is_none_or(|f| entry.seq < f.seq) {
+            level.ready.push_front(entry);
+            self.occupied |= 1 << l;
+            self.len += 1;
+        } else {
+            self.push_returned(entry);
+        }
+    }
+
+    /// Removes and returns every entry `pred` selects, in no particular order (expiry scans).
+    pub(super) fn extract(&mut self, mut pred: impl FnMut(&Entry) -> bool) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for l in 0..LEVELS {
+            let level = &mut self.levels[l];
+            if level.is_empty() {
+                continue;
+            }
+            if level.ready.iter().any(&mut pred) {
+                let mut kept = VecDeque::with_capacity(level.ready.len());
+                for e in level.ready.drain(..) {
+                    if pred(&e) {
+                        out.push(e);
+                    } else {
+                        kept.push_back(e);
+                    }
+                }
+                level.ready = kept;
+            }
+            let gone: Vec<u64> = level
+                .returned
+                .values()
+                .filter(|e| pred(e))
+                .map(|e| e.seq)
+                .collect();
+            for seq in gone {
+                if let Some(e) = level.returned.remove(&seq) {
+                    out.push(e);
+                }
+            }
+            self.mark(l);
+        }
+        self.len -= out.len();
+        out
+    }
+
+    /// Moves everything into `other` (as returned messages, in place), leaving this empty.
+    pub(super) fn drain_into(&mut self, other: &mut Backlog) {
+        for level in &mut self.levels {
+            for e in level.ready.drain(..) {
+                other.push_returned(e);
+            }
+            for (_, e) in std::mem::take(&mut level.returned) {
+                other.push_returned(e);
+            }
+        }
+        self.occupied = 0;
+        self.len = 0;
+    }
+
+    /// Drops everything (the queue was deleted).
+    pub(super) fn clear(&mut self) {
+        *self = Backlog::default();
+    }
+
+    /// Every entry, in offer order (highest priority first, then `seq`).
+    pub(super) fn iter_ordered(&self) -> impl Iterator<Item = &Entry> {
+        self.levels.iter().rev().flat_map(|level| {
+            let mut v: Vec<&Entry> = level.ready.iter().chain(level.returned.values()).collect();
+            v.sort_by_key(|e| e.seq);
+            v
+        })
+    }
+}
