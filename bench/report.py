@@ -254,7 +254,7 @@ def feature_tables():
                 d = f"{r['lost']} / {r['dup']} / {r['excluded']}"
                 if r["lost"] or r["dup"] or r["excluded"]:
                     d = f"**{d} (not as selected)**"
-                rel = "" if base is None else fr(ratio(r["sent_rate"], base["sent_rate"]) if base else None)
+                rel = "" if r is plain else fr(ratio(r["sent_rate"], base["sent_rate"]) if base else None)
                 w(f"| {label} | {','.join(f'{n:,}' for n in r['n'])} | {status(r)} | {f0(r['msgs'])} |"
                   f" {f0(r['sent_rate'])} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['p999'])} |"
                   f" {f1(r['rss'] / 1024 if r['rss'] else None)} | {d} | {rel} |")

@@ -227,8 +227,12 @@ rec = {"broker": broker, "scenario": scen, "run": int(run), "n": int(n), "exit":
        "peak_rss_kb": int(rss or 0), "loadavg": load, "cmd": cmd, "result": result}
 with open(f"{raw}/runs.jsonl", "a") as f:
     f.write(json.dumps(rec, sort_keys=True) + "\n")
-print(f"  -> {result.get('msgs_per_sec')} msgs/s, p50 {result.get('p50_us')} us, "
-      f"p99 {result.get('p99_us')} us, {result.get('verdict', result.get('error'))}", file=sys.stderr)
+if "bytes_per_message" in result:  # the scheduled scenario receives nothing: its figure is memory
+    print(f"  -> {result.get('bytes_per_message')} bytes per scheduled message, "
+          f"{result.get('sent_per_sec')} sent/s, {result.get('verdict', result.get('error'))}", file=sys.stderr)
+else:
+    print(f"  -> {result.get('msgs_per_sec')} msgs/s, p50 {result.get('p50_us')} us, "
+          f"p99 {result.get('p99_us')} us, {result.get('verdict', result.get('error'))}", file=sys.stderr)
 PY
 }
 

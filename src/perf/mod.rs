@@ -36,9 +36,10 @@ use serde_json::{Value, json};
 /// Arguments of `wrenmq perf`.
 #[derive(Debug, Clone, Args)]
 pub struct PerfArgs {
-    /// What to measure.
+    /// What to measure (boxed: the scenarios' options are large, and `wrenmq`'s command
+    /// enum holds this by value).
     #[command(subcommand)]
-    pub scenario: Scenario,
+    pub scenario: Box<Scenario>,
 }
 
 /// The perf scenarios.
@@ -359,7 +360,7 @@ impl PerfError {
 /// Runs a client scenario to its end and returns its report. The echo server never ends
 /// by itself and is run by [`echo::serve`] instead; asking for it here is an error.
 pub async fn run(args: &PerfArgs) -> Result<Report, PerfError> {
-    match &args.scenario {
+    match args.scenario.as_ref() {
         Scenario::Queue(a) => throughput::queue(a).await,
         Scenario::Fanout(a) => throughput::fanout(a).await,
         Scenario::Latency(a) => latency::run(a).await,
@@ -376,7 +377,7 @@ pub async fn run(args: &PerfArgs) -> Result<Report, PerfError> {
 /// every message arrived exactly once and nothing failed).
 pub async fn main(args: PerfArgs) -> std::process::ExitCode {
     use std::process::ExitCode;
-    if let Scenario::EchoServer(e) = &args.scenario {
+    if let Scenario::EchoServer(e) = args.scenario.as_ref() {
         return match echo::listen(&e.host, e.port).await {
             Ok(listener) => {
                 if let Ok(addr) = listener.local_addr() {
@@ -394,7 +395,7 @@ pub async fn main(args: PerfArgs) -> std::process::ExitCode {
             }
         };
     }
-    let json_only = match &args.scenario {
+    let json_only = match args.scenario.as_ref() {
         Scenario::Queue(a) => a.common.json,
         Scenario::Fanout(a) => a.common.json,
         Scenario::Latency(a) => a.common.json,
