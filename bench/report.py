@@ -29,7 +29,12 @@ TITLES = {
     "fanout": "4. 1→10 topic fan-out, 100 B, non-persistent",
     "latency": "5. Latency at 5,000 msgs/s (256 B, non-persistent, 1→1 queue)",
     "conns": "6. 2,000 idle connections (one subscription each)",
+    "fanout-sel": "7. 1→10 topic fan-out, each subscriber selecting half, 100 B, non-persistent",
+    "q1-prio": "8. 1→1 queue, priorities 0–9 in turn, 256 B, non-persistent, auto ack",
+    "sched": "9. Scheduled messages (AMQ_SCHEDULED_DELAY 1 h), 16 B, non-persistent",
 }
+# issue-10 scenario -> the plain scenario it is compared with
+PLAIN = {"fanout-sel": "fanout", "q1-prio": "q1"}
 
 
 def med(xs):
@@ -65,6 +70,12 @@ def summary(scen, broker):
         "rss_after": med([x.get("rss_after_kb") for x in res]),
         "elapsed": med([x.get("elapsed_secs") for x in res]),
         "all_msgs": [x.get("msgs_per_sec") for x in res],
+        "excluded": sum((r["result"].get("excluded") or 0) for r in rs),
+        "sent_rate": med([x["sent"] / x["elapsed_secs"] for x in res
+                          if x.get("sent") and x.get("elapsed_secs")]),
+        "bpm": med([x.get("bytes_per_message") for x in res]),
+        "early": sum((r["result"].get("early_deliveries") or 0) for r in rs),
+        "early_checked": sum(1 for x in res if x.get("early_deliveries") is not None),
     }
     if not g:
         s["msgs"] = None
@@ -215,10 +226,62 @@ def conns_table():
     w("")
 
 
+def feature_tables():
+    """The issue-10 scenarios (WrenMQ only), each next to the plain scenario it extends."""
+    rows = [(scen, summary(scen, "wrenmq")) for scen in ["fanout-sel", "q1-prio"]]
+    rows = [(scen, s) for scen, s in rows if s]
+    sched = summary("sched", "wrenmq")
+    if not rows and not sched:
+        return
+    w("## Delivery features (issue 10): selectors, priorities, scheduled messages — WrenMQ only")
+    w("")
+    w("The peers are not configured for these (bench/run.sh header). Each feature run is shown"
+      " with the plain WrenMQ run it extends, from the same broker process. sent/s = messages"
+      " the producer got through per second (the same stream in both rows of a pair; for the"
+      " fan-out, every selected delivery counts in msgs/s, half as many as plain fan-out's)."
+      " outside = deliveries a subscriber's selector excludes (must be 0).")
+    w("")
+    if rows:
+        w("| scenario | n | runs ok | msgs/s | sent/s | p50 ms | p99 ms | p99.9 ms | peak RSS MB | lost / dup / outside | sent/s ÷ plain |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        ms = lambda x: "—" if x is None else f"{x / 1000:,.1f}"
+        for scen, s in rows:
+            plain = summary(PLAIN[scen], "wrenmq")
+            for label, r, base in [(TITLES[scen].split(". ", 1)[1], s, plain),
+                                   (f"plain: {TITLES[PLAIN[scen]].split('. ', 1)[1]}", plain, None)]:
+                if not r:
+                    continue
+                d = f"{r['lost']} / {r['dup']} / {r['excluded']}"
+                if r["lost"] or r["dup"] or r["excluded"]:
+                    d = f"**{d} (not as selected)**"
+                rel = "" if r is plain else fr(ratio(r["sent_rate"], base["sent_rate"]) if base else None)
+                w(f"| {label} | {','.join(f'{n:,}' for n in r['n'])} | {status(r)} | {f0(r['msgs'])} |"
+                  f" {f0(r['sent_rate'])} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['p999'])} |"
+                  f" {f1(r['rss'] / 1024 if r['rss'] else None)} | {d} | {rel} |")
+        w("")
+    if sched:
+        w(f"### {TITLES['sched'].split('. ', 1)[1]}")
+        w("")
+        w("`scheduled -n N -s 16 --delay-ms 3600000 --receipt-every 1000 --broker-pid PID`: VmRSS of the"
+          " broker before the first SEND and after the last RECEIPT (+0.5 s), over N; then a 1 s"
+          " subscription that must receive none of them (early deliveries).")
+        w("")
+        w("| n | runs ok | RSS before MB | RSS after MB | bytes per scheduled message | sent/s | early deliveries |")
+        w("|---|---|---|---|---|---|---|")
+        early = "not checked" if not sched["early_checked"] else (
+            f"**{sched['early']:,} (delivered before their time)**" if sched["early"] else "0")
+        w(f"| {','.join(f'{n:,}' for n in sched['n'])} | {status(sched)} |"
+          f" {f1(sched['rss_before'] / 1024 if sched['rss_before'] else None)} |"
+          f" {f1(sched['rss_after'] / 1024 if sched['rss_after'] else None)} | {f0(sched['bpm'])} |"
+          f" {f0(sched['sent_rate'])} | {early} |")
+        w("")
+
+
 for scen in ["q1", "q1p", "q4", "fanout"]:
     throughput_table(scen)
 latency_table()
 conns_table()
+feature_tables()
 
 # ---- targets -------------------------------------------------------------------------------
 w("## Targets")

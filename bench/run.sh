@@ -14,7 +14,8 @@
 #   RUNS=3          runs per scenario and broker (medians over them)
 #   QUICK=0|1       1: message counts / 10, latency for 3 s instead of 10
 #   BROKERS="wrenmq echo rabbitmq activemq"   which targets, in this order
-#   SCENARIOS="q1 q1p q4 fanout latency conns" which scenarios (echo only runs q1 and latency)
+#   SCENARIOS="q1 q1p q4 fanout latency conns fanout-sel q1-prio sched" which scenarios (echo
+#                   only runs q1 and latency; the issue-10 ones below only WrenMQ)
 #   RUN_TIMEOUT=300 seconds before one run is killed (timeout(1))
 #   NO_BUILD=1      skip `cargo build --release`
 #   NO_INSTALL=1    skip `bench/peers.sh install`
@@ -31,6 +32,18 @@
 #   latency latency -r 5000 -t 10, non-persistent (also against the echo server: the floor)
 #   conns   connections -k 2000 --broker-pid PID (RSS per idle connection)
 #   q1 against the echo server is the tool's ceiling.
+#
+# Issue-10 scenarios (selectors, priority, scheduled delivery): WrenMQ only. The peers as set up
+# in bench/PEERS.md are not configured for them (RabbitMQ's STOMP has no selectors, ActiveMQ's
+# scheduler and prioritised queues are off), so a side-by-side number would compare nothing.
+#   fanout-sel  fanout -C 10 -s 100 on a topic, non-persistent, --property-cycle color=red,blue,
+#               subscribers alternate `color = 'red'` / `color = 'blue'`: each must get exactly
+#               half (anything outside its selector fails the run)
+#   q1-prio     q1 with --priority-cycle 0-9 (priority 0..9 in turn); throughput only
+#   sched       scheduled -n 1000000 -s 16 --delay-ms 3600000, non-persistent, receipt every
+#               1000, --broker-pid PID: broker RSS per scheduled message, and a 1 s probe
+#               subscription that fails the run if any arrives early. Its messages stay in the
+#               broker until it is stopped, so keep it last in SCENARIOS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -39,7 +52,8 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
 BROKERS=${BROKERS:-"wrenmq echo rabbitmq activemq"}
-SCENARIOS=${SCENARIOS:-"q1 q1p q4 fanout latency conns"}
+SCENARIOS=${SCENARIOS:-"q1 q1p q4 fanout latency conns fanout-sel q1-prio sched"}
+WRENMQ_ONLY=" fanout-sel q1-prio sched " # the issue-10 scenarios (see the header)
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 RESULTS_DIR=${RESULTS_DIR:-bench/results}
 RAW="$RESULTS_DIR/raw"
@@ -68,6 +82,10 @@ n_for() {
         fanout/wrenmq) n=300000 ;;
         fanout/rabbitmq) n=20000 ;;
         fanout/activemq) n=60000 ;;
+        # 10 subscribers each selecting half: 5 deliveries per message (2M at n=400k)
+        fanout-sel/wrenmq) n=400000 ;;
+        q1-prio/wrenmq) n=1000000 ;;
+        sched/wrenmq) n=1000000 ;; # the issue's figure: 1,000,000 scheduled messages
         *) n=0 ;;
     esac
     [ "$QUICK" = 1 ] && n=$((n / 10))
@@ -174,12 +192,15 @@ run_one() {
     local broker=$1 scen=$2 run=$3 n=$4
     shift 4
     local cmd=(timeout "$RUN_TIMEOUT" "$BIN" perf "$@" --json)
-    local out="$WORK/out.json" err="$RAW/logs/$scen.$broker.$run.log" rc=0
+    local out="$WORK/out.json" err="$RAW/logs/$scen.$broker.$run.log" rc=0 cmdline
+    # quoted as a shell would need it (a selector has spaces); plain words print as before
+    cmdline=$(printf '%q ' "${cmd[@]}")
+    cmdline=${cmdline% }
     mkdir -p "$RAW/logs"
     echo 0 >"$WORK/rss"
     rss_sampler "$PID" "$WORK/rss" &
     SAMPLER_PID=$!
-    log "$broker $scen run $run/$RUNS: ${cmd[*]}"
+    log "$broker $scen run $run/$RUNS: $cmdline"
     # in the background and waited for, so that a signal reaches the trap at once
     "${cmd[@]}" >"$out" 2>"$err" &
     RUN_PID=$!
@@ -188,7 +209,7 @@ run_one() {
     kill "$SAMPLER_PID" 2>/dev/null || true
     wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=""
-    python3 - "$broker" "$scen" "$run" "$n" "$rc" "$(cat "$WORK/rss")" "$out" "$RAW" "${cmd[*]}" \
+    python3 - "$broker" "$scen" "$run" "$n" "$rc" "$(cat "$WORK/rss")" "$out" "$RAW" "$cmdline" \
         "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys
 broker, scen, run, n, rc, rss, out, raw, cmd, load = sys.argv[1:11]
@@ -206,8 +227,12 @@ rec = {"broker": broker, "scenario": scen, "run": int(run), "n": int(n), "exit":
        "peak_rss_kb": int(rss or 0), "loadavg": load, "cmd": cmd, "result": result}
 with open(f"{raw}/runs.jsonl", "a") as f:
     f.write(json.dumps(rec, sort_keys=True) + "\n")
-print(f"  -> {result.get('msgs_per_sec')} msgs/s, p50 {result.get('p50_us')} us, "
-      f"p99 {result.get('p99_us')} us, {result.get('verdict', result.get('error'))}", file=sys.stderr)
+if "bytes_per_message" in result:  # the scheduled scenario receives nothing: its figure is memory
+    print(f"  -> {result.get('bytes_per_message')} bytes per scheduled message, "
+          f"{result.get('sent_per_sec')} sent/s, {result.get('verdict', result.get('error'))}", file=sys.stderr)
+else:
+    print(f"  -> {result.get('msgs_per_sec')} msgs/s, p50 {result.get('p50_us')} us, "
+          f"p99 {result.get('p99_us')} us, {result.get('verdict', result.get('error'))}", file=sys.stderr)
 PY
 }
 
@@ -224,6 +249,7 @@ run_scenarios() {
     fi
     for scen in $SCENARIOS; do
         if [ "$broker" = echo ] && [ "$scen" != q1 ] && [ "$scen" != latency ]; then continue; fi
+        if [ "$broker" != wrenmq ] && [[ "$WRENMQ_ONLY" == *" $scen "* ]]; then continue; fi
         n=$(n_for "$scen" "$broker")
         for run in $(seq 1 "$RUNS"); do
             dest="bench-$scen-$run-$(date +%s)"
@@ -243,6 +269,15 @@ run_scenarios() {
                 conns) run_one "$broker" "$scen" "$run" 2000 connections "${CONN_ARGS[@]}" \
                         --destination "/queue/$dest" -k 2000 --broker-pid "$PID"
                     sleep 3 ;; # let the broker close the 2000 connections before the next run
+                fanout-sel) run_one "$broker" "$scen" "$run" "$n" fanout "${CONN_ARGS[@]}" \
+                        --destination "/topic/$dest" -C 10 -n "$n" -s 100 $np \
+                        --property-cycle color=red,blue --selector "color = 'red'" --selector "color = 'blue'" ;;
+                q1-prio) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                        --destination "/queue/$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto \
+                        --priority-cycle 0-9 ;;
+                sched) run_one "$broker" "$scen" "$run" "$n" scheduled "${CONN_ARGS[@]}" \
+                        --destination "/queue/$dest" -n "$n" -s 16 --delay-ms 3600000 $np \
+                        --receipt-every 1000 --broker-pid "$PID" ;;
                 *) die "unknown scenario $scen" ;;
             esac
         done

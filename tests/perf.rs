@@ -1,5 +1,8 @@
 //! `wrenmq perf` against an in-process broker and against its own echo server: the
-//! exactly-once verdict, the JSON line, and the binary's exit code.
+//! exactly-once verdict, the JSON line, and the binary's exit code; the message property,
+//! priority and selector options and the scheduled scenario, seen by a raw subscriber.
+
+mod common;
 
 use std::net::SocketAddr;
 
@@ -223,4 +226,162 @@ async fn a_loss_is_reported_and_fails_the_run() {
         report.verdict()
     );
     running.shutdown().await;
+}
+
+/// The sequence number of a perf message, from its stamp header.
+fn seq_of(f: &common::Frame) -> usize {
+    f.h("wrenmq-perf")
+        .split('.')
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad stamp in {f:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn property_and_priority_cycles_reach_a_raw_subscriber() {
+    let broker = common::start_default().await;
+    let mut raw = broker.client().await;
+    raw.subscribe("/topic/perf-props", "raw", &[]).await;
+    let port = broker.addr.port().to_string();
+    let report = perf::run(&args(&[
+        "fanout",
+        "--port",
+        &port,
+        "-C",
+        "1",
+        "-n",
+        "12",
+        "--destination",
+        "/topic/perf-props",
+        "--property-cycle",
+        "color=red,blue",
+        "--property-cycle",
+        "size=s,m,l",
+        "--priority-cycle",
+        "0,4-5,9",
+    ]))
+    .await
+    .expect("fanout run");
+    check_ok(&report, "fanout", 12);
+    assert_eq!(
+        report.json()["params"]["priority_cycle"],
+        serde_json::json!([0, 4, 5, 9])
+    );
+    let mut seen = Vec::new();
+    for m in raw.expect_messages(12).await {
+        let seq = seq_of(&m);
+        assert_eq!(m.h("color"), ["red", "blue"][seq % 2], "{m:?}");
+        assert_eq!(m.h("size"), ["s", "m", "l"][seq % 3], "{m:?}");
+        assert_eq!(m.h("priority"), ["0", "4", "5", "9"][seq % 4], "{m:?}");
+        seen.push(seq);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..12).collect::<Vec<_>>());
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_outside_the_selector_are_reported_and_fail_the_run() {
+    // The echo server ignores selectors: the consumer with `color = 'red'` also gets the
+    // blue half. The run still ends (the red half is all it waits for) and says so.
+    let listener = perf::echo::listen("127.0.0.1", 0).await.expect("listen");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let server = tokio::spawn(perf::echo::serve(listener));
+    let report = perf::run(&args(&[
+        "queue",
+        "--port",
+        &port,
+        "-n",
+        "100",
+        "--property-cycle",
+        "color=red,blue",
+        "--selector",
+        "color = 'red'",
+        "--stall-timeout",
+        "5",
+    ]))
+    .await
+    .expect("queue run");
+    assert!(!report.ok(), "{}", report.human());
+    assert_eq!(report.deliveries.first().map(|d| d.expected), Some(50));
+    assert_eq!((report.lost(), report.duplicated()), (0, 0));
+    assert_eq!(report.excluded(), 50, "{}", report.human());
+    assert_eq!(
+        report.verdict(),
+        "DISCREPANCY: 0 lost, 0 duplicated, 50 outside the selector"
+    );
+    assert_eq!(report.json()["excluded"], 50);
+
+    // A selector the tool cannot count exactly is refused before anything is sent.
+    for (sel, want) in [
+        ("color > 'a'", "NAME = 'VALUE'"),
+        ("shape = 'x'", "no --property-cycle"),
+    ] {
+        let err = perf::run(&args(&[
+            "queue",
+            "--port",
+            &port,
+            "--property-cycle",
+            "color=red",
+            "--selector",
+            sel,
+        ]))
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains(want), "{sel}: {err}");
+    }
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_sends_the_delay_header_and_measures_the_broker() {
+    // Against the echo server a subscriber that is there first receives every SEND as it
+    // was written; the probe subscribes afterwards and (the echo server keeping nothing)
+    // gets nothing, so the run is OK.
+    let listener = perf::echo::listen("127.0.0.1", 0).await.expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let port = addr.port().to_string();
+    let server = tokio::spawn(perf::echo::serve(listener));
+    let mut raw = common::Client::tcp(addr).await;
+    raw.connect_12().await;
+    raw.subscribe("/queue/perf-scheduled", "raw", &[]).await;
+    let report = perf::run(&args(&[
+        "scheduled",
+        "--port",
+        &port,
+        "-n",
+        "300",
+        "--delay-ms",
+        "600000",
+        "--receipt-every",
+        "100",
+        "--broker-pid",
+        &std::process::id().to_string(),
+        "--probe-ms",
+        "200",
+    ]))
+    .await
+    .expect("scheduled run");
+    assert!(report.ok(), "{}", report.human());
+    assert_eq!(report.sent, 300);
+    assert_eq!(
+        report.verdict(),
+        "OK: 300 messages scheduled, none delivered within 200 ms"
+    );
+    let json = report.json();
+    assert_eq!(json["scenario"], "scheduled");
+    assert_eq!(json["early_deliveries"], 0);
+    assert!(json["bytes_per_message"].is_number(), "{json}");
+    assert!(json["rss_after_kb"].as_u64().unwrap_or(0) > 0, "{json}");
+    let mut seen = Vec::new();
+    for m in raw.expect_messages(300).await {
+        assert_eq!(m.h("AMQ_SCHEDULED_DELAY"), "600000");
+        assert_eq!(m.h("persistent"), "false");
+        assert_eq!(m.body.len(), 16);
+        seen.push(seq_of(&m));
+    }
+    assert_eq!(seen, (0..300).collect::<Vec<_>>());
+    server.abort();
 }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::client::Conn;
 use super::report::histogram;
+use super::select::Expect;
 use super::shared::Shared;
 use super::tracker::{HEADER, Seen, Stamp};
 use super::{AckArg, PerfError};
@@ -31,6 +32,9 @@ pub struct AckPolicy {
 struct State {
     shared: Arc<Shared>,
     group: usize,
+    /// What this consumer's own selector picks (narrower than its group's in a queue whose
+    /// consumers have different selectors).
+    own: Expect,
     ack: AckPolicy,
     hist: Histogram<u64>,
     unacked: u64,
@@ -45,14 +49,20 @@ impl State {
         let now = self.shared.now_us();
         self.shared.received.fetch_add(1, Ordering::Relaxed);
         let stamp = f.get(HEADER).and_then(Stamp::parse);
-        if let Some(tracker) = self.shared.trackers.get(self.group)
-            && tracker.record(stamp) == Seen::First
-        {
-            if let Some(s) = stamp {
-                self.hist
-                    .saturating_record(now.saturating_sub(s.sent_us).max(1));
+        if let Some(tracker) = self.shared.trackers.get(self.group) {
+            let seen = tracker.record(stamp);
+            if matches!(seen, Seen::First | Seen::Duplicate)
+                && stamp.is_some_and(|s| !self.own.wants(s.seq))
+            {
+                tracker.note_excluded();
             }
-            self.shared.check_complete(self.group);
+            if seen == Seen::First {
+                if let Some(s) = stamp {
+                    self.hist
+                        .saturating_record(now.saturating_sub(s.sent_us).max(1));
+                }
+                self.shared.check_complete(self.group);
+            }
         }
         match self.ack.mode {
             AckArg::Auto => {}
@@ -101,12 +111,14 @@ pub async fn run(
     mut conn: Conn,
     shared: Arc<Shared>,
     group: usize,
+    own: Expect,
     ack: AckPolicy,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Histogram<u64>, PerfError> {
     let mut st = State {
         shared,
         group,
+        own,
         ack,
         hist: histogram(),
         unacked: 0,

@@ -13,7 +13,7 @@ use super::monitor::{self, Producers};
 use super::producer::{self, ProducerSpec};
 use super::report::{Latency, Report};
 use super::shared::Shared;
-use super::throughput::{deliveries, start_consumers};
+use super::throughput::{deliveries, plan_expects, start_consumers};
 use super::{LatencyArgs, PerfError};
 
 /// `perf latency`.
@@ -21,13 +21,14 @@ pub async fn run(a: &LatencyArgs) -> Result<Report, PerfError> {
     let rate = a.rate.max(1);
     let count = rate.saturating_mul(a.time.max(1));
     let destination = a.common.destination_or("/queue/perf");
-    let shared = Arc::new(Shared::new(1, &[count]));
+    let (own, groups) = plan_expects(&a.message, 1, false)?;
+    let shared = Arc::new(Shared::with_expects(&[count], groups));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut consumers = start_consumers(
         &a.common,
         &a.message,
         &destination,
-        1,
+        own,
         false,
         &shared,
         &stop_rx,
@@ -39,6 +40,7 @@ pub async fn run(a: &LatencyArgs) -> Result<Report, PerfError> {
         count,
         destination: destination.clone(),
         message: a.message.clone(),
+        extra: Vec::new(),
     };
     // A little ahead, so the first message is not already late when the thread starts.
     let start = Instant::now() + Duration::from_millis(10);
@@ -55,14 +57,16 @@ pub async fn run(a: &LatencyArgs) -> Result<Report, PerfError> {
         start,
     )
     .await;
+    let mut params = json!({
+        "rate": rate, "time": a.time, "messages": count, "size": a.message.size,
+        "persistent": a.message.persistent, "ack": a.message.ack.header(),
+        "receipt_every": a.message.receipt_every, "destination": destination,
+    });
+    a.message.add_property_params(&mut params);
     Ok(Report {
         scenario: "latency",
         broker: a.common.broker(),
-        params: json!({
-            "rate": rate, "time": a.time, "messages": count, "size": a.message.size,
-            "persistent": a.message.persistent, "ack": a.message.ack.header(),
-            "receipt_every": a.message.receipt_every, "destination": destination,
-        }),
+        params,
         sent: shared.sent.load(Ordering::Relaxed),
         received: shared.received.load(Ordering::Relaxed),
         deliveries: deliveries(&shared),

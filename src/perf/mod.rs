@@ -3,13 +3,16 @@
 //! Scenarios: [`Scenario::Queue`] (producers and competing consumers), [`Scenario::Fanout`]
 //! (one producer, many topic subscribers), [`Scenario::Latency`] (fixed rate, latency
 //! measured from each message's intended send time, so without coordinated omission),
-//! [`Scenario::Connections`] (many idle subscribed connections, broker RSS) and
+//! [`Scenario::Connections`] (many idle subscribed connections, broker RSS),
+//! [`Scenario::Scheduled`] (many scheduled messages held by the broker, RSS per message) and
 //! [`Scenario::EchoServer`] (a minimal in-process "broker" that measures this tool's own
 //! ceiling).
 //!
 //! Every message carries `wrenmq-perf: RUN.PRODUCER.SEQ.SENT_US`; each subscriber's
 //! [`tracker::Tracker`] reports lost and duplicated messages, and [`run`] returns a
-//! [`Report`] whose [`Report::ok`] is false on any loss, duplicate or error.
+//! [`Report`] whose [`Report::ok`] is false on any loss, duplicate or error. With
+//! `--property-cycle` and `--selector` ([`select`]) a subscriber is expected to get exactly
+//! the messages its selector picks, and a message outside it is reported too.
 
 mod client;
 mod connections;
@@ -19,6 +22,8 @@ mod latency;
 mod monitor;
 mod producer;
 mod report;
+mod scheduled;
+pub mod select;
 mod shared;
 mod throughput;
 pub mod tracker;
@@ -26,13 +31,15 @@ pub mod tracker;
 pub use report::{Latency, Report, RssReport};
 
 use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Value, json};
 
 /// Arguments of `wrenmq perf`.
 #[derive(Debug, Clone, Args)]
 pub struct PerfArgs {
-    /// What to measure.
+    /// What to measure (boxed: the scenarios' options are large, and `wrenmq`'s command
+    /// enum holds this by value).
     #[command(subcommand)]
-    pub scenario: Scenario,
+    pub scenario: Box<Scenario>,
 }
 
 /// The perf scenarios.
@@ -48,6 +55,9 @@ pub enum Scenario {
     /// Opens many idle connections, each with one subscription; reports the time taken and
     /// the broker's memory per connection.
     Connections(ConnectionsArgs),
+    /// Sends messages with `AMQ_SCHEDULED_DELAY` to a queue nobody consumes; reports the
+    /// broker's memory per scheduled message and checks that none is delivered early.
+    Scheduled(ScheduledArgs),
     /// Runs a minimal STOMP "broker" that turns every SEND into a MESSAGE for the single
     /// subscriber, to measure this tool's own limits.
     EchoServer(EchoArgs),
@@ -147,6 +157,45 @@ pub struct MessageArgs {
     /// With --ack client: acknowledge cumulatively every k-th message (and when idle).
     #[arg(long, default_value_t = 100, value_name = "K")]
     pub ack_every: u64,
+    /// Give every message header NAME, cycling through the values: message i of a producer
+    /// gets V[i % k] (`color=red,blue`: half red). Repeatable, one per header.
+    #[arg(long = "property-cycle", value_name = "NAME=V1,V2,...", value_parser = select::parse_property_cycle)]
+    pub property_cycles: Vec<select::PropertyCycle>,
+    /// Send a `priority` header cycling through these (0 to 9; a list, ranges allowed:
+    /// `0-9`, `0,4,9`): message i of a producer gets P[i % k].
+    #[arg(long, value_name = "LIST", value_parser = select::parse_priority_cycle)]
+    pub priority_cycle: Option<select::PriorityCycle>,
+    /// SUBSCRIBE `selector` header. Repeatable: consumer c gets the (c % count)-th. Must be
+    /// NAME = 'VALUE' over a --property-cycle NAME, so that the tool knows exactly which
+    /// messages each subscriber must get (and reports any other it gets).
+    #[arg(long = "selector", value_name = "SELECTOR")]
+    pub selectors: Vec<String>,
+}
+
+impl MessageArgs {
+    /// The selector of consumer `c`, if any.
+    fn selector(&self, c: u32) -> Option<&str> {
+        select::cycled(&self.selectors, c as usize).map(String::as_str)
+    }
+
+    /// Adds the property, priority and selector options to a report's params, only those
+    /// given (so the params of a run without them are as before).
+    fn add_property_params(&self, params: &mut Value) {
+        if !self.property_cycles.is_empty() {
+            params["property_cycles"] = json!(
+                self.property_cycles
+                    .iter()
+                    .map(|c| format!("{}={}", c.name, c.values.join(",")))
+                    .collect::<Vec<_>>()
+            );
+        }
+        if let Some(p) = &self.priority_cycle {
+            params["priority_cycle"] = json!(p.0);
+        }
+        if !self.selectors.is_empty() {
+            params["selectors"] = json!(self.selectors);
+        }
+    }
 }
 
 /// `perf queue`.
@@ -223,6 +272,37 @@ pub struct ConnectionsArgs {
     pub parallel: u32,
 }
 
+/// `perf scheduled`.
+#[derive(Debug, Clone, Args)]
+pub struct ScheduledArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    /// Messages to schedule.
+    #[arg(short = 'n', long, default_value_t = 100_000)]
+    pub messages: u64,
+    /// `AMQ_SCHEDULED_DELAY` of every message, ms (default one hour: longer than the run).
+    #[arg(long, default_value_t = 3_600_000, value_name = "MS")]
+    pub delay_ms: u64,
+    /// Body size in bytes.
+    #[arg(short = 's', long = "size", default_value_t = 16)]
+    pub size: usize,
+    /// `persistent` header of every message.
+    #[arg(long, value_name = "true|false", default_value_t = false, action = clap::ArgAction::Set)]
+    pub persistent: bool,
+    /// Ask for a RECEIPT every k sends (and on the last) and wait for each, so the broker
+    /// has every message before its memory is read.
+    #[arg(long, default_value_t = 1000, value_name = "K")]
+    pub receipt_every: u64,
+    /// Broker process id, to read its VmRSS from /proc/PID/status before and after.
+    #[arg(long, value_name = "PID")]
+    pub broker_pid: Option<u32>,
+    /// Afterwards, subscribe for this long and fail if any message arrives before its time
+    /// (0: skip the check).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub probe_ms: u64,
+}
+
 /// `perf echo-server`.
 #[derive(Debug, Clone, Args)]
 pub struct EchoArgs {
@@ -280,11 +360,12 @@ impl PerfError {
 /// Runs a client scenario to its end and returns its report. The echo server never ends
 /// by itself and is run by [`echo::serve`] instead; asking for it here is an error.
 pub async fn run(args: &PerfArgs) -> Result<Report, PerfError> {
-    match &args.scenario {
+    match args.scenario.as_ref() {
         Scenario::Queue(a) => throughput::queue(a).await,
         Scenario::Fanout(a) => throughput::fanout(a).await,
         Scenario::Latency(a) => latency::run(a).await,
         Scenario::Connections(a) => connections::run(a).await,
+        Scenario::Scheduled(a) => scheduled::run(a).await,
         Scenario::EchoServer(_) => Err(PerfError::msg(
             "echo-server is a server: start it with echo::serve",
         )),
@@ -296,7 +377,7 @@ pub async fn run(args: &PerfArgs) -> Result<Report, PerfError> {
 /// every message arrived exactly once and nothing failed).
 pub async fn main(args: PerfArgs) -> std::process::ExitCode {
     use std::process::ExitCode;
-    if let Scenario::EchoServer(e) = &args.scenario {
+    if let Scenario::EchoServer(e) = args.scenario.as_ref() {
         return match echo::listen(&e.host, e.port).await {
             Ok(listener) => {
                 if let Ok(addr) = listener.local_addr() {
@@ -314,11 +395,12 @@ pub async fn main(args: PerfArgs) -> std::process::ExitCode {
             }
         };
     }
-    let json_only = match &args.scenario {
+    let json_only = match args.scenario.as_ref() {
         Scenario::Queue(a) => a.common.json,
         Scenario::Fanout(a) => a.common.json,
         Scenario::Latency(a) => a.common.json,
         Scenario::Connections(a) => a.common.json,
+        Scenario::Scheduled(a) => a.common.json,
         Scenario::EchoServer(_) => false,
     };
     match run(&args).await {

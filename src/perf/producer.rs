@@ -7,10 +7,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::client::{Conn, StdConn};
+use super::select;
 use super::shared::Shared;
 use super::tracker::{HEADER, Stamp};
 use super::{MessageArgs, PerfError};
 use crate::stomp::{Command, FrameEncoder, Version};
+
+/// `priority` header values, so encoding one allocates nothing.
+const PRIORITIES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// Bytes of encoded SENDs gathered before a write.
 const BATCH_BYTES: usize = 64 * 1024;
@@ -24,8 +28,10 @@ pub struct ProducerSpec {
     pub count: u64,
     /// Destination header.
     pub destination: String,
-    /// Size, persistence and receipt options.
+    /// Size, persistence, receipt, property and priority options.
     pub message: MessageArgs,
+    /// Headers every message carries as they are (e.g. `AMQ_SCHEDULED_DELAY`).
+    pub extra: Vec<(String, String)>,
 }
 
 /// Encodes SENDs into a buffer: the reusable part of every producer.
@@ -65,6 +71,28 @@ impl SendEncoder {
         enc.header("destination", &self.spec.destination);
         if let Some(p) = self.spec.message.persistent {
             enc.header("persistent", if p { "true" } else { "false" });
+        }
+        for c in &self.spec.message.property_cycles {
+            if let Some(v) =
+                select::cycled(&c.values, (seq % c.values.len().max(1) as u64) as usize)
+            {
+                enc.header(&c.name, v);
+            }
+        }
+        if let Some(p) = self
+            .spec
+            .message
+            .priority_cycle
+            .as_ref()
+            .and_then(|c| c.at(seq))
+        {
+            enc.header(
+                "priority",
+                PRIORITIES.get(p as usize).copied().unwrap_or("4"),
+            );
+        }
+        for (k, v) in &self.spec.extra {
+            enc.header(k, v);
         }
         Stamp {
             run,

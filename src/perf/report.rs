@@ -56,6 +56,19 @@ pub struct Delivery {
     pub duplicated: u64,
     /// Messages received that this run did not send.
     pub foreign: u64,
+    /// Messages of this run received although the subscriber's selector excludes them.
+    pub excluded: u64,
+}
+
+/// What `perf scheduled` found besides the broker's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScheduledReport {
+    /// The `AMQ_SCHEDULED_DELAY` every message carried, ms.
+    pub delay_ms: u64,
+    /// Messages of this run a subscriber got before their time, when the probe ran.
+    pub early: Option<u64>,
+    /// How long the probe subscriber listened, ms.
+    pub probe_ms: u64,
 }
 
 /// What a run measured.
@@ -83,6 +96,8 @@ pub struct Report {
     pub rss: Option<RssReport>,
     /// Connections opened (connections scenario).
     pub connections: u64,
+    /// The scheduled scenario's own findings.
+    pub scheduled: Option<ScheduledReport>,
     /// Why the run ended early, if it did.
     pub error: Option<String>,
 }
@@ -96,6 +111,32 @@ impl Report {
     /// Duplicate arrivals, over all subscribers.
     pub fn duplicated(&self) -> u64 {
         self.deliveries.iter().map(|d| d.duplicated).sum()
+    }
+
+    /// Deliveries outside the receiving subscriber's selector, over all subscribers.
+    pub fn excluded(&self) -> u64 {
+        self.deliveries.iter().map(|d| d.excluded).sum()
+    }
+
+    /// Messages delivered before their scheduled time (scheduled scenario).
+    pub fn early(&self) -> u64 {
+        self.scheduled.and_then(|s| s.early).unwrap_or(0)
+    }
+
+    /// Sent messages per second (the scheduled scenario's rate: nothing is received).
+    pub fn sent_per_sec(&self) -> f64 {
+        if self.elapsed_secs > 0.0 {
+            self.sent as f64 / self.elapsed_secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Broker memory growth per sent message, bytes (scheduled scenario).
+    pub fn bytes_per_message(&self) -> Option<f64> {
+        let r = self.rss?;
+        (self.sent > 0)
+            .then(|| r.after_kb.saturating_sub(r.before_kb) as f64 * 1024.0 / self.sent as f64)
     }
 
     /// Received messages per second (every subscriber's copies count).
@@ -112,16 +153,22 @@ impl Report {
         self.msgs_per_sec() * self.message_size as f64 / 1e6
     }
 
-    /// True when every message arrived exactly once and nothing failed.
+    /// True when every message arrived exactly once at the subscribers meant to get it,
+    /// none arrived where a selector excludes it or before its scheduled time, and nothing
+    /// failed.
     pub fn ok(&self) -> bool {
-        self.error.is_none() && self.lost() == 0 && self.duplicated() == 0
+        self.error.is_none()
+            && self.lost() == 0
+            && self.duplicated() == 0
+            && self.excluded() == 0
+            && self.early() == 0
     }
 
     /// One sentence on exactly-once delivery.
     pub fn verdict(&self) -> String {
         if let Some(e) = &self.error {
             return match self.scenario {
-                "connections" => format!("FAILED: {e}"),
+                "connections" | "scheduled" => format!("FAILED: {e}"),
                 _ => format!(
                     "FAILED: {e}; {} lost, {} duplicated",
                     self.lost(),
@@ -135,6 +182,22 @@ impl Report {
                 self.connections
             );
         }
+        if let Some(sch) = self.scheduled {
+            return match sch.early {
+                Some(0) => format!(
+                    "OK: {} messages scheduled, none delivered within {} ms",
+                    self.sent, sch.probe_ms
+                ),
+                None => format!(
+                    "OK: {} messages scheduled (early delivery not checked)",
+                    self.sent
+                ),
+                Some(n) => format!(
+                    "DISCREPANCY: {n} of {} scheduled messages delivered before their time",
+                    self.sent
+                ),
+            };
+        }
         if self.ok() {
             return "OK: every message received exactly once".to_string();
         }
@@ -143,14 +206,20 @@ impl Report {
             self.lost(),
             self.duplicated()
         );
+        if self.excluded() > 0 {
+            let _ = write!(s, ", {} outside the selector", self.excluded());
+        }
         if self.deliveries.len() > 1 {
             for (i, d) in self.deliveries.iter().enumerate() {
-                if d.lost > 0 || d.duplicated > 0 {
+                if d.lost > 0 || d.duplicated > 0 || d.excluded > 0 {
                     let _ = write!(
                         s,
                         "; subscriber {i}: {} lost, {} duplicated",
                         d.lost, d.duplicated
                     );
+                    if d.excluded > 0 {
+                        let _ = write!(s, ", {} outside the selector", d.excluded);
+                    }
                 }
             }
         }
@@ -161,7 +230,23 @@ impl Report {
     pub fn human(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "scenario {} against {}", self.scenario, self.broker);
-        if self.scenario == "connections" {
+        if let Some(sch) = self.scheduled {
+            let _ = writeln!(
+                s,
+                "scheduled {} messages (delay {} ms) in {:.3} s: {:.0} msgs/s sent",
+                self.sent,
+                sch.delay_ms,
+                self.elapsed_secs,
+                self.sent_per_sec()
+            );
+            if let (Some(r), Some(b)) = (self.rss, self.bytes_per_message()) {
+                let _ = writeln!(
+                    s,
+                    "broker VmRSS {} KiB before, {} KiB after: {:.0} bytes per scheduled message",
+                    r.before_kb, r.after_kb, b
+                );
+            }
+        } else if self.scenario == "connections" {
             let _ = writeln!(
                 s,
                 "opened {} connections in {:.3} s ({:.0} conn/s)",
@@ -241,10 +326,22 @@ impl Report {
         if self.scenario == "connections" {
             v["connections"] = json!(self.connections);
         }
+        if self.excluded() > 0 || self.params.get("selectors").is_some() {
+            v["excluded"] = json!(self.excluded());
+        }
         if let Some(r) = self.rss {
             v["rss_before_kb"] = json!(r.before_kb);
             v["rss_after_kb"] = json!(r.after_kb);
-            v["rss_per_connection_kb"] = json!(round3(per_connection_kb(r, self.connections)));
+            if self.scheduled.is_none() {
+                v["rss_per_connection_kb"] = json!(round3(per_connection_kb(r, self.connections)));
+            }
+        }
+        if let Some(sch) = self.scheduled {
+            v["delay_ms"] = json!(sch.delay_ms);
+            v["sent_per_sec"] = json!(round3(self.sent_per_sec()));
+            v["early_deliveries"] = json!(sch.early);
+            v["probe_ms"] = json!(sch.probe_ms);
+            v["bytes_per_message"] = json!(self.bytes_per_message().map(round3));
         }
         v
     }

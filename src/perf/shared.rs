@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::select::Expect;
 use super::tracker::Tracker;
 
 /// Counters and trackers of one run.
@@ -25,16 +26,18 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// State for a run whose trackers expect `per_producer` messages each.
-    pub fn new(groups: usize, per_producer: &[u64]) -> Shared {
+    /// State for a run with one subscriber group per entry of `expects`, each expecting
+    /// what its selector picks of `per_producer` messages.
+    pub fn with_expects(per_producer: &[u64], expects: Vec<Expect>) -> Shared {
         let run = run_id();
         Shared {
             epoch: Instant::now(),
             run,
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
-            trackers: (0..groups)
-                .map(|_| Tracker::new(run, per_producer))
+            trackers: expects
+                .into_iter()
+                .map(|e| Tracker::with_expect(run, per_producer, e))
                 .collect(),
             done: Notify::new(),
             last_needed_us: AtomicU64::new(0),

@@ -12,6 +12,7 @@ use super::consumer::{self, AckPolicy};
 use super::monitor::{self, Consumers, Producers};
 use super::producer::{self, ProducerSpec};
 use super::report::{Delivery, Latency, Report};
+use super::select::Expect;
 use super::shared::Shared;
 use super::{Common, FanoutArgs, MessageArgs, PerfError, QueueArgs};
 
@@ -35,6 +36,14 @@ pub async fn queue(a: &QueueArgs) -> Result<Report, PerfError> {
     let producers = (0..p)
         .map(|i| a.messages / p + u64::from(i < a.messages % p))
         .collect();
+    let mut params = json!({
+        "producers": p, "consumers": a.consumers.max(1), "messages": a.messages,
+        "size": a.message.size, "persistent": a.message.persistent,
+        "ack": a.message.ack.header(), "ack_every": a.message.ack_every,
+        "receipt_every": a.message.receipt_every,
+        "destination": a.common.destination_or("/queue/perf"),
+    });
+    a.message.add_property_params(&mut params);
     execute(Plan {
         scenario: "queue",
         common: &a.common,
@@ -43,19 +52,20 @@ pub async fn queue(a: &QueueArgs) -> Result<Report, PerfError> {
         producers,
         consumers: a.consumers.max(1),
         each_gets_all: false,
-        params: json!({
-            "producers": p, "consumers": a.consumers.max(1), "messages": a.messages,
-            "size": a.message.size, "persistent": a.message.persistent,
-            "ack": a.message.ack.header(), "ack_every": a.message.ack_every,
-            "receipt_every": a.message.receipt_every,
-            "destination": a.common.destination_or("/queue/perf"),
-        }),
+        params,
     })
     .await
 }
 
 /// `perf fanout`.
 pub async fn fanout(a: &FanoutArgs) -> Result<Report, PerfError> {
+    let mut params = json!({
+        "producers": 1, "consumers": a.consumers.max(1), "messages": a.messages,
+        "size": a.message.size, "persistent": a.message.persistent,
+        "ack": a.message.ack.header(), "receipt_every": a.message.receipt_every,
+        "destination": a.common.destination_or("/topic/perf"),
+    });
+    a.message.add_property_params(&mut params);
     execute(Plan {
         scenario: "fanout",
         common: &a.common,
@@ -64,22 +74,36 @@ pub async fn fanout(a: &FanoutArgs) -> Result<Report, PerfError> {
         producers: vec![a.messages],
         consumers: a.consumers.max(1),
         each_gets_all: true,
-        params: json!({
-            "producers": 1, "consumers": a.consumers.max(1), "messages": a.messages,
-            "size": a.message.size, "persistent": a.message.persistent,
-            "ack": a.message.ack.header(), "receipt_every": a.message.receipt_every,
-            "destination": a.common.destination_or("/topic/perf"),
-        }),
+        params,
     })
     .await
 }
 
-/// Subscribes every consumer (each SUBSCRIBE confirmed by its receipt) and spawns them.
+/// What each of `count` consumers must receive (from its `--selector`), and what each
+/// subscriber group must: one group per consumer when each gets all, else one for all.
+pub fn plan_expects(
+    message: &MessageArgs,
+    count: u32,
+    each_gets_all: bool,
+) -> Result<(Vec<Expect>, Vec<Expect>), PerfError> {
+    let own = (0..count)
+        .map(|c| Expect::for_selector(message.selector(c), &message.property_cycles))
+        .collect::<Result<Vec<_>, _>>()?;
+    let groups = if each_gets_all {
+        own.clone()
+    } else {
+        vec![Expect::union(&own)]
+    };
+    Ok((own, groups))
+}
+
+/// Subscribes every consumer (each SUBSCRIBE confirmed by its receipt, with its selector)
+/// and spawns them; `own` holds what each one's selector picks.
 pub async fn start_consumers(
     common: &Common,
     message: &MessageArgs,
     destination: &str,
-    count: u32,
+    own: Vec<Expect>,
     each_gets_all: bool,
     shared: &Arc<Shared>,
     stop: &watch::Receiver<bool>,
@@ -89,13 +113,17 @@ pub async fn start_consumers(
         mode: message.ack,
         every: message.ack_every,
     };
-    for c in 0..count {
+    for (c, expect) in (0u32..).zip(own) {
         let mut conn = Conn::open(common).await?;
+        let mut headers = common.sub_headers.clone();
+        if let Some(sel) = message.selector(c) {
+            headers.push(("selector".to_string(), sel.to_string()));
+        }
         conn.subscribe(
             destination,
             &format!("perf-{c}"),
             message.ack.header(),
-            &common.sub_headers,
+            &headers,
         )
         .await?;
         let group = if each_gets_all { c as usize } else { 0 };
@@ -103,6 +131,7 @@ pub async fn start_consumers(
             conn,
             Arc::clone(shared),
             group,
+            expect,
             policy,
             stop.clone(),
         ));
@@ -111,18 +140,14 @@ pub async fn start_consumers(
 }
 
 async fn execute(plan: Plan<'_>) -> Result<Report, PerfError> {
-    let groups = if plan.each_gets_all {
-        plan.consumers as usize
-    } else {
-        1
-    };
-    let shared = Arc::new(Shared::new(groups, &plan.producers));
+    let (own, groups) = plan_expects(plan.message, plan.consumers, plan.each_gets_all)?;
+    let shared = Arc::new(Shared::with_expects(&plan.producers, groups));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut consumers = start_consumers(
         plan.common,
         plan.message,
         &plan.destination,
-        plan.consumers,
+        own,
         plan.each_gets_all,
         &shared,
         &stop_rx,
@@ -140,6 +165,7 @@ async fn execute(plan: Plan<'_>) -> Result<Report, PerfError> {
             count: *count,
             destination: plan.destination.clone(),
             message: plan.message.clone(),
+            extra: Vec::new(),
         };
         producers.spawn(producer::run(conn, spec, Arc::clone(&shared)));
     }
@@ -178,6 +204,7 @@ pub fn deliveries(shared: &Shared) -> Vec<Delivery> {
             lost: t.lost(),
             duplicated: t.duplicated(),
             foreign: t.foreign(),
+            excluded: t.excluded(),
         })
         .collect()
 }

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
+use super::select::Expect;
+
 /// The header every perf message carries.
 pub const HEADER: &str = "wrenmq-perf";
 
@@ -53,31 +55,51 @@ pub enum Seen {
     Duplicate,
     /// Not a message this run sent (another run, unknown producer or seq, no header).
     Foreign,
+    /// A message of this run that this subscriber's selector excludes.
+    Excluded,
 }
 
 /// Arrival counts of every message one subscriber should get exactly once.
 pub struct Tracker {
     run: u32,
     counts: Vec<Box<[AtomicU8]>>,
+    expect: Expect,
     expected: u64,
     unique: AtomicU64,
     duplicated: AtomicU64,
     foreign: AtomicU64,
+    excluded: AtomicU64,
 }
 
 impl Tracker {
     /// A tracker expecting `per_producer[p]` messages from producer `p`.
     pub fn new(run: u32, per_producer: &[u64]) -> Tracker {
+        Tracker::with_expect(run, per_producer, Expect::all())
+    }
+
+    /// A tracker expecting, of producer `p`'s `per_producer[p]` messages, those `expect`
+    /// wants (a subscriber with a selector); the others count as excluded if they arrive.
+    pub fn with_expect(run: u32, per_producer: &[u64], expect: Expect) -> Tracker {
+        let expected = if expect.is_all() {
+            per_producer.iter().sum()
+        } else {
+            per_producer
+                .iter()
+                .map(|&n| (0..n).filter(|&s| expect.wants(s)).count() as u64)
+                .sum()
+        };
         Tracker {
             run,
             counts: per_producer
                 .iter()
                 .map(|&n| (0..n).map(|_| AtomicU8::new(0)).collect())
                 .collect(),
-            expected: per_producer.iter().sum(),
+            expect,
+            expected,
             unique: AtomicU64::new(0),
             duplicated: AtomicU64::new(0),
             foreign: AtomicU64::new(0),
+            excluded: AtomicU64::new(0),
         }
     }
 
@@ -92,6 +114,10 @@ impl Tracker {
             self.foreign.fetch_add(1, Ordering::Relaxed);
             return Seen::Foreign;
         };
+        if stamp.is_some_and(|s| !self.expect.wants(s.seq)) {
+            self.note_excluded();
+            return Seen::Excluded;
+        }
         // Saturates at 255 so a flood of duplicates cannot wrap back to "never seen".
         let before = slot
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
@@ -136,6 +162,16 @@ impl Tracker {
     pub fn foreign(&self) -> u64 {
         self.foreign.load(Ordering::Relaxed)
     }
+
+    /// Counts an arrival at a subscriber whose selector excludes it.
+    pub fn note_excluded(&self) {
+        self.excluded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Arrivals of this run's messages that the receiving subscriber's selector excludes.
+    pub fn excluded(&self) -> u64 {
+        self.excluded.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -178,5 +214,26 @@ mod tests {
         assert_eq!((t.lost(), t.duplicated(), t.foreign()), (1, 1, 2));
         assert_eq!(t.record(st(0, 1)), Seen::First);
         assert!(t.complete());
+    }
+
+    #[test]
+    fn a_selector_narrows_what_is_expected_and_counts_the_rest_as_excluded() {
+        let cycles = [crate::perf::select::parse_property_cycle("c=a,b").expect("cycle")];
+        let expect = Expect::for_selector(Some("c = 'b'"), &cycles).expect("selector");
+        let t = Tracker::with_expect(7, &[4], expect);
+        let st = |seq| {
+            Some(Stamp {
+                run: 7,
+                producer: 0,
+                seq,
+                sent_us: 0,
+            })
+        };
+        assert_eq!(t.expected(), 2);
+        assert_eq!(t.record(st(0)), Seen::Excluded);
+        assert_eq!(t.record(st(1)), Seen::First);
+        assert_eq!(t.record(st(3)), Seen::First);
+        assert!(t.complete());
+        assert_eq!((t.lost(), t.duplicated(), t.excluded()), (0, 0, 1));
     }
 }
