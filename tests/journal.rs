@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use wrenmq::journal::{
     AddressRecord, Journal, JournalError, JournalOp, JournalOptions, QueueRecord, Recovered,
-    RoutingKind, StoredMessage,
+    RecoveredIdCache, RoutingKind, StoredMessage,
 };
 
 fn opts(dir: &std::path::Path) -> JournalOptions {
@@ -27,6 +27,7 @@ fn msg(id: u64, body_len: usize) -> Arc<StoredMessage> {
         priority: 4,
         expires: 0,
         timestamp: 1_700_000_000_000 + id,
+        deliver_at: 0,
     })
 }
 
@@ -747,4 +748,401 @@ async fn late_ref_for_a_deleted_queue_never_reaches_its_successor() {
             .map(|q| q.incarnation),
         Some(2)
     );
+}
+
+/// `(message id, delivery count, redelivery time)` of every ref of `queue`, in order.
+fn ref_states(rec: &Recovered, queue: &str) -> Vec<(u64, u32, u64)> {
+    rec.messages
+        .iter()
+        .find(|q| q.queue == queue)
+        .map(|q| {
+            q.refs
+                .iter()
+                .map(|r| (r.message.id, r.delivery_count, r.deliver_at))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set_deliver_at(queue: &str, incarnation: u64, id: u64, at: u64) -> JournalOp {
+    JournalOp::SetDeliverAt {
+        queue: queue.into(),
+        incarnation,
+        message_id: id,
+        at,
+    }
+}
+
+fn set_count(queue: &str, incarnation: u64, id: u64, count: u32) -> JournalOp {
+    JournalOp::SetDeliveryCount {
+        queue: queue.into(),
+        incarnation,
+        message_id: id,
+        count,
+    }
+}
+
+fn put_dup(address: &str, slot: u32, id: &str) -> JournalOp {
+    JournalOp::PutDuplicateId {
+        address: address.into(),
+        slot,
+        id: Bytes::copy_from_slice(id.as_bytes()),
+    }
+}
+
+fn dup_cache(rec: &Recovered, address: &str) -> Vec<(u32, String)> {
+    rec.duplicate_ids
+        .iter()
+        .find(|c| c.address == address)
+        .map(|c| {
+            c.ids
+                .iter()
+                .map(|(slot, id)| (*slot, String::from_utf8_lossy(id).into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A scheduled message (`AMQ_SCHEDULED_TIME`) must stay invisible after a restart, so its
+/// time is part of the stored message.
+#[tokio::test]
+async fn scheduled_time_of_a_message_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let scheduled = Arc::new(StoredMessage {
+        deliver_at: 1_900_000_000_123,
+        ..(*msg(1, 10)).clone()
+    });
+    {
+        let (j, _) = reopen(dir.path());
+        j.submit(vec![
+            JournalOp::PutMessage(Arc::clone(&scheduled)),
+            put_ref("q", 1),
+            JournalOp::PutMessage(msg(2, 10)),
+            put_ref("q", 2),
+        ])
+        .await
+        .unwrap();
+        j.shutdown();
+    }
+    let (_j, rec) = reopen(dir.path());
+    let q = &rec.messages[0];
+    assert_eq!(*q.refs[0].message, *scheduled);
+    assert_eq!(q.refs[0].message.deliver_at, 1_900_000_000_123);
+    assert_eq!(q.refs[1].message.deliver_at, 0);
+    // The message's schedule is not a per-ref redelivery time.
+    assert_eq!(q.refs[0].deliver_at, 0);
+}
+
+/// A NACKed message waiting out its redelivery delay still waits after a restart, and the
+/// delivery count and the redelivery time never overwrite each other.
+#[tokio::test]
+async fn redelivery_time_survives_a_restart_beside_the_delivery_count() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = reopen(dir.path());
+        j.submit(vec![JournalOp::PutQueue(queue(
+            "q",
+            "q",
+            RoutingKind::Anycast,
+        ))])
+        .await
+        .unwrap();
+        for id in 1..=4 {
+            j.submit(vec![JournalOp::PutMessage(msg(id, 10)), put_ref("q", id)])
+                .await
+                .unwrap();
+        }
+        // 1: a delay, then the next delivery's count: both kept.
+        j.submit(vec![set_deliver_at("q", 0, 1, 5_000)])
+            .await
+            .unwrap();
+        j.submit(vec![set_count("q", 0, 1, 2)]).await.unwrap();
+        // 2: a count, then a delay: both kept.
+        j.submit(vec![
+            set_count("q", 0, 2, 3),
+            set_deliver_at("q", 0, 2, 7_000),
+        ])
+        .await
+        .unwrap();
+        // 3: a delay replaced by a later one, then cleared and set again.
+        j.submit(vec![set_deliver_at("q", 0, 3, 1_000)])
+            .await
+            .unwrap();
+        j.submit_detached(vec![set_deliver_at("q", 0, 3, 0)]);
+        j.submit_detached(vec![set_deliver_at("q", 0, 3, 9_000)]);
+        // 4 untouched. 5: the NACK reaches the writer before the sender's PutRef.
+        j.submit_detached(vec![set_deliver_at("q", 0, 5, 4_000)]);
+        j.submit(vec![JournalOp::PutMessage(msg(5, 10)), put_ref("q", 5)])
+            .await
+            .unwrap();
+        j.shutdown();
+    }
+    let (j, rec) = reopen(dir.path());
+    assert_eq!(
+        ref_states(&rec, "q"),
+        vec![
+            (1, 2, 5_000),
+            (2, 3, 7_000),
+            (3, 0, 9_000),
+            (4, 0, 0),
+            (5, 0, 4_000)
+        ]
+    );
+    // Still applied after a restart, to refs recovered from the file.
+    j.submit(vec![set_count("q", 0, 5, 1)]).await.unwrap();
+    j.shutdown();
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(ref_states(&rec, "q")[4], (5, 1, 4_000));
+}
+
+/// A redelivery time made for a queue's earlier life, or for a ref already acked, changes
+/// nothing: like `SetDeliveryCount`, it applies only to the incarnation it names.
+#[tokio::test]
+async fn redelivery_time_for_a_gone_ref_or_an_earlier_queue_life_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = reopen(dir.path());
+        j.submit(vec![
+            JournalOp::PutQueue(queue_life("sub", 1)),
+            JournalOp::PutMessage(msg(5, 10)),
+            JournalOp::PutRef {
+                queue: "sub".into(),
+                incarnation: 1,
+                message_id: 5,
+            },
+        ])
+        .await
+        .unwrap();
+        j.submit(vec![
+            JournalOp::DeleteQueue("sub".into()),
+            JournalOp::PutQueue(queue_life("sub", 2)),
+            JournalOp::PutMessage(msg(6, 10)),
+            JournalOp::PutRef {
+                queue: "sub".into(),
+                incarnation: 2,
+                message_id: 6,
+            },
+            JournalOp::PutMessage(msg(7, 10)),
+            JournalOp::PutRef {
+                queue: "sub".into(),
+                incarnation: 2,
+                message_id: 7,
+            },
+        ])
+        .await
+        .unwrap();
+        // The old life's return of message 5 arrives late: its ref is gone with its queue.
+        j.submit(vec![set_deliver_at("sub", 1, 5, 111)])
+            .await
+            .unwrap();
+        // The new life sets 6's time; a stale op naming the old life must not replace it.
+        j.submit(vec![set_deliver_at("sub", 2, 6, 333)])
+            .await
+            .unwrap();
+        j.submit(vec![set_deliver_at("sub", 1, 6, 222)])
+            .await
+            .unwrap();
+        j.submit(vec![set_deliver_at("sub", 1, 7, 444)])
+            .await
+            .unwrap();
+        // A time for a ref already acked changes nothing: the ack stands.
+        j.submit(vec![JournalOp::DeleteRef {
+            queue: "sub".into(),
+            incarnation: 2,
+            message_id: 7,
+        }])
+        .await
+        .unwrap();
+        j.submit(vec![set_deliver_at("sub", 2, 7, 555)])
+            .await
+            .unwrap();
+        j.shutdown();
+    }
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(ref_states(&rec, "sub"), vec![(6, 0, 333)]);
+}
+
+/// Each address's duplicate-id ring comes back in slot order; a slot written again holds
+/// the newer id, as the broker's ring overwrote it.
+#[tokio::test]
+async fn duplicate_ids_round_trip_in_slot_order_and_a_slot_is_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = reopen(dir.path());
+        j.submit(vec![
+            put_dup("orders", 2, "c"),
+            put_dup("orders", 0, "a"),
+            put_dup("billing", 0, "x"),
+            put_dup("orders", 1, "b"),
+        ])
+        .await
+        .unwrap();
+        // The ring wrapped: slot 0 now holds the newest id.
+        j.submit(vec![put_dup("orders", 0, "d")]).await.unwrap();
+        j.shutdown();
+    }
+    let (j, rec) = reopen(dir.path());
+    assert_eq!(
+        rec.duplicate_ids,
+        vec![
+            RecoveredIdCache {
+                address: "billing".into(),
+                ids: vec![(0, Bytes::from_static(b"x"))],
+            },
+            RecoveredIdCache {
+                address: "orders".into(),
+                ids: vec![
+                    (0, Bytes::from_static(b"d")),
+                    (1, Bytes::from_static(b"b")),
+                    (2, Bytes::from_static(b"c")),
+                ],
+            },
+        ]
+    );
+    // Binary ids (not UTF-8, with NULs) are kept byte for byte.
+    let raw = Bytes::from_static(b"\x00\xff\x00id");
+    j.submit(vec![JournalOp::PutDuplicateId {
+        address: "orders".into(),
+        slot: 1,
+        id: raw.clone(),
+    }])
+    .await
+    .unwrap();
+    j.shutdown();
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(rec.duplicate_ids[1].ids[1], (1, raw));
+}
+
+#[tokio::test]
+async fn delete_duplicate_ids_drops_one_address_and_keeps_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = reopen(dir.path());
+        j.submit(vec![
+            put_dup("a", 0, "a0"),
+            put_dup("a", 1, "a1"),
+            put_dup("a", u32::MAX, "a-last"),
+            // Names that sort right next to "a" must not be caught by its range.
+            put_dup("a.b", 0, "ab0"),
+            put_dup("b", 0, "b0"),
+        ])
+        .await
+        .unwrap();
+        j.submit(vec![JournalOp::DeleteDuplicateIds {
+            address: "a".into(),
+        }])
+        .await
+        .unwrap();
+        j.shutdown();
+    }
+    let (j, rec) = reopen(dir.path());
+    assert_eq!(dup_cache(&rec, "a"), vec![]);
+    assert_eq!(dup_cache(&rec, "a.b"), vec![(0, "ab0".to_string())]);
+    assert_eq!(dup_cache(&rec, "b"), vec![(0, "b0".to_string())]);
+    // Ops apply in order within one batch: a cache dropped and started again keeps the new id.
+    j.submit(vec![
+        put_dup("b", 1, "b1"),
+        JournalOp::DeleteDuplicateIds {
+            address: "b".into(),
+        },
+        put_dup("b", 0, "fresh"),
+    ])
+    .await
+    .unwrap();
+    j.shutdown();
+    let (_j, rec) = reopen(dir.path());
+    assert_eq!(dup_cache(&rec, "b"), vec![(0, "fresh".to_string())]);
+    assert_eq!(rec.duplicate_ids.len(), 2);
+}
+
+/// A message sent and acked within one group commit is never stored, but its duplicate id
+/// is: the send happened, so a retry of it must still be recognised.
+#[tokio::test]
+async fn duplicate_id_of_a_message_consumed_within_one_group_commit_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let commits;
+    {
+        let mut o = opts(dir.path());
+        o.buffer_timeout = Duration::from_millis(200);
+        let (j, _) = Journal::open(o).unwrap();
+        let before = j.commit_count();
+        let sent = j.submit(vec![
+            JournalOp::PutMessage(msg(1, 10)),
+            put_ref("q", 1),
+            put_dup("orders", 0, "retry-me"),
+        ]);
+        let acked = j.submit(vec![del_ref("q", 1)]);
+        sent.await.unwrap();
+        acked.await.unwrap();
+        commits = j.commit_count() - before;
+        j.shutdown();
+    }
+    assert_eq!(commits, 1, "the requests were meant to share one commit");
+    let (_j, rec) = reopen(dir.path());
+    assert!(rec.messages.is_empty());
+    assert_eq!(dup_cache(&rec, "orders"), vec![(0, "retry-me".to_string())]);
+}
+
+const DUP_CRASH_DIR_VAR: &str = "WRENMQ_JOURNAL_DUP_CRASH_DIR";
+
+/// Child half of `message_and_its_duplicate_id_are_stored_together_across_a_crash`.
+#[test]
+fn dup_crash_child() {
+    let Some(dir) = std::env::var_os(DUP_CRASH_DIR_VAR) else {
+        return;
+    };
+    let (j, _) = Journal::open(opts(std::path::Path::new(&dir))).unwrap();
+    let send = |id: u64| {
+        vec![
+            JournalOp::PutMessage(msg(id, 500)),
+            put_ref("q", id),
+            put_dup("orders", id as u32, &format!("dup-{id}")),
+        ]
+    };
+    for id in 1..=50u64 {
+        j.submit(send(id)).wait().unwrap();
+    }
+    // Many more in flight when the process dies, so the crash lands among commits: wait
+    // for one in the middle while the writer already holds those behind it.
+    for id in 51..1000u64 {
+        j.submit_detached(send(id));
+    }
+    let middle = j.submit(send(1000));
+    for id in 1001..=3000u64 {
+        j.submit_detached(send(id));
+    }
+    middle.wait().unwrap();
+    std::process::abort();
+}
+
+/// The broker submits a message and its duplicate id in one batch; whatever a crash cuts
+/// off, the journal never keeps one without the other.
+#[test]
+fn message_and_its_duplicate_id_are_stored_together_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "dup_crash_child",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(DUP_CRASH_DIR_VAR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was supposed to abort");
+    let (_j, rec) = reopen(dir.path());
+    let messages = ids(&rec, "q");
+    let dups: Vec<u64> = dup_cache(&rec, "orders")
+        .into_iter()
+        .map(|(slot, id)| {
+            assert_eq!(id, format!("dup-{slot}"));
+            u64::from(slot)
+        })
+        .collect();
+    eprintln!("{} messages survived the crash", messages.len());
+    assert!(messages.len() >= 1000, "confirmed sends were lost");
+    assert_eq!(messages, dups);
 }

@@ -26,6 +26,7 @@ pub fn stored(m: &Message) -> StoredMessage {
         priority: m.priority,
         expires: m.expires,
         timestamp: m.timestamp,
+        deliver_at: 0,
     }
 }
 

@@ -8,6 +8,9 @@
 //!
 //! As in Artemis (see `persistence.adoc`), messages are stored once and
 //! referenced from queues; a message record is deleted when its last ref is.
+//! Beside the messages the journal keeps what delivery semantics need across
+//! a restart: each message's scheduled time, each ref's delivery count and
+//! redelivery time, and each address's duplicate-detection id cache.
 //!
 //! Storage is a single redb file, `dir/journal.redb`, written by one
 //! dedicated thread that *group-commits*: it takes the first request, gathers
@@ -20,7 +23,7 @@
 //! Safety at open: a file that is not a redb database, is locked, is of
 //! another format version or is damaged is refused with a [`JournalError`]
 //! naming the file and the reason, and it is not modified. Damage includes a
-//! message, queue or address record whose CRC32 does not match (see
+//! message, queue or address record (or duplicate id) whose CRC32 does not match (see
 //! `records`): redb itself does not verify page checksums on reads. The
 //! whole file is read back through a read-only open before the read-write
 //! one, because the latter writes to the file. The one case in which the
@@ -41,7 +44,7 @@ mod writer;
 
 pub use error::JournalError;
 pub use records::{AddressRecord, JournalOp, OwnerRecord, QueueRecord, RoutingKind, StoredMessage};
-pub use recovery::{Recovered, RecoveredQueue, RecoveredRef};
+pub use recovery::{Recovered, RecoveredIdCache, RecoveredQueue, RecoveredRef};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -69,12 +72,16 @@ use writer::{Request, Shared, Writer};
 ///   queue never land in a new queue of the same name, and the `owner` of a
 ///   durable subscription (user and client-id), so only its owner may use it
 ///   after a restart.
+/// - 4: delivery semantics. Messages carry `deliver_at` (scheduled delivery),
+///   a ref's value is `(delivery_count, deliver_at)` so a running redelivery
+///   delay survives a restart, and the `duplicate_ids` table holds each
+///   address's duplicate-detection cache.
 ///
 /// There is no migration: a journal of an older version is refused with
 /// [`JournalError::FormatVersion`] (file left untouched), and the operator
 /// drains it with the old build or starts from an empty directory. That is
 /// acceptable while WrenMQ is 0.x; a 1.0 release must upgrade in place.
-pub const FORMAT_VERSION: u64 = 3;
+pub const FORMAT_VERSION: u64 = 4;
 
 /// Name of the database file inside [`JournalOptions::dir`].
 pub const FILE_NAME: &str = "journal.redb";

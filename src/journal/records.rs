@@ -11,7 +11,8 @@
 //!
 //! # Record checksums
 //!
-//! Every stored message, queue and address record is framed as
+//! Every stored message, queue and address record, and every duplicate-id
+//! cache entry, is framed as
 //!
 //! ```text
 //! [crc32 of the postcard bytes, 4 bytes little-endian][postcard bytes]
@@ -25,8 +26,11 @@
 //! before postcard sees them. CRC32 detects every single-bit error, every
 //! burst up to 32 bits and all but ~2^-32 of other random damage, which is
 //! what a storage checksum is for; it is not a defence against deliberate
-//! tampering. Refs, refcounts and meta are fixed-width integers in redb's own
-//! key/value encoding and carry no checksum.
+//! tampering. A duplicate id is checksummed too although it is tiny: a
+//! damaged id could match a later send and make the broker drop a message as
+//! a duplicate. Refs (delivery count and redelivery time), refcounts and meta
+//! are fixed-width integers in redb's own key/value encoding and carry no
+//! checksum.
 
 use std::sync::Arc;
 
@@ -55,6 +59,13 @@ pub struct StoredMessage {
     pub expires: u64,
     /// When the broker accepted the message, in milliseconds since the epoch.
     pub timestamp: u64,
+    /// Milliseconds since the epoch before which the message must not be
+    /// delivered (scheduled delivery, `AMQ_SCHEDULED_TIME` /
+    /// `AMQ_SCHEDULED_DELAY`); 0 means at once. Part of the message rather
+    /// than of each ref because the producer schedules the message itself, on
+    /// every queue it reaches, and a scheduled message must stay invisible
+    /// after a restart.
+    pub deliver_at: u64,
 }
 
 /// Routing semantics of a queue, owned by the journal so it does not depend
@@ -159,6 +170,44 @@ pub enum JournalOp {
         /// The new count.
         count: u32,
     },
+    /// Persist the time before which a ref must not be offered again (a
+    /// NACKed or returned message waiting out its `redelivery-delay`), so the
+    /// wait survives a restart instead of turning into an immediate
+    /// redelivery. Stored beside the ref's delivery count and applied the
+    /// same way: only to the named incarnation, kept in memory while its
+    /// `PutRef` is still on the way, ignored once the ref is gone.
+    SetDeliverAt {
+        /// The queue.
+        queue: Arc<str>,
+        /// The queue's incarnation the return was made in.
+        incarnation: u64,
+        /// The message.
+        message_id: u64,
+        /// Milliseconds since the epoch; 0 clears the wait.
+        at: u64,
+    },
+    /// Store one id of an address's duplicate-detection cache (Artemis's
+    /// `_AMQ_DUPL_ID`), so a producer retrying after a restart is still
+    /// recognised. The broker keeps the cache as a ring of `id-cache-size`
+    /// slots and names the slot, so this overwrites whatever id was there and
+    /// the stored cache never outgrows the ring. Not tied to any queue or
+    /// incarnation; submit it in the same batch as the message's `PutMessage`
+    /// and `PutRef` so the id and the message are stored atomically.
+    PutDuplicateId {
+        /// The address whose cache it belongs to.
+        address: Arc<str>,
+        /// Position in the address's ring.
+        slot: u32,
+        /// The id exactly as the producer sent it.
+        id: Bytes,
+    },
+    /// Drop an address's whole duplicate-id cache (the address was deleted,
+    /// or its cache was switched off), so ids of a gone address are not kept
+    /// or recovered forever.
+    DeleteDuplicateIds {
+        /// The address.
+        address: Arc<str>,
+    },
 }
 
 /// Bytes of the checksum prefix in front of every encoded record.
@@ -232,6 +281,7 @@ mod tests {
             priority: 4,
             expires: 0,
             timestamp: 123,
+            deliver_at: 1_700_000_000_500,
         };
         let bytes = encode(&m).unwrap();
         let back: StoredMessage = decode(&bytes).unwrap();
@@ -248,6 +298,7 @@ mod tests {
             priority: 4,
             expires: 0,
             timestamp: 123,
+            deliver_at: 0,
         }
     }
 

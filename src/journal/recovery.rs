@@ -7,12 +7,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableError};
 
 use super::error::JournalError;
 use super::records::{AddressRecord, QueueRecord, StoredMessage, decode};
 use super::tables::{
-    ADDRESSES, FORMAT_VERSION_KEY, MAX_MESSAGE_ID_KEY, MESSAGES, META, QUEUES, REFCOUNTS, REFS,
+    ADDRESSES, DUPLICATE_IDS, FORMAT_VERSION_KEY, MAX_MESSAGE_ID_KEY, MESSAGES, META, QUEUES,
+    REFCOUNTS, REFS,
 };
 
 /// Everything durable, handed to the broker once at open so it can rebuild
@@ -28,6 +30,20 @@ pub struct Recovered {
     /// The first id the broker may assign; above every id ever stored, so ids
     /// are never reused even after all messages were acked.
     pub next_message_id: u64,
+    /// Every address's persisted duplicate-id cache, in address-name order,
+    /// so a producer's retry after a restart is still recognised.
+    pub duplicate_ids: Vec<RecoveredIdCache>,
+}
+
+/// One address's duplicate-id cache as stored, so the broker can rebuild its
+/// ring (and its next write position) exactly as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredIdCache {
+    /// The address the cache belongs to.
+    pub address: String,
+    /// `(slot, id)` pairs in ascending slot order; slots never written are
+    /// absent.
+    pub ids: Vec<(u32, Bytes)>,
 }
 
 /// The messages of one queue, so the broker can refill it in order.
@@ -47,6 +63,11 @@ pub struct RecoveredRef {
     pub message: Arc<StoredMessage>,
     /// How many times it had been delivered.
     pub delivery_count: u32,
+    /// Milliseconds since the epoch before which the ref must not be offered
+    /// again (a redelivery delay that was running at shutdown); 0 for none.
+    /// Separate from [`StoredMessage::deliver_at`], which the producer set
+    /// for the message on every queue.
+    pub deliver_at: u64,
 }
 
 /// What the meta table says about the file's layout.
@@ -79,7 +100,7 @@ pub(crate) fn format_version(txn: &ReadTransaction) -> Result<VersionState, redb
 }
 
 /// Loads every record, verifying each message, queue and address record's
-/// checksum: the first damaged one fails the whole recovery with
+/// (and each duplicate id's) checksum: the first damaged one fails the whole recovery with
 /// [`JournalError::Corrupt`] naming it (e.g. "message 12: checksum
 /// mismatch …"), because delivering a damaged body as intact, or silently
 /// dropping a message a producer was told is stored, are both worse than
@@ -156,15 +177,34 @@ pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recover
             tracing::warn!(journal = %path.display(), queue, id, "skipping ref to a message that is not stored");
             continue;
         };
+        let (delivery_count, deliver_at) = v.value();
         let r = RecoveredRef {
             message: Arc::clone(message),
-            delivery_count: v.value(),
+            delivery_count,
+            deliver_at,
         };
         match out.messages.last_mut() {
             Some(q) if q.queue == queue => q.refs.push(r),
             _ => out.messages.push(RecoveredQueue {
                 queue: queue.to_string(),
                 refs: vec![r],
+            }),
+        }
+    }
+
+    let dups = txn
+        .open_table(DUPLICATE_IDS)
+        .map_err(|e| storage(e.into()))?;
+    for entry in dups.iter().map_err(|e| storage(e.into()))? {
+        let (k, v) = entry.map_err(|e| storage(e.into()))?;
+        let (address, slot) = k.value();
+        let id: Bytes = decode(v.value())
+            .map_err(|e| corrupt(format!("duplicate id {slot} of address {address:?}: {e}")))?;
+        match out.duplicate_ids.last_mut() {
+            Some(c) if c.address == address => c.ids.push((slot, id)),
+            _ => out.duplicate_ids.push(RecoveredIdCache {
+                address: address.to_string(),
+                ids: vec![(slot, id)],
             }),
         }
     }
@@ -186,7 +226,7 @@ pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recover
 /// reading everything twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fingerprint {
-    lens: [u64; 5],
+    lens: [u64; 6],
     max_message_id: Option<u64>,
 }
 
@@ -202,6 +242,7 @@ pub(crate) fn fingerprint(db: &impl ReadableDatabase) -> Option<Fingerprint> {
             len(txn.open_table(REFCOUNTS).ok()?.len())?,
             len(txn.open_table(QUEUES).ok()?.len())?,
             len(txn.open_table(ADDRESSES).ok()?.len())?,
+            len(txn.open_table(DUPLICATE_IDS).ok()?.len())?,
         ],
         max_message_id: txn
             .open_table(META)

@@ -3,13 +3,29 @@
 //! Keys are chosen so that recovery is a plain ordered scan: refs are keyed
 //! `(queue, message_id)` so each queue's refs come out contiguous and in
 //! ascending id order, which is the order the broker must redeliver in.
+//! Duplicate ids are keyed `(address, slot)` for the same reason: one
+//! address's cache comes out contiguous and in ring order, and dropping it is
+//! one range removal.
+//!
+//! A ref's value is `(delivery_count, deliver_at)`, both fixed-width, rather
+//! than a table of its own for redelivery times: every ref has both, they are
+//! written by the same kinds of op, and one table means one lookup per op and
+//! no second table to keep in step when a ref or queue is deleted.
 
 use redb::{TableDefinition, WriteTransaction};
 
 /// `message_id → postcard(StoredMessage)`.
 pub(crate) const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
-/// `(queue, message_id) → delivery_count`.
-pub(crate) const REFS: TableDefinition<(&str, u64), u32> = TableDefinition::new("refs");
+/// `(queue, message_id) → (delivery_count, deliver_at)`; `deliver_at` is
+/// the epoch-ms time before which the ref must not be offered again, 0 for
+/// none.
+pub(crate) const REFS: TableDefinition<(&str, u64), RefValue> = TableDefinition::new("refs");
+/// The value type of [`REFS`]: `(delivery_count, deliver_at)`.
+pub(crate) type RefValue = (u32, u64);
+/// `(address, slot) → crc32-framed id bytes`: the persisted duplicate-id
+/// ring of each address (see `records` for the framing).
+pub(crate) const DUPLICATE_IDS: TableDefinition<(&str, u32), &[u8]> =
+    TableDefinition::new("duplicate_ids");
 /// `message_id → number of refs`. Kept so an ack can tell whether it removed
 /// the last ref without scanning every queue.
 pub(crate) const REFCOUNTS: TableDefinition<u64, u32> = TableDefinition::new("refcounts");
@@ -30,7 +46,8 @@ pub(crate) const MAX_MESSAGE_ID_KEY: &str = "max-message-id";
 /// per op would dominate the cost of small ops.
 pub(crate) struct Tables<'txn> {
     pub(crate) messages: redb::Table<'txn, u64, &'static [u8]>,
-    pub(crate) refs: redb::Table<'txn, (&'static str, u64), u32>,
+    pub(crate) refs: redb::Table<'txn, (&'static str, u64), RefValue>,
+    pub(crate) duplicate_ids: redb::Table<'txn, (&'static str, u32), &'static [u8]>,
     pub(crate) refcounts: redb::Table<'txn, u64, u32>,
     pub(crate) queues: redb::Table<'txn, &'static str, &'static [u8]>,
     pub(crate) addresses: redb::Table<'txn, &'static str, &'static [u8]>,
@@ -43,6 +60,7 @@ impl<'txn> Tables<'txn> {
         Ok(Tables {
             messages: txn.open_table(MESSAGES)?,
             refs: txn.open_table(REFS)?,
+            duplicate_ids: txn.open_table(DUPLICATE_IDS)?,
             refcounts: txn.open_table(REFCOUNTS)?,
             queues: txn.open_table(QUEUES)?,
             addresses: txn.open_table(ADDRESSES)?,

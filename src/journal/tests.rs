@@ -2,7 +2,7 @@
 //! version-mismatched file, records written behind the journal's back, and
 //! the failed state.
 
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::recovery::VersionState;
 use super::tables::{FORMAT_VERSION_KEY, META};
@@ -180,4 +180,68 @@ fn version_one_journal_is_refused_and_untouched() {
         "{err}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// A version-3 journal (refs without a redelivery time, no duplicate-id table) is refused
+/// with the usual message, not misread as version 4.
+#[test]
+fn version_three_journal_is_refused_and_untouched() {
+    assert_eq!(FORMAT_VERSION, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(opts(dir.path())).unwrap();
+    let path = j.path().to_path_buf();
+    j.shutdown();
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(FORMAT_VERSION_KEY, 3)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Journal::open(opts(dir.path())).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has format version 3, this build reads format version 4"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// A damaged duplicate id could match a later send and drop it as a repeat, so it is
+/// refused at open like any damaged record.
+#[test]
+fn damaged_duplicate_id_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(opts(dir.path())).unwrap();
+    j.submit(vec![JournalOp::PutDuplicateId {
+        address: "orders".into(),
+        slot: 7,
+        id: bytes::Bytes::from_static(b"id-7"),
+    }])
+    .wait()
+    .unwrap();
+    let path = j.path().to_path_buf();
+    j.shutdown();
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(super::tables::DUPLICATE_IDS).unwrap();
+            let mut v = t.get(("orders", 7)).unwrap().unwrap().value().to_vec();
+            let last = v.len() - 1;
+            v[last] ^= 0x01;
+            t.insert(("orders", 7), v.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = Journal::open(opts(dir.path())).unwrap_err();
+    assert!(matches!(err, JournalError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(r#"duplicate id 7 of address "orders": checksum mismatch"#),
+        "{err}"
+    );
 }

@@ -32,7 +32,16 @@
 //! the queue hands the message over (and records the delivery) while the send
 //! is being routed, before the producer's session submits the `PutRef`. The
 //! count is kept in memory and written with the `PutRef`, so a crash after
-//! the delivery still brings the message back marked redelivered.
+//! the delivery still brings the message back marked redelivered. A
+//! `SetDeliverAt` (the consumer NACKed that early delivery) is kept the same
+//! way, beside the count, and both follow the incarnation rules above.
+//!
+//! Duplicate ids: `PutDuplicateId` and `DeleteDuplicateIds` belong to an
+//! address, not to a queue's life, so incarnations do not apply, and they are
+//! never cancelled with a message consumed within its batch: the id was
+//! seen, and a retry of that send must still be recognised. They apply in
+//! batch order like every op, in the same transaction as the message they
+//! came with.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -46,7 +55,7 @@ use tokio::sync::oneshot;
 
 use super::error::JournalError;
 use super::records::{JournalOp, encode};
-use super::tables::{MAX_MESSAGE_ID_KEY, Tables};
+use super::tables::{MAX_MESSAGE_ID_KEY, RefValue, Tables};
 
 /// How long the writer may sit on non-durable commits (sync = false) before
 /// it forces a durable one. redb only reuses pages freed by non-durable
@@ -56,9 +65,9 @@ const NONSYNC_DURABLE_INTERVAL: Duration = Duration::from_millis(500);
 const IDLE_COMPACT_AFTER: Duration = Duration::from_secs(5);
 /// Files smaller than this are never worth compacting.
 pub(crate) const COMPACT_MIN_FILE: u64 = 8 * 1024 * 1024;
-/// Above this many remembered out-of-order acks (or delivery counts) the
-/// oldest are forgotten, so ops for refs that never arrive cannot grow memory
-/// without bound.
+/// Above this many remembered out-of-order acks (or delivery counts and
+/// redelivery times) the oldest are forgotten, so ops for refs that never
+/// arrive cannot grow memory without bound.
 const MAX_TOMBSTONES: usize = 1_000_000;
 
 /// A unit of work for the writer.
@@ -163,23 +172,51 @@ impl Tombstones {
     }
 }
 
-/// Delivery counts that arrived before their `PutRef`, highest count kept.
+/// Redelivery state of a ref that arrived before its `PutRef`: the highest
+/// delivery count, and the latest redelivery time. The time is last-wins
+/// rather than highest because it is the broker's current answer (0 clears
+/// it), exactly as `SetDeliverAt` on a stored ref overwrites.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Early {
+    count: u32,
+    deliver_at: u64,
+}
+
+impl Early {
+    /// The value the ref is stored with.
+    fn value(self) -> RefValue {
+        (self.count, self.deliver_at)
+    }
+}
+
+/// Delivery counts and redelivery times that arrived before their `PutRef`.
 #[derive(Default)]
 struct EarlyCounts {
-    map: HashMap<(String, u64), u32>,
+    map: HashMap<(String, u64), Early>,
     order: VecDeque<(String, u64)>,
 }
 
 impl EarlyCounts {
-    fn insert(&mut self, queue: &str, id: u64, count: u32) {
+    fn insert_count(&mut self, queue: &str, id: u64, count: u32) {
+        let e = self.entry(queue, id);
+        e.count = e.count.max(count);
+        self.bound();
+    }
+
+    fn insert_deliver_at(&mut self, queue: &str, id: u64, at: u64) {
+        self.entry(queue, id).deliver_at = at;
+        self.bound();
+    }
+
+    fn entry(&mut self, queue: &str, id: u64) -> &mut Early {
         let key = (queue.to_string(), id);
-        match self.map.get_mut(&key) {
-            Some(c) => *c = (*c).max(count),
-            None => {
-                self.map.insert(key.clone(), count);
-                self.order.push_back(key);
-            }
+        if !self.map.contains_key(&key) {
+            self.order.push_back(key.clone());
         }
+        self.map.entry(key).or_default()
+    }
+
+    fn bound(&mut self) {
         while self.map.len() > MAX_TOMBSTONES {
             match self.order.pop_front() {
                 Some(old) => {
@@ -194,7 +231,7 @@ impl EarlyCounts {
         }
     }
 
-    fn take(&mut self, queue: &str, id: u64) -> Option<u32> {
+    fn take(&mut self, queue: &str, id: u64) -> Option<Early> {
         if self.map.is_empty() {
             return None;
         }
@@ -532,9 +569,19 @@ impl Consumed<'_> {
             }
             | JournalOp::SetDeliveryCount {
                 queue, message_id, ..
+            }
+            | JournalOp::SetDeliverAt {
+                queue, message_id, ..
             } => self.refs.contains(&(&**queue, *message_id)),
             JournalOp::PutMessage(m) => self.messages.contains(&m.id),
-            _ => false,
+            // Duplicate ids outlive their message: a message sent and acked within one batch
+            // was still seen, and a retry of it must still be recognised.
+            JournalOp::PutDuplicateId { .. }
+            | JournalOp::DeleteDuplicateIds { .. }
+            | JournalOp::PutAddress(_)
+            | JournalOp::DeleteAddress(_)
+            | JournalOp::PutQueue(_)
+            | JournalOp::DeleteQueue(_) => false,
         }
     }
 }
@@ -661,7 +708,7 @@ fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<
             }
             let key = (&**queue, *message_id);
             if t.refs.get(key)?.is_none() {
-                t.refs.insert(key, count.unwrap_or(0))?;
+                t.refs.insert(key, count.unwrap_or_default().value())?;
                 let n = t.refcounts.get(*message_id)?.map_or(0, |g| g.value());
                 t.refcounts.insert(*message_id, n.saturating_add(1))?;
             }
@@ -691,12 +738,43 @@ fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<
                 return Ok(());
             }
             let key = (&**queue, *message_id);
-            if t.refs.get(key)?.is_some() {
-                t.refs.insert(key, *count)?;
-            } else {
+            let stored = t.refs.get(key)?.map(|g| g.value());
+            match stored {
+                Some((_, at)) => {
+                    t.refs.insert(key, (*count, at))?;
+                }
                 // Usually its `PutRef` is still on the way (see the module docs).
-                st.early.counts.insert(queue, *message_id, *count);
+                None => st.early.counts.insert_count(queue, *message_id, *count),
             }
+        }
+        JournalOp::SetDeliverAt {
+            queue,
+            incarnation,
+            message_id,
+            at,
+        } => {
+            if !st.incarnations.admits(queue, *incarnation) {
+                return Ok(());
+            }
+            let key = (&**queue, *message_id);
+            let stored = t.refs.get(key)?.map(|g| g.value());
+            match stored {
+                Some((count, _)) => {
+                    t.refs.insert(key, (count, *at))?;
+                }
+                // As for delivery counts: a consumer can NACK a message before the sender's
+                // `PutRef` reaches the writer.
+                None => st.early.counts.insert_deliver_at(queue, *message_id, *at),
+            }
+        }
+        JournalOp::PutDuplicateId { address, slot, id } => {
+            t.duplicate_ids
+                .insert((&**address, *slot), encode(id)?.as_slice())?;
+        }
+        JournalOp::DeleteDuplicateIds { address } => {
+            let address: &str = address;
+            t.duplicate_ids
+                .retain_in((address, 0)..=(address, u32::MAX), |_, _| false)?;
         }
     }
     Ok(())
@@ -770,13 +848,26 @@ mod tests {
     #[test]
     fn early_counts_keep_the_highest_and_are_consumed_once() {
         let mut c = EarlyCounts::default();
-        c.insert("q", 1, 2);
-        c.insert("q", 1, 1);
-        c.insert("r", 2, 1);
+        c.insert_count("q", 1, 2);
+        c.insert_count("q", 1, 1);
+        c.insert_count("r", 2, 1);
         assert_eq!(c.len(), 2);
-        assert_eq!(c.take("q", 1), Some(2));
+        assert_eq!(c.take("q", 1).map(Early::value), Some((2, 0)));
         assert_eq!(c.take("q", 1), None);
         c.drop_queue("r");
         assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn early_redelivery_time_is_last_wins_and_kept_beside_the_count() {
+        let mut c = EarlyCounts::default();
+        c.insert_deliver_at("q", 1, 500);
+        c.insert_count("q", 1, 3);
+        c.insert_deliver_at("q", 1, 200);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.take("q", 1).map(Early::value), Some((3, 200)));
+        c.insert_deliver_at("q", 2, 500);
+        c.insert_deliver_at("q", 2, 0);
+        assert_eq!(c.take("q", 2).map(Early::value), Some((0, 0)));
     }
 }
