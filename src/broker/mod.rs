@@ -6,6 +6,7 @@
 //! order is always registry → queue.
 
 mod clients;
+mod duplicates;
 mod error;
 mod flow;
 mod message;
@@ -20,6 +21,7 @@ mod stored;
 mod tests;
 
 pub use clients::{ClientIdClaim, ClientIds, Owner};
+pub use duplicates::{DUPLICATE_ID_HEADER, MAX_DUPLICATE_ID_LEN, check_duplicate_id};
 pub use error::BrokerError;
 pub use flow::{AddressUsage, UsageToken};
 pub use message::{Message, now_millis};
