@@ -70,7 +70,7 @@ impl Broker {
         let mut ops = Vec::new();
         // A send whose duplicate id was seen (before, or earlier in this transaction) is
         // dropped alone; the caches stay locked until the batch is submitted (routing/dedup.rs).
-        let held = self.hold_duplicate_caches(&pending.sends);
+        let held = self.hold_duplicate_caches(pending.sends.iter().map(|(d, m, _)| (d, &**m)));
         let mut seen = held.lock();
         pending
             .sends

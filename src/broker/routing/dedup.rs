@@ -10,12 +10,11 @@
 //! message is durable, nor reports success if it was lost.
 
 use bytes::Bytes;
-use std::sync::Arc;
 
 use super::send::record_puts;
 use super::{Broker, Destination, MessageDraft, SendReport};
-use crate::broker::duplicates::Held;
-use crate::broker::{BrokerError, Message, Queue};
+use crate::broker::duplicates::{Held, duplicate_id};
+use crate::broker::{BrokerError, Message};
 use crate::security::Authorizer;
 
 impl Broker {
@@ -70,16 +69,13 @@ impl Broker {
 
     /// The caches a transaction's admitted sends need, to lock while it is checked and
     /// submitted.
-    pub(super) fn hold_duplicate_caches(
+    pub(super) fn hold_duplicate_caches<'a>(
         &self,
-        sends: &[(Destination, Arc<Message>, Vec<Arc<Queue>>)],
+        sends: impl Iterator<Item = (&'a Destination, &'a Message)>,
     ) -> Held {
         let wanted: Vec<(&str, u32)> = sends
-            .iter()
-            .filter(|(_, m, _)| {
-                crate::broker::duplicates::duplicate_id(&m.properties).is_ok_and(|i| i.is_some())
-            })
-            .map(|(d, _, _)| (d.address.as_str(), self.id_cache_size(&d.address)))
+            .filter(|(_, m)| duplicate_id(&m.properties).is_ok_and(|i| i.is_some()))
+            .map(|(d, _)| (d.address.as_str(), self.id_cache_size(&d.address)))
             .filter(|(_, cap)| *cap > 0)
             .collect();
         self.duplicates.hold(wanted)
