@@ -366,3 +366,34 @@ fn a_duplicates_receipt_waits_until_the_original_is_stored() {
         "the retry was confirmed, so the original is stored"
     );
 }
+
+/// The ring resumes after a restart exactly where it was: the same ids are remembered and
+/// the next id overwrites the oldest, not an arbitrary one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_ring_forgets_in_the_same_order() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut config = cache_config("small.#", 3);
+    config.journal.enabled = true;
+    config.journal.data_dir = tmp.path().join("data");
+    let broker = start(config.clone()).await;
+    let mut p = broker.client().await;
+    for id in ["1", "2", "3", "4", "5"] {
+        send_id(&mut p, "/queue/small.restart", id, id).await;
+    }
+    p.disconnect().await;
+    broker.shutdown().await;
+
+    let broker = start(config).await;
+    let mut p = broker.client().await;
+    // Remembered: 3, 4, 5. "6" then overwrites the oldest, "3".
+    send_id(&mut p, "/queue/small.restart", "5", "5-again").await;
+    send_id(&mut p, "/queue/small.restart", "6", "6").await;
+    send_id(&mut p, "/queue/small.restart", "4", "4-again").await;
+    send_id(&mut p, "/queue/small.restart", "3", "3-again").await;
+    let mut c = broker.client().await;
+    c.subscribe("/queue/small.restart", "s", &[]).await;
+    assert_eq!(
+        received(&mut c).await,
+        ["1", "2", "3", "4", "5", "6", "3-again"]
+    );
+}
