@@ -17,8 +17,8 @@
 //! (caches in use at that moment are skipped, so the bound may be passed by as many caches
 //! as there are sends in progress).
 //!
-//! Locks: the map of caches has one short mutex, never held while a cache's own mutex is
-//! waited for by someone else. A cache's mutex is held by a send from its check until its
+//! Locks: the map of caches has one short mutex; under it a cache's own mutex is taken only
+//! to forget a cache nobody else can reach, so it never waits. A cache's mutex is held by a send from its check until its
 //! journal records are submitted, so a duplicate arriving meanwhile waits and its RECEIPT
 //! can follow the original's write (see `routing/dedup.rs`). Lock order: a cache (several in
 //! address-name order) → registry → queue; nothing takes a cache while holding the
