@@ -67,6 +67,11 @@ pub enum BrokerError {
     /// The caller's rights do not allow the operation; the text names who, what and where.
     #[error("{0}")]
     NotAuthorized(String),
+    /// An `_AMQ_DUPL_ID` too long to remember (see `broker::duplicates`).
+    #[error(
+        "header '_AMQ_DUPL_ID' is {len} bytes long, more than the limit of {limit} bytes for a duplicate id"
+    )]
+    DuplicateIdTooLong { len: usize, limit: usize },
     /// The journal failed to store or load.
     #[error("journal: {0}")]
     Journal(String),

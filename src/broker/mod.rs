@@ -7,6 +7,7 @@
 
 mod clients;
 mod clock;
+mod duplicates;
 mod error;
 mod filter;
 mod flow;
@@ -23,6 +24,7 @@ mod tests;
 
 pub use clients::{ClientIdClaim, ClientIds, Owner};
 pub use clock::{Clock, ClockOwner};
+pub use duplicates::{DUPLICATE_ID_HEADER, MAX_DUPLICATE_ID_LEN, check_duplicate_id};
 pub use error::BrokerError;
 pub use filter::Filter;
 pub use flow::{AddressUsage, UsageToken};

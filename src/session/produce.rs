@@ -2,7 +2,9 @@
 //! its address is full), and tracking the journal writes its RECEIPT must wait for.
 
 use super::{Failure, Session, map_destination};
-use crate::broker::{BrokerError, Capacity, Destination, MessageDraft, Stored, now_millis};
+use crate::broker::{
+    BrokerError, Capacity, Destination, MessageDraft, Stored, check_duplicate_id, now_millis,
+};
 use crate::stomp::Frame;
 use bytestring::ByteString;
 
@@ -100,6 +102,7 @@ impl Session {
             // Refuse an unroutable or unauthorized send now, as Artemis does, not at COMMIT;
             // nothing is created until COMMIT, so an aborted transaction leaves no trace.
             self.ctx.broker.check_send(dest, &self.access)?;
+            check_duplicate_id(&draft)?;
             if let Some(t) = self.transactions.get_mut(&tx) {
                 t.sends.push((dest.clone(), draft));
             }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::send::record_puts;
 use super::{Broker, Capacity, ConsumerHandle, Destination, MessageDraft};
+use crate::broker::duplicates::duplicate_id;
 use crate::broker::{BrokerError, Message, Outcome, Queue, Stored, Taken};
 use crate::journal::JournalOp;
 use crate::security::Authorizer;
@@ -43,7 +44,8 @@ impl Broker {
         acks: Vec<TxAck>,
         auth: Arc<dyn Authorizer>,
     ) -> Result<Stored, BrokerError> {
-        for (dest, _) in &sends {
+        for (dest, draft) in &sends {
+            duplicate_id(&draft.properties)?;
             self.check_send(dest, &*auth)?;
             if let Capacity::Refused = self.capacity(dest) {
                 return Err(BrokerError::AddressFull(dest.address.clone()));
@@ -66,6 +68,13 @@ impl Broker {
             pending.acks.push((ack.handle, taken, ack.outcome));
         }
         let mut ops = Vec::new();
+        // A send whose duplicate id was seen (before, or earlier in this transaction) is
+        // dropped alone; the caches stay locked until the batch is submitted (routing/dedup.rs).
+        let held = self.hold_duplicate_caches(pending.sends.iter().map(|(d, m, _)| (d, &**m)));
+        let mut seen = held.lock();
+        pending
+            .sends
+            .retain(|(dest, m, _)| seen.admit(&dest.address, &m.properties, &mut ops));
         for (_, message, targets) in &pending.sends {
             record_puts(message, targets, &mut ops);
         }
@@ -75,7 +84,7 @@ impl Broker {
             }
         }
         let journal = match &self.journal {
-            Some(j) if !ops.is_empty() => j.clone(),
+            Some(j) if !ops.is_empty() || seen.saw_duplicate() => j.clone(),
             _ => {
                 let follow = self.make_visible(pending, &*auth);
                 return Ok(self.store(follow));
@@ -83,6 +92,7 @@ impl Broker {
         };
         let bytes = Stored::bytes_of(&ops);
         let batch = journal.submit(ops);
+        drop(seen);
         let broker = Arc::clone(self);
         let finish = async move {
             if let Err(e) = batch.await {

@@ -13,6 +13,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWrit
 use super::RoutingType;
 use super::clients::{ClientIds, Owner};
 use super::clock::Clock;
+use super::duplicates::{DuplicateIds, MAX_ID_CACHES};
 use super::error::BrokerError;
 use super::filter::Filter;
 use super::flow::AddressUsage;
@@ -29,6 +30,7 @@ use crate::security::Authorizer;
 mod address_words;
 mod commit;
 mod consumer;
+mod dedup;
 mod divert;
 mod plan;
 mod recovery;
@@ -199,6 +201,8 @@ pub struct Broker {
     clients: ClientIds,
     /// Wakes queues for scheduled and delayed messages and runs the expiry scan.
     clock: Clock,
+    /// Every address's recent `_AMQ_DUPL_ID`s, kept apart from the addresses themselves.
+    duplicates: DuplicateIds,
 }
 
 impl std::fmt::Debug for Broker {
@@ -218,13 +222,23 @@ impl Broker {
         config: &Config,
         journal: Option<(Journal, Recovered)>,
     ) -> Result<Arc<Broker>, BrokerError> {
-        let (journal, recovered) = match journal {
+        let (journal, mut recovered) = match journal {
             Some((j, r)) => (Some(j), Some(r)),
             None => (None, None),
         };
+        let settings = SettingsRepository::from_config(&config.address_settings);
+        let duplicates = DuplicateIds::new(
+            journal.clone(),
+            MAX_ID_CACHES,
+            recovered
+                .as_mut()
+                .map(|r| std::mem::take(&mut r.duplicate_ids))
+                .unwrap_or_default(),
+            |address| settings.resolve(address).id_cache_size,
+        );
         let broker = Arc::new(Broker {
             registry: RwLock::new(Registry::default()),
-            settings: SettingsRepository::from_config(&config.address_settings),
+            settings,
             next_message_id: AtomicU64::new(1),
             next_consumer_id: AtomicU64::new(1),
             next_incarnation: AtomicU64::new(
@@ -238,6 +252,7 @@ impl Broker {
             max_address_words: config.limits.max_address_words,
             clients: ClientIds::default(),
             clock: Clock::default(),
+            duplicates,
         });
         {
             let mut reg = broker.write();

@@ -4,6 +4,7 @@
 
 use super::plan::{AddressRef, Purpose};
 use super::{Broker, Capacity, Destination, MessageDraft, SendReport};
+use crate::broker::duplicates::duplicate_id;
 use crate::broker::{
     BrokerError, FullPolicy, Message, Queue, Refusal, RoutingType, now_millis, persistence,
 };
@@ -47,6 +48,9 @@ impl Broker {
         draft: MessageDraft,
         auth: &dyn Authorizer,
     ) -> Result<SendReport, BrokerError> {
+        if let Some(id) = duplicate_id(&draft.properties)? {
+            return self.send_once(dest, draft, id, auth);
+        }
         let routed = self.route_new(dest, draft, auth)?;
         let mut ops = Vec::new();
         if let Some(m) = &routed.message {
