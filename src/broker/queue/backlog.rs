@@ -147,6 +147,13 @@ impl Backlog {
         out
     }
 
+    /// Whether any entry satisfies `pred`.
+    pub(super) fn any(&self, mut pred: impl FnMut(&Entry) -> bool) -> bool {
+        self.levels
+            .iter()
+            .any(|l| l.ready.iter().any(&mut pred) || l.returned.values().any(&mut pred))
+    }
+
     /// Moves everything into `other` (as returned messages, in place), leaving this empty.
     pub(super) fn drain_into(&mut self, other: &mut Backlog) {
         for level in &mut self.levels {

@@ -186,6 +186,9 @@ struct QueueState {
     /// Some consumer has a selector or no-local, or their priorities differ: dispatch must
     /// choose a consumer per message.
     selective: bool,
+    /// Some message that entered since the last expiry scan can expire: a queue of messages
+    /// without expiry (the usual case) is not walked every scan period.
+    may_expire: bool,
     deleted: bool,
 }
 
@@ -369,6 +372,7 @@ impl Queue {
         };
         let seq = st.next_seq;
         st.next_seq += 1;
+        st.may_expire |= message.expires != 0;
         let entry = Entry {
             seq,
             message,
@@ -834,6 +838,7 @@ impl Queue {
             return;
         }
         done.returned.push((entry.message.id, entry.delivery_count));
+        st.may_expire |= entry.message.expires != 0;
         let delay =
             self.redelivery
                 .delay_for(entry.delivery_count, fastrand::f64(), fastrand::bool());
@@ -860,6 +865,9 @@ impl Queue {
     pub fn take_expired(&self, now: u64) -> Vec<Arc<Message>> {
         let mut st = self.lock();
         let mut out = std::mem::take(&mut st.expired);
+        if !st.may_expire {
+            return out;
+        }
         let expired = |e: &Entry| e.message.is_expired(now);
         let st = &mut *st;
         for e in st
@@ -871,6 +879,10 @@ impl Queue {
         {
             out.push(e.message);
         }
+        // Messages out with consumers set the flag again if they come back.
+        let expiring = |e: &Entry| e.message.expires != 0;
+        st.may_expire =
+            st.backlog.any(expiring) || st.parked.any(expiring) || st.scheduled.any(expiring);
         out
     }
 

@@ -52,6 +52,11 @@ impl Scheduled {
             .collect()
     }
 
+    /// Whether any entry satisfies `pred`.
+    pub(super) fn any(&self, pred: impl FnMut(&Entry) -> bool) -> bool {
+        self.by_due.values().any(pred)
+    }
+
     /// Every entry, earliest first.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.by_due.values()
