@@ -70,10 +70,25 @@ impl Broker {
         }
     }
 
+    /// Starts the broker with a configuration file (for address settings a test needs).
+    pub fn start_with_config(data_dir: &Path, config: &Path) -> Broker {
+        match Self::run_or_start_with(data_dir, Some(config)) {
+            Ok(b) => b,
+            Err(exit) => panic!(
+                "broker exited during start-up with {}; stderr:\n{}",
+                exit.status, exit.stderr
+            ),
+        }
+    }
+
     /// Starts the broker, or returns how it ended if it exits during start-up.
     pub fn run_or_start(data_dir: &Path) -> Result<Broker, Exit> {
+        Self::run_or_start_with(data_dir, None)
+    }
+
+    fn run_or_start_with(data_dir: &Path, config: Option<&Path>) -> Result<Broker, Exit> {
         let port = free_port();
-        let (mut child, stderr_path) = spawn(data_dir, port, None, "broker");
+        let (mut child, stderr_path) = spawn(data_dir, port, config, "broker");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {

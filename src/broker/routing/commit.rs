@@ -83,11 +83,12 @@ impl Broker {
                 handle.queue.record_removals(taken.messages(), &mut ops);
             }
         }
+        let refused = pending.acks.iter().any(|(_, _, o)| *o != Outcome::Ack);
         let journal = match &self.journal {
             Some(j) if !ops.is_empty() || seen.saw_duplicate() => j.clone(),
             _ => {
                 let follow = self.make_visible(pending, &*auth);
-                return Ok(self.store(follow));
+                return Ok(self.store_settled(follow, refused));
             }
         };
         let bytes = Stored::bytes_of(&ops);
@@ -103,7 +104,7 @@ impl Broker {
                 return Err(BrokerError::Journal(e.to_string()));
             }
             let follow = broker.make_visible(pending, &*auth);
-            broker.store(follow).await
+            broker.store_settled(follow, refused).await
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => Ok(Stored::task(rt.spawn(finish), bytes)),

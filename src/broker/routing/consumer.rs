@@ -58,7 +58,7 @@ impl ConsumerHandle {
         let mut ops = Vec::new();
         self.queue.record_removals(&done.acked, &mut ops);
         self.after(&done);
-        self.broker.store(ops)
+        self.broker.store_settled(ops, outcome != Outcome::Ack)
     }
 
     /// Puts settled deliveries back under the window (aborted transaction).

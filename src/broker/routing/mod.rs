@@ -304,6 +304,18 @@ impl Broker {
         }
     }
 
+    /// Stores `ops` like [`Broker::store`]; after a NACK (`refused`) it resolves only once the
+    /// records the NACK handed to the journal detached (a redelivery delay, a dead letter's
+    /// move, a new delivery count) are stored too, so that its RECEIPT is not sent before a
+    /// crash could still undo them and bring the message back at once, in its old queue.
+    fn store_settled(&self, ops: Vec<JournalOp>, refused: bool) -> Stored {
+        if ops.is_empty() && refused {
+            self.stored_barrier()
+        } else {
+            self.store(ops)
+        }
+    }
+
     /// Resolves once everything already handed to the journal, detached writes included (queue
     /// records, deletions), is stored: the journal commits in submission order. Lets a RECEIPT
     /// confirm changes the core records without waiting.
