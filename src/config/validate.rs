@@ -806,6 +806,24 @@ mod tests {
     }
 
     #[test]
+    fn bad_queue_filter_is_refused_naming_file_key_and_position() {
+        let text = "[[addresses]]\nname = \"orders\"\nrouting-types = [\"anycast\"]\n\n[[addresses.queues]]\nname = \"eu\"\nrouting-type = \"anycast\"\nfilter = \"region = \"\n";
+        let message = parse(text, Path::new("f.toml")).unwrap_err().to_string();
+        assert!(message.starts_with("f.toml: "), "{message}");
+        assert!(
+            message
+                .contains("addresses[0].queues[0].filter: bad selector at position 10: expected"),
+            "{message}"
+        );
+        let good = text.replace("region = ", "region = 'eu'");
+        let config = parse(&good, Path::new("f.toml")).unwrap();
+        assert_eq!(
+            config.addresses[0].queues[0].filter.as_deref(),
+            Some("region = 'eu'")
+        );
+    }
+
+    #[test]
     fn parse_reports_validation_keys_in_toml_spelling() {
         let text = "[[acceptors]]\nname = \"a\"\nbind = \"127.0.0.1:1\"\n\n[[acceptors]]\nname = \"a\"\nbind = \"127.0.0.1:1\"\n\n[[address-settings]]\nmatch = \"#\"\n\n[[address-settings]]\nmatch = \"x\"\nmax-size-bytes = -5\n";
         let message = parse(text, Path::new("b.toml")).unwrap_err().to_string();

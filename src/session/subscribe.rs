@@ -21,15 +21,23 @@ const PRIORITY_HEADERS: [&str; 3] = ["consumer-priority", "x-priority", "activem
 /// Headers asking not to receive this connection's own messages: Artemis's, ActiveMQ's.
 const NO_LOCAL_HEADERS: [&str; 2] = ["no-local", "activemq.noLocal"];
 
-/// The `selector` header, compiled; an empty one means none (as Artemis). A selector that
-/// does not parse is an ERROR naming the position and what was expected.
+/// The `selector` header, compiled; an empty (or blank) one means none (as Artemis). A
+/// selector that does not parse is an ERROR naming the position and what was expected. The
+/// text is trimmed (so spacing around it does not make a durable subscription's selector
+/// differ), but the position counts from the start of the header as the client sent it.
 fn parse_selector(frame: &Frame) -> Result<Option<Filter>, Failure> {
-    match frame.get("selector").map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) => Filter::selector(text)
-            .map(Some)
-            .map_err(|e| Failure::new(format!("header 'selector': {e}"))),
+    let Some(sent) = frame.get("selector") else {
+        return Ok(None);
+    };
+    let text = sent.trim();
+    if text.is_empty() {
+        return Ok(None);
     }
+    let leading = sent[..sent.len() - sent.trim_start().len()].chars().count();
+    Filter::selector(text).map(Some).map_err(|mut e| {
+        e.position += leading;
+        Failure::new(format!("header 'selector': {e}"))
+    })
 }
 
 /// The consumer's priority (default 0), from whichever peer's header it used.

@@ -76,7 +76,14 @@ impl Broker {
             .sends
             .retain(|(dest, m, _)| seen.admit(&dest.address, &m.properties, &mut ops));
         for (_, message, targets) in &pending.sends {
-            record_puts(message, targets, &mut ops);
+            // Only the queues whose filter lets it in: a ref in a queue that refuses the
+            // message would bring it there after a restart.
+            let admitted: Vec<Arc<Queue>> = targets
+                .iter()
+                .filter(|q| q.admits(message))
+                .cloned()
+                .collect();
+            record_puts(message, &admitted, &mut ops);
         }
         for (handle, taken, outcome) in &pending.acks {
             if *outcome == Outcome::Ack {

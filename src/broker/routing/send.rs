@@ -149,7 +149,12 @@ impl Broker {
         for q in targets {
             match q.enqueue(Arc::clone(message)) {
                 Ok(()) => queues.push(q),
-                Err(Refusal::NotPermitted | Refusal::Filtered) => {}
+                Err(Refusal::Filtered) => {
+                    if let Some(other) = self.matching_anycast(dest, &q, message) {
+                        queues.push(other);
+                    }
+                }
+                Err(Refusal::NotPermitted) => {}
                 Err(Refusal::Deleted) => {
                     if let Some(again) = self.reroute(dest, &q, message, auth) {
                         queues.push(again);
@@ -158,6 +163,30 @@ impl Broker {
             }
         }
         queues
+    }
+
+    /// Another anycast queue of the address that takes `message`, when the one planned for
+    /// it (picked before the message existed) refused it by its filter: Artemis routes an
+    /// anycast message to one of the queues whose filter matches, so a filtered queue must
+    /// not make it vanish. Not for a fully qualified destination, which names its queue.
+    fn matching_anycast(
+        &self,
+        dest: &Destination,
+        refused: &Arc<Queue>,
+        message: &Arc<Message>,
+    ) -> Option<Arc<Queue>> {
+        if dest.queue.is_some() || refused.routing != RoutingType::Anycast {
+            return None;
+        }
+        let others = self.queues_of(&refused.address);
+        let n = others.len().max(1);
+        // Start where the message id points, so matching queues share the load.
+        let start = (message.id % n as u64) as usize;
+        (0..others.len())
+            .map(|k| &others[(start + k) % n])
+            .filter(|q| q.routing == RoutingType::Anycast && !Arc::ptr_eq(q, refused))
+            .find(|q| q.enqueue(Arc::clone(message)).is_ok())
+            .cloned()
     }
 
     /// Routes the copy meant for `dead`, a deleted queue, again through the destination, if
