@@ -106,6 +106,26 @@ async fn topic_selectors_deliver_only_matches_and_never_copy_the_rest() {
     assert_eq!(held, expect);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcard_subscription_selector_filters_every_matching_address() {
+    let broker = start_default().await;
+    let mut s = broker.client().await;
+    s.subscribe("/topic/news.#", "w", &[("selector", "urgent = 'yes'")])
+        .await;
+    let mut p = broker.client().await;
+    send(&mut p, "/topic/news.sport", "s-no", &[("urgent", "no")]).await;
+    send(&mut p, "/topic/news.sport", "s-yes", &[("urgent", "yes")]).await;
+    send(
+        &mut p,
+        "/topic/news.world.eu",
+        "w-yes",
+        &[("urgent", "yes")],
+    )
+    .await;
+    send(&mut p, "/topic/news.world.eu", "w-none", &[]).await;
+    assert_eq!(texts(&drain(&mut s).await), ["s-yes", "w-yes"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Anycast queues: selective consumers
 // ---------------------------------------------------------------------------------------------
@@ -319,6 +339,27 @@ async fn bad_selector_is_an_error_naming_position_and_expectation() {
                 )),
             "{selector:?}: {e:?}"
         );
+    }
+    // A client cannot make the broker hold or walk an arbitrarily large or deep selector.
+    let long = format!("a = '{}'", "x".repeat(5000));
+    let deep = format!("{}a = 1{}", "(".repeat(100), ")".repeat(100));
+    for (selector, expected) in [
+        (long.as_str(), "a selector of at most 4096 bytes"),
+        (deep.as_str(), "nesting at most 64 deep"),
+    ] {
+        let mut c = broker.client().await;
+        c.send_frame(
+            "SUBSCRIBE",
+            &[
+                ("destination", "/topic/bad"),
+                ("id", "s"),
+                ("selector", selector),
+            ],
+            b"",
+        )
+        .await;
+        let e = c.expect_error_and_close().await;
+        assert!(e.h("message").contains(expected), "{e:?}");
     }
     // Nothing was created for the refused topic subscriptions.
     assert!(
