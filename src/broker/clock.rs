@@ -1,11 +1,13 @@
 //! The broker's one clock. Queues arm it with the earliest time one of their held messages
 //! falls due (a scheduled delivery, a redelivery delay), report expired messages they found
 //! while dispatching, and it runs the periodic expiry scan (`message-expiry-scan-period`).
-//! One task and one heap for the whole broker: a queue has at most one live alarm per earlier
-//! due time it asked for, never one per message.
+//! One task and one heap for the whole broker: a queue has one live alarm (its earliest due
+//! time); alarms it superseded by asking for an earlier one are pruned from the heap once they
+//! outnumber the live ones, so the heap stays a few entries per queue, never one per message,
+//! whatever order the due times arrive in.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -39,6 +41,10 @@ impl Ord for Alarm {
 #[derive(Default)]
 struct Pending {
     alarms: BinaryHeap<Reverse<Alarm>>,
+    /// Each queue's live alarm (by the queue's address): the earliest it asked for since its
+    /// last alarm fired. Other alarms of the queue in the heap are superseded. The heap entry
+    /// keeps the queue's allocation (a `Weak`), so the address is not reused meanwhile.
+    live: HashMap<usize, u64>,
     next_seq: u64,
     /// Queues holding expired messages found at dispatch, for the clock to move on.
     expired: Vec<Weak<Queue>>,
@@ -79,6 +85,14 @@ impl Clock {
     pub fn arm(&self, due: u64, queue: &Arc<Queue>) {
         let mut p = self.lock();
         let earliest = p.alarms.peek().is_none_or(|Reverse(a)| due < a.due);
+        let live = p.live.entry(Arc::as_ptr(queue) as usize).or_insert(due);
+        *live = (*live).min(due);
+        if p.alarms.len() >= 2 * p.live.len() + 64 {
+            // Drop superseded alarms: each rebuild follows at least as many pushes as it
+            // removes, so this costs O(1) per arm.
+            let Pending { alarms, live, .. } = &mut *p;
+            alarms.retain(|Reverse(a)| live.get(&(a.queue.as_ptr() as usize)) == Some(&a.due));
+        }
         let seq = p.next_seq;
         p.next_seq += 1;
         p.alarms.push(Reverse(Alarm {
@@ -112,6 +126,13 @@ impl Clock {
                 Some(Reverse(a)) => return Some(a.due),
                 None => return None,
             };
+            if let Some(Reverse(a)) = &due {
+                let key = a.queue.as_ptr() as usize;
+                if p.live.get(&key) == Some(&a.due) {
+                    // The queue re-arms (below) with its next due time, if any.
+                    p.live.remove(&key);
+                }
+            }
             drop(p);
             if let Some(Reverse(alarm)) = due
                 && let Some(q) = alarm.queue.upgrade()
@@ -158,3 +179,7 @@ impl Clock {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "clock_tests.rs"]
+mod tests;
