@@ -351,46 +351,52 @@ async fn no_expiry_wins_over_every_other_expiry() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn an_expired_persistent_message_is_not_recovered_after_a_restart() {
-    use durable_common::Broker;
+fn the_reaper_removes_an_expired_persistent_message_from_the_journal() {
+    use durable_common::{Broker, Frame};
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");
-    let cfg = tmp.path().join("broker.toml");
-    std::fs::write(&cfg, "[broker]\nmessage-expiry-scan-period = 100\n").expect("write config");
+    let reaping = tmp.path().join("reaping.toml");
+    std::fs::write(&reaping, "[broker]\nmessage-expiry-scan-period = 100\n").expect("config");
+    // After the restart no reaper runs: only dispatch could move a message that came back.
+    let no_reaper = tmp.path().join("no-reaper.toml");
+    std::fs::write(&no_reaper, "[broker]\nmessage-expiry-scan-period = -1\n").expect("config");
 
-    let broker = Broker::start_with_config(&dir, &cfg);
+    let broker = Broker::start_with_config(&dir, &reaping);
     let mut p = broker.client();
+    let persistent = ("persistent", "true");
     p.send_confirmed(
         "/queue/exp.durable",
-        &[("persistent", "true"), ("expiration", "50")],
+        &[persistent, ("expiration", "50")],
         b"gone",
         "r1",
     );
-    p.send_confirmed(
-        "/queue/exp.durable",
-        &[("persistent", "true")],
-        b"stays",
-        "r2",
-    );
+    p.send_confirmed("/queue/exp.durable", &[persistent], b"stays", "r2");
     // Several scans: the reaper moves it to ExpiryQueue and forgets it in exp.durable.
     std::thread::sleep(Duration::from_millis(800));
     p.disconnect();
     broker.kill();
 
-    let broker = Broker::start_with_config(&dir, &cfg);
-    let mut c = broker.client();
-    c.subscribe("/queue/exp.durable", "s", "auto", &[]);
-    let got: Vec<String> = c
-        .drain(Duration::from_millis(500), Duration::from_secs(10))
-        .iter()
-        .map(durable_common::Frame::body_str)
-        .collect();
-    assert_eq!(got, ["stays"]);
+    let broker = Broker::start_with_config(&dir, &no_reaper);
+    let drain = |c: &mut durable_common::Client| -> Vec<Frame> {
+        c.drain(Duration::from_millis(500), Duration::from_secs(10))
+    };
+    // The reaper's copy was stored before the restart.
     let mut e = broker.client();
     e.subscribe("/queue/ExpiryQueue", "e", "auto", &[]);
-    let moved = e.drain(Duration::from_millis(500), Duration::from_secs(10));
+    let moved = drain(&mut e);
     assert_eq!(moved.len(), 1, "{moved:?}");
     assert_eq!(moved[0].body_str(), "gone");
     assert_eq!(moved[0].header("_AMQ_ORIG_QUEUE"), Some("exp.durable"));
+    // The original is not in the journal any more: not delivered, and not found expired
+    // (which would send a second copy to ExpiryQueue).
+    let mut c = broker.client();
+    c.subscribe("/queue/exp.durable", "s", "auto", &[]);
+    let got: Vec<String> = drain(&mut c).iter().map(Frame::body_str).collect();
+    assert_eq!(got, ["stays"]);
+    let again = drain(&mut e);
+    assert!(
+        again.is_empty(),
+        "expired again after the restart: {again:?}"
+    );
     broker.kill();
 }
