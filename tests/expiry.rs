@@ -218,11 +218,17 @@ async fn auto_create_expiry_resources_makes_a_queue_per_origin() {
     per.expiry_address = Some("EXPIRED".to_string());
     per.auto_create_expiry_resources = Some(true);
     let broker = start(config(100, vec![per])).await;
+    // A subscription on the expiry address sees every move, so once it has all three the
+    // per-origin queues exist and hold theirs.
+    let mut all = broker.client().await;
+    all.subscribe("/topic/EXPIRED", "all", &[]).await;
     let mut p = broker.client().await;
     send(&mut p, "/queue/per.a", &[("expiration", "30")], "a1").await;
     send(&mut p, "/queue/per.b", &[("expiration", "30")], "b1").await;
     send(&mut p, "/queue/per.a", &[("expiration", "30")], "a2").await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut moved: Vec<String> = all.expect_messages(3).await.iter().map(body).collect();
+    moved.sort();
+    assert_eq!(moved, ["a1", "a2", "b1"]);
 
     let mut a = broker.client().await;
     a.subscribe("EXPIRED::EXP.per.a", "a", &[]).await;
@@ -371,8 +377,15 @@ fn the_reaper_removes_an_expired_persistent_message_from_the_journal() {
         "r1",
     );
     p.send_confirmed("/queue/exp.durable", &[persistent], b"stays", "r2");
-    // Several scans: the reaper moves it to ExpiryQueue and forgets it in exp.durable.
-    std::thread::sleep(Duration::from_millis(800));
+    // The reaper moves it to ExpiryQueue and forgets it in exp.durable. Its copy is read but
+    // not acknowledged, so it is back in ExpiryQueue when the broker stops.
+    let mut e = broker.client();
+    e.subscribe("/queue/ExpiryQueue", "e", "client", &[]);
+    assert_eq!(e.expect_frame().body_str(), "gone");
+    e.disconnect();
+    // The move was written without anyone waiting; the journal commits in order, so once a
+    // later confirmed write is stored, so is the move.
+    p.send_confirmed("/queue/exp.flush", &[persistent], b"flush", "r3");
     p.disconnect();
     broker.kill();
 
