@@ -133,6 +133,9 @@ fn assert_expired_copy(f: &Frame, address: &str, queue: &str, expired_at: u64, b
         actual >= expired_at && actual <= now_ms(),
         "_AMQ_ACTUAL_EXPIRY {actual} not between {expired_at} and now: {f:?}"
     );
+    // The copy no longer carries the producer's expiry (it does not expire).
+    assert_eq!(f.get("expiration"), None, "{f:?}");
+    assert_eq!(f.get("expires"), None, "{f:?}");
 }
 
 #[tokio::test]

@@ -101,6 +101,12 @@ impl Broker {
         let mut properties: Vec<(ByteString, ByteString)> = m
             .properties
             .iter()
+            // An expired copy sheds the producer's expiry: it lives by the expiry address's
+            // settings now, and a client that enforces `expires` itself must not drop it.
+            .filter(|(k, _)| {
+                !(matches!(reason, Reason::Expired { .. })
+                    && matches!(&**k, "expires" | "expiration"))
+            })
             .filter(|(k, _)| {
                 ![
                     ORIG_ADDRESS,
@@ -127,7 +133,11 @@ impl Broker {
             Reason::Expired { at } => {
                 add(ACTUAL_EXPIRY, at.to_string());
                 // The copy must not expire at once; the expiry address's own settings apply.
-                settings_expiry.apply(0, now_millis())
+                let expires = settings_expiry.apply(0, now_millis());
+                if expires != 0 {
+                    add("expires", expires.to_string());
+                }
+                expires
             }
         };
         let mut copy = Message {
