@@ -202,7 +202,6 @@ pub(super) fn draft_from(
             .filter(|p| *p <= 9)
             .ok_or_else(|| Failure::new(format!("header 'priority' must be 0 to 9, not '{v}'")))?,
     };
-    let now = now_millis();
     let absolute = "milliseconds since the epoch";
     let relative = "a number of milliseconds";
     let expires = match (
@@ -210,7 +209,7 @@ pub(super) fn draft_from(
         millis_header(&frame, "expiration", relative)?,
     ) {
         (Some(at), _) => at,
-        (None, Some(ttl)) => now.saturating_add(ttl).max(1),
+        (None, Some(ttl)) => now_millis().saturating_add(ttl).max(1),
         (None, None) => 0,
     };
     let deliver_at = match (
@@ -218,7 +217,7 @@ pub(super) fn draft_from(
         millis_header(&frame, "AMQ_SCHEDULED_DELAY", relative)?,
     ) {
         (Some(at), _) => at,
-        (None, Some(delay)) if delay > 0 => now.saturating_add(delay),
+        (None, Some(delay)) if delay > 0 => now_millis().saturating_add(delay),
         _ => 0,
     };
     let properties = frame

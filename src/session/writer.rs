@@ -209,23 +209,23 @@ fn encode_message(
     let m = &d.message;
     let mut enc = FrameEncoder::begin(&mut batch.buf, sub.version, Command::Message);
     enc.header("destination", &m.destination);
-    enc.header("message-id", num.format(m.id));
+    enc.plain_header("message-id", num.format(m.id));
     enc.header("subscription", &sub.id);
     if sub.ack != AckMode::Auto {
         scratch.clear();
         scratch.push_str(num.format(d.consumer));
         scratch.push('-');
         scratch.push_str(num.format(d.tag));
-        enc.header("ack", scratch);
+        enc.plain_header("ack", scratch);
     }
     // Always present, so a consumer can tell a first delivery from a redelivery whatever
     // broker it learnt STOMP on (RabbitMQ sends `redelivered`, Artemis a count).
     let redeliveries = d.delivery_count.saturating_sub(1);
-    enc.header(
+    enc.plain_header(
         "redelivered",
         if redeliveries > 0 { "true" } else { "false" },
     );
-    enc.header("redelivery-count", num.format(redeliveries));
+    enc.plain_header("redelivery-count", num.format(redeliveries));
     let mut has_timestamp = false;
     let mut has_persistent = false;
     for (k, v) in &m.properties {
@@ -237,10 +237,10 @@ fn encode_message(
         enc.header(k, v);
     }
     if !has_timestamp {
-        enc.header("timestamp", num.format(m.timestamp));
+        enc.plain_header("timestamp", num.format(m.timestamp));
     }
     if m.persistent && !has_persistent {
-        enc.header("persistent", "true");
+        enc.plain_header("persistent", "true");
     }
     if m.body.len() >= ZERO_COPY_BODY {
         enc.finish_headers(m.body.len());
