@@ -221,11 +221,13 @@ fn encode_message(
     // Always present, so a consumer can tell a first delivery from a redelivery whatever
     // broker it learnt STOMP on (RabbitMQ sends `redelivered`, Artemis a count).
     let redeliveries = d.delivery_count.saturating_sub(1);
-    enc.plain_header(
-        "redelivered",
-        if redeliveries > 0 { "true" } else { "false" },
-    );
-    enc.plain_header("redelivery-count", num.format(redeliveries));
+    if redeliveries == 0 {
+        // The first delivery, nearly every MESSAGE: one copy of both lines.
+        enc.plain_lines(b"redelivered:false\nredelivery-count:0\n");
+    } else {
+        enc.plain_header("redelivered", "true");
+        enc.plain_header("redelivery-count", num.format(redeliveries));
+    }
     let mut has_timestamp = false;
     let mut has_persistent = false;
     for (k, v) in &m.properties {

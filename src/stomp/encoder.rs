@@ -47,6 +47,13 @@ impl<'a> FrameEncoder<'a> {
         self.out.put_u8(b'\n');
     }
 
+    /// Writes whole header lines (`name:value\n` each) that need no escaping, as one copy: for
+    /// constant lines such as a first delivery's `redelivered:false`.
+    pub fn plain_lines(&mut self, lines: &'static [u8]) {
+        debug_assert!(lines.ends_with(b"\n") && !lines.contains(&b'\\') && !lines.contains(&b'\r'));
+        self.out.extend_from_slice(lines);
+    }
+
     /// Writes one header whose name and value need no escaping in any version (no `:`, `\\`,
     /// CR or LF): a header name the broker chooses with a number it formats. The broker's own
     /// headers on every MESSAGE are the hottest bytes it writes, and scanning them for escapes
