@@ -32,19 +32,6 @@ fn cache_config(pattern: &str, size: u32) -> Config {
     config
 }
 
-/// The bodies a consumer gets until it has been quiet for a while.
-async fn received(c: &mut Client) -> Vec<String> {
-    let mut out = Vec::new();
-    loop {
-        match c.next_frame(QUIET).await {
-            Ok(f) if f.command == "MESSAGE" => out.push(f.text()),
-            Ok(f) => panic!("expected MESSAGE, got {f:?}"),
-            Err(ReadEnd::Timeout) => return out,
-            Err(e) => panic!("consumer connection failed: {e:?}"),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_id_is_dropped_but_still_answered() {
     let broker = start_default().await;
@@ -57,7 +44,7 @@ async fn a_repeated_id_is_dropped_but_still_answered() {
     send_id(&mut p, "/queue/dup.basic", "order-2", "second").await;
     p.send_msg("/queue/dup.basic", "no-id").await;
     // … but only the first copy reaches the queue.
-    assert_eq!(received(&mut c).await, ["first", "second", "no-id"]);
+    assert_eq!(c.bodies_until_quiet().await, ["first", "second", "no-id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,8 +57,8 @@ async fn the_same_id_on_another_address_is_not_a_duplicate() {
     let mut p = broker.client().await;
     send_id(&mut p, "/queue/dup.a", "x", "to-a").await;
     send_id(&mut p, "/queue/dup.b", "x", "to-b").await;
-    assert_eq!(received(&mut a).await, ["to-a"]);
-    assert_eq!(received(&mut b).await, ["to-b"]);
+    assert_eq!(a.bodies_until_quiet().await, ["to-a"]);
+    assert_eq!(b.bodies_until_quiet().await, ["to-b"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +77,7 @@ async fn more_ids_than_the_cache_holds_forget_the_oldest() {
     send_id(&mut p, "/queue/small.ring", "4", "4-again").await;
     send_id(&mut p, "/queue/small.ring", "2", "2-third").await;
     assert_eq!(
-        received(&mut c).await,
+        c.bodies_until_quiet().await,
         ["1", "2", "3", "4", "1-again", "2-third"]
     );
 }
@@ -103,7 +90,7 @@ async fn a_cache_size_of_zero_turns_detection_off() {
     let mut p = broker.client().await;
     send_id(&mut p, "/queue/nodup.q", "same", "one").await;
     send_id(&mut p, "/queue/nodup.q", "same", "two").await;
-    assert_eq!(received(&mut c).await, ["one", "two"]);
+    assert_eq!(c.bodies_until_quiet().await, ["one", "two"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,14 +100,14 @@ async fn an_address_deleted_and_created_again_keeps_its_ids() {
     let mut c = broker.client().await;
     c.subscribe("/topic/dup.gone", "s", &[]).await;
     send_id(&mut p, "/topic/dup.gone", "once", "first").await;
-    assert_eq!(received(&mut c).await, ["first"]);
+    assert_eq!(c.bodies_until_quiet().await, ["first"]);
     // The only subscription goes, and with it the auto-created address.
     c.disconnect().await;
     let mut c = broker.client().await;
     c.subscribe("/topic/dup.gone", "s", &[]).await;
     send_id(&mut p, "/topic/dup.gone", "once", "retry").await;
     send_id(&mut p, "/topic/dup.gone", "other", "new").await;
-    assert_eq!(received(&mut c).await, ["new"]);
+    assert_eq!(c.bodies_until_quiet().await, ["new"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +139,7 @@ async fn inside_a_transaction_each_duplicate_is_dropped_alone() {
     }
     p.send_with_receipt("COMMIT", &[("transaction", "t")], b"", "c")
         .await;
-    assert_eq!(received(&mut c).await, ["outside", "a", "b"]);
+    assert_eq!(c.bodies_until_quiet().await, ["outside", "a", "b"]);
     // What the transaction committed is remembered for later sends.
     send_id(&mut p, "/queue/dup.tx", "b", "b-again").await;
     // A transaction of nothing but duplicates still commits (and is answered).
@@ -171,7 +158,7 @@ async fn inside_a_transaction_each_duplicate_is_dropped_alone() {
     .await;
     p.send_with_receipt("COMMIT", &[("transaction", "t2")], b"", "c2")
         .await;
-    assert_eq!(received(&mut c).await, Vec::<String>::new());
+    assert_eq!(c.bodies_until_quiet().await, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +187,7 @@ async fn concurrent_sends_of_one_id_route_exactly_one() {
     for p in producers {
         p.await.expect("producer task");
     }
-    let got = received(&mut c).await;
+    let got = c.bodies_until_quiet().await;
     let mut ids: Vec<usize> = got
         .iter()
         .map(|b| {
@@ -393,7 +380,7 @@ async fn a_restarted_ring_forgets_in_the_same_order() {
     let mut c = broker.client().await;
     c.subscribe("/queue/small.restart", "s", &[]).await;
     assert_eq!(
-        received(&mut c).await,
+        c.bodies_until_quiet().await,
         ["1", "2", "3", "4", "5", "6", "3-again"]
     );
 }

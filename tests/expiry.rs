@@ -11,7 +11,7 @@ mod durable_common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Frame, QUIET, start, test_config};
+use common::{Frame, QUIET, assert_bad_send_headers, start, test_config};
 use wrenmq::config::{AddressSettingsEntry, Config};
 
 /// Long enough past a short time to live for the message to be expired for sure.
@@ -87,35 +87,18 @@ async fn an_expired_message_is_never_delivered_but_a_later_one_is() {
 #[tokio::test]
 async fn bad_expiry_values_get_an_error_naming_the_header() {
     let broker = start(config(-1, vec![])).await;
-    for (header, value) in [
-        ("expires", "soon"),
-        ("expires", "-1"),
-        ("expiration", "-5"),
-        ("expiration", "1.5"),
-        ("expiration", "99999999999999999999999"),
-    ] {
-        let mut c = broker.client().await;
-        c.send_frame(
-            "SEND",
-            &[
-                ("destination", "/queue/exp.bad"),
-                (header, value),
-                ("receipt", "r"),
-            ],
-            b"x",
-        )
-        .await;
-        let e = c.expect_error_and_close().await;
-        let text = format!("{} {}", e.h("message"), e.text());
-        assert!(
-            text.contains(header) && text.contains(value),
-            "{header}:{value} -> {e:?}"
-        );
-    }
-    // Nothing was enqueued by the refused frames.
-    let mut c = broker.client().await;
-    c.subscribe("/queue/exp.bad", "s", &[]).await;
-    c.expect_no_frame(QUIET).await;
+    assert_bad_send_headers(
+        &broker,
+        "/queue/exp.bad",
+        &[
+            ("expires", "soon"),
+            ("expires", "-1"),
+            ("expiration", "-5"),
+            ("expiration", "1.5"),
+            ("expiration", "99999999999999999999999"),
+        ],
+    )
+    .await;
     broker.shutdown().await;
 }
 

@@ -174,19 +174,6 @@ async fn bad_message_priority_is_an_error() {
 // Consumer priority
 // ---------------------------------------------------------------------------------------------
 
-/// Reads MESSAGE frames from `c` until it is quiet, returning their bodies.
-async fn drain(c: &mut Client) -> Vec<String> {
-    let mut out = Vec::new();
-    loop {
-        match c.next_frame(QUIET).await {
-            Ok(f) if f.command == "MESSAGE" => out.push(f.text()),
-            Ok(f) => panic!("expected MESSAGE, got {f:?}"),
-            Err(ReadEnd::Timeout) => return out,
-            Err(e) => panic!("connection failed while draining: {e:?}"),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn higher_priority_consumer_gets_everything_while_it_has_room() {
     let broker = start_default().await;
@@ -230,7 +217,11 @@ async fn lower_priority_consumer_gets_the_overflow_of_a_full_window() {
         let first = high.expect_frame("MESSAGE").await;
         assert_eq!(first.text(), "m0", "{name}");
         high.expect_no_frame(QUIET).await;
-        assert_eq!(drain(&mut low).await, numbered("m", 5)[1..], "{name}");
+        assert_eq!(
+            low.bodies_until_quiet().await,
+            numbered("m", 5)[1..],
+            "{name}"
+        );
         // Once it acks, the high one has room again and takes the next message.
         high.send_with_receipt("ACK", &[("id", first.h("ack"))], b"", "ack")
             .await;
@@ -255,8 +246,8 @@ async fn equal_priorities_share_round_robin_above_a_lower_one() {
     for m in numbered("m", 10) {
         send(&mut p, dest, &m, &[]).await;
     }
-    let got_a = drain(&mut a).await;
-    let got_b = drain(&mut b).await;
+    let got_a = a.bodies_until_quiet().await;
+    let got_b = b.bodies_until_quiet().await;
     assert_eq!((got_a.len(), got_b.len()), (5, 5), "{got_a:?} {got_b:?}");
     let mut all: Vec<String> = got_a.into_iter().chain(got_b).collect();
     all.sort();
@@ -273,8 +264,8 @@ async fn equal_priorities_share_round_robin_above_a_lower_one() {
     for m in numbered("n", 6) {
         send(&mut p, "/queue/rr0", &m, &[]).await;
     }
-    assert_eq!(drain(&mut c1).await.len(), 3);
-    assert_eq!(drain(&mut c2).await.len(), 3);
+    assert_eq!(c1.bodies_until_quiet().await.len(), 3);
+    assert_eq!(c2.bodies_until_quiet().await.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

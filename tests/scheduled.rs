@@ -8,7 +8,7 @@ mod durable_common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{QUIET, TIMEOUT, start, test_config};
+use common::{QUIET, TIMEOUT, assert_bad_send_headers, start, test_config};
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -162,33 +162,17 @@ async fn a_released_message_keeps_its_priority() {
 #[tokio::test]
 async fn bad_schedule_values_get_an_error_naming_the_header() {
     let broker = start(test_config()).await;
-    for (header, value) in [
-        ("AMQ_SCHEDULED_DELAY", "soon"),
-        ("AMQ_SCHEDULED_DELAY", "-100"),
-        ("AMQ_SCHEDULED_TIME", "tomorrow"),
-        ("AMQ_SCHEDULED_TIME", "1.5e12"),
-    ] {
-        let mut c = broker.client().await;
-        c.send_frame(
-            "SEND",
-            &[
-                ("destination", "/queue/sch.bad"),
-                (header, value),
-                ("receipt", "r"),
-            ],
-            b"x",
-        )
-        .await;
-        let e = c.expect_error_and_close().await;
-        let text = format!("{} {}", e.h("message"), e.text());
-        assert!(
-            text.contains(header) && text.contains(value),
-            "{header}:{value} -> {e:?}"
-        );
-    }
-    let mut c = broker.client().await;
-    c.subscribe("/queue/sch.bad", "s", &[]).await;
-    c.expect_no_frame(QUIET).await;
+    assert_bad_send_headers(
+        &broker,
+        "/queue/sch.bad",
+        &[
+            ("AMQ_SCHEDULED_DELAY", "soon"),
+            ("AMQ_SCHEDULED_DELAY", "-100"),
+            ("AMQ_SCHEDULED_TIME", "tomorrow"),
+            ("AMQ_SCHEDULED_TIME", "1.5e12"),
+        ],
+    )
+    .await;
     broker.shutdown().await;
 }
 

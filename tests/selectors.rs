@@ -24,19 +24,6 @@ async fn send(c: &mut Client, dest: &str, body: &str, extra: &[(&str, &str)]) {
         .await;
 }
 
-/// Reads MESSAGE frames until the connection is quiet.
-async fn drain(c: &mut Client) -> Vec<Frame> {
-    let mut out = Vec::new();
-    loop {
-        match c.next_frame(QUIET).await {
-            Ok(f) if f.command == "MESSAGE" => out.push(f),
-            Ok(f) => panic!("expected MESSAGE, got {f:?}"),
-            Err(ReadEnd::Timeout) => return out,
-            Err(e) => panic!("connection failed while draining: {e:?}"),
-        }
-    }
-}
-
 fn texts(frames: &[Frame]) -> Vec<String> {
     frames.iter().map(Frame::text).collect()
 }
@@ -90,9 +77,9 @@ async fn topic_selectors_deliver_only_matches_and_never_copy_the_rest() {
             None => send(&mut p, "/topic/colors", body, &[]).await,
         }
     }
-    assert_eq!(texts(&drain(&mut red).await), ["r1", "r2"]);
-    assert_eq!(texts(&drain(&mut blue).await), ["b1"]);
-    assert_eq!(texts(&drain(&mut all).await).len(), sent.len());
+    assert_eq!(texts(&red.messages_until_quiet().await), ["r1", "r2"]);
+    assert_eq!(texts(&blue.messages_until_quiet().await), ["b1"]);
+    assert_eq!(texts(&all.messages_until_quiet().await).len(), sent.len());
     // Nobody acked: each subscription queue holds exactly what it delivered. A selector
     // applied at the consumer instead would leave the non-matching copies in the queue.
     let held = held_by_filter(&broker, "colors");
@@ -123,7 +110,7 @@ async fn wildcard_subscription_selector_filters_every_matching_address() {
     )
     .await;
     send(&mut p, "/topic/news.world.eu", "w-none", &[]).await;
-    assert_eq!(texts(&drain(&mut s).await), ["s-yes", "w-yes"]);
+    assert_eq!(texts(&s.messages_until_quiet().await), ["s-yes", "w-yes"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,7 +134,7 @@ async fn anycast_selector_takes_only_matches_and_the_rest_waits_for_others() {
         send(&mut p, dest, body, &[("kind", kind)]).await;
     }
     send(&mut p, dest, "none1", &[]).await;
-    assert_eq!(texts(&drain(&mut a).await), ["a1", "a2"]);
+    assert_eq!(texts(&a.messages_until_quiet().await), ["a1", "a2"]);
     // What A refused waits in the queue.
     let q = broker.running.broker.queue("kinds").expect("queue kinds");
     assert_eq!(q.ready_count(), 4);
@@ -156,11 +143,11 @@ async fn anycast_selector_takes_only_matches_and_the_rest_waits_for_others() {
     let mut c = broker.client().await;
     c.subscribe(dest, "c", &[("selector", "kind = 'c' OR kind IS NULL")])
         .await;
-    assert_eq!(texts(&drain(&mut c).await), ["c1", "none1"]);
+    assert_eq!(texts(&c.messages_until_quiet().await), ["c1", "none1"]);
     // One without a selector gets the rest, in order.
     let mut b = broker.client().await;
     b.subscribe(dest, "b", &[]).await;
-    assert_eq!(texts(&drain(&mut b).await), ["b1", "b2"]);
+    assert_eq!(texts(&b.messages_until_quiet().await), ["b1", "b2"]);
     assert_eq!(q.ready_count(), 0);
 
     // From now on A still only ever gets kind a; B (no selector) may share the a's but gets
@@ -172,8 +159,8 @@ async fn anycast_selector_takes_only_matches_and_the_rest_waits_for_others() {
         send(&mut p, dest, &body, &[("kind", kind)]).await;
         sent.push(body);
     }
-    let got_a = texts(&drain(&mut a).await);
-    let got_b = texts(&drain(&mut b).await);
+    let got_a = texts(&a.messages_until_quiet().await);
+    let got_b = texts(&b.messages_until_quiet().await);
     c.expect_no_frame(Duration::from_millis(50)).await;
     assert!(got_a.iter().all(|m| m.starts_with("a-")), "{got_a:?}");
     assert!(
@@ -384,8 +371,8 @@ async fn empty_selector_header_means_no_selector() {
     send(&mut p, "/topic/empty", "t1", &[]).await;
     send(&mut p, "/topic/empty", "t2", &[("color", "red")]).await;
     send(&mut p, "/queue/empty", "q1", &[]).await;
-    assert_eq!(texts(&drain(&mut t).await), ["t1", "t2"]);
-    assert_eq!(texts(&drain(&mut q).await), ["q1"]);
+    assert_eq!(texts(&t.messages_until_quiet().await), ["t1", "t2"]);
+    assert_eq!(texts(&q.messages_until_quiet().await), ["q1"]);
     let topic_queues = broker.running.broker.queues_of("empty");
     assert!(topic_queues.iter().all(|q| q.filter.is_none()));
 }
@@ -556,7 +543,7 @@ async fn configured_multicast_queue_filter_routes_only_matches() {
     // A consumer of the filtered queue (by its fully qualified name) gets only that one.
     let mut c = broker.client().await;
     c.subscribe("events::events.big", "big", &[]).await;
-    assert_eq!(texts(&drain(&mut c).await), ["s150"]);
+    assert_eq!(texts(&c.messages_until_quiet().await), ["s150"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -577,7 +564,7 @@ async fn configured_anycast_queue_filters_pick_the_matching_queue() {
     assert_eq!(queue_bodies(&broker, "orders.us"), us);
     let mut c = broker.client().await;
     c.subscribe("orders::orders.us", "us", &[]).await;
-    assert_eq!(texts(&drain(&mut c).await), us);
+    assert_eq!(texts(&c.messages_until_quiet().await), us);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -597,9 +584,13 @@ async fn no_local_topic_subscription_skips_its_own_connections_messages() {
         send(&mut me, &dest, "mine", &[]).await;
         send(&mut other, &dest, "theirs", &[]).await;
         send(&mut me, &dest, "mine2", &[]).await;
-        assert_eq!(texts(&drain(&mut me).await), ["theirs"], "{header}");
         assert_eq!(
-            texts(&drain(&mut watcher).await),
+            texts(&me.messages_until_quiet().await),
+            ["theirs"],
+            "{header}"
+        );
+        assert_eq!(
+            texts(&watcher.messages_until_quiet().await),
             ["mine", "theirs", "mine2"],
             "{header}"
         );
@@ -607,7 +598,11 @@ async fn no_local_topic_subscription_skips_its_own_connections_messages() {
         let mut plain = broker.client().await;
         plain.subscribe(&dest, "p", &[(header, "false")]).await;
         send(&mut plain, &dest, "own", &[]).await;
-        assert_eq!(texts(&drain(&mut plain).await), ["own"], "{header}");
+        assert_eq!(
+            texts(&plain.messages_until_quiet().await),
+            ["own"],
+            "{header}"
+        );
     }
 }
 
@@ -621,7 +616,11 @@ async fn no_local_anycast_consumer_leaves_its_own_messages_for_others() {
         let mut other = broker.client().await;
         send(&mut me, &dest, "mine", &[]).await;
         send(&mut other, &dest, "theirs", &[]).await;
-        assert_eq!(texts(&drain(&mut me).await), ["theirs"], "{header}");
+        assert_eq!(
+            texts(&me.messages_until_quiet().await),
+            ["theirs"],
+            "{header}"
+        );
         // Its own message stays on the queue for another consumer.
         let q = broker
             .running
@@ -630,7 +629,11 @@ async fn no_local_anycast_consumer_leaves_its_own_messages_for_others() {
             .expect("queue");
         assert_eq!(q.ready_count(), 1, "{header}");
         other.subscribe(&dest, "o", &[]).await;
-        assert_eq!(texts(&drain(&mut other).await), ["mine"], "{header}");
+        assert_eq!(
+            texts(&other.messages_until_quiet().await),
+            ["mine"],
+            "{header}"
+        );
     }
 }
 

@@ -405,6 +405,29 @@ impl Client {
         v
     }
 
+    /// Every MESSAGE frame until the connection has been quiet for [`QUIET`]; any other frame,
+    /// or the connection failing, is a test failure.
+    pub async fn messages_until_quiet(&mut self) -> Vec<Frame> {
+        let mut out = Vec::new();
+        loop {
+            match self.next_frame(QUIET).await {
+                Ok(f) if f.command == "MESSAGE" => out.push(f),
+                Ok(f) => panic!("expected MESSAGE, got {f:?}"),
+                Err(ReadEnd::Timeout) => return out,
+                Err(e) => panic!("connection failed while reading messages: {e:?}"),
+            }
+        }
+    }
+
+    /// The bodies of [`Client::messages_until_quiet`].
+    pub async fn bodies_until_quiet(&mut self) -> Vec<String> {
+        self.messages_until_quiet()
+            .await
+            .iter()
+            .map(Frame::text)
+            .collect()
+    }
+
     /// Expects no frame (heart-beats are ignored) within `within`, and the connection open.
     pub async fn expect_no_frame(&mut self, within: Duration) {
         match self.next_frame(within).await {
@@ -573,6 +596,38 @@ fn unescape(s: &str, version: Ver) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// Sends one SEND to `destination` per `(header, value)`, each on its own connection, and
+/// asserts each gets an ERROR naming the header and the value and closes; then that nothing
+/// reached the destination's queue.
+pub async fn assert_bad_send_headers(
+    broker: &TestBroker,
+    destination: &str,
+    cases: &[(&str, &str)],
+) {
+    for &(header, value) in cases {
+        let mut c = broker.client().await;
+        c.send_frame(
+            "SEND",
+            &[
+                ("destination", destination),
+                (header, value),
+                ("receipt", "r"),
+            ],
+            b"x",
+        )
+        .await;
+        let e = c.expect_error_and_close().await;
+        let text = format!("{} {}", e.h("message"), e.text());
+        assert!(
+            text.contains(header) && text.contains(value),
+            "{header}:{value} -> {e:?}"
+        );
+    }
+    let mut c = broker.client().await;
+    c.subscribe(destination, "s", &[]).await;
+    c.expect_no_frame(QUIET).await;
 }
 
 /// Drains MESSAGE frames until `n` have arrived, returning their bodies.

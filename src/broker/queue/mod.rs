@@ -388,15 +388,6 @@ impl Queue {
         Ok(())
     }
 
-    /// Appends a message that was delivered `delivery_count` times before (recovery).
-    pub fn enqueue_with_count(
-        self: &Arc<Self>,
-        message: Arc<Message>,
-        delivery_count: u32,
-    ) -> Result<(), Refusal> {
-        self.restore(message, delivery_count, 0)
-    }
-
     /// Holds `entry` until `due` and makes sure the clock wakes the queue then.
     fn hold_until(self: &Arc<Self>, st: &mut QueueState, due: u64, entry: Entry) {
         st.scheduled.insert(due, entry);
