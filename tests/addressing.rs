@@ -29,12 +29,14 @@ fn two_anycast_queues_config() -> wrenmq::config::Config {
                 routing_type: RoutingTypeConfig::Anycast,
                 durable: true,
                 filter: None,
+                ..Default::default()
             },
             QueueConfig {
                 name: "q2".to_string(),
                 routing_type: RoutingTypeConfig::Anycast,
                 durable: true,
                 filter: None,
+                ..Default::default()
             },
         ],
     });

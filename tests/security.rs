@@ -139,6 +139,7 @@ fn permissions_config() -> wrenmq::config::Config {
             routing_type: RoutingTypeConfig::Anycast,
             durable: true,
             filter: None,
+            ..Default::default()
         }],
     };
     let multicast = |name: &str| AddressConfig {

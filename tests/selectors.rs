@@ -487,6 +487,7 @@ fn filtered_queues_config() -> wrenmq::config::Config {
         routing_type: routing,
         durable: false,
         filter: filter.map(str::to_string),
+        ..Default::default()
     };
     let mut config = test_config();
     config.addresses.push(AddressConfig {

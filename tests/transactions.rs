@@ -270,6 +270,7 @@ async fn failed_commit_delivers_none_of_the_transaction() {
             routing_type: wrenmq::config::RoutingTypeConfig::Anycast,
             durable: true,
             filter: None,
+            ..Default::default()
         }],
     });
     let broker = start(config).await;

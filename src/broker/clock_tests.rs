@@ -49,6 +49,7 @@ fn queue(clock: &Clock) -> Arc<Queue> {
         no_local: None,
         incarnation: 1,
         owner: None,
+        kind: Default::default(),
         journal: None,
         clock: Some(clock.clone()),
     })

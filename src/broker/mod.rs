@@ -32,7 +32,7 @@ pub use message::{Message, now_millis};
 pub use policy::{DivertPolicy, ExpiryPolicy, RedeliveryPolicy};
 pub use queue::{
     AckError, AckTarget, Completed, ConsumerId, ConsumerSpec, DeadLetter, Delivery, DeliverySink,
-    Outcome, Queue, QueueSpec, Refusal, Taken, Window,
+    GroupBuckets, Outcome, Queue, QueueKind, QueueSpec, Refusal, Retention, Taken, Window,
 };
 pub use routing::{
     Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec, TxAck,

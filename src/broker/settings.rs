@@ -4,8 +4,11 @@
 
 use super::RoutingType;
 use super::policy::{DivertPolicy, ExpiryPolicy, RedeliveryPolicy};
+use super::queue::{QueueKindDefaults, QueueKindKeys};
 use crate::address::wildcard;
-use crate::config::{AddressFullPolicyConfig, AddressSettingsEntry, RoutingTypeConfig};
+use crate::config::{
+    AddressFullPolicyConfig, AddressSettingsEntry, QueueConfig, RoutingTypeConfig,
+};
 
 /// What a full address does to a producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,9 @@ pub struct AddressSettings {
     pub expiry_delay: ExpiryPolicy,
     /// Recent `_AMQ_DUPL_ID`s remembered; 0 = no duplicate detection.
     pub id_cache_size: u32,
+    /// The `default-*` queue-kind keys: what queues created on demand are, and what a
+    /// configured queue's own keys override.
+    pub queue_kind: QueueKindDefaults,
 }
 
 /// Artemis's default `id-cache-size`.
@@ -66,6 +72,7 @@ impl Default for AddressSettings {
             redelivery: RedeliveryPolicy::default(),
             expiry_delay: ExpiryPolicy::default(),
             id_cache_size: DEFAULT_ID_CACHE_SIZE,
+            queue_kind: QueueKindDefaults::default(),
         }
     }
 }
@@ -109,6 +116,8 @@ pub struct SettingsEntry {
     pub max_expiry_delay: Option<Option<u64>>,
     pub no_expiry: Option<bool>,
     pub id_cache_size: Option<u32>,
+    /// The `default-*` queue-kind keys it sets.
+    pub queue_kind: QueueKindKeys,
 }
 
 /// An optional address: empty means none (Artemis's `<dead-letter-address/>`).
@@ -160,6 +169,34 @@ impl From<&AddressSettingsEntry> for SettingsEntry {
             max_expiry_delay: delay_or_none(e.max_expiry_delay),
             no_expiry: e.no_expiry,
             id_cache_size: e.id_cache_size,
+            queue_kind: QueueKindKeys {
+                exclusive: e.default_exclusive_queue,
+                last_value: e.default_last_value_queue,
+                last_value_key: e.default_last_value_key.clone(),
+                ring_size: e.default_ring_size,
+                group_rebalance: e.default_group_rebalance,
+                group_buckets: e.default_group_buckets,
+                non_destructive: e.default_non_destructive,
+                retention_ms: e.default_retention_ms,
+                retention_bytes: e.default_retention_bytes,
+            },
+        }
+    }
+}
+
+impl From<&QueueConfig> for QueueKindKeys {
+    /// A configured queue's own queue-kind keys.
+    fn from(q: &QueueConfig) -> Self {
+        QueueKindKeys {
+            exclusive: q.exclusive,
+            last_value: q.last_value,
+            last_value_key: q.last_value_key.clone(),
+            ring_size: q.ring_size,
+            group_rebalance: q.group_rebalance,
+            group_buckets: q.group_buckets,
+            non_destructive: q.non_destructive,
+            retention_ms: q.retention_ms,
+            retention_bytes: q.retention_bytes,
         }
     }
 }
@@ -273,6 +310,7 @@ impl SettingsEntry {
         set(&mut s.expiry_delay.max_delay_ms, &self.max_expiry_delay);
         set(&mut s.expiry_delay.no_expiry, &self.no_expiry);
         set(&mut s.id_cache_size, &self.id_cache_size);
+        s.queue_kind.apply(&self.queue_kind);
     }
 }
 

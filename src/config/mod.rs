@@ -11,6 +11,7 @@ mod phc;
 mod schema;
 mod security;
 mod validate;
+mod validate_queue_kind;
 mod validate_security;
 
 pub use error::{ConfigError, Location, ValidationError};

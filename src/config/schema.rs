@@ -276,10 +276,11 @@ impl Default for HeartbeatConfig {
 }
 
 /// Routing type of an address or queue.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum RoutingTypeConfig {
     /// Point-to-point.
+    #[default]
     Anycast,
     /// Publish-subscribe.
     Multicast,
@@ -299,7 +300,7 @@ pub struct AddressConfig {
 }
 
 /// A queue declared in the config.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct QueueConfig {
     /// Queue name, unique broker-wide.
@@ -311,6 +312,24 @@ pub struct QueueConfig {
     pub durable: bool,
     /// A selector (JMS SQL syntax): only messages it matches are routed to the queue.
     pub filter: Option<String>,
+    /// One consumer at a time receives; the next takes over when it leaves.
+    pub exclusive: Option<bool>,
+    /// A message replaces the waiting one with the same `last-value-key`.
+    pub last_value: Option<bool>,
+    /// The header a last-value queue keys on (default `_AMQ_LVQ_NAME`).
+    pub last_value_key: Option<String>,
+    /// Most messages held; the oldest waiting one is dropped. -1 = no bound.
+    pub ring_size: Option<i64>,
+    /// A consumer joining unbinds every message group so groups spread again.
+    pub group_rebalance: Option<bool>,
+    /// Buckets group ids hash into; 0 = no grouping, -1 = one binding per group id.
+    pub group_buckets: Option<i64>,
+    /// Consuming does not remove: a retained, replayable stream.
+    pub non_destructive: Option<bool>,
+    /// How long a non-destructive queue keeps messages; -1 = no age limit.
+    pub retention_ms: Option<i64>,
+    /// How many bytes a non-destructive queue keeps; -1 = no size limit.
+    pub retention_bytes: Option<i64>,
 }
 
 /// What a full address does to its producers.
@@ -393,6 +412,24 @@ pub struct AddressSettingsEntry {
     /// How many recent `_AMQ_DUPL_ID` values the address remembers (and persists) to drop a
     /// repeated send; 0 = no duplicate detection.
     pub id_cache_size: Option<u32>,
+    /// `exclusive` of queues created on demand (auto-created and subscription queues).
+    pub default_exclusive_queue: Option<bool>,
+    /// `last-value` of queues created on demand.
+    pub default_last_value_queue: Option<bool>,
+    /// `last-value-key` of queues created on demand.
+    pub default_last_value_key: Option<String>,
+    /// `ring-size` of queues created on demand.
+    pub default_ring_size: Option<i64>,
+    /// `group-rebalance` of queues created on demand.
+    pub default_group_rebalance: Option<bool>,
+    /// `group-buckets` of queues created on demand.
+    pub default_group_buckets: Option<i64>,
+    /// `non-destructive` of queues created on demand.
+    pub default_non_destructive: Option<bool>,
+    /// `retention-ms` of non-destructive queues created on demand.
+    pub default_retention_ms: Option<i64>,
+    /// `retention-bytes` of non-destructive queues created on demand.
+    pub default_retention_bytes: Option<i64>,
 }
 
 /// Journal settings.
@@ -563,5 +600,14 @@ pub fn default_address_settings() -> Vec<AddressSettingsEntry> {
         expiry_queue_prefix: Some("EXP.".to_string()),
         expiry_queue_suffix: Some(String::new()),
         id_cache_size: Some(20_000),
+        default_exclusive_queue: Some(false),
+        default_last_value_queue: Some(false),
+        default_last_value_key: Some("_AMQ_LVQ_NAME".to_string()),
+        default_ring_size: Some(-1),
+        default_group_rebalance: Some(false),
+        default_group_buckets: Some(-1),
+        default_non_destructive: Some(false),
+        default_retention_ms: Some(-1),
+        default_retention_bytes: Some(-1),
     }]
 }

@@ -33,6 +33,7 @@ impl Config {
             ));
         }
         super::validate_security::check_security(self, &mut errors);
+        super::validate_queue_kind::check_queue_kinds(self, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -520,6 +521,7 @@ mod tests {
                     routing_type: *routing_type,
                     durable: true,
                     filter: None,
+                    ..Default::default()
                 })
                 .collect(),
         }

@@ -6,6 +6,7 @@
 
 mod backlog;
 mod consumer;
+mod kind;
 mod scheduled;
 
 use std::collections::{HashMap, VecDeque};
@@ -24,6 +25,7 @@ use crate::journal::{Journal, JournalOp};
 use crate::security::{Authorizer, Permission};
 
 pub use self::consumer::ConsumerSpec;
+pub use self::kind::{GroupBuckets, QueueKind, QueueKindDefaults, QueueKindKeys, Retention};
 
 /// Identifies one consumer broker-wide.
 pub type ConsumerId = u64;
@@ -244,6 +246,9 @@ pub struct Queue {
     /// Who created it, for a durable subscription: only that user may consume from or
     /// delete it. `None`: anyone with the permissions.
     pub owner: Option<Owner>,
+    /// Exclusive, last-value, ring, message groups, non-destructive: how it holds and hands
+    /// out messages.
+    pub kind: QueueKind,
     /// Where this queue's persistent messages are recorded; `None` for non-durable queues
     /// (and when persistence is off), which never touch the disk.
     pub(crate) journal: Option<Journal>,
@@ -284,6 +289,8 @@ pub struct QueueSpec {
     pub incarnation: u64,
     /// The durable subscription's owner, if any.
     pub owner: Option<Owner>,
+    /// See [`Queue::kind`].
+    pub kind: QueueKind,
     /// The journal, for durable queues when persistence is on.
     pub journal: Option<Journal>,
     /// The broker's clock.
@@ -319,6 +326,7 @@ impl Queue {
             no_local: spec.no_local,
             incarnation: spec.incarnation,
             owner: spec.owner,
+            kind: spec.kind,
             journal: spec.journal,
             clock: spec.clock,
             state: Mutex::new(QueueState {

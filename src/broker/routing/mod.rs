@@ -19,7 +19,7 @@ use super::filter::Filter;
 use super::flow::AddressUsage;
 use super::message::Message;
 use super::persistence;
-use super::queue::{DeliverySink, Queue, QueueSpec, Window};
+use super::queue::{DeliverySink, Queue, QueueKindKeys, QueueSpec, Window};
 use super::settings::{AddressSettings, SettingsRepository};
 use super::stored::Stored;
 use crate::address::wildcard;
@@ -146,6 +146,8 @@ pub(super) struct QueueTraits {
     pub owner: Option<Owner>,
     pub filter: Option<Filter>,
     pub no_local: Option<u64>,
+    /// A configured queue's own queue-kind keys, over the address settings' `default-*`.
+    pub kind_keys: QueueKindKeys,
 }
 
 /// Why a queue exists, which decides whether it is durable, may be auto-deleted, goes with
@@ -279,6 +281,7 @@ impl Broker {
                         },
                         QueueTraits {
                             filter: configured_filter(&q.filter)?,
+                            kind_keys: QueueKindKeys::from(q),
                             ..QueueTraits::default()
                         },
                     );
@@ -425,6 +428,7 @@ impl Broker {
             no_local: traits.no_local,
             incarnation,
             owner: traits.owner,
+            kind: settings.queue_kind.with(&traits.kind_keys).kind(),
             journal: if durable { self.journal.clone() } else { None },
             clock: Some(self.clock.clone()),
         });

@@ -307,6 +307,7 @@ impl Broker {
                                 owner: Some(subscriber.clone()),
                                 filter: selector.cloned(),
                                 no_local: None,
+                                ..QueueTraits::default()
                             },
                         })
                     }
@@ -320,6 +321,7 @@ impl Broker {
                             owner: None,
                             filter: selector.cloned(),
                             no_local,
+                            ..QueueTraits::default()
                         },
                     })
                 }

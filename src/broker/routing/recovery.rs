@@ -43,6 +43,7 @@ impl Broker {
                             .ok()
                     }),
                     no_local: None,
+                    ..QueueTraits::default()
                 },
             );
         }
