@@ -93,6 +93,7 @@ async fn schedule_and_release(due_in: impl Fn(u64) -> u64, max_alarms: usize) {
         priority: 0,
         selector: None,
         no_local: None,
+        stream: Default::default(),
     });
     q.start_consumer(1);
 

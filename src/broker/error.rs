@@ -44,6 +44,10 @@ pub enum BrokerError {
     /// A selector or filter that does not parse; says where and what was expected.
     #[error("{0}")]
     BadSelector(String),
+
+    /// What a consumer asked for cannot be had on a retained stream.
+    #[error("{0}")]
+    NotOnStream(String),
     /// A durable subscription re-subscribed with another selector: it keeps the one it was
     /// created with (its stored messages were chosen by it), so the subscriber must
     /// UNSUBSCRIBE it first.

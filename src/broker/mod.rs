@@ -32,7 +32,8 @@ pub use message::{Message, now_millis};
 pub use policy::{DivertPolicy, ExpiryPolicy, RedeliveryPolicy};
 pub use queue::{
     AckError, AckTarget, Completed, ConsumerId, ConsumerSpec, DeadLetter, Delivery, DeliverySink,
-    GroupBuckets, Outcome, Queue, QueueKind, QueueSpec, Refusal, Retention, Taken, Window,
+    GroupBuckets, Outcome, Queue, QueueKind, QueueSpec, Refusal, Retention, SEGMENT_BYTES,
+    SEGMENT_MESSAGES, StreamRequest, StreamStart, Taken, Window,
 };
 pub use routing::{
     Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec, TxAck,

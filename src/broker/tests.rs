@@ -62,6 +62,7 @@ fn consumer(
             priority: 0,
             selector: None,
             no_local: None,
+            stream: Default::default(),
         })
         .unwrap();
     h.start();

@@ -44,7 +44,7 @@ mod writer;
 
 pub use error::JournalError;
 pub use records::{AddressRecord, JournalOp, OwnerRecord, QueueRecord, RoutingKind, StoredMessage};
-pub use recovery::{Recovered, RecoveredIdCache, RecoveredQueue, RecoveredRef};
+pub use recovery::{Recovered, RecoveredIdCache, RecoveredQueue, RecoveredRef, RecoveredStream};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -76,12 +76,15 @@ use writer::{Request, Shared, Writer};
 ///   a ref's value is `(delivery_count, deliver_at)` so a running redelivery
 ///   delay survives a restart, and the `duplicate_ids` table holds each
 ///   address's duplicate-detection cache.
+/// - 5: retained streams. The `stream_offsets` table gives each message of a
+///   non-destructive queue its offset, `stream_bases` where retention last cut
+///   a stream, and `consumer_offsets` the stored offsets of named consumers.
 ///
 /// There is no migration: a journal of an older version is refused with
 /// [`JournalError::FormatVersion`] (file left untouched), and the operator
 /// drains it with the old build or starts from an empty directory. That is
 /// acceptable while WrenMQ is 0.x; a 1.0 release must upgrade in place.
-pub const FORMAT_VERSION: u64 = 4;
+pub const FORMAT_VERSION: u64 = 5;
 
 /// Name of the database file inside [`JournalOptions::dir`].
 pub const FILE_NAME: &str = "journal.redb";
@@ -208,7 +211,7 @@ impl Journal {
         let (tx, rx) = oneshot::channel();
         match self.inner.tx.send(Request::Ops {
             ops,
-            done: Some(tx),
+            done: Some(writer::Waiter::Channel(tx)),
         }) {
             Ok(()) => Completion {
                 state: CompletionState::Waiting(rx, self.inner.shared.path.clone()),
@@ -233,6 +236,26 @@ impl Journal {
             .is_err()
         {
             tracing::warn!(journal = %self.inner.shared.path.display(), "journal op dropped: journal shut down");
+        }
+    }
+
+    /// Queues `ops` and has the writer thread call `then` with whether they were committed,
+    /// right after the commit (or with `false` if they never will be). For a stream, which
+    /// makes an offset visible only once its record is stored and must not need a task per
+    /// append for that. `then` runs on the writer thread: keep it short and never block.
+    pub fn submit_then(&self, ops: Vec<JournalOp>, then: Box<dyn FnOnce(bool) + Send>) {
+        if let Some(e) = self.refusal() {
+            tracing::warn!(error = %e, "journal op dropped");
+            then(false);
+            return;
+        }
+        if let Err(mpsc::SendError(Request::Ops { done: Some(w), .. })) =
+            self.inner.tx.send(Request::Ops {
+                ops,
+                done: Some(writer::Waiter::Call(then)),
+            })
+        {
+            w.tell(Err(self.shut_down()));
         }
     }
 

@@ -68,7 +68,7 @@ pub(crate) enum Precheck {
     /// recover and nothing to lose.
     New,
     /// Cleanly closed, of our format version, and read back in full.
-    Recovered(Recovered, Option<Fingerprint>),
+    Recovered(Box<Recovered>, Option<Fingerprint>),
     /// Not shut down cleanly: only the read-write open may repair it, so
     /// recovery has to wait until after that open.
     NeedsRepair,
@@ -126,7 +126,10 @@ pub(crate) fn precheck(path: &Path) -> Result<Precheck, JournalError> {
         }
         check_version(path, version)?;
         let recovered = recovery::recover(&ro, path)?;
-        Ok(Precheck::Recovered(recovered, recovery::fingerprint(&ro)))
+        Ok(Precheck::Recovered(
+            Box::new(recovered),
+            recovery::fingerprint(&ro),
+        ))
     })
 }
 
@@ -151,7 +154,7 @@ pub(crate) fn recover_after_open(
     }
     if let Precheck::Recovered(recovered, Some(before)) = pre {
         if recovery::fingerprint(db).as_ref() == Some(&before) {
-            return Ok(recovered);
+            return Ok(*recovered);
         }
         tracing::warn!(journal = %path.display(), "journal changed between the read-only check and the open; reading it again");
     }

@@ -201,6 +201,44 @@ pub enum JournalOp {
         /// The id exactly as the producer sent it.
         id: Bytes,
     },
+    /// Give a message on a retained stream (a non-destructive queue) its offset. Submitted
+    /// when the message is appended, in offset order (under the stream's lock), and the
+    /// stream shows an offset to consumers only once this record is committed; see
+    /// `docs/architecture.md` for why that keeps offsets stable across a crash. A message
+    /// that is not persistent gets one too: its offset must not be handed out again.
+    PutStreamOffset {
+        /// The queue.
+        queue: Arc<str>,
+        /// The queue's incarnation.
+        incarnation: u64,
+        /// The offset, dense per queue from 0.
+        offset: u64,
+        /// The message at that offset.
+        message_id: u64,
+    },
+    /// Retention dropped a stream's oldest segments: every offset below `below` goes, with
+    /// the refs (and messages left without refs) they name. One record whatever the number
+    /// of messages, and it remembers `below` so offsets are not reused after a restart.
+    DropStreamSegments {
+        /// The queue.
+        queue: Arc<str>,
+        /// The queue's incarnation.
+        incarnation: u64,
+        /// The first offset kept.
+        below: u64,
+    },
+    /// A named stream consumer acknowledged up to `offset` (server-side offset tracking):
+    /// it resumes after it when it subscribes again.
+    PutConsumerOffset {
+        /// The queue.
+        queue: Arc<str>,
+        /// The queue's incarnation.
+        incarnation: u64,
+        /// The consumer's name (`client-id.subscription-name`).
+        consumer: Arc<str>,
+        /// The highest offset it acknowledged.
+        offset: u64,
+    },
     /// Drop an address's whole duplicate-id cache (the address was deleted,
     /// or its cache was switched off), so ids of a gone address are not kept
     /// or recovered forever.

@@ -13,8 +13,8 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetada
 use super::error::JournalError;
 use super::records::{AddressRecord, QueueRecord, StoredMessage, decode};
 use super::tables::{
-    ADDRESSES, DUPLICATE_IDS, FORMAT_VERSION_KEY, MAX_MESSAGE_ID_KEY, MESSAGES, META, QUEUES,
-    REFCOUNTS, REFS,
+    ADDRESSES, CONSUMER_OFFSETS, DUPLICATE_IDS, FORMAT_VERSION_KEY, MAX_MESSAGE_ID_KEY, MESSAGES,
+    META, QUEUES, REFCOUNTS, REFS, STREAM_BASES, STREAM_OFFSETS,
 };
 
 /// Everything durable, handed to the broker once at open so it can rebuild
@@ -33,6 +33,25 @@ pub struct Recovered {
     /// Every address's persisted duplicate-id cache, in address-name order,
     /// so a producer's retry after a restart is still recognised.
     pub duplicate_ids: Vec<RecoveredIdCache>,
+    /// What the journal knows of each retained stream (offsets, where retention cut it,
+    /// stored consumer offsets), in queue-name order; the messages are in
+    /// [`Recovered::messages`] as for any queue.
+    pub streams: Vec<RecoveredStream>,
+}
+
+/// The offsets of one retained stream, so the broker gives every message back the offset
+/// consumers saw, and named consumers their stored positions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveredStream {
+    /// The queue name.
+    pub queue: String,
+    /// The first offset retention kept (0 if it never cut).
+    pub base: u64,
+    /// `(offset, message_id)` in offset order. An offset whose message is gone (it was not
+    /// persistent) still counts: it is never handed out again.
+    pub offsets: Vec<(u64, u64)>,
+    /// `(consumer name, highest offset acknowledged)` in name order.
+    pub consumers: Vec<(String, u64)>,
 }
 
 /// One address's duplicate-id cache as stored, so the broker can rebuild its
@@ -209,6 +228,8 @@ pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recover
         }
     }
 
+    read_streams(&txn, &mut out.streams).map_err(storage)?;
+
     let meta = txn.open_table(META).map_err(|e| storage(e.into()))?;
     if let Some(v) = meta
         .get(MAX_MESSAGE_ID_KEY)
@@ -220,13 +241,45 @@ pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recover
     Ok(out)
 }
 
+/// Reads the three stream tables into one [`RecoveredStream`] per queue.
+fn read_streams(txn: &ReadTransaction, out: &mut Vec<RecoveredStream>) -> Result<(), redb::Error> {
+    let mut by_queue: std::collections::BTreeMap<String, RecoveredStream> = Default::default();
+    fn get<'m>(
+        m: &'m mut std::collections::BTreeMap<String, RecoveredStream>,
+        q: &str,
+    ) -> &'m mut RecoveredStream {
+        m.entry(q.to_string()).or_insert_with(|| RecoveredStream {
+            queue: q.to_string(),
+            ..Default::default()
+        })
+    }
+    for entry in txn.open_table(STREAM_OFFSETS)?.iter()? {
+        let (k, v) = entry?;
+        let (q, offset) = k.value();
+        get(&mut by_queue, q).offsets.push((offset, v.value()));
+    }
+    for entry in txn.open_table(STREAM_BASES)?.iter()? {
+        let (k, v) = entry?;
+        get(&mut by_queue, k.value()).base = v.value();
+    }
+    for entry in txn.open_table(CONSUMER_OFFSETS)?.iter()? {
+        let (k, v) = entry?;
+        let (q, name) = k.value();
+        get(&mut by_queue, q)
+            .consumers
+            .push((name.to_string(), v.value()));
+    }
+    out.extend(by_queue.into_values());
+    Ok(())
+}
+
 /// Cheap summary of a file's content (table lengths and the id high-water
 /// mark), so [`super::Journal::open`] can confirm that the file it opened
 /// read-write is the one it recovered read-only a moment earlier, without
 /// reading everything twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fingerprint {
-    lens: [u64; 6],
+    lens: [u64; 9],
     max_message_id: Option<u64>,
 }
 
@@ -243,6 +296,9 @@ pub(crate) fn fingerprint(db: &impl ReadableDatabase) -> Option<Fingerprint> {
             len(txn.open_table(QUEUES).ok()?.len())?,
             len(txn.open_table(ADDRESSES).ok()?.len())?,
             len(txn.open_table(DUPLICATE_IDS).ok()?.len())?,
+            len(txn.open_table(STREAM_OFFSETS).ok()?.len())?,
+            len(txn.open_table(STREAM_BASES).ok()?.len())?,
+            len(txn.open_table(CONSUMER_OFFSETS).ok()?.len())?,
         ],
         max_message_id: txn
             .open_table(META)

@@ -26,6 +26,18 @@ pub(crate) type RefValue = (u32, u64);
 /// ring of each address (see `records` for the framing).
 pub(crate) const DUPLICATE_IDS: TableDefinition<(&str, u32), &[u8]> =
     TableDefinition::new("duplicate_ids");
+/// `(queue, offset) → message_id`: the offsets of a retained stream's messages (see
+/// `JournalOp::PutStreamOffset`). Keyed by offset so a segment drop is one range and
+/// recovery reads a stream in order.
+pub(crate) const STREAM_OFFSETS: TableDefinition<(&str, u64), u64> =
+    TableDefinition::new("stream_offsets");
+/// `queue → first offset kept`: where retention last cut a stream, so its offsets keep
+/// counting from there after a restart even when every message was dropped.
+pub(crate) const STREAM_BASES: TableDefinition<&str, u64> = TableDefinition::new("stream_bases");
+/// `(queue, consumer name) → highest offset acknowledged`: server-side stored offsets of
+/// named stream consumers.
+pub(crate) const CONSUMER_OFFSETS: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("consumer_offsets");
 /// `message_id → number of refs`. Kept so an ack can tell whether it removed
 /// the last ref without scanning every queue.
 pub(crate) const REFCOUNTS: TableDefinition<u64, u32> = TableDefinition::new("refcounts");
@@ -52,6 +64,9 @@ pub(crate) struct Tables<'txn> {
     pub(crate) queues: redb::Table<'txn, &'static str, &'static [u8]>,
     pub(crate) addresses: redb::Table<'txn, &'static str, &'static [u8]>,
     pub(crate) meta: redb::Table<'txn, &'static str, u64>,
+    pub(crate) stream_offsets: redb::Table<'txn, (&'static str, u64), u64>,
+    pub(crate) stream_bases: redb::Table<'txn, &'static str, u64>,
+    pub(crate) consumer_offsets: redb::Table<'txn, (&'static str, &'static str), u64>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -65,6 +80,9 @@ impl<'txn> Tables<'txn> {
             queues: txn.open_table(QUEUES)?,
             addresses: txn.open_table(ADDRESSES)?,
             meta: txn.open_table(META)?,
+            stream_offsets: txn.open_table(STREAM_OFFSETS)?,
+            stream_bases: txn.open_table(STREAM_BASES)?,
+            consumer_offsets: txn.open_table(CONSUMER_OFFSETS)?,
         })
     }
 }

@@ -182,11 +182,11 @@ fn version_one_journal_is_refused_and_untouched() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
-/// A version-3 journal (refs without a redelivery time, no duplicate-id table) is refused
-/// with the usual message, not misread as version 4.
+/// A version-4 journal (no stream tables) is refused with the usual message, not misread
+/// as version 5.
 #[test]
-fn version_three_journal_is_refused_and_untouched() {
-    assert_eq!(FORMAT_VERSION, 4);
+fn version_four_journal_is_refused_and_untouched() {
+    assert_eq!(FORMAT_VERSION, 5);
     let dir = tempfile::tempdir().unwrap();
     let (j, _) = Journal::open(opts(dir.path())).unwrap();
     let path = j.path().to_path_buf();
@@ -196,7 +196,7 @@ fn version_three_journal_is_refused_and_untouched() {
         let txn = db.begin_write().unwrap();
         txn.open_table(META)
             .unwrap()
-            .insert(FORMAT_VERSION_KEY, 3)
+            .insert(FORMAT_VERSION_KEY, 4)
             .unwrap();
         txn.commit().unwrap();
     }
@@ -204,7 +204,7 @@ fn version_three_journal_is_refused_and_untouched() {
     let err = Journal::open(opts(dir.path())).unwrap_err();
     assert!(
         err.to_string()
-            .contains("has format version 3, this build reads format version 4"),
+            .contains("has format version 4, this build reads format version 5"),
         "{err}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), before);
@@ -244,4 +244,100 @@ fn damaged_duplicate_id_is_refused_naming_it() {
             .contains(r#"duplicate id 7 of address "orders": checksum mismatch"#),
         "{err}"
     );
+}
+
+fn stored(id: u64) -> Arc<StoredMessage> {
+    Arc::new(StoredMessage {
+        id,
+        address: "s".into(),
+        destination: "/queue/s".into(),
+        properties: vec![],
+        body: bytes::Bytes::from_static(b"m"),
+        priority: 4,
+        expires: 0,
+        timestamp: 1,
+        deliver_at: 0,
+    })
+}
+
+fn stream_queue_record(incarnation: u64) -> QueueRecord {
+    QueueRecord {
+        name: "s".into(),
+        address: "s".into(),
+        routing_type: RoutingKind::Anycast,
+        filter: None,
+        auto_created: false,
+        durable_subscription: None,
+        incarnation,
+        owner: None,
+    }
+}
+
+/// A stream's offsets, where retention cut it and its consumers' stored offsets come back
+/// at open; a segment drop removes its refs and messages in one record; deleting the queue
+/// forgets all of it.
+#[test]
+fn stream_offsets_cuts_and_consumer_offsets_are_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(opts(dir.path())).unwrap();
+    let q: Arc<str> = Arc::from("s");
+    let mut ops = vec![JournalOp::PutQueue(stream_queue_record(1))];
+    for id in 1..=4u64 {
+        ops.push(JournalOp::PutMessage(stored(id)));
+        ops.push(JournalOp::PutRef {
+            queue: q.clone(),
+            incarnation: 1,
+            message_id: id,
+        });
+        ops.push(JournalOp::PutStreamOffset {
+            queue: q.clone(),
+            incarnation: 1,
+            offset: id - 1,
+            message_id: id,
+        });
+    }
+    ops.push(JournalOp::PutConsumerOffset {
+        queue: q.clone(),
+        incarnation: 1,
+        consumer: Arc::from("c.sub"),
+        offset: 2,
+    });
+    // An op for another life of the queue is ignored.
+    ops.push(JournalOp::PutConsumerOffset {
+        queue: q.clone(),
+        incarnation: 7,
+        consumer: Arc::from("c.old"),
+        offset: 9,
+    });
+    j.submit(ops).wait().unwrap();
+    j.submit(vec![JournalOp::DropStreamSegments {
+        queue: q.clone(),
+        incarnation: 1,
+        below: 2,
+    }])
+    .wait()
+    .unwrap();
+    j.shutdown();
+    drop(j);
+
+    let (j, rec) = Journal::open(opts(dir.path())).unwrap();
+    let ids: Vec<u64> = rec.messages[0].refs.iter().map(|r| r.message.id).collect();
+    assert_eq!(ids, [3, 4], "the dropped segment's refs went with it");
+    assert_eq!(
+        rec.streams,
+        vec![RecoveredStream {
+            queue: "s".into(),
+            base: 2,
+            offsets: vec![(2, 3), (3, 4)],
+            consumers: vec![("c.sub".into(), 2)],
+        }]
+    );
+    j.submit(vec![JournalOp::DeleteQueue("s".into())])
+        .wait()
+        .unwrap();
+    j.shutdown();
+    drop(j);
+    let (_j, rec) = Journal::open(opts(dir.path())).unwrap();
+    assert!(rec.streams.is_empty(), "{:?}", rec.streams);
+    assert!(rec.messages.is_empty());
 }

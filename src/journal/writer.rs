@@ -75,7 +75,7 @@ pub(crate) enum Request {
     /// Ops to apply atomically with their group, and who to tell.
     Ops {
         ops: Vec<JournalOp>,
-        done: Option<oneshot::Sender<Result<(), JournalError>>>,
+        done: Option<Waiter>,
     },
     /// Commit everything before this, then stop.
     Shutdown,
@@ -404,8 +404,8 @@ impl Writer {
                 // Anything sent after the shutdown marker raced with shutdown;
                 // tell its waiter rather than leave it hanging or ack it.
                 while let Ok(r) = rx.try_recv() {
-                    if let Request::Ops { done: Some(tx), .. } = r {
-                        let _ = tx.send(Err(JournalError::ShutDown {
+                    if let Request::Ops { done: Some(w), .. } = r {
+                        w.tell(Err(JournalError::ShutDown {
                             path: self.shared.path.clone(),
                         }));
                     }
@@ -485,8 +485,8 @@ impl Writer {
             }
         };
         for (_, done) in batch {
-            if let Some(tx) = done {
-                let _ = tx.send(result.clone());
+            if let Some(w) = done {
+                w.tell(result.clone());
             }
         }
     }
@@ -549,7 +549,26 @@ impl Writer {
     }
 }
 
-type Waiter = oneshot::Sender<Result<(), JournalError>>;
+/// Who learns the outcome of a request: an awaiting caller, or a function run on this
+/// thread once the commit is done (a stream making an appended offset visible: it must not
+/// wait for a task to be scheduled, and it needs no runtime).
+pub(crate) enum Waiter {
+    /// A caller awaiting a [`super::Completion`].
+    Channel(oneshot::Sender<Result<(), JournalError>>),
+    /// Called with whether the commit succeeded.
+    Call(Box<dyn FnOnce(bool) + Send>),
+}
+
+impl Waiter {
+    pub(crate) fn tell(self, result: Result<(), JournalError>) {
+        match self {
+            Waiter::Channel(tx) => {
+                let _ = tx.send(result);
+            }
+            Waiter::Call(f) => f(result.is_ok()),
+        }
+    }
+}
 
 /// Refs put and deleted within one batch, and the messages only they referenced.
 struct Consumed<'a> {
@@ -578,6 +597,9 @@ impl Consumed<'_> {
             // was still seen, and a retry of it must still be recognised.
             JournalOp::PutDuplicateId { .. }
             | JournalOp::DeleteDuplicateIds { .. }
+            | JournalOp::PutStreamOffset { .. }
+            | JournalOp::DropStreamSegments { .. }
+            | JournalOp::PutConsumerOffset { .. }
             | JournalOp::PutAddress(_)
             | JournalOp::DeleteAddress(_)
             | JournalOp::PutQueue(_)
@@ -686,6 +708,22 @@ fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<
                 t.refs.remove((name.as_str(), id))?;
                 release(t, id)?;
             }
+            let q = name.as_str();
+            t.stream_offsets
+                .retain_in((q, 0)..=(q, u64::MAX), |_, _| false)?;
+            t.stream_bases.remove(q)?;
+            let mut names = Vec::new();
+            for entry in t.consumer_offsets.range((q, "")..)? {
+                let (k, _) = entry?;
+                let (kq, name) = k.value();
+                if kq != q {
+                    break;
+                }
+                names.push(name.to_string());
+            }
+            for name in names {
+                t.consumer_offsets.remove((q, name.as_str()))?;
+            }
             st.early.tombstones.drop_queue(name);
             st.early.counts.drop_queue(name);
             st.incarnations.delete(name);
@@ -765,6 +803,50 @@ fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<
                 // As for delivery counts: a consumer can NACK a message before the sender's
                 // `PutRef` reaches the writer.
                 None => st.early.counts.insert_deliver_at(queue, *message_id, *at),
+            }
+        }
+        JournalOp::PutStreamOffset {
+            queue,
+            incarnation,
+            offset,
+            message_id,
+        } => {
+            if st.incarnations.admits(queue, *incarnation) {
+                t.stream_offsets.insert((&**queue, *offset), *message_id)?;
+            }
+        }
+        JournalOp::DropStreamSegments {
+            queue,
+            incarnation,
+            below,
+        } => {
+            if !st.incarnations.admits(queue, *incarnation) {
+                return Ok(());
+            }
+            let q: &str = queue;
+            let mut dropped = Vec::new();
+            for entry in t.stream_offsets.range((q, 0)..(q, *below))? {
+                let (k, v) = entry?;
+                dropped.push((k.value().1, v.value()));
+            }
+            for (offset, id) in dropped {
+                t.stream_offsets.remove((q, offset))?;
+                if t.refs.remove((q, id))?.is_some() {
+                    release(t, id)?;
+                }
+            }
+            let base = t.stream_bases.get(q)?.map_or(0, |g| g.value());
+            t.stream_bases.insert(q, base.max(*below))?;
+        }
+        JournalOp::PutConsumerOffset {
+            queue,
+            incarnation,
+            consumer,
+            offset,
+        } => {
+            if st.incarnations.admits(queue, *incarnation) {
+                t.consumer_offsets
+                    .insert((&**queue, &**consumer), *offset)?;
             }
         }
         JournalOp::PutDuplicateId { address, slot, id } => {

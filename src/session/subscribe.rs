@@ -2,7 +2,7 @@
 //! durable subscriptions, and the per-connection unacked limit.
 
 use super::{AckMode, Failure, Session, Subscription, SubscriptionContext};
-use crate::broker::{Filter, SubscribeSpec, Window};
+use crate::broker::{Filter, StreamRequest, StreamStart, SubscribeSpec, Window};
 use crate::security::{Authorizer, Permission};
 use crate::stomp::{Frame, Version};
 use bytestring::ByteString;
@@ -37,6 +37,19 @@ fn parse_selector(frame: &Frame) -> Result<Option<Filter>, Failure> {
     Filter::selector(text).map(Some).map_err(|mut e| {
         e.position += leading;
         Failure::new(format!("header 'selector': {e}"))
+    })
+}
+
+/// Where a consumer starts on a retained stream (RabbitMQ's header); a value that is none
+/// of the accepted forms is an ERROR naming it.
+fn parse_stream_offset(frame: &Frame) -> Result<Option<StreamStart>, Failure> {
+    let Some(value) = frame.get("x-stream-offset") else {
+        return Ok(None);
+    };
+    StreamStart::parse(value).map(Some).ok_or_else(|| {
+        Failure::new(format!(
+            "header 'x-stream-offset' must be first, last, next, an offset (0, 1, ...) or timestamp=<epoch seconds>, not '{value}'"
+        ))
     })
 }
 
@@ -104,7 +117,16 @@ impl Session {
         }
         let mut window = parse_window(&frame, self.ctx.acceptor.default_consumer_window)?;
         let granted = self.unacked_share(&mut window)?;
-        let durable_name = match DURABLE_NAME_HEADERS.iter().find_map(|h| frame.get(h)) {
+        let asked_name = DURABLE_NAME_HEADERS.iter().find_map(|h| frame.get(h));
+        // On a retained stream the same name (with the client-id) keys the stored offset,
+        // whichever routing type the destination has.
+        let stream = StreamRequest {
+            start: parse_stream_offset(&frame)?,
+            name: asked_name
+                .zip(self.client_id.as_deref())
+                .map(|(name, client)| Arc::from(format!("{client}.{name}"))),
+        };
+        let durable_name = match asked_name {
             Some(name) if dest.routing != Some(crate::broker::RoutingType::Anycast) => {
                 let client = self.client_id.as_deref().ok_or_else(|| {
                     Failure::new("a durable subscription needs a 'client-id' header on CONNECT")
@@ -132,6 +154,7 @@ impl Session {
                 priority,
                 selector,
                 no_local,
+                stream,
             },
             &self.access,
         )?;

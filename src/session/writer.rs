@@ -228,10 +228,14 @@ fn encode_message(
         enc.plain_header("redelivered", "true");
         enc.plain_header("redelivery-count", num.format(redeliveries));
     }
+    if let Some(offset) = d.offset {
+        enc.plain_header("x-stream-offset", num.format(offset));
+    }
     let mut has_timestamp = false;
     let mut has_persistent = false;
     for (k, v) in &m.properties {
-        if is_reserved(k) {
+        // A producer's own `x-stream-offset` would contradict the stream's.
+        if is_reserved(k) || (d.offset.is_some() && &**k == "x-stream-offset") {
             continue;
         }
         has_timestamp |= &**k == "timestamp";

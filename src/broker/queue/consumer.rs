@@ -25,6 +25,8 @@ pub struct ConsumerSpec {
     pub selector: Option<Filter>,
     /// Messages sent by this connection are not offered to it (`no-local`).
     pub no_local: Option<u64>,
+    /// Where it starts on a retained stream, and its name there (ignored by other queues).
+    pub stream: super::StreamRequest,
 }
 
 #[derive(Debug)]

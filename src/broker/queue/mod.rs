@@ -8,6 +8,7 @@ mod backlog;
 mod consumer;
 mod kind;
 mod scheduled;
+mod stream;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +27,8 @@ use crate::security::{Authorizer, Permission};
 
 pub use self::consumer::ConsumerSpec;
 pub use self::kind::{GroupBuckets, QueueKind, QueueKindDefaults, QueueKindKeys, Retention};
+use self::stream::Stream;
+pub use self::stream::{SEGMENT_BYTES, SEGMENT_MESSAGES, StreamRequest, StreamStart};
 
 /// Identifies one consumer broker-wide.
 pub type ConsumerId = u64;
@@ -50,6 +53,8 @@ pub struct Delivery {
     pub delivery_count: u32,
     /// The queue it came from, so an ack can find its way back.
     pub queue: Arc<Queue>,
+    /// Its offset, when the queue is a retained stream (the MESSAGE's `x-stream-offset`).
+    pub offset: Option<u64>,
 }
 
 /// How much a consumer may hold unacknowledged. Whichever limit is hit first stops delivery;
@@ -109,6 +114,8 @@ pub struct Completed {
     pub dead: Vec<DeadLetter>,
     /// Deliveries returned for redelivery: (message id, new delivery count).
     pub returned: Vec<(u64, u32)>,
+    /// Records to store with the settlement (a stream consumer's stored offset).
+    pub journal: Vec<JournalOp>,
 }
 
 #[derive(Debug)]
@@ -255,6 +262,9 @@ pub struct Queue {
     /// The broker's clock, woken for scheduled and delayed messages; `None` in a broker
     /// without a runtime (unit tests), where they are released when dispatch next runs.
     clock: Option<Clock>,
+    /// The log of a non-destructive queue (`kind.retention` is set); it then holds the
+    /// messages and readers instead of `state` (see `stream.rs`).
+    stream: Option<Stream>,
     state: Mutex<QueueState>,
 }
 
@@ -326,6 +336,7 @@ impl Queue {
             no_local: spec.no_local,
             incarnation: spec.incarnation,
             owner: spec.owner,
+            stream: spec.kind.retention.map(Stream::new),
             kind: spec.kind,
             journal: spec.journal,
             clock: spec.clock,
@@ -369,6 +380,9 @@ impl Queue {
         delivery_count: u32,
         deliver_at: u64,
     ) -> Result<(), Refusal> {
+        if let Some(stream) = &self.stream {
+            return self.append_to_stream(stream, message);
+        }
         let mut st = self.lock();
         if st.deleted {
             return Err(Refusal::Deleted);
@@ -462,6 +476,9 @@ impl Queue {
     /// caller can confirm the subscription before the first message goes out. The spec's
     /// `reader` is whose rights the copies of a wildcard subscription are checked against.
     pub fn add_consumer(&self, spec: ConsumerSpec) {
+        if let Some(stream) = &self.stream {
+            return self.add_stream_reader(stream, spec);
+        }
         let mut st = self.lock();
         if self.wildcard && spec.reader.is_some() {
             st.reader = spec.reader.clone();
@@ -480,6 +497,9 @@ impl Queue {
 
     /// Lets a consumer receive messages.
     pub fn start_consumer(self: &Arc<Self>, id: ConsumerId) {
+        if let Some(stream) = &self.stream {
+            return stream.set_started(self, id, true);
+        }
         let mut st = self.lock();
         if let Some(c) = st.consumers.iter_mut().find(|c| c.id == id) {
             c.started = true;
@@ -491,7 +511,10 @@ impl Queue {
     /// holds can still be written and acknowledged (UNSUBSCRIBE lets its connection flush
     /// before [`Queue::remove_consumer`], so an `auto` delivery in flight is either consumed
     /// or returned, never both). Nothing is handed to it once this returns.
-    pub fn stop_consumer(&self, id: ConsumerId) {
+    pub fn stop_consumer(self: &Arc<Self>, id: ConsumerId) {
+        if let Some(stream) = &self.stream {
+            return stream.set_started(self, id, false);
+        }
         let mut st = self.lock();
         if let Some(c) = st.consumers.iter_mut().find(|c| c.id == id) {
             c.started = false;
@@ -501,6 +524,9 @@ impl Queue {
     /// Whether a consumer holds an unsettled delivery that `target` names, without settling
     /// it: lets a session find out whether an ACK naming only a message id is ambiguous.
     pub fn holds(&self, id: ConsumerId, target: AckTarget) -> bool {
+        if let Some(stream) = &self.stream {
+            return stream.holds(id, target);
+        }
         let st = self.lock();
         st.consumers.iter().find(|c| c.id == id).is_some_and(|c| {
             c.in_flight.iter().any(|f| {
@@ -516,6 +542,9 @@ impl Queue {
     /// Detaches a consumer; whatever it held unacknowledged goes back, in order, marked as
     /// delivered before. Returns what was returned and what went dead. O(k log k) for k held.
     pub fn remove_consumer(self: &Arc<Self>, id: ConsumerId) -> Completed {
+        if let Some(stream) = &self.stream {
+            return stream.remove_reader(id);
+        }
         let mut st = self.lock();
         let mut done = Completed::default();
         let Some(pos) = st.consumers.iter().position(|c| c.id == id) else {
@@ -553,6 +582,9 @@ impl Queue {
         cumulative: bool,
         refill: bool,
     ) -> Result<Vec<u64>, AckError> {
+        if let Some(stream) = &self.stream {
+            return stream.settle(self, id, target, cumulative, refill);
+        }
         let mut st = self.lock();
         let slot = st
             .consumers
@@ -642,6 +674,9 @@ impl Queue {
     /// Applies the outcome to settled (or unsettled) deliveries of a consumer. Tags no longer
     /// held (the consumer left meanwhile) are skipped: their messages were already returned.
     pub fn complete(self: &Arc<Self>, id: ConsumerId, tags: &[u64], outcome: Outcome) -> Completed {
+        if let Some(stream) = &self.stream {
+            return stream.complete(self, id, &sorted(tags), outcome);
+        }
         let mut st = self.lock();
         let taken = Self::take_entries(&mut st, id, &sorted(tags));
         self.finish_locked(&mut st, taken, outcome)
@@ -650,6 +685,15 @@ impl Queue {
     /// Takes deliveries out of a consumer's hands for a transaction being committed; see
     /// [`Taken`].
     pub fn take(self: &Arc<Self>, id: ConsumerId, tags: &[u64]) -> Taken {
+        if let Some(stream) = &self.stream {
+            // Nothing to remove from a stream: the deliveries leave the consumer's hands now
+            // and the commit has nothing to settle (the stored offset does not move).
+            stream.complete(self, id, &sorted(tags), Outcome::Nack);
+            return Taken {
+                queue: Arc::clone(self),
+                entries: Vec::new(),
+            };
+        }
         let mut st = self.lock();
         let entries = Self::take_entries(&mut st, id, &sorted(tags));
         self.dispatch(&mut st);
@@ -688,6 +732,9 @@ impl Queue {
     /// window again and await a new ACK/NACK.
     pub fn unsettle(&self, id: ConsumerId, tags: &[u64]) {
         let tags = sorted(tags);
+        if let Some(stream) = &self.stream {
+            return stream.unsettle(id, &tags);
+        }
         let mut st = self.lock();
         if let Some(slot) = st.consumers.iter_mut().find(|c| c.id == id) {
             let mut sizes = Vec::new();
@@ -705,6 +752,9 @@ impl Queue {
 
     /// Messages waiting (not counting those out with consumers), due or not.
     pub fn ready_count(&self) -> usize {
+        if let Some(stream) = &self.stream {
+            return stream.len();
+        }
         let st = self.lock();
         st.backlog.len() + st.parked.len() + st.scheduled.len()
     }
@@ -716,6 +766,9 @@ impl Queue {
 
     /// Messages waiting plus those delivered and unacknowledged.
     pub fn message_count(&self) -> usize {
+        if let Some(stream) = &self.stream {
+            return stream.len();
+        }
         let st = self.lock();
         st.backlog.len()
             + st.parked.len()
@@ -728,12 +781,18 @@ impl Queue {
 
     /// Consumers attached.
     pub fn consumer_count(&self) -> usize {
+        if let Some(stream) = &self.stream {
+            return stream.reader_count();
+        }
         self.lock().consumers.len()
     }
 
     /// Marks the queue deleted if it is unused (no consumers, no messages) or `force`; returns
     /// whether it is now deleted. Later enqueues are refused so senders route again.
     pub fn mark_deleted(&self, force: bool) -> bool {
+        if let Some(stream) = &self.stream {
+            return stream.mark_deleted(force);
+        }
         let mut st = self.lock();
         if st.deleted {
             return true;
@@ -751,6 +810,9 @@ impl Queue {
 
     /// Whether nothing uses the queue any more, so auto-delete may remove it.
     pub fn is_unused(&self) -> bool {
+        if let Some(stream) = &self.stream {
+            return stream.is_unused();
+        }
         let st = self.lock();
         !st.deleted && st.consumers.is_empty() && st.holds_nothing()
     }
@@ -758,6 +820,9 @@ impl Queue {
     /// Messages waiting, in offer order (priority, then arrival), then those not yet due,
     /// with their delivery counts (for inspection and tests).
     pub fn snapshot(&self) -> Vec<(Arc<Message>, u32)> {
+        if let Some(stream) = &self.stream {
+            return stream.snapshot();
+        }
         let st = self.lock();
         let mut waiting: Vec<&Entry> = st.backlog.iter_ordered().collect();
         let mut parked: Vec<&Entry> = st.parked.iter_ordered().collect();
@@ -808,7 +873,7 @@ impl Queue {
     pub fn ack_written(self: &Arc<Self>, consumer: ConsumerId, tags: &[u64]) {
         let done = self.complete(consumer, tags, Outcome::Ack);
         if let Some(j) = &self.journal {
-            let mut ops = Vec::new();
+            let mut ops = done.journal;
             self.record_removals(&done.acked, &mut ops);
             if !ops.is_empty() {
                 j.submit_detached(ops);
@@ -862,6 +927,12 @@ impl Queue {
     /// Removes every message expired at `now` (the reaper's scan), with those dispatch found
     /// expired earlier. The caller moves them to the expiry address and forgets their refs.
     pub fn take_expired(&self, now: u64) -> Vec<Arc<Message>> {
+        if let Some(stream) = &self.stream {
+            // Messages on a stream do not expire one by one; this scan applies its age
+            // retention instead (whole segments).
+            stream.retain_by_age(self, now);
+            return Vec::new();
+        }
         let mut st = self.lock();
         let mut out = std::mem::take(&mut st.expired);
         if !st.may_expire {
@@ -955,6 +1026,7 @@ impl Queue {
             message: Arc::clone(&entry.message),
             delivery_count: entry.delivery_count,
             queue: Arc::clone(self),
+            offset: None,
         };
         let n = st.consumers.len();
         let slot = &mut st.consumers[ci];

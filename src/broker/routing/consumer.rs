@@ -54,8 +54,8 @@ impl ConsumerHandle {
     /// Acks or nacks deliveries now; nacked ones are redelivered (or dead-lettered at the
     /// limit). The result resolves once the acks are stored (what a RECEIPT waits for).
     pub fn complete(&self, tags: &[u64], outcome: Outcome) -> Stored {
-        let done = self.queue.complete(self.id, tags, outcome);
-        let mut ops = Vec::new();
+        let mut done = self.queue.complete(self.id, tags, outcome);
+        let mut ops = std::mem::take(&mut done.journal);
         self.queue.record_removals(&done.acked, &mut ops);
         self.after(&done);
         self.broker.store_settled(ops, outcome != Outcome::Ack)

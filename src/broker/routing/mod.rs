@@ -138,6 +138,8 @@ pub struct SubscribeSpec {
     pub selector: Option<Filter>,
     /// The subscribing connection's id, when it asked for `no-local`.
     pub no_local: Option<u64>,
+    /// Where to start and under which name to store offsets, on a retained stream.
+    pub stream: crate::broker::StreamRequest,
 }
 
 /// What a queue carries beyond its kind: a durable subscription's owner, a filter, no-local.

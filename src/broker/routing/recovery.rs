@@ -2,9 +2,10 @@
 
 use super::{Broker, QueueOrigin, QueueTraits, Registry};
 use crate::broker::Filter;
+use crate::broker::Queue;
 use crate::broker::persistence;
 use crate::broker::persistence::Restored;
-use crate::journal::Recovered;
+use crate::journal::{Recovered, RecoveredStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -49,6 +50,11 @@ impl Broker {
         }
         let mut restored = Restored::new();
         let mut count = 0usize;
+        let mut streams: std::collections::HashMap<String, RecoveredStream> = recovered
+            .streams
+            .into_iter()
+            .map(|s| (s.queue.clone(), s))
+            .collect();
         for rq in recovered.messages {
             let Some(queue) = reg.queues.get(rq.queue.as_str()).cloned() else {
                 tracing::warn!(queue = %rq.queue, "journal has messages for an unknown queue; skipped");
@@ -58,6 +64,26 @@ impl Broker {
                 .addresses
                 .get(&queue.address)
                 .map(|a| Arc::clone(&a.usage));
+            if queue.is_stream() {
+                let info = streams.remove(&rq.queue).unwrap_or_default();
+                let messages: Vec<_> = rq
+                    .refs
+                    .iter()
+                    .map(|r| {
+                        restored
+                            .entry(r.message.id)
+                            .or_insert_with(|| {
+                                let mut m = persistence::restored(&r.message);
+                                m.usage = usage.as_ref().map(|u| u.charge(m.size() as u64));
+                                Arc::new(m)
+                            })
+                            .clone()
+                    })
+                    .collect();
+                count += messages.len();
+                recover_stream(&queue, messages, info);
+                continue;
+            }
             for r in rq.refs {
                 let message = restored
                     .entry(r.message.id)
@@ -80,10 +106,31 @@ impl Broker {
                 }
             }
         }
+        // Streams whose every message went (retention) still keep their offsets and
+        // consumers' stored offsets.
+        for (name, info) in streams {
+            if let Some(queue) = reg.queues.get(name.as_str()).cloned() {
+                recover_stream(&queue, Vec::new(), info);
+            }
+        }
         tracing::info!(
             queues = recovered.queues.len(),
             messages = count,
             "recovered durable state from the journal"
         );
     }
+}
+
+/// Hands a stream queue its recovered messages, offsets and consumers' stored offsets.
+fn recover_stream(
+    queue: &Arc<Queue>,
+    messages: Vec<Arc<crate::broker::Message>>,
+    info: RecoveredStream,
+) {
+    let consumers = info
+        .consumers
+        .into_iter()
+        .map(|(name, offset)| (Arc::from(name.as_str()), offset))
+        .collect();
+    queue.recover_stream(messages, &info.offsets, info.base, consumers);
 }

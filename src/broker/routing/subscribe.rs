@@ -44,6 +44,17 @@ impl Broker {
         // What the queue already filters at routing, the consumer need not check again.
         let selector = spec.selector.filter(|s| queue.filter.as_ref() != Some(s));
         let no_local = spec.no_local.filter(|c| queue.no_local != Some(*c));
+        if queue.is_stream() && (selector.is_some() || no_local.is_some()) {
+            return Err(BrokerError::NotOnStream(format!(
+                "queue '{}' is a retained stream (non-destructive): a consumer there may not have a {}",
+                queue.name,
+                if selector.is_some() {
+                    "selector"
+                } else {
+                    "no-local"
+                }
+            )));
+        }
         queue.add_consumer(ConsumerSpec {
             id,
             sink: spec.sink,
@@ -52,6 +63,7 @@ impl Broker {
             priority: spec.priority,
             selector,
             no_local,
+            stream: spec.stream,
         });
         Ok(ConsumerHandle {
             id,
