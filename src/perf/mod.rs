@@ -4,7 +4,9 @@
 //! (one producer, many topic subscribers), [`Scenario::Latency`] (fixed rate, latency
 //! measured from each message's intended send time, so without coordinated omission),
 //! [`Scenario::Connections`] (many idle subscribed connections, broker RSS),
-//! [`Scenario::Scheduled`] (many scheduled messages held by the broker, RSS per message) and
+//! [`Scenario::Scheduled`] (many scheduled messages held by the broker, RSS per message),
+//! [`Scenario::Replay`] (a retained stream preloaded, then read from its first offset: rate
+//! and broker RSS while replaying) and
 //! [`Scenario::EchoServer`] (a minimal in-process "broker" that measures this tool's own
 //! ceiling).
 //!
@@ -21,6 +23,7 @@ pub mod echo;
 mod latency;
 mod monitor;
 mod producer;
+mod replay;
 mod report;
 mod scheduled;
 pub mod select;
@@ -58,6 +61,10 @@ pub enum Scenario {
     /// Sends messages with `AMQ_SCHEDULED_DELAY` to a queue nobody consumes; reports the
     /// broker's memory per scheduled message and checks that none is delivered early.
     Scheduled(ScheduledArgs),
+    /// Preloads a retained stream (a non-destructive queue) with N messages, then times one
+    /// consumer reading them all from `x-stream-offset:first`, sampling the broker's memory
+    /// while it replays.
+    Replay(ReplayArgs),
     /// Runs a minimal STOMP "broker" that turns every SEND into a MESSAGE for the single
     /// subscriber, to measure this tool's own limits.
     EchoServer(EchoArgs),
@@ -303,6 +310,24 @@ pub struct ScheduledArgs {
     pub probe_ms: u64,
 }
 
+/// `perf replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub message: MessageArgs,
+    /// Messages to preload and replay. Default destination: /queue/perf-stream, which the
+    /// broker must hold as a non-destructive queue.
+    #[arg(short = 'n', long, default_value_t = 1_000_000)]
+    pub messages: u64,
+    /// Broker process id, to sample its VmRSS from /proc/PID/status while replaying.
+    #[arg(long, value_name = "PID")]
+    pub broker_pid: Option<u32>,
+}
+
 /// `perf echo-server`.
 #[derive(Debug, Clone, Args)]
 pub struct EchoArgs {
@@ -366,6 +391,7 @@ pub async fn run(args: &PerfArgs) -> Result<Report, PerfError> {
         Scenario::Latency(a) => latency::run(a).await,
         Scenario::Connections(a) => connections::run(a).await,
         Scenario::Scheduled(a) => scheduled::run(a).await,
+        Scenario::Replay(a) => replay::run(a).await,
         Scenario::EchoServer(_) => Err(PerfError::msg(
             "echo-server is a server: start it with echo::serve",
         )),
@@ -401,6 +427,7 @@ pub async fn main(args: PerfArgs) -> std::process::ExitCode {
         Scenario::Latency(a) => a.common.json,
         Scenario::Connections(a) => a.common.json,
         Scenario::Scheduled(a) => a.common.json,
+        Scenario::Replay(a) => a.common.json,
         Scenario::EchoServer(_) => false,
     };
     match run(&args).await {

@@ -45,6 +45,14 @@ pub struct RssReport {
     pub after_kb: u64,
 }
 
+/// What the replay scenario adds: how long the preload took (its replay time is the
+/// report's `elapsed_secs`, and the peak VmRSS while replaying its `rss.after_kb`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ReplayReport {
+    /// Seconds to send the retained messages.
+    pub preload_secs: f64,
+}
+
 /// Exactly-once figures of one subscriber (fanout) or of the whole queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Delivery {
@@ -98,6 +106,8 @@ pub struct Report {
     pub connections: u64,
     /// The scheduled scenario's own findings.
     pub scheduled: Option<ScheduledReport>,
+    /// The replay scenario's own findings.
+    pub replay: Option<ReplayReport>,
     /// Why the run ended early, if it did.
     pub error: Option<String>,
 }
@@ -277,6 +287,20 @@ impl Report {
                 self.msgs_per_sec(),
                 self.mb_per_sec()
             );
+            if let Some(r) = self.replay {
+                let _ = writeln!(
+                    s,
+                    "preloaded {} messages in {:.3} s",
+                    self.sent, r.preload_secs
+                );
+                if let Some(rss) = self.rss {
+                    let _ = writeln!(
+                        s,
+                        "broker VmRSS {} KiB before the replay, {} KiB at most during it",
+                        rss.before_kb, rss.after_kb
+                    );
+                }
+            }
             let l = self.latency;
             let _ = writeln!(
                 s,
@@ -332,9 +356,14 @@ impl Report {
         if let Some(r) = self.rss {
             v["rss_before_kb"] = json!(r.before_kb);
             v["rss_after_kb"] = json!(r.after_kb);
-            if self.scheduled.is_none() {
+            if self.scenario == "replay" {
+                v["rss_peak_kb"] = json!(r.after_kb);
+            } else if self.scheduled.is_none() {
                 v["rss_per_connection_kb"] = json!(round3(per_connection_kb(r, self.connections)));
             }
+        }
+        if let Some(r) = self.replay {
+            v["preload_secs"] = json!(round3(r.preload_secs));
         }
         if let Some(sch) = self.scheduled {
             v["delay_ms"] = json!(sch.delay_ms);

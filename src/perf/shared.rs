@@ -29,7 +29,12 @@ impl Shared {
     /// State for a run with one subscriber group per entry of `expects`, each expecting
     /// what its selector picks of `per_producer` messages.
     pub fn with_expects(per_producer: &[u64], expects: Vec<Expect>) -> Shared {
-        let run = run_id();
+        Shared::for_run(run_id(), per_producer, expects)
+    }
+
+    /// As [`Shared::with_expects`] for the messages of run `run`: a replay receives what an
+    /// earlier phase of the same run sent.
+    pub fn for_run(run: u32, per_producer: &[u64], expects: Vec<Expect>) -> Shared {
         Shared {
             epoch: Instant::now(),
             run,
