@@ -38,7 +38,7 @@ pub async fn run(a: &ReplayArgs) -> Result<Report, PerfError> {
         message: a.message.clone(),
         extra: Vec::new(),
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, _) = watch::channel(false);
     let started = Instant::now();
     let mut producers = Producers::new();
     producers.spawn(producer::run(conn, spec, Arc::clone(&preload)));
@@ -73,6 +73,8 @@ pub async fn run(a: &ReplayArgs) -> Result<Report, PerfError> {
         &headers,
     )
     .await?;
+    // A channel of its own: the preload's supervisor already said stop on the first one.
+    let (stop_tx, stop_rx) = watch::channel(false);
     let peak = Arc::new(AtomicU64::new(before.unwrap_or(0)));
     let sampler = a.broker_pid.map(|pid| {
         let peak = Arc::clone(&peak);
