@@ -297,3 +297,48 @@ fn recovery_keeps_stored_offsets_and_appends_the_rest_after_them() {
     let named = reader_named(&q, 2, None, None, Some("c.sub"));
     assert_eq!(named.offsets(), [13, 14, 15]);
 }
+
+fn journaled_stream_queue(journal: crate::journal::Journal) -> Arc<Queue> {
+    let q = stream_queue(Retention::default());
+    Queue::new(QueueSpec {
+        name: Arc::clone(&q.name),
+        address: Arc::clone(&q.address),
+        routing: RoutingType::Anycast,
+        durable: true,
+        auto_created: false,
+        exclusive_to_subscriber: false,
+        auto_delete: false,
+        max_delivery_attempts: None,
+        redelivery: RedeliveryPolicy::default(),
+        filter: None,
+        no_local: None,
+        incarnation: 1,
+        owner: None,
+        kind: q.kind.clone(),
+        journal: Some(journal),
+        clock: None,
+    })
+}
+
+#[test]
+fn a_journaled_stream_shows_an_offset_once_its_record_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) =
+        crate::journal::Journal::open(crate::journal::JournalOptions::new(dir.path())).unwrap();
+    let q = journaled_stream_queue(j.clone());
+    let r = reader(&q, 1, Some(StreamStart::First), None);
+    fill(&q, 3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while r.offsets().len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", r.offsets());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(r.offsets(), [0, 1, 2]);
+
+    // A record that will never be stored (the journal is gone) keeps its offset hidden.
+    j.shutdown();
+    fill(&q, 1);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(q.stream_bounds(), Some((0, 4)), "appended");
+    assert_eq!(r.offsets(), [0, 1, 2], "but not shown");
+}
