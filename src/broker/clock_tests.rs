@@ -68,6 +68,7 @@ fn message(id: u64, deliver_at: u64) -> Arc<Message> {
         timestamp: now_millis(),
         deliver_at,
         origin: None,
+        group: None,
         usage: None,
     })
 }

@@ -196,6 +196,7 @@ fn is_reserved(name: &str) -> bool {
             | "content-length"
             | "redelivered"
             | "redelivery-count"
+            | "JMSXGroupFirstForConsumer"
     )
 }
 
@@ -227,6 +228,9 @@ fn encode_message(
     } else {
         enc.plain_header("redelivered", "true");
         enc.plain_header("redelivery-count", num.format(redeliveries));
+    }
+    if d.group_first {
+        enc.plain_header("JMSXGroupFirstForConsumer", "true");
     }
     let mut has_timestamp = false;
     let mut has_persistent = false;
