@@ -55,6 +55,12 @@ pub enum BrokerError {
         existing: Option<String>,
         requested: Option<String>,
     },
+    /// A subscriber asked for a durable consumer group whose queue exists but is not kept
+    /// while its members are away (a non-durable group, or an auto-deletable queue).
+    #[error(
+        "consumer group '{queue}' on address '{address}' exists and is not durable: its queue goes when unused, so it cannot keep messages while its members are away; join it without durable:true, or use another group name"
+    )]
+    GroupNotDurable { queue: String, address: String },
     /// A second live connection with the same client-id (JMS requires them unique).
     #[error("client-id '{0}' is already in use by another connection")]
     ClientIdInUse(String),

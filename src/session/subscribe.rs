@@ -15,6 +15,11 @@ const DURABLE_NAME_HEADERS: [&str; 3] = [
     "activemq.subscriptionName",
 ];
 
+/// RabbitMQ's headers asking for a durable subscription (`persistent` is its older name).
+/// On a consumer group (`address::group`) they make the group durable; on UNSUBSCRIBE they
+/// ask to delete it, like the durable subscription names.
+const DURABLE_FLAG_HEADERS: [&str; 2] = ["durable", "persistent"];
+
 /// Headers asking for a consumer priority: Artemis's, RabbitMQ's and ActiveMQ's.
 const PRIORITY_HEADERS: [&str; 3] = ["consumer-priority", "x-priority", "activemq.priority"];
 
@@ -69,6 +74,25 @@ fn parse_flag(frame: &Frame, names: &[&str]) -> Result<bool, Failure> {
     }
 }
 
+/// Whether a SUBSCRIBE to consumer group `group` asks for it to be durable: RabbitMQ's
+/// `durable:true`, or (as an Artemis or ActiveMQ client names a durable subscription) a
+/// durable subscription name, which must then be the group's own name: a group is shared by
+/// connections with different client-ids, so the name cannot be `client-id.name`.
+fn wants_durable_group(frame: &Frame, group: &str) -> Result<bool, Failure> {
+    if let Some((header, name)) = DURABLE_NAME_HEADERS
+        .iter()
+        .find_map(|h| frame.get(h).map(|v| (*h, v)))
+    {
+        if name != group {
+            return Err(Failure::new(format!(
+                "header '{header}' names durable subscription '{name}', but the destination names consumer group '{group}': a durable group is named by its destination (send durable:true, or '{header}:{group}')"
+            )));
+        }
+        return Ok(true);
+    }
+    parse_flag(frame, &DURABLE_FLAG_HEADERS)
+}
+
 impl Session {
     pub(super) async fn subscribe(
         &mut self,
@@ -104,8 +128,16 @@ impl Session {
         }
         let mut window = parse_window(&frame, self.ctx.acceptor.default_consumer_window)?;
         let granted = self.unacked_share(&mut window)?;
-        let durable_name = match DURABLE_NAME_HEADERS.iter().find_map(|h| frame.get(h)) {
-            Some(name) if dest.routing != Some(crate::broker::RoutingType::Anycast) => {
+        let anycast = dest.routing == Some(crate::broker::RoutingType::Anycast);
+        let durable_name = match (
+            DURABLE_NAME_HEADERS.iter().find_map(|h| frame.get(h)),
+            &dest.queue,
+        ) {
+            // `address::group`: a consumer group, durable under its own name.
+            (_, Some(group)) if !anycast => {
+                wants_durable_group(&frame, group)?.then(|| group.clone())
+            }
+            (Some(name), _) if !anycast => {
                 let client = self.client_id.as_deref().ok_or_else(|| {
                     Failure::new("a durable subscription needs a 'client-id' header on CONNECT")
                 })?;
@@ -180,6 +212,8 @@ impl Session {
     }
 
     pub(super) async fn unsubscribe(&mut self, frame: &Frame) -> Result<(), Failure> {
+        let wants_delete = DURABLE_NAME_HEADERS.iter().any(|h| frame.get(h).is_some())
+            || parse_flag(frame, &DURABLE_FLAG_HEADERS)?;
         let id = match (frame.get("id"), self.version) {
             (Some(id), _) => id,
             (None, Some(Version::V1_0)) => frame.get("destination").ok_or_else(|| {
@@ -208,7 +242,6 @@ impl Session {
         let held = held.chain(done.dead.iter().map(|d| d.message.id)).collect();
         self.closed.remember(sub.handle.id, id.into(), held);
         flushed.map_err(|_| Failure::new("connection closed"))?;
-        let wants_delete = DURABLE_NAME_HEADERS.iter().any(|h| frame.get(h).is_some());
         if let (Some(name), true) = (&sub.durable_name, wants_delete) {
             self.access
                 .authorize(Permission::DeleteDurableQueue, &sub.handle.queue.address)?;

@@ -123,7 +123,8 @@ pub struct SubscribeSpec {
     pub window: Window,
     /// Where its deliveries go.
     pub sink: Arc<dyn DeliverySink>,
-    /// Queue name of a durable subscription (`client-id.name`), if durable.
+    /// Queue name of a durable subscription (`client-id.name`), if durable; for a consumer
+    /// group (`address::group` on a multicast address) the group's name, if durable.
     pub durable_name: Option<String>,
     /// Whose rights the copies a wildcard subscription receives are checked against, so a
     /// wildcard cannot read an address a more specific security entry forbids.
