@@ -279,3 +279,40 @@ async fn ring_counts_what_consumers_hold_so_a_nacked_message_keeps_its_place() {
     c.expect_no_frame(QUIET).await;
     broker.shutdown().await;
 }
+
+#[test]
+fn ring_queue_after_a_restart_holds_its_newest_messages_only() {
+    use durable_common::Broker;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let config = tmp.path().join("ring.toml");
+    std::fs::write(
+        &config,
+        "[[addresses]]\nname = \"recent\"\nrouting-types = [\"anycast\"]\n\n[[addresses.queues]]\nname = \"recent\"\nrouting-type = \"anycast\"\nring-size = 3\n",
+    )
+    .expect("config");
+    let broker = Broker::start_with_config(&dir, &config);
+    let mut p = broker.client();
+    for i in 0..10 {
+        p.send_confirmed(
+            "/queue/recent",
+            &[("persistent", "true")],
+            format!("m{i}").as_bytes(),
+            &format!("r{i}"),
+        );
+    }
+    p.disconnect();
+    broker.kill();
+
+    let broker = Broker::start_with_config(&dir, &config);
+    let mut c = broker.client();
+    c.subscribe("/queue/recent", "s", "auto", &[]);
+    let bodies: Vec<String> = c
+        .drain(Duration::from_millis(500), Duration::from_secs(10))
+        .iter()
+        .map(|f| f.body_str())
+        .collect();
+    assert_eq!(bodies, ["m7", "m8", "m9"]);
+    c.disconnect();
+    broker.kill();
+}
