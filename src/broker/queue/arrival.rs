@@ -159,27 +159,9 @@ mod tests {
 
     use crate::broker::message::{Message, now_millis};
     use crate::broker::queue::{Queue, QueueKind, QueueSpec};
-    use crate::broker::{RedeliveryPolicy, RoutingType};
 
     fn queue(kind: QueueKind) -> Arc<Queue> {
-        Queue::new(QueueSpec {
-            name: "k".into(),
-            address: "k".into(),
-            routing: RoutingType::Anycast,
-            durable: false,
-            auto_created: false,
-            exclusive_to_subscriber: false,
-            auto_delete: false,
-            max_delivery_attempts: None,
-            redelivery: RedeliveryPolicy::default(),
-            filter: None,
-            no_local: None,
-            incarnation: 1,
-            owner: None,
-            kind,
-            journal: None,
-            clock: None,
-        })
+        Queue::new(QueueSpec::for_test("k", kind))
     }
 
     fn message(id: u64, priority: u8, key: Option<&str>) -> Arc<Message> {

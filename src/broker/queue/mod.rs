@@ -356,6 +356,31 @@ pub struct QueueSpec {
     pub clock: Option<Clock>,
 }
 
+#[cfg(test)]
+impl QueueSpec {
+    /// A plain, non-durable anycast queue without journal or clock, for unit tests.
+    pub(crate) fn for_test(name: &str, kind: QueueKind) -> QueueSpec {
+        QueueSpec {
+            name: name.into(),
+            address: name.into(),
+            routing: RoutingType::Anycast,
+            durable: false,
+            auto_created: false,
+            exclusive_to_subscriber: false,
+            auto_delete: false,
+            max_delivery_attempts: None,
+            redelivery: RedeliveryPolicy::default(),
+            filter: None,
+            no_local: None,
+            incarnation: 1,
+            owner: None,
+            kind,
+            journal: None,
+            clock: None,
+        }
+    }
+}
+
 /// Why a queue did not take a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
