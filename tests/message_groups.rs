@@ -285,3 +285,29 @@ async fn group_rebalance_rebinds_groups_when_a_consumer_joins() {
         broker.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_message_its_consumers_selector_refuses_does_not_move_the_group() {
+    let broker = broker_with(|_| {}).await;
+    let dest = "/queue/grp.selective";
+    let mut a = broker.client().await;
+    a.subscribe(dest, "a", &[("selector", "x = 1")]).await;
+    let mut p = broker.client().await;
+    send_group(&mut p, dest, "g", &["one"], &[("x", "1")]).await;
+    assert_eq!(a.expect_frame("MESSAGE").await.text(), "one");
+    let mut b = broker.client().await;
+    b.subscribe(dest, "b", &[]).await;
+    // A refuses this one, so B takes it; the group stays bound to A.
+    send_group(&mut p, dest, "g", &["two"], &[("x", "2")]).await;
+    assert_eq!(b.expect_frame("MESSAGE").await.text(), "two");
+    send_group(&mut p, dest, "g", &["three"], &[("x", "1")]).await;
+    let three = a.expect_frame("MESSAGE").await;
+    assert_eq!(three.text(), "three");
+    assert_eq!(
+        three.get("JMSXGroupFirstForConsumer"),
+        None,
+        "still A's group"
+    );
+    b.expect_no_frame(QUIET).await;
+    broker.shutdown().await;
+}

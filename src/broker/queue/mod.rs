@@ -253,10 +253,14 @@ impl QueueState {
         let key = self.groups.key(id);
         if let Some(bound) = self.groups.bound(&key)
             && let Some(i) = self.consumers.iter().position(|c| c.id == bound)
-            && self.consumers[i].wants(entry)
         {
-            // The group stays with its consumer, waiting for room rather than moving.
             let c = &self.consumers[i];
+            if !c.wants(entry) {
+                // Its selector refuses this one: another consumer may take it, but the
+                // group stays bound where it is.
+                return (pick(&self.consumers, self.next_consumer, entry), None);
+            }
+            // The group stays with its consumer, waiting for room rather than moving.
             return (
                 if c.has_room() {
                     Pick::Consumer(i)
