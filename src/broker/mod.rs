@@ -31,8 +31,9 @@ pub use flow::{AddressUsage, UsageToken};
 pub use message::{Message, now_millis};
 pub use policy::{DivertPolicy, ExpiryPolicy, RedeliveryPolicy};
 pub use queue::{
-    AckError, AckTarget, Completed, ConsumerId, ConsumerSpec, DeadLetter, Delivery, DeliverySink,
-    GroupBuckets, Outcome, Queue, QueueKind, QueueSpec, Refusal, Retention, Taken, Window,
+    AckError, AckTarget, BrowseCursor, BrowsePage, Browsed, Completed, ConsumerId, ConsumerSpec,
+    DeadLetter, Delivery, DeliverySink, GroupBuckets, Outcome, Queue, QueueKind, QueueSpec,
+    Refusal, Retention, Taken, Window,
 };
 pub use routing::{
     Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec, TxAck,
