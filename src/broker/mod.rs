@@ -36,7 +36,9 @@ pub use queue::{
     Refusal, Retention, Taken, Window,
 };
 pub use routing::{
-    Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec, TxAck,
+    Broker, Browse, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec,
+    TEMP_QUEUE_PREFIX, TEMP_TOPIC_PREFIX, TemporaryDestination, TemporaryKind, TxAck,
+    is_temporary_name,
 };
 pub use settings::{AddressSettings, FullPolicy, SettingsEntry, SettingsRepository};
 pub use stored::Stored;
