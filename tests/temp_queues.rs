@@ -36,7 +36,12 @@ async fn refused_send(c: &mut Client, destination: &str, needle: &str) -> String
 }
 
 /// Subscribes with a receipt and expects an ERROR containing `needle`.
-async fn refused_subscribe(c: &mut Client, destination: &str, extra: &[(&str, &str)], needle: &str) {
+async fn refused_subscribe(
+    c: &mut Client,
+    destination: &str,
+    extra: &[(&str, &str)],
+    needle: &str,
+) {
     let mut headers = vec![("destination", destination), ("id", "x"), ("receipt", "r")];
     headers.extend_from_slice(extra);
     c.send_frame("SUBSCRIBE", &headers, b"").await;
@@ -104,7 +109,9 @@ async fn a_reply_sent_before_the_requester_subscribes_waits_for_it() {
     server.send_msg(&reply_to, "pong").await;
     // The owner may also send to its own temporary queue by the short name.
     requester.send_msg("/temp-queue/late", "self").await;
-    requester.subscribe("/temp-queue/late", "replies", &[]).await;
+    requester
+        .subscribe("/temp-queue/late", "replies", &[])
+        .await;
     assert_eq!(requester.bodies_until_quiet().await, vec!["pong", "self"]);
 }
 
@@ -121,14 +128,36 @@ async fn another_connection_may_send_but_not_subscribe_or_browse() {
     let mut thief = b.client().await;
     refused_subscribe(&mut thief, &reply_to, &[], "belongs to another connection").await;
     let mut thief = b.client().await;
-    refused_subscribe(&mut thief, &format!("{name}::{name}"), &[], "belongs to another connection").await;
+    refused_subscribe(
+        &mut thief,
+        &format!("{name}::{name}"),
+        &[],
+        "belongs to another connection",
+    )
+    .await;
     let mut thief = b.client().await;
-    refused_subscribe(&mut thief, &reply_to, &[("browser", "true")], "belongs to another connection").await;
+    refused_subscribe(
+        &mut thief,
+        &reply_to,
+        &[("browser", "true")],
+        "belongs to another connection",
+    )
+    .await;
     // Nothing may be added to it either: no other routing type, no other queue.
     let mut meddler = b.client().await;
-    refused_send(&mut meddler, &format!("/topic/{name}"), "cannot be extended").await;
+    refused_send(
+        &mut meddler,
+        &format!("/topic/{name}"),
+        "cannot be extended",
+    )
+    .await;
     let mut meddler = b.client().await;
-    refused_send(&mut meddler, &format!("{name}::extra"), "cannot be extended").await;
+    refused_send(
+        &mut meddler,
+        &format!("{name}::extra"),
+        "cannot be extended",
+    )
+    .await;
 
     // Sending to it still works, and the owner gets it.
     server.send_msg(&reply_to, "pong").await;
@@ -147,10 +176,16 @@ async fn deleted_with_its_connection_and_never_recreated() {
     let name = reply_to.trim_start_matches("/queue/").to_string();
     // A reply waits in it, unread.
     server.send_msg(&reply_to, "unread").await;
-    assert_eq!(b.running.broker.queue(&name).map(|q| q.ready_count()), Some(1));
+    assert_eq!(
+        b.running.broker.queue(&name).map(|q| q.ready_count()),
+        Some(1)
+    );
 
     requester.disconnect().await;
-    wait_until(&b, "temp queue deleted", |b| b.running.broker.queue(&name).is_none()).await;
+    wait_until(&b, "temp queue deleted", |b| {
+        b.running.broker.queue(&name).is_none()
+    })
+    .await;
     assert!(!b.running.broker.address_names().contains(&name));
 
     // A late reply is refused, and creates nothing that nobody would read.
@@ -219,7 +254,13 @@ async fn temp_topic_fans_out_to_its_owners_subscriptions_only() {
     )
     .await;
     let (own, _) = take_request(&mut server).await;
-    refused_subscribe(&mut c, &own, &[("durable-subscription-name", "d")], "cannot be extended").await;
+    refused_subscribe(
+        &mut c,
+        &own,
+        &[("durable-subscription-name", "d")],
+        "cannot be extended",
+    )
+    .await;
 
     // Once its owner closes, the topic is gone and a send to it is refused.
     owner.disconnect().await;
@@ -240,7 +281,10 @@ async fn a_connection_holds_a_bounded_number() {
     c.send_msg("/temp-queue/b", "x").await;
     c.send_with_receipt(
         "SEND",
-        &[("destination", "/temp-queue/b"), ("reply-to", "/temp-topic/c")],
+        &[
+            ("destination", "/temp-queue/b"),
+            ("reply-to", "/temp-topic/c"),
+        ],
         b"y",
         "y",
     )
@@ -248,14 +292,21 @@ async fn a_connection_holds_a_bounded_number() {
     // Reusing a NAME costs nothing more.
     c.send_with_receipt(
         "SEND",
-        &[("destination", "/temp-queue/b"), ("reply-to", "/temp-queue/b")],
+        &[
+            ("destination", "/temp-queue/b"),
+            ("reply-to", "/temp-queue/b"),
+        ],
         b"z",
         "z",
     )
     .await;
     c.send_frame(
         "SEND",
-        &[("destination", "/queue/rpc"), ("reply-to", "/temp-queue/d"), ("receipt", "r")],
+        &[
+            ("destination", "/queue/rpc"),
+            ("reply-to", "/temp-queue/d"),
+            ("receipt", "r"),
+        ],
         b"",
     )
     .await;
@@ -274,10 +325,19 @@ async fn a_connection_holds_a_bounded_number() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creating_one_needs_create_non_durable_queue_on_its_name() {
     let b = start(secured_config(vec![
-        grant("rpc", &["send", "consume", "create-address", "create-durable-queue"], &["producer"]),
+        grant(
+            "rpc",
+            &["send", "consume", "create-address", "create-durable-queue"],
+            &["producer"],
+        ),
         grant(
             "temp-queue.#",
-            &["send", "consume", "create-address", "create-non-durable-queue"],
+            &[
+                "send",
+                "consume",
+                "create-address",
+                "create-non-durable-queue",
+            ],
             &["consumer"],
         ),
     ]))
@@ -288,7 +348,11 @@ async fn creating_one_needs_create_non_durable_queue_on_its_name() {
     bob.expect_frame("CONNECTED").await;
     bob.send_frame(
         "SUBSCRIBE",
-        &[("destination", "/temp-queue/r"), ("id", "r"), ("receipt", "r")],
+        &[
+            ("destination", "/temp-queue/r"),
+            ("id", "r"),
+            ("receipt", "r"),
+        ],
         b"",
     )
     .await;
@@ -299,7 +363,9 @@ async fn creating_one_needs_create_non_durable_queue_on_its_name() {
     );
     // carol may.
     let mut carol = b.tcp().await;
-    carol.write(&connect_frame(Some(("carol", "carol-pw")))).await;
+    carol
+        .write(&connect_frame(Some(("carol", "carol-pw"))))
+        .await;
     carol.expect_frame("CONNECTED").await;
     carol.subscribe("/temp-queue/r", "r", &[]).await;
     carol.send_msg("/temp-queue/r", "mine").await;
@@ -314,7 +380,13 @@ async fn reserved_names_are_never_auto_created() {
     let mut c = b.client().await;
     refused_subscribe(&mut c, "/topic/temp-topic.made-up", &[], "does not exist").await;
     let mut c = b.client().await;
-    refused_subscribe(&mut c, "/temp-queue/", &[], "names no temporary destination").await;
+    refused_subscribe(
+        &mut c,
+        "/temp-queue/",
+        &[],
+        "names no temporary destination",
+    )
+    .await;
     assert!(
         !b.running
             .broker
@@ -324,4 +396,55 @@ async fn reserved_names_are_never_auto_created() {
         "{:?}",
         b.running.broker.address_names()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_of_it_reaches_the_journal() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("data");
+    let mut config = test_config();
+    config.journal.enabled = true;
+    config.journal.data_dir = dir.clone();
+    let b = start(config).await;
+    let mut server = b.client().await;
+    server.subscribe("/queue/rpc", "s", &[]).await;
+    let mut requester = b.client().await;
+    requester.subscribe("/temp-topic/t", "t", &[]).await;
+    request(&mut requester, "/temp-queue/r", "ping").await;
+    let (reply_to, _) = take_request(&mut server).await;
+    // A persistent reply waits in the temporary queue while its broker stops.
+    server
+        .send_with_receipt(
+            "SEND",
+            &[("destination", &reply_to), ("persistent", "true")],
+            b"pong",
+            "p",
+        )
+        .await;
+    // A durable queue gets a persistent message too, so the journal is in use.
+    server
+        .send_with_receipt(
+            "SEND",
+            &[("destination", "/queue/kept"), ("persistent", "true")],
+            b"kept",
+            "k",
+        )
+        .await;
+    b.shutdown().await;
+
+    let (journal, recovered) =
+        wrenmq::journal::Journal::open(wrenmq::journal::JournalOptions::new(&dir)).expect("opens");
+    journal.shutdown();
+    let temp = |name: &str| name.starts_with("temp-");
+    assert!(recovered.queues.iter().any(|q| q.name == "kept"));
+    assert!(
+        !recovered
+            .queues
+            .iter()
+            .any(|q| temp(&q.name) || temp(&q.address))
+    );
+    assert!(!recovered.addresses.iter().any(|a| temp(&a.name)));
+    let refs: Vec<_> = recovered.messages.iter().flat_map(|q| &q.refs).collect();
+    assert_eq!(refs.len(), 1, "{:?}", recovered.messages);
+    assert_eq!(&refs[0].message.body[..], b"kept");
 }

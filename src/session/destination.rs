@@ -108,7 +108,10 @@ mod tests {
             temporary_destination("/temp-topic/a.b"),
             Some(Ok((TemporaryKind::Topic, "a.b")))
         );
-        assert!(matches!(temporary_destination("/temp-queue/"), Some(Err(_))));
+        assert!(matches!(
+            temporary_destination("/temp-queue/"),
+            Some(Err(_))
+        ));
         assert_eq!(temporary_destination("/queue/temp-queue/r"), None);
         assert_eq!(temporary_destination("temp-queue.x"), None);
     }

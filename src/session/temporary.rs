@@ -45,11 +45,7 @@ impl Session {
         }))
     }
 
-    fn temporary_name(
-        &mut self,
-        kind: TemporaryKind,
-        label: &str,
-    ) -> Result<ByteString, Failure> {
+    fn temporary_name(&mut self, kind: TemporaryKind, label: &str) -> Result<ByteString, Failure> {
         let key = (kind, label.to_string());
         if let Some(t) = self.temporaries.by_label.get(&key) {
             return Ok(ByteString::from(&*t.name));

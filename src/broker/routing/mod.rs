@@ -39,8 +39,8 @@ mod send;
 mod subscribe;
 mod temporary;
 
-pub use commit::TxAck;
 pub use browse::Browse;
+pub use commit::TxAck;
 pub use consumer::ConsumerHandle;
 pub use temporary::{
     TEMP_QUEUE_PREFIX, TEMP_TOPIC_PREFIX, TemporaryDestination, TemporaryKind, is_temporary_name,

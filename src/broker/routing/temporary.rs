@@ -212,7 +212,10 @@ mod tests {
         let a = generated_name(TemporaryKind::Queue, "re.ply::*#/x");
         let b = generated_name(TemporaryKind::Queue, "re.ply::*#/x");
         assert_ne!(a, b);
-        assert!(a.starts_with(TEMP_QUEUE_PREFIX) && a.ends_with("-re_ply_____x"), "{a}");
+        assert!(
+            a.starts_with(TEMP_QUEUE_PREFIX) && a.ends_with("-re_ply_____x"),
+            "{a}"
+        );
         assert_eq!(a.split('.').count(), 2, "{a}");
         assert!(!crate::address::wildcard::is_wildcard(&a));
         let long = generated_name(TemporaryKind::Topic, &"x".repeat(10_000));
