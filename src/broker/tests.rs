@@ -62,6 +62,7 @@ fn consumer(
             priority: 0,
             selector: None,
             no_local: None,
+            connection: None,
         })
         .unwrap();
     h.start();

@@ -30,7 +30,7 @@ const NO_LOCAL_HEADERS: [&str; 2] = ["no-local", "activemq.noLocal"];
 /// selector that does not parse is an ERROR naming the position and what was expected. The
 /// text is trimmed (so spacing around it does not make a durable subscription's selector
 /// differ), but the position counts from the start of the header as the client sent it.
-fn parse_selector(frame: &Frame) -> Result<Option<Filter>, Failure> {
+pub(super) fn parse_selector(frame: &Frame) -> Result<Option<Filter>, Failure> {
     let Some(sent) = frame.get("selector") else {
         return Ok(None);
     };
@@ -119,6 +119,9 @@ impl Session {
                 ))
             })?,
         };
+        if parse_flag(&frame, &["browser"])? {
+            return self.browse(&frame, text, dest, id, ack, receipt).await;
+        }
         let limits = &self.ctx.session_limits;
         if self.subscriptions.len() >= limits.max_subscriptions_per_connection {
             return Err(Failure::new(format!(
@@ -164,6 +167,7 @@ impl Session {
                 priority,
                 selector,
                 no_local,
+                connection: Some(self.connection_id),
             },
             &self.access,
         )?;

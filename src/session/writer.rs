@@ -186,7 +186,7 @@ fn chunk_bytes(chunks: &[Bytes]) -> usize {
 }
 
 /// Headers the broker writes itself, so a producer's copy of them is not repeated.
-fn is_reserved(name: &str) -> bool {
+pub(super) fn is_reserved(name: &str) -> bool {
     matches!(
         name,
         "destination"

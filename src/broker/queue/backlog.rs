@@ -212,6 +212,13 @@ impl Backlog {
         *self = Backlog::default();
     }
 
+    /// One priority level's never-delivered entries (ascending `seq`) and returned ones (by
+    /// `seq`), read-only: lets a browse page through a level from a `seq` on.
+    pub(super) fn level(&self, l: usize) -> (&VecDeque<Entry>, &BTreeMap<u64, Entry>) {
+        let level = &self.levels[l.min(LEVELS - 1)];
+        (&level.ready, &level.returned)
+    }
+
     /// Every entry, in offer order (highest priority first, then `seq`).
     pub(super) fn iter_ordered(&self) -> impl Iterator<Item = &Entry> {
         self.levels.iter().rev().flat_map(|level| {

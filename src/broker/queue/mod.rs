@@ -6,6 +6,7 @@
 
 mod arrival;
 mod backlog;
+mod browse;
 mod consumer;
 mod groups;
 mod kind;
@@ -27,6 +28,7 @@ use super::policy::RedeliveryPolicy;
 use crate::journal::{Journal, JournalOp};
 use crate::security::{Authorizer, Permission};
 
+pub use self::browse::{BrowseCursor, BrowsePage, Browsed};
 pub use self::consumer::ConsumerSpec;
 pub use self::kind::{GroupBuckets, QueueKind, QueueKindDefaults, QueueKindKeys, Retention};
 

@@ -74,6 +74,7 @@ impl Plan {
 
     /// Checks every permission the plan's creations need, before any is made.
     pub fn authorize(&self, address: &str, auth: &dyn Authorizer) -> Result<(), BrokerError> {
+        super::temporary::check_creation(address, self)?;
         if self.address_step.is_some() {
             auth.authorize(Permission::CreateAddress, address)?;
         }
@@ -117,6 +118,7 @@ impl Broker {
         if found.is_none() {
             // An address that exists passed this when it was made.
             self.check_address_words(&dest.address)?;
+            super::temporary::refuse_missing(&dest.address)?;
         }
         let entry = found.map(|(_, a)| a);
         let resolved;
@@ -254,7 +256,9 @@ impl Broker {
                             .filter(|q| q.routing == RoutingType::Multicast)
                             .cloned(),
                     );
-                    for w in &reg.wildcard_addresses {
+                    // A temporary topic is private: no wildcard subscription sees it.
+                    let private = super::temporary::is_temporary_name(&dest.address);
+                    for w in reg.wildcard_addresses.iter().filter(|_| !private) {
                         if **w != *dest.address
                             && wildcard::matches(w, &dest.address)
                             && let Some(wa) = reg.addresses.get(w)

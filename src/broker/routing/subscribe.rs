@@ -34,6 +34,7 @@ impl Broker {
             return Err(BrokerError::EmptyAddress);
         }
         auth.authorize(Permission::Consume, &dest.address)?;
+        self.check_temporary_reader(&dest.address, spec.connection)?;
         let purpose = Purpose::Subscribe {
             durable_name: spec.durable_name.as_deref(),
             subscriber: &spec.subscriber,
