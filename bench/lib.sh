@@ -152,6 +152,28 @@ enabled = true
 data-dir = "$dir/data"
 sync = true
 $journal
+
+# The built-in "#" entry (listing any entry replaces it), then the queue kinds the issue-11
+# scenarios run on: queues auto-created under kind-excl.* are exclusive, under kind-lvq.*
+# last-value keyed on the load tool's per-message stamp (so nothing is replaced and every
+# message arrives: the figure is the bookkeeping's cost), under kind-stream.* non-destructive.
+[[address-settings]]
+match = "#"
+dead-letter-address = "DLQ"
+expiry-address = "ExpiryQueue"
+
+[[address-settings]]
+match = "kind-excl.#"
+default-exclusive-queue = true
+
+[[address-settings]]
+match = "kind-lvq.#"
+default-last-value-queue = true
+default-last-value-key = "wrenmq-perf"
+
+[[address-settings]]
+match = "kind-stream.#"
+default-non-destructive = true
 TOML
     RUST_LOG=warn "$bin" --config "$dir/broker.toml" >"$dir/broker.log" 2>&1 &
     # shellcheck disable=SC2034 # read by the scripts that source this file

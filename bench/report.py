@@ -32,9 +32,11 @@ TITLES = {
     "fanout-sel": "7. 1→10 topic fan-out, each subscriber selecting half, 100 B, non-persistent",
     "q1-prio": "8. 1→1 queue, priorities 0–9 in turn, 256 B, non-persistent, auto ack",
     "sched": "9. Scheduled messages (AMQ_SCHEDULED_DELAY 1 h), 16 B, non-persistent",
+    "q1-excl": "10. 1→1 exclusive queue, 256 B, non-persistent, auto ack",
+    "q1-lvq": "11. 1→1 last-value queue (a new key per message), 256 B, non-persistent, auto ack",
 }
-# issue-10 scenario -> the plain scenario it is compared with
-PLAIN = {"fanout-sel": "fanout", "q1-prio": "q1"}
+# issue-10/11 scenario -> the plain scenario it is compared with
+PLAIN = {"fanout-sel": "fanout", "q1-prio": "q1", "q1-excl": "q1", "q1-lvq": "q1"}
 
 
 def med(xs):
@@ -227,13 +229,14 @@ def conns_table():
 
 
 def feature_tables():
-    """The issue-10 scenarios (WrenMQ only), each next to the plain scenario it extends."""
-    rows = [(scen, summary(scen, "wrenmq")) for scen in ["fanout-sel", "q1-prio"]]
+    """The issue-10/11 scenarios (WrenMQ only), each next to the plain scenario it extends."""
+    rows = [(scen, summary(scen, "wrenmq")) for scen in ["fanout-sel", "q1-prio", "q1-excl", "q1-lvq"]]
     rows = [(scen, s) for scen, s in rows if s]
     sched = summary("sched", "wrenmq")
     if not rows and not sched:
         return
-    w("## Delivery features (issue 10): selectors, priorities, scheduled messages — WrenMQ only")
+    w("## Delivery features and queue kinds (issues 10, 11): selectors, priorities, exclusive and"
+      " last-value queues, scheduled messages — WrenMQ only")
     w("")
     w("The peers are not configured for these (bench/run.sh header). Each feature run is shown"
       " with the plain WrenMQ run it extends, from the same broker process. sent/s = messages"

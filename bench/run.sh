@@ -14,8 +14,8 @@
 #   RUNS=3          runs per scenario and broker (medians over them)
 #   QUICK=0|1       1: message counts / 10, latency for 3 s instead of 10
 #   BROKERS="wrenmq echo rabbitmq activemq"   which targets, in this order
-#   SCENARIOS="q1 q1p q4 fanout latency conns fanout-sel q1-prio sched" which scenarios (echo
-#                   only runs q1 and latency; the issue-10 ones below only WrenMQ)
+#   SCENARIOS="q1 q1p q4 fanout latency conns fanout-sel q1-prio q1-excl q1-lvq sched" which
+#                   scenarios (echo only runs q1 and latency; the issue-10/11 ones only WrenMQ)
 #   RUN_TIMEOUT=300 seconds before one run is killed (timeout(1))
 #   NO_BUILD=1      skip `cargo build --release`
 #   NO_INSTALL=1    skip `bench/peers.sh install`
@@ -44,6 +44,12 @@
 #               1000, --broker-pid PID: broker RSS per scheduled message, and a 1 s probe
 #               subscription that fails the run if any arrives early. Its messages stay in the
 #               broker until it is stopped, so keep it last in SCENARIOS.
+#
+# Issue-11 scenarios (queue kinds), WrenMQ only, each q1's load on a queue of that kind (the
+# kinds come from address settings in bench/lib.sh), to be read next to q1:
+#   q1-excl     q1 on an exclusive queue
+#   q1-lvq      q1 on a last-value queue keyed on the tool's per-message stamp (no message
+#               is replaced, so all n arrive: this measures the last-value bookkeeping)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -52,8 +58,8 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
 BROKERS=${BROKERS:-"wrenmq echo rabbitmq activemq"}
-SCENARIOS=${SCENARIOS:-"q1 q1p q4 fanout latency conns fanout-sel q1-prio sched"}
-WRENMQ_ONLY=" fanout-sel q1-prio sched " # the issue-10 scenarios (see the header)
+SCENARIOS=${SCENARIOS:-"q1 q1p q4 fanout latency conns fanout-sel q1-prio q1-excl q1-lvq sched"}
+WRENMQ_ONLY=" fanout-sel q1-prio sched q1-excl q1-lvq " # the issue-10 and -11 scenarios (see the header)
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 RESULTS_DIR=${RESULTS_DIR:-bench/results}
 RAW="$RESULTS_DIR/raw"
@@ -84,7 +90,7 @@ n_for() {
         fanout/activemq) n=60000 ;;
         # 10 subscribers each selecting half: 5 deliveries per message (2M at n=400k)
         fanout-sel/wrenmq) n=400000 ;;
-        q1-prio/wrenmq) n=1000000 ;;
+        q1-prio/wrenmq | q1-excl/wrenmq | q1-lvq/wrenmq) n=1000000 ;;
         sched/wrenmq) n=1000000 ;; # the issue's figure: 1,000,000 scheduled messages
         *) n=0 ;;
     esac
@@ -275,6 +281,8 @@ run_scenarios() {
                 q1-prio) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
                         --destination "/queue/$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto \
                         --priority-cycle 0-9 ;;
+                q1-excl | q1-lvq) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                        --destination "/queue/kind-${scen#q1-}.$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto ;;
                 sched) run_one "$broker" "$scen" "$run" "$n" scheduled "${CONN_ARGS[@]}" \
                         --destination "/queue/$dest" -n "$n" -s 16 --delay-ms 3600000 $np \
                         --receipt-every 1000 --broker-pid "$PID" ;;

@@ -263,12 +263,17 @@ async fn refused_auto_create_creates_nothing() {
             .address_names()
             .contains(&"orders.new".to_string())
     );
-    // An FQQN queue on an existing address: the queue is not created either.
+    // An FQQN queue on an existing address (a durable consumer group): the queue is not
+    // created either.
     let mut carol = login(&b, "carol", "carol-pw").await;
     expect_refusal(
         &mut carol,
         "SUBSCRIBE",
-        &[("destination", "orders.news::mine"), ("id", "1")],
+        &[
+            ("destination", "orders.news::mine"),
+            ("id", "1"),
+            ("durable", "true"),
+        ],
         "user 'carol' lacks permission 'create-durable-queue' on address 'orders.news'",
     )
     .await;

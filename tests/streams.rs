@@ -410,3 +410,27 @@ async fn retention_ms_drops_old_segments_on_the_clock_scan() {
     assert_eq!(offsets(&got), [SEGMENT_MESSAGES as u64 + 11]);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_browse_shows_what_the_stream_retains_after_it_was_consumed() {
+    let broker = start_streams().await;
+    let mut c = broker.client().await;
+    c.subscribe("/queue/stream.browse", "s", &[]).await;
+    let mut p = broker.client().await;
+    for body in numbered("m", 3) {
+        p.send_msg("/queue/stream.browse", &body).await;
+    }
+    assert_eq!(c.messages_until_quiet().await.len(), 3);
+    let mut b = broker.client().await;
+    b.subscribe("/queue/stream.browse", "b", &[("browser", "true")])
+        .await;
+    let got = b.messages_until_quiet().await;
+    let bodies: Vec<String> = got
+        .iter()
+        .filter(|f| f.get("browser") != Some("end"))
+        .map(Frame::text)
+        .collect();
+    assert_eq!(bodies, numbered("m", 3));
+    assert_eq!(got.last().and_then(|f| f.get("browser")), Some("end"));
+    broker.shutdown().await;
+}

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use super::{Clock, ClockOwner};
 use crate::broker::message::{Message, now_millis};
 use crate::broker::queue::{ConsumerSpec, Delivery, DeliverySink, Queue, QueueSpec, Window};
-use crate::broker::{RedeliveryPolicy, RoutingType};
 
 const MESSAGES: u64 = 10_000;
 
@@ -36,22 +35,8 @@ impl DeliverySink for Record {
 
 fn queue(clock: &Clock) -> Arc<Queue> {
     Queue::new(QueueSpec {
-        name: "sched".into(),
-        address: "sched".into(),
-        routing: RoutingType::Anycast,
-        durable: false,
-        auto_created: false,
-        exclusive_to_subscriber: false,
-        auto_delete: false,
-        max_delivery_attempts: None,
-        redelivery: RedeliveryPolicy::default(),
-        filter: None,
-        no_local: None,
-        incarnation: 1,
-        owner: None,
-        kind: Default::default(),
-        journal: None,
         clock: Some(clock.clone()),
+        ..QueueSpec::for_test("sched", Default::default())
     })
 }
 
@@ -68,6 +53,7 @@ fn message(id: u64, deliver_at: u64) -> Arc<Message> {
         timestamp: now_millis(),
         deliver_at,
         origin: None,
+        group: None,
         usage: None,
     })
 }

@@ -59,6 +59,12 @@ pub enum BrokerError {
         existing: Option<String>,
         requested: Option<String>,
     },
+    /// A subscriber asked for a durable consumer group whose queue exists but is not kept
+    /// while its members are away (a non-durable group, or an auto-deletable queue).
+    #[error(
+        "consumer group '{queue}' on address '{address}' exists and is not durable: its queue goes when unused, so it cannot keep messages while its members are away; join it without durable:true, or use another group name"
+    )]
+    GroupNotDurable { queue: String, address: String },
     /// A second live connection with the same client-id (JMS requires them unique).
     #[error("client-id '{0}' is already in use by another connection")]
     ClientIdInUse(String),
@@ -76,6 +82,27 @@ pub enum BrokerError {
         "header '_AMQ_DUPL_ID' is {len} bytes long, more than the limit of {limit} bytes for a duplicate id"
     )]
     DuplicateIdTooLong { len: usize, limit: usize },
+    /// A temporary destination whose connection closed (or a reserved name never created).
+    #[error(
+        "temporary destination '{0}' does not exist: the connection that created it has closed, and temporary destinations are never auto-created"
+    )]
+    TemporaryGone(String),
+    /// Another connection's temporary destination.
+    #[error(
+        "temporary destination '{0}' belongs to another connection: only the connection that created it may subscribe to or browse it"
+    )]
+    TemporaryPrivate(String),
+    /// Something to be added to a temporary destination other than its owner's non-durable
+    /// subscriptions.
+    #[error(
+        "temporary destination '{0}' cannot be extended: nothing but its owner's non-durable subscriptions may be added to it (no other queue, routing type or durable subscription)"
+    )]
+    TemporaryFixed(String),
+    /// A browse of a multicast address: its messages are in its subscriptions' queues.
+    #[error(
+        "address '{0}' is multicast and has no queue of its own to browse; browse one of its subscription queues by name (address::queue)"
+    )]
+    NothingToBrowse(String),
     /// The journal failed to store or load.
     #[error("journal: {0}")]
     Journal(String),

@@ -8,6 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::flow::UsageToken;
 
+/// The header a JMS client puts a message group's id in, and Artemis's own name for it.
+pub const GROUP_ID_HEADERS: [&str; 2] = ["JMSXGroupID", "_AMQ_GROUP_ID"];
+
+/// The header numbering a group's messages; `-1` closes the group.
+pub const GROUP_SEQ_HEADER: &str = "JMSXGroupSeq";
+
 /// One message as the broker holds it. Immutable once routed; per-queue state (delivery
 /// count, sequence) lives in the queue entry that points at it.
 #[derive(Debug)]
@@ -34,6 +40,9 @@ pub struct Message {
     pub deliver_at: u64,
     /// The connection that sent it (in memory only: after a restart nobody is local).
     pub origin: Option<u64>,
+    /// Its message group (`JMSXGroupID` / `_AMQ_GROUP_ID`), found once when the message is
+    /// made so that dispatch does not scan properties for it on every queue.
+    pub group: Option<ByteString>,
     /// Holds this message's bytes against its address's limit until the last copy is dropped.
     pub(crate) usage: Option<UsageToken>,
 }
@@ -52,6 +61,21 @@ impl Message {
     /// Whether the message has expired at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expires != 0 && self.expires <= now_ms
+    }
+
+    /// The message group named by `properties`, if any.
+    pub fn group_of(properties: &[(ByteString, ByteString)]) -> Option<ByteString> {
+        properties
+            .iter()
+            .find(|(k, _)| GROUP_ID_HEADERS.contains(&&**k))
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Whether this message closes its group (`JMSXGroupSeq:-1`).
+    pub fn closes_group(&self) -> bool {
+        self.property(GROUP_SEQ_HEADER)
+            .is_some_and(|v| v.trim() == "-1")
     }
 
     /// The first property called `name`.

@@ -31,12 +31,14 @@ pub use flow::{AddressUsage, UsageToken};
 pub use message::{Message, now_millis};
 pub use policy::{DivertPolicy, ExpiryPolicy, RedeliveryPolicy};
 pub use queue::{
-    AckError, AckTarget, Completed, ConsumerId, ConsumerSpec, DeadLetter, Delivery, DeliverySink,
-    GroupBuckets, Outcome, Queue, QueueKind, QueueSpec, Refusal, Retention, SEGMENT_BYTES,
-    SEGMENT_MESSAGES, StreamRequest, StreamStart, Taken, Window,
+    AckError, AckTarget, BrowseCursor, BrowsePage, Browsed, Completed, ConsumerId, ConsumerSpec,
+    DeadLetter, Delivery, DeliverySink, GroupBuckets, Outcome, Queue, QueueKind, QueueSpec,
+    Refusal, Retention, SEGMENT_BYTES, SEGMENT_MESSAGES, StreamRequest, StreamStart, Taken, Window,
 };
 pub use routing::{
-    Broker, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec, TxAck,
+    Broker, Browse, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec,
+    TEMP_QUEUE_PREFIX, TEMP_TOPIC_PREFIX, TemporaryDestination, TemporaryKind, TxAck,
+    is_temporary_name,
 };
 pub use settings::{AddressSettings, FullPolicy, SettingsEntry, SettingsRepository};
 pub use stored::Stored;

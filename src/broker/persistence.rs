@@ -32,7 +32,7 @@ pub fn stored(m: &Message) -> StoredMessage {
 
 /// A recovered message, persistent by definition (only persistent ones are stored).
 pub fn restored(s: &StoredMessage) -> Message {
-    Message {
+    let mut m = Message {
         id: s.id,
         address: Arc::from(s.address.as_str()),
         destination: ByteString::from(s.destination.as_str()),
@@ -48,8 +48,11 @@ pub fn restored(s: &StoredMessage) -> Message {
         timestamp: s.timestamp,
         deliver_at: s.deliver_at,
         origin: None,
+        group: None,
         usage: None,
-    }
+    };
+    m.group = Message::group_of(&m.properties);
+    m
 }
 
 /// The journal's record of a durable queue.

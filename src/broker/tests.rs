@@ -63,6 +63,7 @@ fn consumer(
             selector: None,
             no_local: None,
             stream: Default::default(),
+            connection: None,
         })
         .unwrap();
     h.start();

@@ -9,7 +9,7 @@ pub enum Permission {
     Send,
     /// SUBSCRIBE to the address.
     Consume,
-    /// Browse its queues (reserved).
+    /// Browse its queues (SUBSCRIBE with `browser:true`) without consuming.
     Browse,
     /// Auto-create the address.
     CreateAddress,

@@ -2,8 +2,31 @@
 //! routing type (and are stripped), otherwise the `destination-type` / `subscription-type`
 //! header does, and `address::queue` names one queue.
 
-use crate::broker::{Destination, RoutingType};
+use crate::broker::{Destination, RoutingType, TemporaryKind};
 use crate::config::AcceptorConfig;
+
+/// RabbitMQ's and ActiveMQ's prefix for a connection's temporary queue.
+pub const TEMP_QUEUE: &str = "/temp-queue/";
+/// RabbitMQ's and ActiveMQ's prefix for a connection's temporary topic.
+pub const TEMP_TOPIC: &str = "/temp-topic/";
+
+/// Recognizes `/temp-queue/NAME` and `/temp-topic/NAME`: `None` for any other destination,
+/// an error for one without a NAME. NAME is the client's own label, scoped to its connection.
+pub fn temporary_destination(text: &str) -> Option<Result<(TemporaryKind, &str), String>> {
+    let (kind, name) = if let Some(rest) = text.strip_prefix(TEMP_QUEUE) {
+        (TemporaryKind::Queue, rest)
+    } else if let Some(rest) = text.strip_prefix(TEMP_TOPIC) {
+        (TemporaryKind::Topic, rest)
+    } else {
+        return None;
+    };
+    if name.is_empty() {
+        return Some(Err(format!(
+            "destination '{text}' names no temporary destination (expected {TEMP_QUEUE}NAME or {TEMP_TOPIC}NAME)"
+        )));
+    }
+    Some(Ok((kind, name)))
+}
 
 /// Resolves `text` as this acceptor understands it. `type_header` is the value of
 /// `destination-type` (SEND) or `subscription-type` (SUBSCRIBE), if any.
@@ -73,6 +96,24 @@ mod tests {
         assert!(map_destination(&a, "orders", Some(("destination-type", "x"))).is_err());
         let d = map_destination(&a, "orders", None).unwrap();
         assert_eq!(d.routing, None);
+    }
+
+    #[test]
+    fn temporary_prefixes() {
+        assert_eq!(
+            temporary_destination("/temp-queue/r"),
+            Some(Ok((TemporaryKind::Queue, "r")))
+        );
+        assert_eq!(
+            temporary_destination("/temp-topic/a.b"),
+            Some(Ok((TemporaryKind::Topic, "a.b")))
+        );
+        assert!(matches!(
+            temporary_destination("/temp-queue/"),
+            Some(Err(_))
+        ));
+        assert_eq!(temporary_destination("/queue/temp-queue/r"), None);
+        assert_eq!(temporary_destination("temp-queue.x"), None);
     }
 
     #[test]

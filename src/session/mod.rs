@@ -3,6 +3,7 @@
 //! shared by every transport through [`serve`].
 
 mod ack;
+mod browse;
 mod closed;
 mod connect;
 mod connection;
@@ -12,6 +13,7 @@ mod io;
 mod outbound;
 mod produce;
 mod subscribe;
+mod temporary;
 mod transaction;
 mod writer;
 
@@ -137,6 +139,8 @@ pub struct Session {
     pending_writes: VecDeque<Stored>,
     last_send: Option<produce::LastDestination>,
     pending_bytes: usize,
+    /// `/temp-queue/NAME` and `/temp-topic/NAME` destinations; deleted when it closes.
+    temporaries: temporary::Temporaries,
 }
 
 /// Source of [`Session::connection_id`]s.
@@ -165,6 +169,7 @@ impl Session {
             pending_writes: VecDeque::new(),
             last_send: None,
             pending_bytes: 0,
+            temporaries: temporary::Temporaries::default(),
         }
     }
 
@@ -257,6 +262,8 @@ impl Session {
             sub.handle.close();
         }
         self.by_consumer.clear();
+        // After the subscriptions, whose queues they may hold.
+        self.temporaries.clear();
         // After the subscriptions, so a reconnect with this client-id finds them free.
         self.client_claim = None;
     }

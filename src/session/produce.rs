@@ -33,7 +33,7 @@ impl Session {
     /// Maps a frame's destination (with its routing-type header) for this acceptor. Returns
     /// the destination text as the client wrote it, shared with the frame, not copied.
     pub(super) fn destination(
-        &self,
+        &mut self,
         frame: &Frame,
         type_header: &'static str,
     ) -> Result<(ByteString, Destination), Failure> {
@@ -43,6 +43,9 @@ impl Session {
                 frame.command
             ))
         })?;
+        if let Some(dest) = self.temporary(text)? {
+            return Ok((text.clone(), dest));
+        }
         let dest = map_destination(
             &self.ctx.acceptor,
             text,
@@ -89,7 +92,8 @@ impl Session {
         dest: &Destination,
     ) -> Result<(), Failure> {
         let tx_id = frame.get("transaction").map(ByteString::from);
-        let draft = draft_from(frame, text, self.connection_id)?;
+        let mut draft = draft_from(frame, text, self.connection_id)?;
+        self.rewrite_reply_to(&mut draft)?;
         if let Some(tx) = tx_id {
             let Some(held) = self.transactions.get(&tx).map(|t| t.sends.len()) else {
                 return Err(Failure::new(format!("unknown transaction '{tx}'")));

@@ -15,6 +15,11 @@ const DURABLE_NAME_HEADERS: [&str; 3] = [
     "activemq.subscriptionName",
 ];
 
+/// RabbitMQ's headers asking for a durable subscription (`persistent` is its older name).
+/// On a consumer group (`address::group`) they make the group durable; on UNSUBSCRIBE they
+/// ask to delete it, like the durable subscription names.
+const DURABLE_FLAG_HEADERS: [&str; 2] = ["durable", "persistent"];
+
 /// Headers asking for a consumer priority: Artemis's, RabbitMQ's and ActiveMQ's.
 const PRIORITY_HEADERS: [&str; 3] = ["consumer-priority", "x-priority", "activemq.priority"];
 
@@ -25,7 +30,7 @@ const NO_LOCAL_HEADERS: [&str; 2] = ["no-local", "activemq.noLocal"];
 /// selector that does not parse is an ERROR naming the position and what was expected. The
 /// text is trimmed (so spacing around it does not make a durable subscription's selector
 /// differ), but the position counts from the start of the header as the client sent it.
-fn parse_selector(frame: &Frame) -> Result<Option<Filter>, Failure> {
+pub(super) fn parse_selector(frame: &Frame) -> Result<Option<Filter>, Failure> {
     let Some(sent) = frame.get("selector") else {
         return Ok(None);
     };
@@ -82,6 +87,25 @@ fn parse_flag(frame: &Frame, names: &[&str]) -> Result<bool, Failure> {
     }
 }
 
+/// Whether a SUBSCRIBE to consumer group `group` asks for it to be durable: RabbitMQ's
+/// `durable:true`, or (as an Artemis or ActiveMQ client names a durable subscription) a
+/// durable subscription name, which must then be the group's own name: a group is shared by
+/// connections with different client-ids, so the name cannot be `client-id.name`.
+fn wants_durable_group(frame: &Frame, group: &str) -> Result<bool, Failure> {
+    if let Some((header, name)) = DURABLE_NAME_HEADERS
+        .iter()
+        .find_map(|h| frame.get(h).map(|v| (*h, v)))
+    {
+        if name != group {
+            return Err(Failure::new(format!(
+                "header '{header}' names durable subscription '{name}', but the destination names consumer group '{group}': a durable group is named by its destination (send durable:true, or '{header}:{group}')"
+            )));
+        }
+        return Ok(true);
+    }
+    parse_flag(frame, &DURABLE_FLAG_HEADERS)
+}
+
 impl Session {
     pub(super) async fn subscribe(
         &mut self,
@@ -108,6 +132,9 @@ impl Session {
                 ))
             })?,
         };
+        if parse_flag(&frame, &["browser"])? {
+            return self.browse(&frame, text, dest, id, ack, receipt).await;
+        }
         let limits = &self.ctx.session_limits;
         if self.subscriptions.len() >= limits.max_subscriptions_per_connection {
             return Err(Failure::new(format!(
@@ -126,8 +153,13 @@ impl Session {
                 .zip(self.client_id.as_deref())
                 .map(|(name, client)| Arc::from(format!("{client}.{name}"))),
         };
-        let durable_name = match asked_name {
-            Some(name) if dest.routing != Some(crate::broker::RoutingType::Anycast) => {
+        let anycast = dest.routing == Some(crate::broker::RoutingType::Anycast);
+        let durable_name = match (asked_name, &dest.queue) {
+            // `address::group`: a consumer group, durable under its own name.
+            (_, Some(group)) if !anycast => {
+                wants_durable_group(&frame, group)?.then(|| group.clone())
+            }
+            (Some(name), _) if !anycast => {
                 let client = self.client_id.as_deref().ok_or_else(|| {
                     Failure::new("a durable subscription needs a 'client-id' header on CONNECT")
                 })?;
@@ -155,6 +187,7 @@ impl Session {
                 selector,
                 no_local,
                 stream,
+                connection: Some(self.connection_id),
             },
             &self.access,
         )?;
@@ -203,6 +236,8 @@ impl Session {
     }
 
     pub(super) async fn unsubscribe(&mut self, frame: &Frame) -> Result<(), Failure> {
+        let wants_delete = DURABLE_NAME_HEADERS.iter().any(|h| frame.get(h).is_some())
+            || parse_flag(frame, &DURABLE_FLAG_HEADERS)?;
         let id = match (frame.get("id"), self.version) {
             (Some(id), _) => id,
             (None, Some(Version::V1_0)) => frame.get("destination").ok_or_else(|| {
@@ -231,7 +266,6 @@ impl Session {
         let held = held.chain(done.dead.iter().map(|d| d.message.id)).collect();
         self.closed.remember(sub.handle.id, id.into(), held);
         flushed.map_err(|_| Failure::new("connection closed"))?;
-        let wants_delete = DURABLE_NAME_HEADERS.iter().any(|h| frame.get(h).is_some());
         if let (Some(name), true) = (&sub.durable_name, wants_delete) {
             self.access
                 .authorize(Permission::DeleteDurableQueue, &sub.handle.queue.address)?;

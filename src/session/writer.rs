@@ -186,7 +186,7 @@ fn chunk_bytes(chunks: &[Bytes]) -> usize {
 }
 
 /// Headers the broker writes itself, so a producer's copy of them is not repeated.
-fn is_reserved(name: &str) -> bool {
+pub(super) fn is_reserved(name: &str) -> bool {
     matches!(
         name,
         "destination"
@@ -196,6 +196,7 @@ fn is_reserved(name: &str) -> bool {
             | "content-length"
             | "redelivered"
             | "redelivery-count"
+            | "JMSXGroupFirstForConsumer"
     )
 }
 
@@ -227,6 +228,9 @@ fn encode_message(
     } else {
         enc.plain_header("redelivered", "true");
         enc.plain_header("redelivery-count", num.format(redeliveries));
+    }
+    if d.group_first {
+        enc.plain_header("JMSXGroupFirstForConsumer", "true");
     }
     if let Some(offset) = d.offset {
         enc.plain_header("x-stream-offset", num.format(offset));

@@ -168,9 +168,55 @@ impl Backlog {
         self.len = 0;
     }
 
+    /// The waiting entry `seq` of priority level `level`, if it is here: binary search, since
+    /// `ready` is in `seq` order.
+    pub(super) fn get_mut(&mut self, level: usize, seq: u64) -> Option<&mut Entry> {
+        let l = self.levels.get_mut(level)?;
+        match l.ready.binary_search_by_key(&seq, |e| e.seq) {
+            Ok(i) => l.ready.get_mut(i),
+            Err(_) => l.returned.get_mut(&seq),
+        }
+    }
+
+    /// Removes the waiting entry `seq` of level `level`, if it is here.
+    pub(super) fn remove(&mut self, level: usize, seq: u64) -> Option<Entry> {
+        let l = self.levels.get_mut(level)?;
+        let e = match l.ready.binary_search_by_key(&seq, |e| e.seq) {
+            Ok(i) => l.ready.remove(i),
+            Err(_) => l.returned.remove(&seq),
+        }?;
+        self.mark(level);
+        self.len -= 1;
+        Some(e)
+    }
+
+    /// The lowest `seq` held (the oldest arrival), whatever its priority.
+    pub(super) fn oldest(&self) -> Option<(usize, u64)> {
+        self.levels
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let r = l.returned.keys().next().copied();
+                let f = l.ready.front().map(|e| e.seq);
+                match (r, f) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+                .map(|s| (i, s))
+            })
+            .min_by_key(|&(_, s)| s)
+    }
+
     /// Drops everything (the queue was deleted).
     pub(super) fn clear(&mut self) {
         *self = Backlog::default();
+    }
+
+    /// One priority level's never-delivered entries (ascending `seq`) and returned ones (by
+    /// `seq`), read-only: lets a browse page through a level from a `seq` on.
+    pub(super) fn level(&self, l: usize) -> (&VecDeque<Entry>, &BTreeMap<u64, Entry>) {
+        let level = &self.levels[l.min(LEVELS - 1)];
+        (&level.ready, &level.returned)
     }
 
     /// Every entry, in offer order (highest priority first, then `seq`).

@@ -4,8 +4,11 @@
 //! `.await`: every operation is a short synchronous critical section, and handing a message to
 //! a connection is a non-blocking push bounded by the consumer's window.
 
+mod arrival;
 mod backlog;
+mod browse;
 mod consumer;
+mod groups;
 mod kind;
 mod scheduled;
 mod stream;
@@ -15,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use self::backlog::Backlog;
 use self::consumer::{ConsumerSlot, InFlight, Pick, pick};
+use self::groups::{GroupKey, Groups};
 use self::scheduled::Scheduled;
 use super::RoutingType;
 use super::clients::Owner;
@@ -25,6 +29,7 @@ use super::policy::RedeliveryPolicy;
 use crate::journal::{Journal, JournalOp};
 use crate::security::{Authorizer, Permission};
 
+pub use self::browse::{BrowseCursor, BrowsePage, Browsed};
 pub use self::consumer::ConsumerSpec;
 pub use self::kind::{GroupBuckets, QueueKind, QueueKindDefaults, QueueKindKeys, Retention};
 use self::stream::Stream;
@@ -55,6 +60,9 @@ pub struct Delivery {
     pub queue: Arc<Queue>,
     /// Its offset, when the queue is a retained stream (the MESSAGE's `x-stream-offset`).
     pub offset: Option<u64>,
+    /// The first message of its group this consumer gets (`JMSXGroupFirstForConsumer`):
+    /// the group was just bound to it, so earlier messages of the group went elsewhere.
+    pub group_first: bool,
 }
 
 /// How much a consumer may hold unacknowledged. Whichever limit is hit first stops delivery;
@@ -198,6 +206,17 @@ struct QueueState {
     /// Some message that entered since the last expiry scan can expire: a queue of messages
     /// without expiry (the usual case) is not walked every scan period.
     may_expire: bool,
+    /// Which consumer each message group is bound to.
+    groups: Groups,
+    /// A last-value queue's waiting message per key: (priority level, seq). May name
+    /// messages delivered since; `arrival.rs` checks before use and sweeps.
+    last_values: HashMap<bytestring::ByteString, (usize, u64)>,
+    /// Messages dropped by the ring bound.
+    dropped_by_ring: u64,
+    /// Messages replaced by a newer value of their key.
+    replaced_by_last_value: u64,
+    /// `exclusive`: only the first attached consumer receives.
+    exclusive: bool,
     deleted: bool,
 }
 
@@ -211,10 +230,56 @@ impl QueueState {
 
     fn refresh_selective(&mut self) {
         let first = self.consumers.first().map(|c| c.priority);
-        self.selective = self
-            .consumers
-            .iter()
-            .any(|c| c.is_selective() || Some(c.priority) != first);
+        self.selective = self.exclusive
+            || self
+                .consumers
+                .iter()
+                .any(|c| c.is_selective() || Some(c.priority) != first);
+    }
+
+    /// Which consumer should get `entry`, honouring an exclusive queue's one consumer and
+    /// the consumer its group is bound to. Also returns the group binding to make when the
+    /// pick binds a group afresh.
+    fn choose(&self, entry: &Entry) -> (Pick, Option<GroupKey>) {
+        if self.exclusive {
+            let Some(c) = self.consumers.first() else {
+                return (Pick::Nobody, None);
+            };
+            return match (c.wants(entry), c.has_room()) {
+                (true, true) => (Pick::Consumer(0), None),
+                (true, false) => (Pick::Busy, None),
+                (false, _) => (Pick::Nobody, None),
+            };
+        }
+        let Some(id) = entry
+            .message
+            .group
+            .as_ref()
+            .filter(|_| self.groups.enabled())
+        else {
+            return (pick(&self.consumers, self.next_consumer, entry), None);
+        };
+        let key = self.groups.key(id);
+        if let Some(bound) = self.groups.bound(&key)
+            && let Some(i) = self.consumers.iter().position(|c| c.id == bound)
+        {
+            let c = &self.consumers[i];
+            if !c.wants(entry) {
+                // Its selector refuses this one: another consumer may take it, but the
+                // group stays bound where it is.
+                return (pick(&self.consumers, self.next_consumer, entry), None);
+            }
+            // The group stays with its consumer, waiting for room rather than moving.
+            return (
+                if c.has_room() {
+                    Pick::Consumer(i)
+                } else {
+                    Pick::Busy
+                },
+                None,
+            );
+        }
+        (pick(&self.consumers, self.next_consumer, entry), Some(key))
     }
 }
 
@@ -307,6 +372,31 @@ pub struct QueueSpec {
     pub clock: Option<Clock>,
 }
 
+#[cfg(test)]
+impl QueueSpec {
+    /// A plain, non-durable anycast queue without journal or clock, for unit tests.
+    pub(crate) fn for_test(name: &str, kind: QueueKind) -> QueueSpec {
+        QueueSpec {
+            name: name.into(),
+            address: name.into(),
+            routing: RoutingType::Anycast,
+            durable: false,
+            auto_created: false,
+            exclusive_to_subscriber: false,
+            auto_delete: false,
+            max_delivery_attempts: None,
+            redelivery: RedeliveryPolicy::default(),
+            filter: None,
+            no_local: None,
+            incarnation: 1,
+            owner: None,
+            kind,
+            journal: None,
+            clock: None,
+        }
+    }
+}
+
 /// Why a queue did not take a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -321,6 +411,8 @@ pub enum Refusal {
 impl Queue {
     /// A new, empty queue.
     pub fn new(spec: QueueSpec) -> Arc<Queue> {
+        let groups = Groups::new(spec.kind.group_buckets);
+        let exclusive = spec.kind.exclusive;
         Arc::new(Queue {
             wildcard: crate::address::wildcard::is_wildcard(&spec.address),
             name: spec.name,
@@ -343,6 +435,9 @@ impl Queue {
             state: Mutex::new(QueueState {
                 next_seq: 1,
                 next_tag: 1,
+                groups,
+                exclusive,
+                selective: exclusive,
                 ..Default::default()
             }),
         })
@@ -405,7 +500,16 @@ impl Queue {
             self.hold_until(&mut st, deliver_at, entry);
             return Ok(());
         }
-        st.backlog.push_new(entry);
+        if delivery_count == 0 {
+            self.push_arrival(&mut st, entry);
+        } else {
+            // Recovered after a delivery: it keeps its place, like any returned message.
+            match self.returning_last_value(&mut st, entry) {
+                Some(entry) => st.backlog.push_returned(entry),
+                None => return Ok(()),
+            }
+            self.enforce_ring(&mut st);
+        }
         self.dispatch(&mut st);
         Ok(())
     }
@@ -429,7 +533,7 @@ impl Queue {
         if st.deleted {
             return None;
         }
-        Self::move_due(&mut st, now);
+        self.move_due(&mut st, now);
         self.dispatch(&mut st);
         if st.armed != Some(alarm) {
             return None;
@@ -440,7 +544,7 @@ impl Queue {
 
     /// Moves scheduled entries due by `now` to the backlog: a scheduled delivery arrives
     /// then (behind what is already waiting), a delayed redelivery takes its old place.
-    fn move_due(st: &mut QueueState, now: u64) {
+    fn move_due(self: &Arc<Self>, st: &mut QueueState, now: u64) {
         if st.scheduled.next_due().is_none_or(|d| d > now) {
             return;
         }
@@ -448,9 +552,10 @@ impl Queue {
             if e.delivery_count == 0 {
                 e.seq = st.next_seq;
                 st.next_seq += 1;
-                st.backlog.push_new(e);
-            } else {
+                self.push_arrival(st, e);
+            } else if let Some(e) = self.returning_last_value(st, e) {
                 st.backlog.push_returned(e);
+                self.enforce_ring(st);
             }
         }
     }
@@ -483,6 +588,9 @@ impl Queue {
         if self.wildcard && spec.reader.is_some() {
             st.reader = spec.reader.clone();
             st.reader_cache.clear();
+        }
+        if self.kind.group_rebalance {
+            st.groups.clear();
         }
         st.consumers.push(ConsumerSlot::new(spec));
         st.refresh_selective();
@@ -554,6 +662,7 @@ impl Queue {
         if st.next_consumer > pos {
             st.next_consumer -= 1;
         }
+        st.groups.consumer_left(id);
         st.refresh_selective();
         let now = now_millis();
         for f in slot.in_flight {
@@ -901,6 +1010,9 @@ impl Queue {
             });
             return;
         }
+        let Some(entry) = self.returning_last_value(st, entry) else {
+            return;
+        };
         done.returned.push((entry.message.id, entry.delivery_count));
         st.may_expire |= entry.message.expires != 0;
         let delay =
@@ -921,6 +1033,7 @@ impl Queue {
         } else {
             // Returned deliveries keep their place (their seq), so order per producer is kept.
             st.backlog.push_returned(entry);
+            self.enforce_ring(st);
         }
     }
 
@@ -1006,8 +1119,44 @@ impl Queue {
         Some(entry)
     }
 
+    /// Hands `entry` to consumer `ci`, binding its group there when `bind` says so (and
+    /// closing the group when the message ends it); gives it back if the connection is gone.
+    fn hand_over_grouped(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        ci: usize,
+        entry: Entry,
+        bind: Option<GroupKey>,
+    ) -> bool {
+        let closes = entry.message.group.is_some() && entry.message.closes_group();
+        let fresh = bind.is_some();
+        let key = match bind {
+            Some(key) => {
+                st.groups.bind(key.clone(), st.consumers[ci].id);
+                Some(key)
+            }
+            None if closes => entry.message.group.as_ref().map(|id| st.groups.key(id)),
+            None => None,
+        };
+        let handed = self.hand_over_as(st, ci, entry, fresh);
+        if let Some(key) = key.filter(|_| closes || !handed) {
+            st.groups.unbind(&key);
+        }
+        handed
+    }
+
     /// Hands `entry` to consumer `ci`; gives it back if the connection is gone.
-    fn hand_over(self: &Arc<Self>, st: &mut QueueState, ci: usize, mut entry: Entry) -> bool {
+    fn hand_over(self: &Arc<Self>, st: &mut QueueState, ci: usize, entry: Entry) -> bool {
+        self.hand_over_as(st, ci, entry, false)
+    }
+
+    fn hand_over_as(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        ci: usize,
+        mut entry: Entry,
+        group_first: bool,
+    ) -> bool {
         entry.delivery_count += 1;
         if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
             // So that a crash after delivery brings the message back marked redelivered.
@@ -1026,6 +1175,7 @@ impl Queue {
             message: Arc::clone(&entry.message),
             delivery_count: entry.delivery_count,
             queue: Arc::clone(self),
+            group_first,
             offset: None,
         };
         let n = st.consumers.len();
@@ -1056,7 +1206,7 @@ impl Queue {
         if let Some(due) = st.scheduled.next_due() {
             let now_ms = *now.get_or_insert_with(now_millis);
             if due <= now_ms {
-                Self::move_due(st, now_ms);
+                self.move_due(st, now_ms);
             }
         }
         if st.selective {
@@ -1073,6 +1223,12 @@ impl Queue {
             let Some(entry) = st.backlog.pop() else {
                 return;
             };
+            if entry.message.group.is_some() && st.groups.enabled() {
+                // A grouped message may have to wait for its consumer: the selective path
+                // knows how to pass it over without reordering its group.
+                st.backlog.unpop(entry);
+                return self.dispatch_selective(st, now);
+            }
             if let Some(entry) = self.unfit(st, entry, &mut now) {
                 self.hand_over(st, ci, entry);
             }
@@ -1092,9 +1248,10 @@ impl Queue {
             let Some(entry) = self.unfit(st, entry, &mut now) else {
                 continue;
             };
-            match pick(&st.consumers, st.next_consumer, &entry) {
+            let (choice, bind) = st.choose(&entry);
+            match choice {
                 Pick::Consumer(ci) => {
-                    self.hand_over(st, ci, entry);
+                    self.hand_over_grouped(st, ci, entry, bind);
                 }
                 Pick::Busy => {
                     passed_over.push(entry);

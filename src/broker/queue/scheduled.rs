@@ -62,6 +62,20 @@ impl Scheduled {
         self.by_due.values()
     }
 
+    /// Entries after `key` (every entry when `None`), earliest first, with their keys: lets a
+    /// browse page through the map from where it stopped.
+    pub(super) fn after(
+        &self,
+        key: Option<(u64, u64)>,
+    ) -> impl Iterator<Item = (&(u64, u64), &Entry)> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = match key {
+            Some(k) => Excluded(k),
+            None => Unbounded,
+        };
+        self.by_due.range((from, Unbounded))
+    }
+
     pub(super) fn clear(&mut self) {
         self.by_due.clear();
     }

@@ -553,6 +553,29 @@ impl Stream {
             .collect()
     }
 
+    /// Up to `max` retained messages from offset `from` on, for a browse, and the offset the
+    /// next page starts at (`None`: that was the end). One short lock per page.
+    pub(super) fn page(&self, from: u64, max: usize) -> (Vec<Arc<Message>>, Option<u64>) {
+        let st = self.lock();
+        let mut out = Vec::new();
+        let Some((mut si, mut ri)) = st.locate(from) else {
+            return (out, None);
+        };
+        while let Some(seg) = st.segments.get(si) {
+            if let Some(r) = seg.records.get(ri) {
+                if out.len() == max {
+                    return (out, Some(r.offset));
+                }
+                out.push(Arc::clone(&r.message));
+                ri += 1;
+            } else {
+                si += 1;
+                ri = 0;
+            }
+        }
+        (out, None)
+    }
+
     /// Offsets retained: (first, next), for inspection and tests.
     pub(super) fn bounds(&self) -> (u64, u64) {
         let st = self.lock();
@@ -586,6 +609,7 @@ impl Stream {
                     delivery_count: 1,
                     queue: Arc::clone(q),
                     offset: Some(offset),
+                    group_first: false,
                 };
                 if !r.sink.deliver(delivery) {
                     // The connection is gone; its session removes the consumer shortly.

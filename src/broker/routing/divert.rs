@@ -152,6 +152,7 @@ impl Broker {
             timestamp: now_millis(),
             deliver_at: 0,
             origin: None,
+            group: m.group.clone(),
             usage: None,
         };
         copy.usage = Some(usage.charge(copy.size() as u64));

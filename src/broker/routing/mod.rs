@@ -28,6 +28,7 @@ use crate::journal::{Journal, JournalOp, Recovered};
 use crate::security::Authorizer;
 
 mod address_words;
+mod browse;
 mod commit;
 mod consumer;
 mod dedup;
@@ -36,9 +37,14 @@ mod plan;
 mod recovery;
 mod send;
 mod subscribe;
+mod temporary;
 
+pub use browse::Browse;
 pub use commit::TxAck;
 pub use consumer::ConsumerHandle;
+pub use temporary::{
+    TEMP_QUEUE_PREFIX, TEMP_TOPIC_PREFIX, TemporaryDestination, TemporaryKind, is_temporary_name,
+};
 
 /// Where a send or subscribe points, after the transport stripped its prefixes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +129,8 @@ pub struct SubscribeSpec {
     pub window: Window,
     /// Where its deliveries go.
     pub sink: Arc<dyn DeliverySink>,
-    /// Queue name of a durable subscription (`client-id.name`), if durable.
+    /// Queue name of a durable subscription (`client-id.name`), if durable; for a consumer
+    /// group (`address::group` on a multicast address) the group's name, if durable.
     pub durable_name: Option<String>,
     /// Whose rights the copies a wildcard subscription receives are checked against, so a
     /// wildcard cannot read an address a more specific security entry forbids.
@@ -140,6 +147,8 @@ pub struct SubscribeSpec {
     pub no_local: Option<u64>,
     /// Where to start and under which name to store offsets, on a retained stream.
     pub stream: crate::broker::StreamRequest,
+    /// The subscribing connection, if any: a temporary destination admits only its own.
+    pub connection: Option<u64>,
 }
 
 /// What a queue carries beyond its kind: a durable subscription's owner, a filter, no-local.
@@ -167,6 +176,9 @@ pub(super) enum QueueOrigin {
     DurableSubscription,
     /// A non-durable topic subscription: removed with its subscriber.
     Subscription,
+    /// The queue of a temporary destination: non-durable, never journaled, deleted with its
+    /// connection (not when unused: a reply may arrive before its requester subscribes).
+    Temporary,
     /// Rebuilt from the journal at start-up, so not recorded again.
     Recovered {
         auto_created: bool,
@@ -189,6 +201,8 @@ struct Registry {
     addresses: HashMap<Arc<str>, AddressEntry>,
     queues: HashMap<Arc<str>, Arc<Queue>>,
     wildcard_addresses: Vec<Arc<str>>,
+    /// Live temporary destinations' addresses and the connection each belongs to.
+    temporary: HashMap<Arc<str>, u64>,
 }
 
 /// The broker core. Shared by every connection as `Arc<Broker>`.
@@ -401,6 +415,7 @@ impl Broker {
             QueueOrigin::AutoCreated => (true, true, false, true),
             QueueOrigin::DurableSubscription => (true, false, false, true),
             QueueOrigin::Subscription => (false, true, true, true),
+            QueueOrigin::Temporary => (false, false, false, false),
             QueueOrigin::Recovered { auto_created, .. } => (true, auto_created, false, false),
         };
         let incarnation = match origin {

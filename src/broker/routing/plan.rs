@@ -74,6 +74,7 @@ impl Plan {
 
     /// Checks every permission the plan's creations need, before any is made.
     pub fn authorize(&self, address: &str, auth: &dyn Authorizer) -> Result<(), BrokerError> {
+        super::temporary::check_creation(address, self)?;
         if self.address_step.is_some() {
             auth.authorize(Permission::CreateAddress, address)?;
         }
@@ -117,6 +118,7 @@ impl Broker {
         if found.is_none() {
             // An address that exists passed this when it was made.
             self.check_address_words(&dest.address)?;
+            super::temporary::refuse_missing(&dest.address)?;
         }
         let entry = found.map(|(_, a)| a);
         let resolved;
@@ -182,8 +184,24 @@ impl Broker {
                     });
                 }
                 Some(q) => {
-                    if let Purpose::Subscribe { subscriber, .. } = purpose {
+                    if let Purpose::Subscribe {
+                        subscriber,
+                        durable_name,
+                        ..
+                    } = purpose
+                    {
                         check_owner(q, subscriber, auth)?;
+                        // A member asking for a durable group must not silently join one
+                        // that loses messages while its members are away.
+                        if durable_name.is_some()
+                            && q.routing == RoutingType::Multicast
+                            && !keeps_messages_unattended(q)
+                        {
+                            return Err(BrokerError::GroupNotDurable {
+                                queue: qname.clone(),
+                                address: dest.address.clone(),
+                            });
+                        }
                     }
                     plan.targets.push(Arc::clone(q))
                 }
@@ -204,7 +222,7 @@ impl Broker {
                     plan.new_queue = Some(NewQueue {
                         name: Arc::from(qname.as_str()),
                         routing: r,
-                        origin: QueueOrigin::AutoCreated,
+                        origin: fqqn_origin(purpose, r),
                         traits: QueueTraits::default(),
                     });
                 }
@@ -238,7 +256,9 @@ impl Broker {
                             .filter(|q| q.routing == RoutingType::Multicast)
                             .cloned(),
                     );
-                    for w in &reg.wildcard_addresses {
+                    // A temporary topic is private: no wildcard subscription sees it.
+                    let private = super::temporary::is_temporary_name(&dest.address);
+                    for w in reg.wildcard_addresses.iter().filter(|_| !private) {
                         if **w != *dest.address
                             && wildcard::matches(w, &dest.address)
                             && let Some(wa) = reg.addresses.get(w)
@@ -439,6 +459,32 @@ impl Broker {
         self.resolve(&reg, dest, purpose, auth)?
             .authorize(&dest.address, auth)
     }
+}
+
+/// What a queue created on first use of `address::queue` is. A subscriber to a multicast
+/// address names a consumer group: a queue of its own on the address, shared round-robin by
+/// its members. A durable group (its members asked with `durable:true` or a durable
+/// subscription name, see `session::subscribe`) is kept, with its messages, while all its
+/// members are away and across restarts, like a JMS 2.0 shared durable subscription; any
+/// other goes with its last member, like a shared non-durable one. Sends and anycast
+/// subscribers get an auto-created queue, which auto-delete removes once it is unused.
+fn fqqn_origin(purpose: Purpose<'_>, routing: RoutingType) -> QueueOrigin {
+    match purpose {
+        Purpose::Subscribe { durable_name, .. } if routing == RoutingType::Multicast => {
+            if durable_name.is_some() {
+                QueueOrigin::DurableSubscription
+            } else {
+                QueueOrigin::Subscription
+            }
+        }
+        _ => QueueOrigin::AutoCreated,
+    }
+}
+
+/// Whether a queue keeps what reaches it while nobody consumes: durable, and neither removed
+/// with its last consumer nor auto-deleted once empty.
+fn keeps_messages_unattended(q: &Queue) -> bool {
+    q.durable && !q.auto_delete && !q.exclusive_to_subscriber
 }
 
 fn entry_has(anycast: bool, multicast: bool, r: RoutingType) -> bool {

@@ -128,8 +128,10 @@ impl Broker {
             timestamp: now,
             deliver_at: draft.deliver_at,
             origin: draft.origin,
+            group: None,
             usage: None,
         };
+        message.group = Message::group_of(&message.properties);
         message.usage = Some(usage.charge(message.size() as u64));
         Ok(Some((Arc::new(message), targets)))
     }

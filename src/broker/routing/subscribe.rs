@@ -7,10 +7,14 @@
 
 use super::plan::Purpose;
 use super::{Broker, ConsumerHandle, SubscribeSpec};
-use crate::broker::{BrokerError, ConsumerSpec, Owner, Queue};
+use crate::broker::{BrokerError, ConsumerSpec, Owner, Queue, RoutingType};
 use crate::security::{AllowAll, Authorizer, Permission};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+/// How often a subscriber plans again when the queue it found was deleted before it could
+/// attach: each retry needs another consumer to leave in that instant, so a few suffice.
+const MAX_ATTACH_ATTEMPTS: u32 = 8;
 
 impl Broker {
     /// Attaches a consumer. It receives nothing until [`ConsumerHandle::start`].
@@ -30,41 +34,67 @@ impl Broker {
             return Err(BrokerError::EmptyAddress);
         }
         auth.authorize(Permission::Consume, &dest.address)?;
+        self.check_temporary_reader(&dest.address, spec.connection)?;
         let purpose = Purpose::Subscribe {
             durable_name: spec.durable_name.as_deref(),
             subscriber: &spec.subscriber,
             selector: spec.selector.as_ref(),
             no_local: spec.no_local,
         };
-        let (plan, created) = self.plan_and_apply(dest, purpose, auth)?;
-        let queue = created
-            .or_else(|| plan.targets.into_iter().next())
-            .ok_or_else(|| BrokerError::NoSuchQueue(dest.address.clone()))?;
         let id = self.next_consumer_id.fetch_add(1, Ordering::Relaxed);
-        // What the queue already filters at routing, the consumer need not check again.
-        let selector = spec.selector.filter(|s| queue.filter.as_ref() != Some(s));
-        let no_local = spec.no_local.filter(|c| queue.no_local != Some(*c));
-        if queue.is_stream() && (selector.is_some() || no_local.is_some()) {
-            return Err(BrokerError::NotOnStream(format!(
-                "queue '{}' is a retained stream (non-destructive): a consumer there may not have a {}",
-                queue.name,
-                if selector.is_some() {
-                    "selector"
-                } else {
-                    "no-local"
+        let mut attempts = 0;
+        let queue = loop {
+            let (plan, created) = self.plan_and_apply(dest, purpose, auth)?;
+            let queue = created
+                .or_else(|| plan.targets.into_iter().next())
+                .ok_or_else(|| BrokerError::NoSuchQueue(dest.address.clone()))?;
+            // A shared queue found by name (a consumer group, an auto-created queue) may lose
+            // its last consumer and be deleted between planning and attaching; attaching
+            // under the registry lock, only to a queue still registered, means the deletion
+            // either came first (plan again) or sees this consumer and keeps the queue.
+            let reg = self.read();
+            if !reg
+                .queues
+                .get(&queue.name)
+                .is_some_and(|q| Arc::ptr_eq(q, &queue))
+            {
+                drop(reg);
+                attempts += 1;
+                if attempts < MAX_ATTACH_ATTEMPTS {
+                    continue;
                 }
-            )));
-        }
-        queue.add_consumer(ConsumerSpec {
-            id,
-            sink: spec.sink,
-            window: spec.window,
-            reader: spec.reader,
-            priority: spec.priority,
-            selector,
-            no_local,
-            stream: spec.stream,
-        });
+                return Err(BrokerError::NoSuchQueue(format!(
+                    "{} (deleted while subscribing)",
+                    queue.name
+                )));
+            }
+            // What the queue already filters at routing, the consumer need not check again.
+            let selector = spec.selector.filter(|s| queue.filter.as_ref() != Some(s));
+            let no_local = spec.no_local.filter(|c| queue.no_local != Some(*c));
+            if queue.is_stream() && (selector.is_some() || no_local.is_some()) {
+                return Err(BrokerError::NotOnStream(format!(
+                    "queue '{}' is a retained stream (non-destructive): a consumer there may not have a {}",
+                    queue.name,
+                    if selector.is_some() {
+                        "selector"
+                    } else {
+                        "no-local"
+                    }
+                )));
+            }
+            queue.add_consumer(ConsumerSpec {
+                id,
+                sink: spec.sink,
+                window: spec.window,
+                reader: spec.reader,
+                priority: spec.priority,
+                selector,
+                no_local,
+                stream: spec.stream,
+            });
+            drop(reg);
+            break queue;
+        };
         Ok(ConsumerHandle {
             id,
             queue,
@@ -72,8 +102,10 @@ impl Broker {
         })
     }
 
-    /// Deletes a durable subscription queue (UNSUBSCRIBE of a durable subscriber) on behalf
-    /// of `subscriber`, who must own it or have `manage`. `Ok(false)`: there was none.
+    /// Deletes a durable subscription queue (UNSUBSCRIBE of a durable subscriber, or of the
+    /// last member of a durable consumer group) on behalf of `subscriber`, who must own it or
+    /// have `manage`. `Ok(false)`: there was none, it is not a subscription (multicast) queue,
+    /// or another consumer still uses it.
     pub fn delete_subscription(
         &self,
         queue_name: &str,
@@ -85,6 +117,12 @@ impl Broker {
             return Ok(false);
         };
         check_owner(&q, subscriber, auth)?;
+        // Only a subscription goes this way, never an anycast queue; and a consumer group
+        // stays while other members still consume from it (the last one to leave with the
+        // durable header deletes it).
+        if q.routing != RoutingType::Multicast || q.consumer_count() > 0 {
+            return Ok(false);
+        }
         q.mark_deleted(true);
         self.unregister_queue(&mut reg, &q);
         Ok(true)

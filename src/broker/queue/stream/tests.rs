@@ -8,7 +8,6 @@ use bytes::Bytes;
 use super::*;
 use crate::broker::message::now_millis;
 use crate::broker::queue::{QueueKind, QueueSpec};
-use crate::broker::{RedeliveryPolicy, RoutingType};
 
 #[derive(Default)]
 struct Sink(Mutex<Vec<Delivery>>);
@@ -33,27 +32,13 @@ impl DeliverySink for Sink {
 }
 
 fn stream_queue(retention: Retention) -> Arc<Queue> {
-    Queue::new(QueueSpec {
-        name: "s".into(),
-        address: "s".into(),
-        routing: RoutingType::Anycast,
-        durable: false,
-        auto_created: false,
-        exclusive_to_subscriber: false,
-        auto_delete: false,
-        max_delivery_attempts: None,
-        redelivery: RedeliveryPolicy::default(),
-        filter: None,
-        no_local: None,
-        incarnation: 1,
-        owner: None,
-        kind: QueueKind {
+    Queue::new(QueueSpec::for_test(
+        "s",
+        QueueKind {
             retention: Some(retention),
             ..Default::default()
         },
-        journal: None,
-        clock: None,
-    })
+    ))
 }
 
 fn message(id: u64, body: usize, timestamp: u64) -> Arc<Message> {
@@ -69,6 +54,7 @@ fn message(id: u64, body: usize, timestamp: u64) -> Arc<Message> {
         timestamp,
         deliver_at: 0,
         origin: None,
+        group: None,
         usage: None,
     })
 }
@@ -294,6 +280,9 @@ fn recovery_keeps_stored_offsets_and_appends_the_rest_after_them() {
     assert_eq!(all.offsets(), [10, 11, 13, 14, 15]);
     let ids: Vec<u64> = all.0.lock().unwrap().iter().map(|d| d.message.id).collect();
     assert_eq!(ids, [1, 2, 4, 3, 5]);
+    let (page, next) = q.stream.as_ref().unwrap().page(11, 2);
+    let ids: Vec<u64> = page.iter().map(|m| m.id).collect();
+    assert_eq!((ids, next), (vec![2, 4], Some(14)), "a browse page");
     let named = reader_named(&q, 2, None, None, Some("c.sub"));
     assert_eq!(named.offsets(), [13, 14, 15]);
 }
@@ -301,22 +290,9 @@ fn recovery_keeps_stored_offsets_and_appends_the_rest_after_them() {
 fn journaled_stream_queue(journal: crate::journal::Journal) -> Arc<Queue> {
     let q = stream_queue(Retention::default());
     Queue::new(QueueSpec {
-        name: Arc::clone(&q.name),
-        address: Arc::clone(&q.address),
-        routing: RoutingType::Anycast,
         durable: true,
-        auto_created: false,
-        exclusive_to_subscriber: false,
-        auto_delete: false,
-        max_delivery_attempts: None,
-        redelivery: RedeliveryPolicy::default(),
-        filter: None,
-        no_local: None,
-        incarnation: 1,
-        owner: None,
-        kind: q.kind.clone(),
         journal: Some(journal),
-        clock: None,
+        ..QueueSpec::for_test("s", q.kind.clone())
     })
 }
 
