@@ -527,10 +527,11 @@ impl Stream {
         self.lock().readers.len()
     }
 
-    /// Whether nothing uses the stream (for auto-delete).
+    /// Whether nothing uses the stream (for auto-delete): no readers, nothing retained, and
+    /// no named consumer's stored offset, which deleting the queue would lose.
     pub(super) fn is_unused(&self) -> bool {
         let st = self.lock();
-        !st.deleted && st.readers.is_empty() && st.segments.is_empty()
+        !st.deleted && st.readers.is_empty() && st.segments.is_empty() && st.stored.is_empty()
     }
 
     pub(super) fn mark_deleted(&self, force: bool) -> bool {
