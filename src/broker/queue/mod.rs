@@ -1086,6 +1086,9 @@ impl Queue {
         mut entry: Entry,
         group_first: bool,
     ) -> bool {
+        if self.kind.last_value_key.is_some() {
+            self.left_waiting(st, &entry);
+        }
         entry.delivery_count += 1;
         if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
             // So that a crash after delivery brings the message back marked redelivered.
