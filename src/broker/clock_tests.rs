@@ -79,6 +79,7 @@ async fn schedule_and_release(due_in: impl Fn(u64) -> u64, max_alarms: usize) {
         priority: 0,
         selector: None,
         no_local: None,
+        exclusive: false,
     });
     q.start_consumer(1);
 

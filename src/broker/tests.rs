@@ -63,6 +63,7 @@ fn consumer(
             selector: None,
             no_local: None,
             connection: None,
+            exclusive: false,
         })
         .unwrap();
     h.start();

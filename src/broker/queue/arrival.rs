@@ -271,6 +271,7 @@ mod tests {
             priority: 0,
             selector: None,
             no_local: None,
+            exclusive: false,
         });
         q.start_consumer(1);
         for id in 0..50u64 {

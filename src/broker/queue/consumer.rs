@@ -25,6 +25,9 @@ pub struct ConsumerSpec {
     pub selector: Option<Filter>,
     /// Messages sent by this connection are not offered to it (`no-local`).
     pub no_local: Option<u64>,
+    /// An exclusive consumer (ActiveMQ's `activemq.exclusive`): while one is attached, the
+    /// first of them gets every message, as on an `exclusive` queue.
+    pub exclusive: bool,
 }
 
 #[derive(Debug)]
@@ -43,6 +46,7 @@ pub(super) struct ConsumerSlot {
     pub(super) priority: i32,
     pub(super) selector: Option<Filter>,
     pub(super) no_local: Option<u64>,
+    pub(super) exclusive: bool,
     pub(super) in_flight: VecDeque<InFlight>,
     pub(super) held_messages: u32,
     pub(super) held_bytes: u64,
@@ -58,6 +62,7 @@ impl ConsumerSlot {
             priority: spec.priority,
             selector: spec.selector,
             no_local: spec.no_local,
+            exclusive: spec.exclusive,
             in_flight: VecDeque::new(),
             held_messages: 0,
             held_bytes: 0,

@@ -209,7 +209,10 @@ struct QueueState {
     /// Messages replaced by a newer value of their key.
     replaced_by_last_value: u64,
     /// `exclusive`: only the first attached consumer receives.
-    exclusive: bool,
+    exclusive_queue: bool,
+    /// The one consumer that receives everything (on an exclusive queue the longest
+    /// attached; otherwise the longest attached exclusive consumer), if any.
+    active: Option<usize>,
     deleted: bool,
 }
 
@@ -223,7 +226,12 @@ impl QueueState {
 
     fn refresh_selective(&mut self) {
         let first = self.consumers.first().map(|c| c.priority);
-        self.selective = self.exclusive
+        self.active = if self.exclusive_queue {
+            (!self.consumers.is_empty()).then_some(0)
+        } else {
+            self.consumers.iter().position(|c| c.exclusive)
+        };
+        self.selective = self.active.is_some()
             || self
                 .consumers
                 .iter()
@@ -234,12 +242,12 @@ impl QueueState {
     /// the consumer its group is bound to. Also returns the group binding to make when the
     /// pick binds a group afresh.
     fn choose(&self, entry: &Entry) -> (Pick, Option<GroupKey>) {
-        if self.exclusive {
-            let Some(c) = self.consumers.first() else {
+        if let Some(i) = self.active {
+            let Some(c) = self.consumers.get(i) else {
                 return (Pick::Nobody, None);
             };
             return match (c.wants(entry), c.has_room()) {
-                (true, true) => (Pick::Consumer(0), None),
+                (true, true) => (Pick::Consumer(i), None),
                 (true, false) => (Pick::Busy, None),
                 (false, _) => (Pick::Nobody, None),
             };
@@ -425,7 +433,7 @@ impl Queue {
                 next_seq: 1,
                 next_tag: 1,
                 groups,
-                exclusive,
+                exclusive_queue: exclusive,
                 selective: exclusive,
                 ..Default::default()
             }),

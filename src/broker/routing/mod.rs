@@ -147,6 +147,8 @@ pub struct SubscribeSpec {
     pub no_local: Option<u64>,
     /// The subscribing connection, if any: a temporary destination admits only its own.
     pub connection: Option<u64>,
+    /// An exclusive consumer (`activemq.exclusive:true`).
+    pub exclusive: bool,
 }
 
 /// What a queue carries beyond its kind: a durable subscription's owner, a filter, no-local.

@@ -79,6 +79,7 @@ impl Broker {
                 priority: spec.priority,
                 selector,
                 no_local,
+                exclusive: spec.exclusive,
             });
             drop(reg);
             break queue;
