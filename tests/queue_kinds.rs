@@ -122,6 +122,39 @@ async fn default_exclusive_queue_applies_to_auto_created_queues() {
     }
 }
 
+#[tokio::test]
+async fn an_activemq_exclusive_consumer_gets_everything_on_a_plain_queue_while_it_stays() {
+    let broker = start_default().await;
+    let dest = "/queue/plain.excl";
+    let mut shared = broker.client().await;
+    shared.subscribe(dest, "a", &[]).await;
+    let mut excl = broker.client().await;
+    excl.subscribe(dest, "x", &[("activemq.exclusive", "true")])
+        .await;
+    let mut p = broker.client().await;
+    send_all(&mut p, dest, &numbered("m", 6)).await;
+    assert_eq!(excl.bodies_until_quiet().await, numbered("m", 6));
+    shared.expect_no_frame(QUIET).await;
+    // Once it leaves the queue shares again.
+    excl.disconnect().await;
+    send_all(&mut p, dest, &numbered("n", 2)).await;
+    assert_eq!(shared.bodies_until_quiet().await, numbered("n", 2));
+    let mut bad = broker.client().await;
+    bad.send_frame(
+        "SUBSCRIBE",
+        &[
+            ("destination", dest),
+            ("id", "b"),
+            ("activemq.exclusive", "yes"),
+        ],
+        b"",
+    )
+    .await;
+    let e = bad.expect_error_and_close().await;
+    assert!(e.h("message").contains("activemq.exclusive"), "{e:?}");
+    broker.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Last-value
 // ---------------------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ async fn schedule_and_release(due_in: impl Fn(u64) -> u64, max_alarms: usize) {
         selector: None,
         no_local: None,
         stream: Default::default(),
+        exclusive: false,
     });
     q.start_consumer(1);
 

@@ -64,6 +64,7 @@ fn consumer(
             no_local: None,
             stream: Default::default(),
             connection: None,
+            exclusive: false,
         })
         .unwrap();
     h.start();

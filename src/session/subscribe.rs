@@ -20,6 +20,9 @@ const DURABLE_NAME_HEADERS: [&str; 3] = [
 /// ask to delete it, like the durable subscription names.
 const DURABLE_FLAG_HEADERS: [&str; 2] = ["durable", "persistent"];
 
+/// ActiveMQ's header asking to be the queue's exclusive consumer.
+const EXCLUSIVE_HEADER: &str = "activemq.exclusive";
+
 /// Headers asking for a consumer priority: Artemis's, RabbitMQ's and ActiveMQ's.
 const PRIORITY_HEADERS: [&str; 3] = ["consumer-priority", "x-priority", "activemq.priority"];
 
@@ -170,6 +173,7 @@ impl Session {
         let selector = parse_selector(&frame)?;
         let priority = parse_consumer_priority(&frame)?;
         let no_local = parse_flag(&frame, &NO_LOCAL_HEADERS)?.then_some(self.connection_id);
+        let exclusive = parse_flag(&frame, &[EXCLUSIVE_HEADER])?;
         let ctx = Arc::new(SubscriptionContext {
             id: id.clone(),
             ack,
@@ -188,6 +192,7 @@ impl Session {
                 no_local,
                 stream,
                 connection: Some(self.connection_id),
+                exclusive,
             },
             &self.access,
         )?;

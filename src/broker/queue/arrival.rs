@@ -94,7 +94,21 @@ impl Queue {
         Some(entry)
     }
 
-    /// Keys whose message was delivered stay in the index until a sweep: one runs when the
+    /// A last-value queue's message leaves the waiting messages (it is handed to a
+    /// consumer): its key leaves the index at once, so the index holds only what waits and
+    /// no delivered message's header keeps its frame's buffer alive.
+    pub(super) fn left_waiting(&self, st: &mut QueueState, entry: &Entry) {
+        if let Some(value) = self.last_value_of(entry)
+            && st
+                .last_values
+                .get(&value)
+                .is_some_and(|&(_, seq)| seq == entry.seq)
+        {
+            st.last_values.remove(&value);
+        }
+    }
+
+    /// Keys whose message left otherwise (expired, dropped) stay in the index until a sweep: one runs when the
     /// index outgrows twice what waits, so it stays O(waiting) in size, amortised O(1).
     fn prune_last_values(&self, st: &mut QueueState) {
         let waiting = st.backlog.len() + st.parked.len();
@@ -231,5 +245,43 @@ mod tests {
         }
         assert_eq!(q.ready_count(), 10);
         assert!(q.lock().last_values.len() <= 2 * 10 + 64 + 1);
+    }
+
+    struct Accept;
+    impl crate::broker::queue::DeliverySink for Accept {
+        fn deliver(&self, _: crate::broker::queue::Delivery) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_delivered_value_leaves_the_index_at_once() {
+        let q = queue(QueueKind {
+            last_value_key: Some("_AMQ_LVQ_NAME".into()),
+            ..Default::default()
+        });
+        q.add_consumer(crate::broker::queue::ConsumerSpec {
+            id: 1,
+            sink: Arc::new(Accept),
+            window: crate::broker::queue::Window {
+                messages: None,
+                bytes: None,
+            },
+            reader: None,
+            priority: 0,
+            selector: None,
+            no_local: None,
+            exclusive: false,
+            stream: Default::default(),
+        });
+        q.start_consumer(1);
+        for id in 0..50u64 {
+            q.enqueue(message(id, 4, Some(&format!("k{id}")))).unwrap();
+        }
+        assert_eq!(q.ready_count(), 0);
+        assert!(
+            q.lock().last_values.is_empty(),
+            "delivered keys are not kept"
+        );
     }
 }

@@ -27,6 +27,9 @@ pub struct ConsumerSpec {
     pub no_local: Option<u64>,
     /// Where it starts on a retained stream, and its name there (ignored by other queues).
     pub stream: super::StreamRequest,
+    /// An exclusive consumer (ActiveMQ's `activemq.exclusive`): while one is attached, the
+    /// first of them gets every message, as on an `exclusive` queue.
+    pub exclusive: bool,
 }
 
 #[derive(Debug)]
@@ -45,6 +48,7 @@ pub(super) struct ConsumerSlot {
     pub(super) priority: i32,
     pub(super) selector: Option<Filter>,
     pub(super) no_local: Option<u64>,
+    pub(super) exclusive: bool,
     pub(super) in_flight: VecDeque<InFlight>,
     pub(super) held_messages: u32,
     pub(super) held_bytes: u64,
@@ -60,6 +64,7 @@ impl ConsumerSlot {
             priority: spec.priority,
             selector: spec.selector,
             no_local: spec.no_local,
+            exclusive: spec.exclusive,
             in_flight: VecDeque::new(),
             held_messages: 0,
             held_bytes: 0,

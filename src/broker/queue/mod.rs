@@ -216,7 +216,10 @@ struct QueueState {
     /// Messages replaced by a newer value of their key.
     replaced_by_last_value: u64,
     /// `exclusive`: only the first attached consumer receives.
-    exclusive: bool,
+    exclusive_queue: bool,
+    /// The one consumer that receives everything (on an exclusive queue the longest
+    /// attached; otherwise the longest attached exclusive consumer), if any.
+    active: Option<usize>,
     deleted: bool,
 }
 
@@ -230,7 +233,12 @@ impl QueueState {
 
     fn refresh_selective(&mut self) {
         let first = self.consumers.first().map(|c| c.priority);
-        self.selective = self.exclusive
+        self.active = if self.exclusive_queue {
+            (!self.consumers.is_empty()).then_some(0)
+        } else {
+            self.consumers.iter().position(|c| c.exclusive)
+        };
+        self.selective = self.active.is_some()
             || self
                 .consumers
                 .iter()
@@ -241,12 +249,12 @@ impl QueueState {
     /// the consumer its group is bound to. Also returns the group binding to make when the
     /// pick binds a group afresh.
     fn choose(&self, entry: &Entry) -> (Pick, Option<GroupKey>) {
-        if self.exclusive {
-            let Some(c) = self.consumers.first() else {
+        if let Some(i) = self.active {
+            let Some(c) = self.consumers.get(i) else {
                 return (Pick::Nobody, None);
             };
             return match (c.wants(entry), c.has_room()) {
-                (true, true) => (Pick::Consumer(0), None),
+                (true, true) => (Pick::Consumer(i), None),
                 (true, false) => (Pick::Busy, None),
                 (false, _) => (Pick::Nobody, None),
             };
@@ -436,7 +444,7 @@ impl Queue {
                 next_seq: 1,
                 next_tag: 1,
                 groups,
-                exclusive,
+                exclusive_queue: exclusive,
                 selective: exclusive,
                 ..Default::default()
             }),
@@ -1157,6 +1165,9 @@ impl Queue {
         mut entry: Entry,
         group_first: bool,
     ) -> bool {
+        if self.kind.last_value_key.is_some() {
+            self.left_waiting(st, &entry);
+        }
         entry.delivery_count += 1;
         if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
             // So that a crash after delivery brings the message back marked redelivered.

@@ -149,6 +149,8 @@ pub struct SubscribeSpec {
     pub stream: crate::broker::StreamRequest,
     /// The subscribing connection, if any: a temporary destination admits only its own.
     pub connection: Option<u64>,
+    /// An exclusive consumer (`activemq.exclusive:true`).
+    pub exclusive: bool,
 }
 
 /// What a queue carries beyond its kind: a durable subscription's owner, a filter, no-local.

@@ -91,6 +91,7 @@ impl Broker {
                 selector,
                 no_local,
                 stream: spec.stream,
+                exclusive: spec.exclusive,
             });
             drop(reg);
             break queue;

@@ -89,6 +89,7 @@ fn reader_named(
         priority: 0,
         selector: None,
         no_local: None,
+        exclusive: false,
         stream: StreamRequest {
             start,
             name: name.map(Arc::from),
