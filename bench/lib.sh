@@ -156,7 +156,8 @@ $journal
 # The built-in "#" entry (listing any entry replaces it), then the queue kinds the issue-11
 # scenarios run on: queues auto-created under kind-excl.* are exclusive, under kind-lvq.*
 # last-value keyed on the load tool's per-message stamp (so nothing is replaced and every
-# message arrives: the figure is the bookkeeping's cost), under kind-stream.* non-destructive.
+# message arrives: the figure is the bookkeeping's cost), under kind-stream.* non-destructive
+# (each keeping at most 1 GiB, so runs on many streams stay within the machine's memory).
 [[address-settings]]
 match = "#"
 dead-letter-address = "DLQ"
@@ -174,6 +175,7 @@ default-last-value-key = "wrenmq-perf"
 [[address-settings]]
 match = "kind-stream.#"
 default-non-destructive = true
+default-retention-bytes = 1073741824
 TOML
     RUST_LOG=warn "$bin" --config "$dir/broker.toml" >"$dir/broker.log" 2>&1 &
     # shellcheck disable=SC2034 # read by the scripts that source this file

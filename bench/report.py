@@ -34,9 +34,11 @@ TITLES = {
     "sched": "9. Scheduled messages (AMQ_SCHEDULED_DELAY 1 h), 16 B, non-persistent",
     "q1-excl": "10. 1→1 exclusive queue, 256 B, non-persistent, auto ack",
     "q1-lvq": "11. 1→1 last-value queue (a new key per message), 256 B, non-persistent, auto ack",
+    "q1-stream": "12. 1→1 non-destructive (retained stream) queue, 256 B, non-persistent, auto ack",
+    "replay": "13. Replay of a retained stream from x-stream-offset:first, 256 B, persistent",
 }
 # issue-10/11 scenario -> the plain scenario it is compared with
-PLAIN = {"fanout-sel": "fanout", "q1-prio": "q1", "q1-excl": "q1", "q1-lvq": "q1"}
+PLAIN = {"fanout-sel": "fanout", "q1-prio": "q1", "q1-excl": "q1", "q1-lvq": "q1", "q1-stream": "q1"}
 
 
 def med(xs):
@@ -230,10 +232,12 @@ def conns_table():
 
 def feature_tables():
     """The issue-10/11 scenarios (WrenMQ only), each next to the plain scenario it extends."""
-    rows = [(scen, summary(scen, "wrenmq")) for scen in ["fanout-sel", "q1-prio", "q1-excl", "q1-lvq"]]
+    rows = [(scen, summary(scen, "wrenmq"))
+            for scen in ["fanout-sel", "q1-prio", "q1-excl", "q1-lvq", "q1-stream"]]
     rows = [(scen, s) for scen, s in rows if s]
     sched = summary("sched", "wrenmq")
-    if not rows and not sched:
+    replay = summary("replay", "wrenmq")
+    if not rows and not sched and not replay:
         return
     w("## Delivery features and queue kinds (issues 10, 11): selectors, priorities, exclusive and"
       " last-value queues, scheduled messages — WrenMQ only")
@@ -277,6 +281,22 @@ def feature_tables():
           f" {f1(sched['rss_before'] / 1024 if sched['rss_before'] else None)} |"
           f" {f1(sched['rss_after'] / 1024 if sched['rss_after'] else None)} | {f0(sched['bpm'])} |"
           f" {f0(sched['sent_rate'])} | {early} |")
+        w("")
+    if replay:
+        rs = [r["result"] for r in good(by.get(("replay", "wrenmq"), []))]
+        w(f"### {TITLES['replay'].split('. ', 1)[1]}")
+        w("")
+        w("`replay -n N -s 256 --persistent true --receipt-every 1000 --broker-pid PID`: preload N"
+          " messages into a non-destructive queue, then one consumer reads them all from"
+          " `x-stream-offset:first`; the broker's VmRSS is sampled every 100 ms while it replays.")
+        w("")
+        w("| n | runs ok | replay msgs/s | preload s | RSS before replay MB | RSS peak while replaying MB | lost / dup |")
+        w("|---|---|---|---|---|---|---|")
+        peak = med([x.get("rss_peak_kb") for x in rs])
+        pre = med([x.get("preload_secs") for x in rs])
+        w(f"| {','.join(f'{n:,}' for n in replay['n'])} | {status(replay)} | {f0(replay['msgs'])} |"
+          f" {f1(pre)} | {f1(replay['rss_before'] / 1024 if replay['rss_before'] else None)} |"
+          f" {f1(peak / 1024 if peak else None)} | {replay['lost']} / {replay['dup']} |")
         w("")
 
 

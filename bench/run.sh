@@ -14,7 +14,7 @@
 #   RUNS=3          runs per scenario and broker (medians over them)
 #   QUICK=0|1       1: message counts / 10, latency for 3 s instead of 10
 #   BROKERS="wrenmq echo rabbitmq activemq"   which targets, in this order
-#   SCENARIOS="q1 q1p q4 fanout latency conns fanout-sel q1-prio q1-excl q1-lvq sched" which
+#   SCENARIOS="q1 q1p q4 fanout latency conns fanout-sel q1-prio q1-excl q1-lvq q1-stream replay sched" which
 #                   scenarios (echo only runs q1 and latency; the issue-10/11 ones only WrenMQ)
 #   RUN_TIMEOUT=300 seconds before one run is killed (timeout(1))
 #   NO_BUILD=1      skip `cargo build --release`
@@ -50,6 +50,10 @@
 #   q1-excl     q1 on an exclusive queue
 #   q1-lvq      q1 on a last-value queue keyed on the tool's per-message stamp (no message
 #               is replaced, so all n arrive: this measures the last-value bookkeeping)
+#   q1-stream   q1 on a non-destructive queue (a retained stream; consuming removes nothing)
+#   replay      replay -n 1000000 -s 256 --persistent true --receipt-every 1000 --broker-pid
+#               PID: preload a retained stream, then time one consumer from
+#               x-stream-offset:first and sample the broker's RSS while it replays
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -58,8 +62,8 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
 BROKERS=${BROKERS:-"wrenmq echo rabbitmq activemq"}
-SCENARIOS=${SCENARIOS:-"q1 q1p q4 fanout latency conns fanout-sel q1-prio q1-excl q1-lvq sched"}
-WRENMQ_ONLY=" fanout-sel q1-prio sched q1-excl q1-lvq " # the issue-10 and -11 scenarios (see the header)
+SCENARIOS=${SCENARIOS:-"q1 q1p q4 fanout latency conns fanout-sel q1-prio q1-excl q1-lvq q1-stream replay sched"}
+WRENMQ_ONLY=" fanout-sel q1-prio sched q1-excl q1-lvq q1-stream replay " # the issue-10 and -11 scenarios (see the header)
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 RESULTS_DIR=${RESULTS_DIR:-bench/results}
 RAW="$RESULTS_DIR/raw"
@@ -90,7 +94,8 @@ n_for() {
         fanout/activemq) n=60000 ;;
         # 10 subscribers each selecting half: 5 deliveries per message (2M at n=400k)
         fanout-sel/wrenmq) n=400000 ;;
-        q1-prio/wrenmq | q1-excl/wrenmq | q1-lvq/wrenmq) n=1000000 ;;
+        q1-prio/wrenmq | q1-excl/wrenmq | q1-lvq/wrenmq | q1-stream/wrenmq) n=1000000 ;;
+        replay/wrenmq) n=1000000 ;; # the issue's figure: replay 1,000,000 retained messages
         sched/wrenmq) n=1000000 ;; # the issue's figure: 1,000,000 scheduled messages
         *) n=0 ;;
     esac
@@ -281,8 +286,11 @@ run_scenarios() {
                 q1-prio) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
                         --destination "/queue/$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto \
                         --priority-cycle 0-9 ;;
-                q1-excl | q1-lvq) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                q1-excl | q1-lvq | q1-stream) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
                         --destination "/queue/kind-${scen#q1-}.$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto ;;
+                replay) run_one "$broker" "$scen" "$run" "$n" replay "${CONN_ARGS[@]}" \
+                        --destination "/queue/kind-stream.$dest" -n "$n" -s 256 --persistent true \
+                        --receipt-every 1000 --broker-pid "$PID" ;;
                 sched) run_one "$broker" "$scen" "$run" "$n" scheduled "${CONN_ARGS[@]}" \
                         --destination "/queue/$dest" -n "$n" -s 16 --delay-ms 3600000 $np \
                         --receipt-every 1000 --broker-pid "$PID" ;;

@@ -81,6 +81,48 @@ fn retained_messages_keep_their_offsets_across_sigkill() {
 }
 
 #[test]
+fn offsets_of_messages_that_are_not_persistent_are_never_handed_out_again_after_sigkill() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (data, config) = setup(&tmp);
+    let broker = start(&data, &config);
+    let mut p = broker.client();
+    p.send_confirmed("/queue/stream.np", &[], b"kept", "s-kept");
+    for i in 0..10 {
+        p.send_confirmed(
+            "/queue/stream.np",
+            &[("persistent", "false")],
+            format!("np{i}").as_bytes(),
+            &format!("s{i}"),
+        );
+    }
+    let seen = read_from(&broker, "/queue/stream.np", "first");
+    assert_eq!(seen.len(), 11);
+    let highest = seen.iter().map(|(o, _)| *o).max().expect("offsets");
+    broker.kill();
+
+    let broker = start(&data, &config);
+    assert_eq!(
+        read_from(&broker, "/queue/stream.np", "first"),
+        [(0, "kept".to_string())],
+        "only the persistent message survives"
+    );
+    let mut p = broker.client();
+    p.send_confirmed(
+        "/queue/stream.np",
+        &[("persistent", "false")],
+        b"after",
+        "s-after",
+    );
+    let last = read_from(&broker, "/queue/stream.np", "last");
+    assert_eq!(last.len(), 1);
+    assert!(
+        last[0].0 > highest,
+        "offset {} was handed out before the crash (up to {highest})",
+        last[0].0
+    );
+}
+
+#[test]
 fn a_stored_consumer_offset_survives_sigkill() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (data, config) = setup(&tmp);

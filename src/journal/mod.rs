@@ -43,7 +43,9 @@ mod tables;
 mod writer;
 
 pub use error::JournalError;
-pub use records::{AddressRecord, JournalOp, OwnerRecord, QueueRecord, RoutingKind, StoredMessage};
+pub use records::{
+    AddressRecord, JournalOp, OwnerRecord, QueueRecord, RESERVED_OFFSET, RoutingKind, StoredMessage,
+};
 pub use recovery::{Recovered, RecoveredIdCache, RecoveredQueue, RecoveredRef, RecoveredStream};
 
 use std::future::Future;

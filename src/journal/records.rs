@@ -205,7 +205,8 @@ pub enum JournalOp {
     /// when the message is appended, in offset order (under the stream's lock), and the
     /// stream shows an offset to consumers only once this record is committed; see
     /// `docs/architecture.md` for why that keeps offsets stable across a crash. A message
-    /// that is not persistent gets one too: its offset must not be handed out again.
+    /// that is not persistent gets none: its offset comes from a block the stream reserved
+    /// with [`JournalOp::ReserveStreamOffsets`].
     PutStreamOffset {
         /// The queue.
         queue: Arc<str>,
@@ -215,6 +216,18 @@ pub enum JournalOp {
         offset: u64,
         /// The message at that offset.
         message_id: u64,
+    },
+    /// A stream reserves the offsets below `upto` for messages that are not persistent:
+    /// they are not written one by one, yet no offset a consumer saw may be handed out
+    /// again after a crash, so recovery counts on from `upto`. Stored as an offset row
+    /// naming message [`RESERVED_OFFSET`] (no message), so it is dropped with its segment.
+    ReserveStreamOffsets {
+        /// The queue.
+        queue: Arc<str>,
+        /// The queue's incarnation.
+        incarnation: u64,
+        /// Offsets below this are reserved.
+        upto: u64,
     },
     /// Retention dropped a stream's oldest segments: every offset below `below` goes, with
     /// the refs (and messages left without refs) they name. One record whatever the number
@@ -247,6 +260,10 @@ pub enum JournalOp {
         address: Arc<str>,
     },
 }
+
+/// The message id an offset row names when it only marks reserved offsets
+/// ([`JournalOp::ReserveStreamOffsets`]); broker message ids start at 1.
+pub const RESERVED_OFFSET: u64 = 0;
 
 /// Bytes of the checksum prefix in front of every encoded record.
 const CRC_LEN: usize = 4;

@@ -598,6 +598,7 @@ impl Consumed<'_> {
             JournalOp::PutDuplicateId { .. }
             | JournalOp::DeleteDuplicateIds { .. }
             | JournalOp::PutStreamOffset { .. }
+            | JournalOp::ReserveStreamOffsets { .. }
             | JournalOp::DropStreamSegments { .. }
             | JournalOp::PutConsumerOffset { .. }
             | JournalOp::PutAddress(_)
@@ -813,6 +814,21 @@ fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<
         } => {
             if st.incarnations.admits(queue, *incarnation) {
                 t.stream_offsets.insert((&**queue, *offset), *message_id)?;
+            }
+        }
+        JournalOp::ReserveStreamOffsets {
+            queue,
+            incarnation,
+            upto,
+        } => {
+            if st.incarnations.admits(queue, *incarnation) && *upto > 0 {
+                let q: &str = queue;
+                let key = (q, *upto - 1);
+                // A message's own row at that offset says more; keep it.
+                if t.stream_offsets.get(key)?.is_none() {
+                    t.stream_offsets
+                        .insert(key, super::records::RESERVED_OFFSET)?;
+                }
             }
         }
         JournalOp::DropStreamSegments {

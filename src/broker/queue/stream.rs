@@ -25,6 +25,11 @@ pub const SEGMENT_MESSAGES: usize = 256;
 /// … or this many bytes (message sizes as consumer windows count them).
 pub const SEGMENT_BYTES: u64 = 1024 * 1024;
 
+/// Offsets a journaled stream reserves at a time for messages that are not persistent,
+/// with one journal record; the next block is asked for when half of one is used, so the
+/// record is normally stored before its offsets are needed.
+pub const RESERVE_BLOCK: u64 = 4096;
+
 /// Where a stream consumer starts: RabbitMQ's `x-stream-offset` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamStart {
@@ -133,6 +138,14 @@ struct StreamState {
     next_offset: u64,
     /// Offsets below this may be handed to consumers (their offset record is stored).
     visible: u64,
+    /// Persistent messages' offsets whose record is not stored yet, ascending.
+    unstored: VecDeque<u64>,
+    /// Offsets below this are reserved in the journal for messages that are not persistent.
+    reserved: u64,
+    /// The reservation asked for (stored or not).
+    reserving: u64,
+    /// Offsets of messages that are not persistent beyond the stored reservation, ascending.
+    unreserved: VecDeque<u64>,
     /// Retained bytes.
     bytes: u64,
     readers: Vec<Reader>,
@@ -143,6 +156,16 @@ struct StreamState {
 }
 
 impl StreamState {
+    /// Every offset below the first one still waiting for the journal may be read.
+    fn refresh_visible(&mut self) {
+        let waiting = [self.unstored.front(), self.unreserved.front()];
+        self.visible = waiting
+            .into_iter()
+            .flatten()
+            .copied()
+            .fold(self.next_offset, u64::min);
+    }
+
     fn retained(&self) -> usize {
         self.segments.iter().map(|s| s.records.len()).sum()
     }
@@ -258,10 +281,12 @@ impl Stream {
         let offset = st.next_offset;
         let message_id = message.id;
         let now = message.timestamp.max(crate::broker::message::now_millis());
+        let persistent = message.persistent;
         st.push(offset, message);
         match &q.journal {
-            Some(j) => {
+            Some(j) if persistent => {
                 let weak: Weak<Queue> = Arc::downgrade(q);
+                st.unstored.push_back(offset);
                 // Submitted under the lock, so the records reach the writer in offset order.
                 j.submit_then(
                     vec![JournalOp::PutStreamOffset {
@@ -277,8 +302,31 @@ impl Stream {
                     }),
                 );
             }
-            None => st.visible = st.next_offset,
+            Some(j) => {
+                if offset >= st.reserved {
+                    st.unreserved.push_back(offset);
+                }
+                if offset + RESERVE_BLOCK / 2 >= st.reserving {
+                    let upto = st.reserving.max(offset + 1) + RESERVE_BLOCK;
+                    st.reserving = upto;
+                    let weak: Weak<Queue> = Arc::downgrade(q);
+                    j.submit_then(
+                        vec![JournalOp::ReserveStreamOffsets {
+                            queue: Arc::clone(&q.name),
+                            incarnation: q.incarnation,
+                            upto,
+                        }],
+                        Box::new(move |stored| {
+                            if let Some(q) = weak.upgrade().filter(|_| stored) {
+                                q.stream_offsets_reserved(upto);
+                            }
+                        }),
+                    );
+                }
+            }
+            None => {}
         }
+        st.refresh_visible();
         self.retain_locked(q, &mut st, now);
         self.dispatch(q, &mut st);
         Ok(())
@@ -287,7 +335,22 @@ impl Stream {
     /// The journal stored offsets up to `offset`: they may be read now.
     pub(super) fn stored(&self, q: &Arc<Queue>, offset: u64) {
         let mut st = self.lock();
-        st.visible = st.visible.max(offset + 1);
+        // Records are stored in the order they were submitted, which is offset order.
+        while st.unstored.front().is_some_and(|&o| o <= offset) {
+            st.unstored.pop_front();
+        }
+        st.refresh_visible();
+        self.dispatch(q, &mut st);
+    }
+
+    /// The journal stored the reservation of the offsets below `upto`.
+    pub(super) fn reserved(&self, q: &Arc<Queue>, upto: u64) {
+        let mut st = self.lock();
+        st.reserved = st.reserved.max(upto);
+        while st.unreserved.front().is_some_and(|&o| o < upto) {
+            st.unreserved.pop_front();
+        }
+        st.refresh_visible();
         self.dispatch(q, &mut st);
     }
 
@@ -331,6 +394,9 @@ impl Stream {
         }
         st.next_offset = st.next_offset.max(next);
         st.visible = st.next_offset;
+        // Every offset up to here is accounted for in the journal; a new reservation starts.
+        st.reserved = st.next_offset;
+        st.reserving = st.next_offset;
         st.stored.extend(consumers);
     }
 
@@ -671,6 +737,14 @@ impl Queue {
         }
     }
 
+    /// The journal stored a reservation of the offsets below `upto` (the writer thread calls
+    /// this).
+    pub(super) fn stream_offsets_reserved(self: &Arc<Self>, upto: u64) {
+        if let Some(stream) = &self.stream {
+            stream.reserved(self, upto);
+        }
+    }
+
     /// Rebuilds a stream from the journal at start-up. `refs`: its recovered messages (in
     /// message-id order); `offsets`: the stored `(offset, message id)` pairs; `base`: where
     /// retention last cut it. A message with an offset gets it back; one without (its
@@ -686,7 +760,12 @@ impl Queue {
         let Some(stream) = &self.stream else {
             return;
         };
-        let by_id: HashMap<u64, u64> = offsets.iter().map(|&(o, id)| (id, o)).collect();
+        // Reservation rows name no message; they only count for where offsets go on.
+        let by_id: HashMap<u64, u64> = offsets
+            .iter()
+            .filter(|&&(_, id)| id != crate::journal::RESERVED_OFFSET)
+            .map(|&(o, id)| (id, o))
+            .collect();
         let next = offsets.last().map_or(0, |&(o, _)| o + 1).max(base);
         let mut placed = Vec::new();
         let mut unplaced = Vec::new();

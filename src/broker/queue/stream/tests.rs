@@ -312,10 +312,50 @@ fn a_journaled_stream_shows_an_offset_once_its_record_is_stored() {
     }
     assert_eq!(r.offsets(), [0, 1, 2]);
 
-    // A record that will never be stored (the journal is gone) keeps its offset hidden.
+    // The journal is gone: a message that is not persistent still takes an offset of the
+    // stored reservation and is shown at once; a persistent one's record will never be
+    // stored, so its offset stays hidden (and so do the offsets after it).
     j.shutdown();
     fill(&q, 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while r.offsets().len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", r.offsets());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut persistent = message(100, 10, now_millis());
+    if let Some(m) = Arc::get_mut(&mut persistent) {
+        m.persistent = true;
+    }
+    q.enqueue(persistent).unwrap();
+    fill(&q, 1);
     std::thread::sleep(std::time::Duration::from_millis(50));
-    assert_eq!(q.stream_bounds(), Some((0, 4)), "appended");
-    assert_eq!(r.offsets(), [0, 1, 2], "but not shown");
+    assert_eq!(q.stream_bounds(), Some((0, 6)), "appended");
+    assert_eq!(r.offsets(), [0, 1, 2, 3], "but not shown");
+}
+
+#[test]
+fn messages_that_are_not_persistent_reserve_offsets_by_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) =
+        crate::journal::Journal::open(crate::journal::JournalOptions::new(dir.path())).unwrap();
+    let q = journaled_stream_queue(j.clone());
+    let n = 3 * super::RESERVE_BLOCK;
+    fill(&q, n);
+    j.shutdown();
+    let (j, recovered) =
+        crate::journal::Journal::open(crate::journal::JournalOptions::new(dir.path())).unwrap();
+    let stream = recovered
+        .streams
+        .iter()
+        .find(|s| s.queue == "s")
+        .expect("the stream's rows");
+    // A handful of reservation rows, not one row per message...
+    assert!(stream.offsets.len() <= 4, "{} rows", stream.offsets.len());
+    // ...and they reach past every offset handed out, so none is handed out again.
+    let next = stream.offsets.last().map_or(0, |&(o, _)| o + 1);
+    assert!(
+        next >= n,
+        "offsets go on from {next}, but {n} were handed out"
+    );
+    j.shutdown();
 }
