@@ -16,23 +16,6 @@ async fn send(c: &mut Client, dest: &str, body: &str, extra: &[(&str, &str)]) {
         .await;
 }
 
-/// A STOMP 1.2 connection with a `client-id` (durable subscriptions need one).
-async fn client_with_id(broker: &TestBroker, id: &str) -> Client {
-    let mut c = broker.tcp().await;
-    c.send_frame(
-        "CONNECT",
-        &[
-            ("accept-version", "1.2"),
-            ("host", "localhost"),
-            ("client-id", id),
-        ],
-        b"",
-    )
-    .await;
-    c.expect_frame("CONNECTED").await;
-    c
-}
-
 /// The mixed batch every ordering test sends: (body, `priority` header or none).
 const MIXED: [(&str, Option<&str>); 9] = [
     ("d1", None),
@@ -78,7 +61,7 @@ async fn topic_subscription_queue_offers_highest_priority_first() {
     // A durable subscription detached from its subscriber: a subscription queue with no
     // consumer, filling while it is away.
     let durable = [("durable-subscription-name", "d")];
-    let mut s = client_with_id(&broker, "prio-sub").await;
+    let mut s = broker.client_with_id("prio-sub").await;
     s.subscribe("/topic/prio", "s", &durable).await;
     s.send_with_receipt("UNSUBSCRIBE", &[("id", "s")], b"", "u")
         .await;

@@ -27,23 +27,6 @@ async fn start_streams() -> TestBroker {
     start(stream_config(-1, -1)).await
 }
 
-/// A STOMP 1.2 connection with a `client-id`.
-async fn client_with_id(broker: &TestBroker, id: &str) -> Client {
-    let mut c = broker.tcp().await;
-    c.send_frame(
-        "CONNECT",
-        &[
-            ("accept-version", "1.2"),
-            ("host", "localhost"),
-            ("client-id", id),
-        ],
-        b"",
-    )
-    .await;
-    c.expect_frame("CONNECTED").await;
-    c
-}
-
 /// Sends `bodies` without receipts, then one more with a receipt: the connection's frames
 /// are handled in order, so all are in the stream once it comes back.
 async fn send_all(p: &mut Client, dest: &str, bodies: &[String]) {
@@ -300,7 +283,7 @@ async fn a_durable_named_consumer_resumes_after_its_acked_offset() {
         ("durable-subscription-name", "reader"),
         ("ack", "client-individual"),
     ];
-    let mut c = client_with_id(&broker, "app-1").await;
+    let mut c = broker.client_with_id("app-1").await;
     let mut first = named.to_vec();
     first.push(("x-stream-offset", "first"));
     c.subscribe("/queue/stream.resume", "s", &first).await;
@@ -312,7 +295,7 @@ async fn a_durable_named_consumer_resumes_after_its_acked_offset() {
         .await;
     c.disconnect().await;
 
-    let mut again = client_with_id(&broker, "app-1").await;
+    let mut again = broker.client_with_id("app-1").await;
     again.subscribe("/queue/stream.resume", "s", &named).await;
     let resumed = again.messages_until_quiet().await;
     assert_eq!(
@@ -324,7 +307,7 @@ async fn a_durable_named_consumer_resumes_after_its_acked_offset() {
     again.disconnect().await;
 
     // Another name has no stored offset: next.
-    let mut other = client_with_id(&broker, "app-2").await;
+    let mut other = broker.client_with_id("app-2").await;
     other.subscribe("/queue/stream.resume", "s", &named).await;
     other.expect_no_frame(QUIET).await;
     broker.shutdown().await;

@@ -63,6 +63,24 @@ impl TestBroker {
         c
     }
 
+    /// A STOMP 1.2 connection with a `client-id` (durable subscriptions and named stream
+    /// consumers need one).
+    pub async fn client_with_id(&self, id: &str) -> Client {
+        let mut c = self.tcp().await;
+        c.send_frame(
+            "CONNECT",
+            &[
+                ("accept-version", "1.2"),
+                ("host", "localhost"),
+                ("client-id", id),
+            ],
+            b"",
+        )
+        .await;
+        c.expect_frame("CONNECTED").await;
+        c
+    }
+
     /// Opens a connection and performs a STOMP 1.1 CONNECT.
     pub async fn client_11(&self) -> Client {
         let mut c = self.tcp().await;

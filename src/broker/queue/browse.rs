@@ -163,28 +163,11 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::{QueueKind, QueueSpec, RedeliveryPolicy, RoutingType};
+    use crate::broker::{QueueKind, QueueSpec};
     use bytes::Bytes;
 
     fn queue() -> Arc<Queue> {
-        Queue::new(QueueSpec {
-            name: Arc::from("q"),
-            address: Arc::from("q"),
-            routing: RoutingType::Anycast,
-            durable: false,
-            auto_created: false,
-            exclusive_to_subscriber: false,
-            auto_delete: false,
-            max_delivery_attempts: None,
-            redelivery: RedeliveryPolicy::default(),
-            filter: None,
-            no_local: None,
-            incarnation: 1,
-            owner: None,
-            journal: None,
-            clock: None,
-            kind: QueueKind::default(),
-        })
+        Queue::new(QueueSpec::for_test("q", QueueKind::default()))
     }
 
     fn message(id: u64, priority: u8, deliver_at: u64, expires: u64) -> Arc<Message> {
