@@ -311,3 +311,32 @@ async fn a_message_its_consumers_selector_refuses_does_not_move_the_group() {
     b.expect_no_frame(QUIET).await;
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_topic_subscription_keeps_no_group_bindings_but_a_consumer_group_does() {
+    let broker = broker_with(|_| {}).await;
+    // A plain subscription has one consumer ever: nothing to bind, no first-for-consumer.
+    let mut sub = broker.client().await;
+    sub.subscribe("/topic/grp.news", "s", &[]).await;
+    // Members of a consumer group on the same address share a group's messages by group.
+    let mut m1 = broker.client().await;
+    m1.subscribe("/topic/grp.news::team", "m", &[]).await;
+    let mut m2 = broker.client().await;
+    m2.subscribe("/topic/grp.news::team", "m", &[]).await;
+    let mut p = broker.client().await;
+    send_group(&mut p, "/topic/grp.news", "g", &["1", "2", "3", "4"], &[]).await;
+    let plain = sub.messages_until_quiet().await;
+    assert_eq!(plain.len(), 4);
+    assert!(
+        plain
+            .iter()
+            .all(|f| f.get("JMSXGroupFirstForConsumer").is_none()),
+        "{plain:?}"
+    );
+    let (a, b) = (m1.bodies_until_quiet().await, m2.bodies_until_quiet().await);
+    assert!(
+        (a.len(), b.len()) == (4, 0) || (a.len(), b.len()) == (0, 4),
+        "one member has the whole group: {a:?} {b:?}"
+    );
+    broker.shutdown().await;
+}

@@ -19,7 +19,7 @@ use super::filter::Filter;
 use super::flow::AddressUsage;
 use super::message::Message;
 use super::persistence;
-use super::queue::{DeliverySink, Queue, QueueKindKeys, QueueSpec, Window};
+use super::queue::{DeliverySink, GroupBuckets, Queue, QueueKindKeys, QueueSpec, Window};
 use super::settings::{AddressSettings, SettingsRepository};
 use super::stored::Stored;
 use crate::address::wildcard;
@@ -161,6 +161,9 @@ pub(super) struct QueueTraits {
     pub no_local: Option<u64>,
     /// A configured queue's own queue-kind keys, over the address settings' `default-*`.
     pub kind_keys: QueueKindKeys,
+    /// A topic subscription's queue, which only its one subscriber ever consumes: message
+    /// groups would bind every group to that one consumer, so the queue keeps no bindings.
+    pub single_consumer: bool,
 }
 
 /// Why a queue exists, which decides whether it is durable, may be auto-deleted, goes with
@@ -447,7 +450,13 @@ impl Broker {
             no_local: traits.no_local,
             incarnation,
             owner: traits.owner,
-            kind: settings.queue_kind.with(&traits.kind_keys).kind(),
+            kind: {
+                let mut kind = settings.queue_kind.with(&traits.kind_keys).kind();
+                if traits.single_consumer {
+                    kind.group_buckets = GroupBuckets::Off;
+                }
+                kind
+            },
             journal: if durable { self.journal.clone() } else { None },
             clock: Some(self.clock.clone()),
         });

@@ -327,6 +327,7 @@ impl Broker {
                                 owner: Some(subscriber.clone()),
                                 filter: selector.cloned(),
                                 no_local: None,
+                                single_consumer: true,
                                 ..QueueTraits::default()
                             },
                         })
@@ -341,6 +342,7 @@ impl Broker {
                             owner: None,
                             filter: selector.cloned(),
                             no_local,
+                            single_consumer: true,
                             ..QueueTraits::default()
                         },
                     })

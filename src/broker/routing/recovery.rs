@@ -2,9 +2,9 @@
 
 use super::{Broker, QueueOrigin, QueueTraits, Registry};
 use crate::broker::Filter;
-use crate::broker::Queue;
 use crate::broker::persistence;
 use crate::broker::persistence::Restored;
+use crate::broker::{Queue, RoutingType};
 use crate::journal::{Recovered, RecoveredStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -44,6 +44,8 @@ impl Broker {
                             .ok()
                     }),
                     no_local: None,
+                    // A durable subscription (it has an owner; a consumer group has none).
+                    single_consumer: routing == RoutingType::Multicast && rec.owner.is_some(),
                     ..QueueTraits::default()
                 },
             );
