@@ -73,6 +73,11 @@ pub struct BrokerSection {
     /// messages are still never delivered).
     #[serde(default = "default_message_expiry_scan_period")]
     pub message_expiry_scan_period: i64,
+    /// Bytes of messages the whole broker may hold in memory (over every address, with
+    /// transaction buffers); beyond it every address meets its `address-full-policy`.
+    /// -1 = half the memory available to the process (its cgroup limit, else the machine's).
+    #[serde(default = "default_global_max_size")]
+    pub global_max_size: i64,
 }
 
 impl Default for BrokerSection {
@@ -81,6 +86,7 @@ impl Default for BrokerSection {
             name: default_broker_name(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
             message_expiry_scan_period: default_message_expiry_scan_period(),
+            global_max_size: default_global_max_size(),
         }
     }
 }
@@ -565,6 +571,9 @@ impl AcceptorConfig {
 
 fn default_message_expiry_scan_period() -> i64 {
     30_000
+}
+fn default_global_max_size() -> i64 {
+    -1
 }
 
 /// The built-in `[[address-settings]]`: one `#` entry, as Artemis's shipped broker.xml (dead

@@ -32,6 +32,15 @@ impl Config {
                 ),
             ));
         }
+        let global = self.broker.global_max_size;
+        if global == 0 || global < -1 {
+            errors.push(ValidationError::new(
+                "broker.global-max-size",
+                format!(
+                    "{global} is invalid; use -1 for half the memory available to the broker or a size in bytes >= 1"
+                ),
+            ));
+        }
         super::validate_security::check_security(self, &mut errors);
         super::validate_queue_kind::check_queue_kinds(self, &mut errors);
         if errors.is_empty() {

@@ -97,6 +97,13 @@ pub struct MessageDraft {
     pub origin: Option<u64>,
 }
 
+impl MessageDraft {
+    /// Bytes it holds, counted as [`Message::size`] counts them.
+    pub fn size(&self) -> usize {
+        super::message::size_of(&self.body, &self.properties)
+    }
+}
+
 /// What a send did.
 #[derive(Debug)]
 pub struct SendReport {
@@ -226,6 +233,9 @@ pub struct Broker {
     clock: Clock,
     /// Every address's recent `_AMQ_DUPL_ID`s, kept apart from the addresses themselves.
     duplicates: DuplicateIds,
+    /// Bytes of messages held over all addresses, against `[broker] global-max-size`; every
+    /// address's counter charges it too.
+    memory: Arc<AddressUsage>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -276,6 +286,13 @@ impl Broker {
             clients: ClientIds::default(),
             clock: Clock::default(),
             duplicates,
+            memory: AddressUsage::named(
+                "global-max-size",
+                Some(super::memory::global_max_size(
+                    config.broker.global_max_size,
+                )),
+                None,
+            ),
         });
         {
             let mut reg = broker.write();
@@ -377,6 +394,11 @@ impl Broker {
         self.registry.write()
     }
 
+    /// The broker-wide counter of bytes held for messages (`global-max-size`).
+    pub fn memory(&self) -> &Arc<AddressUsage> {
+        &self.memory
+    }
+
     /// The settings that apply to an address.
     pub fn settings_for(&self, address: &str) -> AddressSettings {
         self.settings.resolve(address)
@@ -388,7 +410,11 @@ impl Broker {
             anycast: false,
             multicast: false,
             auto_created,
-            usage: AddressUsage::new(settings.max_size_bytes),
+            usage: AddressUsage::named(
+                name,
+                settings.max_size_bytes,
+                Some(Arc::clone(&self.memory)),
+            ),
             settings: Arc::new(settings),
             queues: Vec::new(),
             next_anycast: AtomicUsize::new(0),
