@@ -246,7 +246,7 @@ pub(super) fn draft_from(
         .into_iter()
         .filter(|(k, _)| !is_transport_header(k))
         .collect();
-    Ok(MessageDraft {
+    let mut draft = MessageDraft {
         destination,
         properties,
         body: frame.body,
@@ -255,5 +255,7 @@ pub(super) fn draft_from(
         expires,
         deliver_at,
         origin: Some(origin),
-    })
+    };
+    draft.compact();
+    Ok(draft)
 }

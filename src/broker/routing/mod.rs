@@ -33,6 +33,7 @@ mod commit;
 mod consumer;
 mod dedup;
 mod divert;
+mod draft;
 mod plan;
 mod recovery;
 mod send;
@@ -95,13 +96,6 @@ pub struct MessageDraft {
     pub deliver_at: u64,
     /// The connection that sent it, for `no-local` subscriptions; `None` for the broker's own.
     pub origin: Option<u64>,
-}
-
-impl MessageDraft {
-    /// Bytes it holds, counted as [`Message::size`] counts them.
-    pub fn size(&self) -> usize {
-        super::message::size_of(&self.body, &self.properties)
-    }
 }
 
 /// What a send did.
