@@ -136,3 +136,30 @@ async fn buffered_transactions_count_against_the_global_limit() {
     assert_eq!(p.expect_frame("RECEIPT").await.h("receipt-id"), "o0");
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn max_size_messages_holds_a_producer_once_the_address_holds_that_many() {
+    let mut cfg = config(-1);
+    cfg.address_settings.push(AddressSettingsEntry {
+        pattern: "counted.#".into(),
+        max_size_messages: Some(3),
+        ..Default::default()
+    });
+    let broker = start(cfg).await;
+    let mut p = broker.client().await;
+    for i in 0..3 {
+        p.send_msg("/queue/counted.q", &format!("m{i}")).await;
+    }
+    p.send_frame(
+        "SEND",
+        &[("destination", "/queue/counted.q"), ("receipt", "m3")],
+        b"m3",
+    )
+    .await;
+    p.expect_no_frame(QUIET).await;
+    let mut c = broker.client().await;
+    c.subscribe("/queue/counted.q", "s", &[]).await;
+    assert_eq!(c.expect_messages(4).await.len(), 4);
+    assert_eq!(p.expect_frame("RECEIPT").await.h("receipt-id"), "m3");
+    broker.shutdown().await;
+}

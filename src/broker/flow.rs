@@ -23,6 +23,9 @@ pub struct AddressUsage {
     name: Arc<str>,
     bytes: AtomicU64,
     limit: Option<u64>,
+    /// Messages held (charges of [`AddressUsage::charge_message`]), against `max_messages`.
+    messages: AtomicU64,
+    max_messages: Option<u64>,
     freed: Notify,
     /// The broker-wide counter every address also charges.
     parent: Option<Arc<AddressUsage>>,
@@ -42,8 +45,30 @@ impl AddressUsage {
             name: Arc::from(name),
             bytes: AtomicU64::new(0),
             limit,
+            messages: AtomicU64::new(0),
+            max_messages: None,
             freed: Notify::new(),
             parent,
+            logged_at: AtomicU64::new(0),
+        })
+    }
+
+    /// A counter for address `name` with `max-size-bytes` `limit` and `max-size-messages`
+    /// `max_messages`, charging `parent` (the broker's `global-max-size`) too.
+    pub fn address(
+        name: &str,
+        limit: Option<u64>,
+        max_messages: Option<u64>,
+        parent: Arc<AddressUsage>,
+    ) -> Arc<Self> {
+        Arc::new(AddressUsage {
+            name: Arc::from(name),
+            bytes: AtomicU64::new(0),
+            limit,
+            messages: AtomicU64::new(0),
+            max_messages,
+            freed: Notify::new(),
+            parent: Some(parent),
             logged_at: AtomicU64::new(0),
         })
     }
@@ -51,6 +76,14 @@ impl AddressUsage {
     fn over_own_limit(&self) -> bool {
         self.limit
             .is_some_and(|limit| self.bytes.load(Ordering::Acquire) >= limit)
+            || self
+                .max_messages
+                .is_some_and(|max| self.messages.load(Ordering::Acquire) >= max)
+    }
+
+    /// Messages held now.
+    pub fn messages(&self) -> u64 {
+        self.messages.load(Ordering::Acquire)
     }
 
     /// Whether the address holds at least its limit, or the broker at least its global one.
@@ -103,6 +136,23 @@ impl AddressUsage {
         UsageToken {
             usage: Arc::clone(self),
             size,
+            message: false,
+        }
+    }
+
+    /// Charges one message of `size` bytes: counts against `max-size-messages` as well.
+    pub fn charge_message(self: &Arc<Self>, size: u64) -> UsageToken {
+        let before = self.messages.fetch_add(1, Ordering::AcqRel);
+        if let Some(max) = self.max_messages
+            && before + 1 == max
+        {
+            self.log_edge(true, before + 1, max);
+        }
+        self.add(size);
+        UsageToken {
+            usage: Arc::clone(self),
+            size,
+            message: true,
         }
     }
 
@@ -158,11 +208,20 @@ impl AddressUsage {
 pub struct UsageToken {
     usage: Arc<AddressUsage>,
     size: u64,
+    /// Counted as a message against `max-size-messages` too.
+    message: bool,
 }
 
 impl Drop for UsageToken {
     fn drop(&mut self) {
-        self.usage.release(self.size);
+        let u = &self.usage;
+        if self.message {
+            let before = u.messages.fetch_sub(1, Ordering::AcqRel);
+            if u.max_messages == Some(before) {
+                u.freed.notify_waiters();
+            }
+        }
+        u.release(self.size);
     }
 }
 
@@ -184,6 +243,21 @@ mod tests {
         assert!(!a.is_full() && !b.is_full());
         drop(u);
         assert_eq!(global.bytes(), 0);
+    }
+
+    #[test]
+    fn max_size_messages_counts_messages_not_bytes() {
+        let global = AddressUsage::named("global-max-size", None, None);
+        let a = AddressUsage::address("a", None, Some(2), global);
+        let t1 = a.charge_message(1);
+        let _bytes_only = a.charge(1_000_000);
+        assert!(!a.is_full(), "plain charges are not messages");
+        let t2 = a.charge_message(1);
+        assert!(a.is_full());
+        drop(t1);
+        assert!(!a.is_full());
+        assert_eq!(a.messages(), 1);
+        drop(t2);
     }
 
     #[tokio::test]

@@ -374,6 +374,8 @@ pub struct AddressSettingsEntry {
     pub default_persistent: Option<bool>,
     /// Bytes of messages the address may hold before `address-full-policy` applies; -1 = no limit.
     pub max_size_bytes: Option<i64>,
+    /// Messages the address may hold before `address-full-policy` applies; -1 = no limit.
+    pub max_size_messages: Option<i64>,
     /// What happens to producers once `max-size-bytes` is reached.
     pub address_full_policy: Option<AddressFullPolicyConfig>,
     /// Deliveries before a message goes to the dead-letter address; -1 = unlimited.
@@ -590,6 +592,7 @@ pub fn default_address_settings() -> Vec<AddressSettingsEntry> {
         default_queue_routing_type: Some(RoutingTypeConfig::Multicast),
         default_persistent: Some(true),
         max_size_bytes: Some(-1),
+        max_size_messages: Some(-1),
         address_full_policy: Some(AddressFullPolicyConfig::Block),
         max_delivery_attempts: Some(10),
         dead_letter_address: Some("DLQ".to_string()),

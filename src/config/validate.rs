@@ -350,6 +350,14 @@ fn check_address_settings(entries: &[AddressSettingsEntry], errors: &mut Vec<Val
                 format!("{bytes} is invalid; use -1 for no limit or a size >= 0"),
             ));
         }
+        if let Some(n) = entry.max_size_messages
+            && n < -1
+        {
+            errors.push(ValidationError::new(
+                format!("{key}.max-size-messages"),
+                format!("{n} is invalid; use -1 for no limit or a count >= 0"),
+            ));
+        }
         check_delivery_settings(entry, &key, errors);
     }
 }

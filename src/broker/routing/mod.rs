@@ -404,10 +404,11 @@ impl Broker {
             anycast: false,
             multicast: false,
             auto_created,
-            usage: AddressUsage::named(
+            usage: AddressUsage::address(
                 name,
                 settings.max_size_bytes,
-                Some(Arc::clone(&self.memory)),
+                settings.max_size_messages,
+                Arc::clone(&self.memory),
             ),
             settings: Arc::new(settings),
             queues: Vec::new(),
