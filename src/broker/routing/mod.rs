@@ -288,6 +288,11 @@ impl Broker {
                 None,
             ),
         });
+        tracing::info!(
+            bytes = broker.memory.limit().unwrap_or(0),
+            configured = config.broker.global_max_size,
+            "messages may use up to global-max-size bytes of memory"
+        );
         {
             let mut reg = broker.write();
             for a in &config.addresses {
