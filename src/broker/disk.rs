@@ -9,7 +9,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Used and total bytes of a filesystem, as statvfs reports them for an unprivileged writer.
+/// Used and total bytes of a filesystem, as statvfs reports them for this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiskUsage {
     /// Bytes not available to the broker (`total - available`).
@@ -19,8 +19,8 @@ pub struct DiskUsage {
 }
 
 impl DiskUsage {
-    /// From statvfs's fields: fragment size, total fragments and fragments available to
-    /// unprivileged users (what Java's `getUsableSpace`, and so Artemis, counts as free).
+    /// From statvfs's fields: fragment size, total fragments and fragments this process may
+    /// still write (see [`read_usage`]).
     pub fn from_blocks(fragment: u64, blocks: u64, available: u64) -> Self {
         let total = fragment.saturating_mul(blocks);
         let free = fragment.saturating_mul(available.min(blocks));
@@ -45,10 +45,20 @@ impl DiskUsage {
     }
 }
 
-/// Reads the usage of the filesystem holding `dir`.
+/// Reads the usage of the filesystem holding `dir`: free is what this process can still
+/// write, the blocks available to unprivileged users (Java's `getUsableSpace`, which Artemis
+/// uses) or, for root, every free block, since root may write into the blocks a filesystem
+/// reserves (ext4 keeps 5% by default, some hosts far more) and only meets ENOSPC when those
+/// are gone too. Counting them as used would hold a root broker's producers on a disk with
+/// plenty of room for it.
 pub fn read_usage(dir: &Path) -> std::io::Result<DiskUsage> {
     let s = rustix::fs::statvfs(dir)?;
-    Ok(DiskUsage::from_blocks(s.f_frsize, s.f_blocks, s.f_bavail))
+    let free = if rustix::process::geteuid().is_root() {
+        s.f_bfree
+    } else {
+        s.f_bavail
+    };
+    Ok(DiskUsage::from_blocks(s.f_frsize, s.f_blocks, free))
 }
 
 /// The broker's view of its data directory's disk: whether it counts as full, and a way to
@@ -196,7 +206,7 @@ mod tests {
 
     #[test]
     fn usage_counts_only_space_available_to_the_broker_as_free() {
-        // 100 blocks of 4 KiB, 30 free of which 20 are available to unprivileged writers.
+        // 100 blocks of 4 KiB of which 20 may still be written.
         let u = DiskUsage::from_blocks(4096, 100, 20);
         assert_eq!(u.total, 409_600);
         assert_eq!(u.used, 80 * 4096);
