@@ -4,7 +4,6 @@
 use super::{Broker, Destination};
 use crate::broker::FullPolicy;
 use crate::broker::disk::{DiskMonitor, limit_of};
-use crate::config::Config;
 use crate::journal::Journal;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,18 +19,21 @@ pub enum DiskRoom {
     Refused(String),
 }
 
-/// The monitor for `journal`'s directory, scanning every `disk-scan-period`; one that never
-/// reports full when there is no journal (nothing is written to disk) or the check is off.
-pub(super) fn monitor(config: &Config, journal: Option<&Journal>) -> Arc<DiskMonitor> {
-    let limit = limit_of(config.broker.max_disk_usage);
+/// The monitor for `journal`'s directory against `max-disk-usage`, scanning every
+/// `disk-scan-period` ms; one that never reports full when there is no journal (nothing is
+/// written to disk) or the check is off (-1).
+pub(super) fn monitor(
+    max_disk_usage: i64,
+    disk_scan_period: i64,
+    journal: Option<&Journal>,
+) -> Arc<DiskMonitor> {
+    let limit = limit_of(max_disk_usage);
     let dir = journal.and_then(|j| j.path().parent().map(|p| p.to_path_buf()));
     let (Some(dir), Some(limit)) = (dir, limit) else {
         return DiskMonitor::off();
     };
     let m = DiskMonitor::new(dir, Some(limit));
-    let period = u64::try_from(config.broker.disk_scan_period)
-        .unwrap_or(5_000)
-        .max(1);
+    let period = u64::try_from(disk_scan_period).unwrap_or(5_000).max(1);
     m.start(Duration::from_millis(period));
     m
 }

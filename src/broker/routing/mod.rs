@@ -264,7 +264,11 @@ impl Broker {
                 .unwrap_or_default(),
             |address| settings.resolve(address).id_cache_size,
         );
-        let disk = disk_room::monitor(config, journal.as_ref());
+        let disk = disk_room::monitor(
+            config.broker.max_disk_usage,
+            config.broker.disk_scan_period,
+            journal.as_ref(),
+        );
         let broker = Arc::new(Broker {
             registry: RwLock::new(Registry::default()),
             settings,
