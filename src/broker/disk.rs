@@ -33,15 +33,16 @@ impl DiskUsage {
     /// Whole percent used, rounded down (for messages; the threshold test is exact).
     pub fn percent(self) -> u64 {
         if self.total == 0 {
-            return 100;
+            return 0;
         }
         (u128::from(self.used) * 100 / u128::from(self.total)) as u64
     }
 
     /// Whether usage is at or above `max` percent, compared exactly (no rounding). A
-    /// filesystem reporting no size counts as full: nothing can be written to it.
+    /// filesystem reporting no size (some FUSE and network filesystems do, and are writable)
+    /// says nothing about its usage, so it never counts as full.
     pub fn at_or_above(self, max: u8) -> bool {
-        u128::from(self.used) * 100 >= u128::from(max) * u128::from(self.total)
+        self.total > 0 && u128::from(self.used) * 100 >= u128::from(max) * u128::from(self.total)
     }
 }
 
@@ -227,9 +228,9 @@ mod tests {
         assert!(u(0, 100).at_or_above(0));
         assert!(!u(99, 100).at_or_above(100));
         assert!(u(100, 100).at_or_above(100));
-        // No size: full whatever the limit.
-        assert!(u(0, 0).at_or_above(100));
-        assert_eq!(u(0, 0).percent(), 100);
+        // No size reported: no evidence of a full disk, whatever the limit.
+        assert!(!u(0, 0).at_or_above(0));
+        assert_eq!(u(0, 0).percent(), 0);
         // No overflow at the extremes.
         assert!(u(u64::MAX, u64::MAX).at_or_above(100));
     }
