@@ -36,7 +36,9 @@ pub enum BrokerError {
     )]
     TooManyAddressWords { words: usize, limit: usize },
     /// The address is full and its policy is FAIL.
-    #[error("address '{0}' is full (max-size-bytes reached)")]
+    #[error(
+        "address '{0}' is full (its max-size-bytes or the broker's global-max-size is reached)"
+    )]
     AddressFull(String),
     /// A durable subscription that already has its one subscriber.
     #[error("durable subscription '{0}' already has an active subscriber")]

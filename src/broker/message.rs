@@ -50,12 +50,7 @@ pub struct Message {
 impl Message {
     /// Bytes this message accounts for against address limits and consumer windows.
     pub fn size(&self) -> usize {
-        self.body.len()
-            + self
-                .properties
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 2)
-                .sum::<usize>()
+        size_of(&self.body, &self.properties)
     }
 
     /// Whether the message has expired at `now_ms`.
@@ -85,6 +80,16 @@ impl Message {
             .find(|(k, _)| &**k == name)
             .map(|(_, v)| &**v)
     }
+}
+
+/// Bytes a message of this body and these properties accounts for (each header line with
+/// its `:` and newline).
+pub fn size_of(body: &[u8], properties: &[(ByteString, ByteString)]) -> usize {
+    body.len()
+        + properties
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>()
 }
 
 /// Milliseconds since the Unix epoch, for timestamps and expiry.

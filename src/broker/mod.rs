@@ -12,6 +12,7 @@ mod duplicates;
 mod error;
 mod filter;
 mod flow;
+mod memory;
 mod message;
 mod persistence;
 mod policy;
@@ -30,6 +31,7 @@ pub use duplicates::{DUPLICATE_ID_HEADER, MAX_DUPLICATE_ID_LEN, check_duplicate_
 pub use error::BrokerError;
 pub use filter::Filter;
 pub use flow::{AddressUsage, UsageToken};
+pub use memory::{FALLBACK_GLOBAL_MAX_SIZE, available_memory, global_max_size};
 pub use message::{Message, now_millis};
 pub use policy::{DivertPolicy, ExpiryPolicy, RedeliveryPolicy};
 pub use queue::{

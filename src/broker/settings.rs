@@ -33,6 +33,8 @@ pub struct AddressSettings {
     pub default_persistent: bool,
     /// `None` means no limit.
     pub max_size_bytes: Option<u64>,
+    /// `max-size-messages`; `None` means no limit.
+    pub max_size_messages: Option<u64>,
     pub full_policy: FullPolicy,
     /// `None` means unlimited redelivery.
     pub max_delivery_attempts: Option<u32>,
@@ -65,6 +67,7 @@ impl Default for AddressSettings {
             default_queue_routing_type: RoutingType::Multicast,
             default_persistent: true,
             max_size_bytes: None,
+            max_size_messages: None,
             full_policy: FullPolicy::Block,
             max_delivery_attempts: Some(10),
             dead_letter: DivertPolicy::with_prefix("DLQ."),
@@ -93,6 +96,8 @@ pub struct SettingsEntry {
     pub default_persistent: Option<bool>,
     /// `Some(None)`: the entry sets no limit.
     pub max_size_bytes: Option<Option<u64>>,
+    /// `Some(None)`: the entry sets no limit.
+    pub max_size_messages: Option<Option<u64>>,
     pub full_policy: Option<FullPolicy>,
     /// `Some(None)`: the entry sets unlimited redelivery.
     pub max_delivery_attempts: Option<Option<u32>>,
@@ -144,6 +149,7 @@ impl From<&AddressSettingsEntry> for SettingsEntry {
             default_queue_routing_type: e.default_queue_routing_type.map(Into::into),
             default_persistent: e.default_persistent,
             max_size_bytes: e.max_size_bytes.map(|v| u64::try_from(v).ok()),
+            max_size_messages: e.max_size_messages.map(|v| u64::try_from(v).ok()),
             full_policy: e.address_full_policy.map(|v| match v {
                 AddressFullPolicyConfig::Block => FullPolicy::Block,
                 AddressFullPolicyConfig::Fail => FullPolicy::Fail,
@@ -250,6 +256,9 @@ impl SettingsRepository {
             }
             if let Some(v) = e.max_size_bytes {
                 s.max_size_bytes = v;
+            }
+            if let Some(v) = e.max_size_messages {
+                s.max_size_messages = v;
             }
             if let Some(v) = e.full_policy {
                 s.full_policy = v;

@@ -80,6 +80,11 @@ pub struct BrokerSection {
     /// How often (ms) the data directory's filesystem usage is read.
     #[serde(default = "default_disk_scan_period")]
     pub disk_scan_period: i64,
+    /// Bytes of messages the whole broker may hold in memory (over every address, with
+    /// transaction buffers); beyond it every address meets its `address-full-policy`.
+    /// -1 = half the memory available to the process (its cgroup limit, else the machine's).
+    #[serde(default = "default_global_max_size")]
+    pub global_max_size: i64,
 }
 
 impl Default for BrokerSection {
@@ -90,6 +95,7 @@ impl Default for BrokerSection {
             message_expiry_scan_period: default_message_expiry_scan_period(),
             max_disk_usage: default_max_disk_usage(),
             disk_scan_period: default_disk_scan_period(),
+            global_max_size: default_global_max_size(),
         }
     }
 }
@@ -377,6 +383,8 @@ pub struct AddressSettingsEntry {
     pub default_persistent: Option<bool>,
     /// Bytes of messages the address may hold before `address-full-policy` applies; -1 = no limit.
     pub max_size_bytes: Option<i64>,
+    /// Messages the address may hold before `address-full-policy` applies; -1 = no limit.
+    pub max_size_messages: Option<i64>,
     /// What happens to producers once `max-size-bytes` is reached.
     pub address_full_policy: Option<AddressFullPolicyConfig>,
     /// Deliveries before a message goes to the dead-letter address; -1 = unlimited.
@@ -575,6 +583,9 @@ impl AcceptorConfig {
 fn default_message_expiry_scan_period() -> i64 {
     30_000
 }
+fn default_global_max_size() -> i64 {
+    -1
+}
 
 fn default_max_disk_usage() -> i64 {
     90
@@ -598,6 +609,7 @@ pub fn default_address_settings() -> Vec<AddressSettingsEntry> {
         default_queue_routing_type: Some(RoutingTypeConfig::Multicast),
         default_persistent: Some(true),
         max_size_bytes: Some(-1),
+        max_size_messages: Some(-1),
         address_full_policy: Some(AddressFullPolicyConfig::Block),
         max_delivery_attempts: Some(10),
         dead_letter_address: Some("DLQ".to_string()),

@@ -160,6 +160,9 @@ pub struct BrokerLimits {
     /// SENDs buffered in one transaction before COMMIT.
     #[serde(default = "default_max_messages_per_transaction")]
     pub max_messages_per_transaction: usize,
+    /// Bytes of messages one connection may hold buffered over all its open transactions.
+    #[serde(default = "default_max_transaction_bytes")]
+    pub max_transaction_bytes: u64,
     /// Unacknowledged messages one connection may hold over all its subscriptions.
     #[serde(default = "default_max_unacked")]
     pub max_unacked_per_connection: u32,
@@ -180,6 +183,7 @@ impl Default for BrokerLimits {
             max_subscriptions_per_connection: default_max_subscriptions(),
             max_transactions_per_connection: default_max_transactions(),
             max_messages_per_transaction: default_max_messages_per_transaction(),
+            max_transaction_bytes: default_max_transaction_bytes(),
             max_unacked_per_connection: default_max_unacked(),
             handshake_timeout_ms: default_handshake_timeout_ms(),
             max_address_words: default_max_address_words(),
@@ -213,6 +217,9 @@ fn default_max_transactions() -> usize {
 }
 fn default_max_messages_per_transaction() -> usize {
     10_000
+}
+fn default_max_transaction_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 fn default_max_unacked() -> u32 {
     100_000

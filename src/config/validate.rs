@@ -33,6 +33,15 @@ impl Config {
             ));
         }
         check_disk(&self.broker, &mut errors);
+        let global = self.broker.global_max_size;
+        if global == 0 || global < -1 {
+            errors.push(ValidationError::new(
+                "broker.global-max-size",
+                format!(
+                    "{global} is invalid; use -1 for half the memory available to the broker or a size in bytes >= 1"
+                ),
+            ));
+        }
         super::validate_security::check_security(self, &mut errors);
         super::validate_queue_kind::check_queue_kinds(self, &mut errors);
         if errors.is_empty() {
@@ -340,6 +349,14 @@ fn check_address_settings(entries: &[AddressSettingsEntry], errors: &mut Vec<Val
             errors.push(ValidationError::new(
                 format!("{key}.max-size-bytes"),
                 format!("{bytes} is invalid; use -1 for no limit or a size >= 0"),
+            ));
+        }
+        if let Some(n) = entry.max_size_messages
+            && n < -1
+        {
+            errors.push(ValidationError::new(
+                format!("{key}.max-size-messages"),
+                format!("{n} is invalid; use -1 for no limit or a count >= 0"),
             ));
         }
         check_delivery_settings(entry, &key, errors);

@@ -124,6 +124,7 @@ fn check_limits(limits: &BrokerLimits, errors: &mut Vec<ValidationError>) {
             "max-messages-per-transaction",
             limits.max_messages_per_transaction as u64,
         ),
+        ("max-transaction-bytes", limits.max_transaction_bytes),
         (
             "max-unacked-per-connection",
             u64::from(limits.max_unacked_per_connection),

@@ -115,6 +115,10 @@ struct Subscription {
 struct Transaction {
     sends: Vec<(Destination, MessageDraft)>,
     acks: Vec<crate::broker::TxAck>,
+    /// Bytes its buffered sends hold, charged to the broker's `global-max-size` until the
+    /// transaction ends.
+    bytes: u64,
+    held: Vec<crate::broker::UsageToken>,
 }
 
 /// The state of one STOMP connection.

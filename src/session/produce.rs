@@ -107,8 +107,24 @@ impl Session {
             // nothing is created until COMMIT, so an aborted transaction leaves no trace.
             self.ctx.broker.check_send(dest, &self.access)?;
             check_duplicate_id(&draft)?;
+            let size = draft.size() as u64;
+            let buffered: u64 = self.transactions.values().map(|t| t.bytes).sum();
+            let max = self.ctx.session_limits.max_transaction_bytes;
+            if buffered + size > max {
+                return Err(Failure::new(format!(
+                    "this connection's transactions would buffer {} bytes, more than the limit of {max} (max-transaction-bytes)",
+                    buffered + size
+                )));
+            }
+            // A full broker holds a buffering producer as it holds any other.
+            if !self.wait_for_room(dest).await? {
+                return Ok(());
+            }
+            let token = self.ctx.broker.memory().charge(size);
             if let Some(t) = self.transactions.get_mut(&tx) {
                 t.sends.push((dest.clone(), draft));
+                t.bytes += size;
+                t.held.push(token);
             }
             return Ok(());
         }
@@ -231,7 +247,7 @@ pub(super) fn draft_from(
         .into_iter()
         .filter(|(k, _)| !is_transport_header(k))
         .collect();
-    Ok(MessageDraft {
+    let mut draft = MessageDraft {
         destination,
         properties,
         body: frame.body,
@@ -240,5 +256,7 @@ pub(super) fn draft_from(
         expires,
         deliver_at,
         origin: Some(origin),
-    })
+    };
+    draft.compact();
+    Ok(draft)
 }

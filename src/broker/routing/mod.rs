@@ -35,6 +35,7 @@ mod consumer;
 mod dedup;
 mod disk_room;
 mod divert;
+mod draft;
 mod plan;
 mod recovery;
 mod send;
@@ -231,6 +232,9 @@ pub struct Broker {
     duplicates: DuplicateIds,
     /// The journal directory's disk against `max-disk-usage` (see `disk_room`).
     disk: Arc<DiskMonitor>,
+    /// Bytes of messages held over all addresses, against `[broker] global-max-size`; every
+    /// address's counter charges it too.
+    memory: Arc<AddressUsage>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -287,6 +291,13 @@ impl Broker {
             clock: Clock::default(),
             duplicates,
             disk,
+            memory: AddressUsage::named(
+                "global-max-size",
+                Some(super::memory::global_max_size(
+                    config.broker.global_max_size,
+                )),
+                None,
+            ),
         });
         {
             let mut reg = broker.write();
@@ -388,6 +399,11 @@ impl Broker {
         self.registry.write()
     }
 
+    /// The broker-wide counter of bytes held for messages (`global-max-size`).
+    pub fn memory(&self) -> &Arc<AddressUsage> {
+        &self.memory
+    }
+
     /// The settings that apply to an address.
     pub fn settings_for(&self, address: &str) -> AddressSettings {
         self.settings.resolve(address)
@@ -399,7 +415,12 @@ impl Broker {
             anycast: false,
             multicast: false,
             auto_created,
-            usage: AddressUsage::new(settings.max_size_bytes),
+            usage: AddressUsage::address(
+                name,
+                settings.max_size_bytes,
+                settings.max_size_messages,
+                Arc::clone(&self.memory),
+            ),
             settings: Arc::new(settings),
             queues: Vec::new(),
             next_anycast: AtomicUsize::new(0),

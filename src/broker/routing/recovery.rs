@@ -76,7 +76,7 @@ impl Broker {
                             .entry(r.message.id)
                             .or_insert_with(|| {
                                 let mut m = persistence::restored(&r.message);
-                                m.usage = usage.as_ref().map(|u| u.charge(m.size() as u64));
+                                m.usage = usage.as_ref().map(|u| u.charge_message(m.size() as u64));
                                 Arc::new(m)
                             })
                             .clone()
@@ -91,7 +91,7 @@ impl Broker {
                     .entry(r.message.id)
                     .or_insert_with(|| {
                         let mut m = persistence::restored(&r.message);
-                        m.usage = usage.as_ref().map(|u| u.charge(m.size() as u64));
+                        m.usage = usage.as_ref().map(|u| u.charge_message(m.size() as u64));
                         Arc::new(m)
                     })
                     .clone();

@@ -20,14 +20,18 @@ impl Broker {
     /// Tells a producer whether `dest`'s address can take more now (its `max-size-bytes`).
     pub fn capacity(&self, dest: &Destination) -> Capacity {
         let reg = self.read();
-        let Some(a) = reg.addresses.get(dest.address.as_str()) else {
-            return Capacity::Available;
+        let (usage, policy) = match reg.addresses.get(dest.address.as_str()) {
+            Some(a) if !a.usage.is_full() => return Capacity::Available,
+            Some(a) => (Arc::clone(&a.usage), a.settings.full_policy),
+            // An address not created yet holds nothing; only the broker's limit applies.
+            None if !self.memory.is_full() => return Capacity::Available,
+            None => (
+                Arc::clone(&self.memory),
+                self.settings.resolve(&dest.address).full_policy,
+            ),
         };
-        if !a.usage.is_full() {
-            return Capacity::Available;
-        }
-        match a.settings.full_policy {
-            FullPolicy::Block => Capacity::Blocked(Arc::clone(&a.usage)),
+        match policy {
+            FullPolicy::Block => Capacity::Blocked(usage),
             FullPolicy::Fail => Capacity::Refused,
             FullPolicy::Drop => Capacity::Dropped,
         }
@@ -132,7 +136,7 @@ impl Broker {
             usage: None,
         };
         message.group = Message::group_of(&message.properties);
-        message.usage = Some(usage.charge(message.size() as u64));
+        message.usage = Some(usage.charge_message(message.size() as u64));
         Ok(Some((Arc::new(message), targets)))
     }
 
