@@ -7,6 +7,7 @@
 
 mod clients;
 mod clock;
+mod disk;
 mod duplicates;
 mod error;
 mod filter;
@@ -25,6 +26,7 @@ mod tests;
 
 pub use clients::{ClientIdClaim, ClientIds, Owner};
 pub use clock::{Clock, ClockOwner};
+pub use disk::{DiskMonitor, DiskUsage, read_usage};
 pub use duplicates::{DUPLICATE_ID_HEADER, MAX_DUPLICATE_ID_LEN, check_duplicate_id};
 pub use error::BrokerError;
 pub use filter::Filter;
@@ -38,9 +40,9 @@ pub use queue::{
     Refusal, Retention, SEGMENT_BYTES, SEGMENT_MESSAGES, StreamRequest, StreamStart, Taken, Window,
 };
 pub use routing::{
-    Broker, Browse, Capacity, ConsumerHandle, Destination, MessageDraft, SendReport, SubscribeSpec,
-    TEMP_QUEUE_PREFIX, TEMP_TOPIC_PREFIX, TemporaryDestination, TemporaryKind, TxAck,
-    is_temporary_name,
+    Broker, Browse, Capacity, ConsumerHandle, Destination, DiskRoom, MessageDraft, SendReport,
+    SubscribeSpec, TEMP_QUEUE_PREFIX, TEMP_TOPIC_PREFIX, TemporaryDestination, TemporaryKind,
+    TxAck, is_temporary_name,
 };
 pub use settings::{AddressSettings, FullPolicy, SettingsEntry, SettingsRepository};
 pub use stored::Stored;

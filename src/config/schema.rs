@@ -73,6 +73,13 @@ pub struct BrokerSection {
     /// messages are still never delivered).
     #[serde(default = "default_message_expiry_scan_period")]
     pub message_expiry_scan_period: i64,
+    /// Percent of the data directory's filesystem in use at or above which persistent SENDs
+    /// are held (or refused, policy FAIL); -1 = no check. As Artemis's `max-disk-usage`.
+    #[serde(default = "default_max_disk_usage")]
+    pub max_disk_usage: i64,
+    /// How often (ms) the data directory's filesystem usage is read.
+    #[serde(default = "default_disk_scan_period")]
+    pub disk_scan_period: i64,
     /// Bytes of messages the whole broker may hold in memory (over every address, with
     /// transaction buffers); beyond it every address meets its `address-full-policy`.
     /// -1 = half the memory available to the process (its cgroup limit, else the machine's).
@@ -86,6 +93,8 @@ impl Default for BrokerSection {
             name: default_broker_name(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
             message_expiry_scan_period: default_message_expiry_scan_period(),
+            max_disk_usage: default_max_disk_usage(),
+            disk_scan_period: default_disk_scan_period(),
             global_max_size: default_global_max_size(),
         }
     }
@@ -576,6 +585,14 @@ fn default_message_expiry_scan_period() -> i64 {
 }
 fn default_global_max_size() -> i64 {
     -1
+}
+
+fn default_max_disk_usage() -> i64 {
+    90
+}
+
+fn default_disk_scan_period() -> i64 {
+    5_000
 }
 
 /// The built-in `[[address-settings]]`: one `#` entry, as Artemis's shipped broker.xml (dead

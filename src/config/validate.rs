@@ -32,6 +32,7 @@ impl Config {
                 ),
             ));
         }
+        check_disk(&self.broker, &mut errors);
         let global = self.broker.global_max_size;
         if global == 0 || global < -1 {
             errors.push(ValidationError::new(
@@ -477,6 +478,23 @@ pub(super) fn check_pattern(pattern: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn check_disk(broker: &super::BrokerSection, errors: &mut Vec<ValidationError>) {
+    let usage = broker.max_disk_usage;
+    if usage != -1 && !(0..=100).contains(&usage) {
+        errors.push(ValidationError::new(
+            "broker.max-disk-usage",
+            format!("{usage} is invalid; use a percent from 0 to 100, or -1 to turn the check off"),
+        ));
+    }
+    let period = broker.disk_scan_period;
+    if period <= 0 {
+        errors.push(ValidationError::new(
+            "broker.disk-scan-period",
+            format!("{period} is invalid; use milliseconds > 0"),
+        ));
+    }
+}
+
 fn check_journal(journal: &JournalConfig, errors: &mut Vec<ValidationError>) {
     if journal.max_batch == 0 {
         errors.push(ValidationError::new(
@@ -803,6 +821,28 @@ mod tests {
         // Empty unsets it, as Artemis's `<dead-letter-address/>`.
         config.address_settings[0].dead_letter_address = Some(String::new());
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn disk_keys_are_checked() {
+        let mut config = Config::default();
+        for bad in [101, -2, i64::MAX] {
+            config.broker.max_disk_usage = bad;
+            let p = only_problem(&config, "broker.max-disk-usage");
+            assert!(p.contains("0 to 100"), "{p}");
+        }
+        for good in [-1, 0, 90, 100] {
+            config.broker.max_disk_usage = good;
+            assert!(problems(&config).is_empty());
+        }
+        config.broker.disk_scan_period = 0;
+        only_problem(&config, "broker.disk-scan-period");
+        let err = parse("[broker]\nmax-disk-usage = 150\n", Path::new("b.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("b.toml") && text.contains("broker.max-disk-usage"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -63,8 +63,8 @@ pub enum JournalError {
         /// The underlying failure.
         reason: String,
     },
-    /// A group commit failed; nothing in it is durable. The journal is now
-    /// in the failed state.
+    /// A group commit failed; nothing in it is durable. The journal is in
+    /// the failed state until the writer has reopened the file.
     #[error("journal file {}: write failed, batch not committed: {reason}", .path.display())]
     Write {
         /// The journal file.
@@ -72,8 +72,8 @@ pub enum JournalError {
         /// The underlying failure.
         reason: String,
     },
-    /// An earlier write failed, so the journal refuses further work rather
-    /// than acknowledge writes it can no longer guarantee.
+    /// An earlier write failed and the file is not open again yet, so the
+    /// journal refuses work rather than acknowledge writes it cannot store.
     #[error("journal file {} is in a failed state after an earlier write error: {reason}", .path.display())]
     Failed {
         /// The journal file.

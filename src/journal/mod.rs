@@ -32,8 +32,14 @@
 //! point of a journal; a damaged record found after a repair is still
 //! refused, with nothing of ours written.
 //!
-//! After a `Write` failure the journal is *failed*: every later submit
-//! errors, so the broker never acknowledges a message that is not stored.
+//! After a `Write` failure (a full disk, an I/O error) the batch's waiters
+//! get the error and nothing of the batch is stored: redb commits a write
+//! transaction whole or not at all. redb refuses further work on a handle
+//! that saw an I/O error, so the writer drops it and, a second later, opens
+//! the file again (redb repairs it to its last durable commit); meanwhile
+//! every submit errors with [`JournalError::Failed`], so the broker never
+//! acknowledges a message that is not stored, and once the file is open
+//! again later commits work as before.
 
 mod error;
 mod open;
@@ -379,5 +385,7 @@ impl Future for Completion {
     }
 }
 
+#[cfg(test)]
+mod full_disk_tests;
 #[cfg(test)]
 mod tests;

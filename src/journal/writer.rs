@@ -65,6 +65,10 @@ const NONSYNC_DURABLE_INTERVAL: Duration = Duration::from_millis(500);
 const IDLE_COMPACT_AFTER: Duration = Duration::from_secs(5);
 /// Files smaller than this are never worth compacting.
 pub(crate) const COMPACT_MIN_FILE: u64 = 8 * 1024 * 1024;
+/// How long after a failed write the writer waits before it opens the file again. A full
+/// disk stays full for a while: retrying at every batch would repeat redb's repair (a read
+/// of the whole file) for nothing.
+const REOPEN_AFTER: Duration = Duration::from_secs(1);
 /// Above this many remembered out-of-order acks (or delivery counts and
 /// redelivery times) the oldest are forgotten, so ops for refs that never
 /// arrive cannot grow memory without bound.
@@ -112,6 +116,15 @@ impl Shared {
             path: self.path.clone(),
             reason,
         })
+    }
+
+    /// Clears the failed state once the file has been opened again after a write error.
+    pub(crate) fn clear_failed(&self) {
+        match self.failure.lock() {
+            Ok(mut g) => *g = None,
+            Err(p) => *p.into_inner() = None,
+        }
+        self.failed.store(false, Ordering::Release);
     }
 
     pub(crate) fn set_failed(&self, reason: String) {
@@ -306,7 +319,10 @@ struct OutOfOrder {
 
 /// The writer thread's state.
 pub(crate) struct Writer {
-    pub(crate) db: Database,
+    /// `None` after a write failed until the file is opened again (see [`Writer::recover`]).
+    pub(crate) db: Option<Database>,
+    /// When the last write failed, while `db` is `None`.
+    broken_since: Option<Instant>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) sync: bool,
     pub(crate) buffer_timeout: Duration,
@@ -330,7 +346,8 @@ impl Writer {
         incarnations: Incarnations,
     ) -> Self {
         Writer {
-            db,
+            db: Some(db),
+            broken_since: None,
             shared,
             sync,
             buffer_timeout,
@@ -348,7 +365,9 @@ impl Writer {
     /// handle is gone.
     pub(crate) fn run(mut self, rx: Receiver<Request>) {
         loop {
-            let wait = if self.durable_pending {
+            let wait = if self.broken_since.is_some() {
+                REOPEN_AFTER
+            } else if self.durable_pending {
                 NONSYNC_DURABLE_INTERVAL
             } else {
                 IDLE_COMPACT_AFTER
@@ -418,12 +437,14 @@ impl Writer {
 
     /// Work for quiet periods: make non-durable commits durable, compact.
     fn idle(&mut self) {
-        if self.durable_pending {
+        if self.broken_since.is_some() {
+            self.recover();
+        } else if self.durable_pending {
             self.flush_durable();
         } else if self.changed_since_compact_check {
             self.changed_since_compact_check = false;
-            if self.shared.failed_error().is_none() {
-                maybe_compact(&mut self.db, &self.shared.path);
+            if let Some(db) = self.db.as_mut() {
+                maybe_compact(db, &self.shared.path);
             }
         }
     }
@@ -437,8 +458,11 @@ impl Writer {
     /// An empty durable commit, which also persists every earlier
     /// non-durable one.
     fn flush_durable(&mut self) {
+        let Some(db) = self.db.as_ref() else {
+            return;
+        };
         let res = (|| -> Result<(), redb::Error> {
-            let mut txn = self.db.begin_write()?;
+            let mut txn = db.begin_write()?;
             txn.set_durability(Durability::Immediate)?;
             txn.commit()?;
             Ok(())
@@ -450,12 +474,50 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(journal = %self.shared.path.display(), error = %e, "journal durable flush failed");
-                self.shared.set_failed(e.to_string());
+                self.broke(e.to_string());
+            }
+        }
+    }
+
+    /// A write failed: redb refuses every later operation on a database that saw an I/O
+    /// error, so the handle is dropped (nothing half-written is ever committed: the failed
+    /// transaction is not) and the file opened again after [`REOPEN_AFTER`]. Until then every
+    /// submit is refused with the reason.
+    fn broke(&mut self, reason: String) {
+        self.db = None;
+        self.broken_since = Some(Instant::now());
+        self.shared.set_failed(reason);
+    }
+
+    /// Opens the file again after a failed write, once [`REOPEN_AFTER`] has passed. redb
+    /// repairs the file to its last durable commit (which needs a little space itself, so this
+    /// may fail again while the disk is full; it is retried). Non-durable commits not yet
+    /// made durable (`sync = false`) are lost with the dropped handle, as on power loss.
+    fn recover(&mut self) {
+        let Some(since) = self.broken_since else {
+            return;
+        };
+        if since.elapsed() < REOPEN_AFTER {
+            return;
+        }
+        match super::open::open_rw(&self.shared.path) {
+            Ok(db) => {
+                tracing::warn!(journal = %self.shared.path.display(), "journal reopened after a write failure; accepting writes again");
+                self.db = Some(db);
+                self.broken_since = None;
+                self.durable_pending = false;
+                self.last_durable = Instant::now();
+                self.shared.clear_failed();
+            }
+            Err(e) => {
+                tracing::warn!(journal = %self.shared.path.display(), error = %e, "journal still cannot be reopened after a write failure; retrying");
+                self.broken_since = Some(Instant::now());
             }
         }
     }
 
     fn commit_batch(&mut self, batch: Vec<(Vec<JournalOp>, Option<Waiter>)>) {
+        self.recover();
         let result = match self.shared.failed_error() {
             Some(e) => Err(e),
             None => {
@@ -474,8 +536,8 @@ impl Writer {
                     }
                     Err(e) => {
                         let reason = e.to_string();
-                        tracing::error!(journal = %self.shared.path.display(), error = %reason, "journal group commit failed; journal is now failed");
-                        self.shared.set_failed(reason.clone());
+                        tracing::error!(journal = %self.shared.path.display(), error = %reason, "journal group commit failed; its producers get an ERROR, the journal is reopened");
+                        self.broke(reason.clone());
                         Err(JournalError::Write {
                             path: self.shared.path.clone(),
                             reason,
@@ -497,15 +559,18 @@ impl Writer {
         batch: &[(Vec<JournalOp>, Option<Waiter>)],
         durable: bool,
     ) -> Result<(), WriteFailure> {
-        let mut txn: WriteTransaction = self.db.begin_write()?;
+        let Some(db) = self.db.as_ref() else {
+            return Err(WriteFailure::Closed);
+        };
+        let mut txn: WriteTransaction = db.begin_write()?;
         txn.set_durability(if durable {
             Durability::Immediate
         } else {
             Durability::None
         })?;
+        let mut max_id = self.max_message_id;
         {
             let mut t = Tables::open(&txn)?;
-            let mut max_id = self.max_message_id;
             let consumed = consumed_in_batch(batch);
             for (ops, _) in batch {
                 let mut put = Vec::new();
@@ -541,10 +606,11 @@ impl Writer {
             }
             if max_id != self.max_message_id {
                 t.meta.insert(MAX_MESSAGE_ID_KEY, max_id)?;
-                self.max_message_id = max_id;
             }
         }
         txn.commit()?;
+        // Only once stored: a failed commit must not keep a later one from writing the id.
+        self.max_message_id = max_id;
         Ok(())
     }
 }
@@ -656,6 +722,8 @@ enum WriteFailure {
     Db(#[from] redb::Error),
     #[error("cannot encode record: {0}")]
     Encode(#[from] postcard::Error),
+    #[error("the journal file is not open after an earlier write failure")]
+    Closed,
 }
 
 macro_rules! via_redb_error {

@@ -9,6 +9,7 @@ mod connect;
 mod connection;
 mod context;
 mod destination;
+mod disk;
 mod io;
 mod outbound;
 mod produce;

@@ -128,6 +128,7 @@ impl Session {
             }
             return Ok(());
         }
+        self.wait_for_disk(dest, draft.persistent).await?;
         if !self.wait_for_room(dest).await? {
             return Ok(());
         }

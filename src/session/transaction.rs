@@ -39,7 +39,8 @@ impl Session {
             .ok_or_else(|| Failure::new(format!("unknown transaction '{id}'")))?;
         // Wait for room on every full (BLOCK) address first: nothing is applied yet, so the
         // wait can be given up at any point. Then the core applies everything or nothing.
-        for (dest, _) in &tx.sends {
+        for (dest, draft) in &tx.sends {
+            self.wait_for_disk(dest, draft.persistent).await?;
             self.wait_for_room(dest).await?;
         }
         let stored = self

@@ -13,6 +13,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWrit
 use super::RoutingType;
 use super::clients::{ClientIds, Owner};
 use super::clock::Clock;
+use super::disk::DiskMonitor;
 use super::duplicates::{DuplicateIds, MAX_ID_CACHES};
 use super::error::BrokerError;
 use super::filter::Filter;
@@ -32,6 +33,7 @@ mod browse;
 mod commit;
 mod consumer;
 mod dedup;
+mod disk_room;
 mod divert;
 mod draft;
 mod plan;
@@ -43,6 +45,7 @@ mod temporary;
 pub use browse::Browse;
 pub use commit::TxAck;
 pub use consumer::ConsumerHandle;
+pub use disk_room::DiskRoom;
 pub use temporary::{
     TEMP_QUEUE_PREFIX, TEMP_TOPIC_PREFIX, TemporaryDestination, TemporaryKind, is_temporary_name,
 };
@@ -227,6 +230,8 @@ pub struct Broker {
     clock: Clock,
     /// Every address's recent `_AMQ_DUPL_ID`s, kept apart from the addresses themselves.
     duplicates: DuplicateIds,
+    /// The journal directory's disk against `max-disk-usage` (see `disk_room`).
+    disk: Arc<DiskMonitor>,
     /// Bytes of messages held over all addresses, against `[broker] global-max-size`; every
     /// address's counter charges it too.
     memory: Arc<AddressUsage>,
@@ -263,6 +268,11 @@ impl Broker {
                 .unwrap_or_default(),
             |address| settings.resolve(address).id_cache_size,
         );
+        let disk = disk_room::monitor(
+            config.broker.max_disk_usage,
+            config.broker.disk_scan_period,
+            journal.as_ref(),
+        );
         let broker = Arc::new(Broker {
             registry: RwLock::new(Registry::default()),
             settings,
@@ -280,6 +290,7 @@ impl Broker {
             clients: ClientIds::default(),
             clock: Clock::default(),
             duplicates,
+            disk,
             memory: AddressUsage::named(
                 "global-max-size",
                 Some(super::memory::global_max_size(
