@@ -21,9 +21,15 @@ import threading
 import time
 
 
+# Every connection promises a heart-beat each HEARTBEAT_SECS, so the broker's reaper
+# (heart-beat deadline, or connection-ttl-ms for clients without heart-beats) keeps a
+# consumer that only reads, and an idle subscriber, alive.
+HEARTBEAT_SECS = 5
+
+
 def connect(port):
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"CONNECT\naccept-version:1.2\nhost:/\nheart-beat:0,0\n\n\0")
+    s.sendall(f"CONNECT\naccept-version:1.2\nhost:/\nheart-beat:{HEARTBEAT_SECS * 1000},0\n\n\0".encode())
     buf = b""
     while b"\0" not in buf:
         chunk = s.recv(4096)
@@ -77,8 +83,22 @@ def produce(port, dest, size, rate, c):
     s.close()
 
 
-def consume(port, dest, rate, c, total_known, done):
+def beat(sockets, lock, stop):
+    """Sends a heart-beat (an EOL) on each socket every HEARTBEAT_SECS."""
+    while not stop.wait(HEARTBEAT_SECS):
+        with lock:
+            live = list(sockets)
+        for s in live:
+            try:
+                s.sendall(b"\n")
+            except OSError:
+                pass
+
+
+def consume(port, dest, rate, c, total_known, done, beating):
     s = connect(port)
+    with beating[1]:
+        beating[0].append(s)
     s.sendall(f"SUBSCRIBE\ndestination:{dest}\nid:1\nack:auto\n"
               f"activemq.prefetchSize:1000\n\n\0".encode())
     buf = b""
@@ -95,7 +115,9 @@ def consume(port, dest, rate, c, total_known, done):
                 break
             continue
         if not chunk:
-            raise SystemExit("broker closed the consumer")
+            print("the broker closed the consumer's connection", file=sys.stderr)
+            c.stop_producing.set()
+            break
         buf += chunk
         while True:
             nul = buf.find(b"\0")
@@ -144,12 +166,15 @@ def main():
         s = connect(a.port)
         s.sendall(f"SUBSCRIBE\ndestination:/topic/soak.idle.{i}\nid:1\n\n\0".encode())
         idle.append(s)
+    beating = (list(idle), threading.Lock())
+    stop_beating = threading.Event()
+    threading.Thread(target=beat, args=(beating[0], beating[1], stop_beating), daemon=True).start()
 
     c = Counters()
     total_known, done = threading.Event(), threading.Event()
     threads = [
         threading.Thread(target=produce, args=(a.port, a.dest, a.size, a.consume_rate * a.speedup, c)),
-        threading.Thread(target=consume, args=(a.port, a.dest, a.consume_rate, c, total_known, done)),
+        threading.Thread(target=consume, args=(a.port, a.dest, a.consume_rate, c, total_known, done, beating)),
     ]
     for t in threads:
         t.daemon = True
@@ -184,6 +209,7 @@ def main():
         "consume_rate": a.consume_rate,
     }
     print(json.dumps(result))
+    stop_beating.set()
     for s in idle:
         s.close()
     return 0 if result["lost"] == 0 and c.out_of_order == 0 and done.is_set() else 1
