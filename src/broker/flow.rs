@@ -81,7 +81,7 @@ impl AddressUsage {
                 .is_some_and(|max| self.messages.load(Ordering::Acquire) >= max)
     }
 
-    /// Messages held now.
+    /// Messages held now (counted only where `max-size-messages` is set).
     pub fn messages(&self) -> u64 {
         self.messages.load(Ordering::Acquire)
     }
@@ -142,17 +142,19 @@ impl AddressUsage {
 
     /// Charges one message of `size` bytes: counts against `max-size-messages` as well.
     pub fn charge_message(self: &Arc<Self>, size: u64) -> UsageToken {
-        let before = self.messages.fetch_add(1, Ordering::AcqRel);
-        if let Some(max) = self.max_messages
-            && before + 1 == max
-        {
-            self.log_edge(true, before + 1, max);
+        // Without a message limit nobody reads the count: skip the shared write.
+        let counted = self.max_messages.is_some();
+        if let Some(max) = self.max_messages {
+            let before = self.messages.fetch_add(1, Ordering::AcqRel);
+            if before + 1 == max {
+                self.log_edge(true, before + 1, max);
+            }
         }
         self.add(size);
         UsageToken {
             usage: Arc::clone(self),
             size,
-            message: true,
+            message: counted,
         }
     }
 
