@@ -73,6 +73,30 @@ pub enum Decoded {
     HeartBeat,
 }
 
+/// One step of [`Decoder::decode_piece`]: a whole item, or a large body in pieces.
+///
+/// A body over the decoder's streaming threshold is not gathered in the read buffer: the
+/// decoder hands over the frame's head first ([`Piece::LargeHead`], with an empty body), then
+/// the body as it arrives ([`Piece::BodyPart`]s of about [`BODY_PART`] bytes), then
+/// [`Piece::BodyEnd`] once its NUL is read, so the caller can write the body elsewhere and
+/// memory stays bounded whatever `max_body` allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// A heart-beat or a frame held whole in memory.
+    Whole(Decoded),
+    /// The command and headers of a frame whose body follows in pieces.
+    LargeHead(Frame),
+    /// The next bytes of the large body, in order.
+    BodyPart(Bytes),
+    /// The large body is complete (its terminating NUL was consumed).
+    BodyEnd,
+}
+
+/// Body bytes gathered before a [`Piece::BodyPart`] is handed over (less only for the body's
+/// last bytes): large enough that writing pieces costs few calls, small enough to bound
+/// what one connection buffers.
+pub const BODY_PART: usize = 256 * 1024;
+
 /// Turns a byte stream into frames, however the stream is split.
 ///
 /// One decoder belongs to one connection and one buffer: between calls the caller may only
@@ -84,6 +108,10 @@ pub struct Decoder {
     limits: Limits,
     version: Version,
     pending: Option<Pending>,
+    /// Bodies longer than this are streamed (see [`Piece`]); `None`: never.
+    stream_above: Option<usize>,
+    /// The large body being streamed, if one is.
+    streaming: Option<body_stream::Streaming>,
 }
 
 /// What is known about the partly received frame at the front of the buffer. All offsets
@@ -156,7 +184,16 @@ impl Decoder {
             limits,
             version: Version::V1_2,
             pending: None,
+            stream_above: None,
+            streaming: None,
         }
+    }
+
+    /// Makes [`Decoder::decode_piece`] stream bodies longer than `threshold` bytes instead of
+    /// buffering them (`None`: never). `max_body` still bounds a streamed body; the frame
+    /// size limit then bounds only its head, since the body is not held.
+    pub fn stream_bodies_above(&mut self, threshold: Option<usize>) {
+        self.stream_above = threshold;
     }
 
     /// Switches escaping rules once the session has negotiated a version. A frame already
@@ -180,19 +217,47 @@ impl Decoder {
     /// Forgets any partly read frame, for a caller that discards its buffer.
     pub fn reset(&mut self) {
         self.pending = None;
+        self.streaming = None;
     }
 
     /// Decodes at most one item from the front of `buf`, consuming exactly its bytes.
-    /// `Ok(None)` means more bytes are needed; nothing has been consumed then.
+    /// `Ok(None)` means more bytes are needed; nothing has been consumed then. This never
+    /// streams a body, whatever [`Decoder::stream_bodies_above`] says: every body is held
+    /// whole, within the limits.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, FrameError> {
-        let result = self.step(buf);
-        if result.is_err() {
-            self.pending = None;
+        let threshold = self.stream_above.take();
+        let result = self.decode_piece(buf);
+        self.stream_above = threshold;
+        match result? {
+            None => Ok(None),
+            Some(Piece::Whole(item)) => Ok(Some(item)),
+            // Only reachable after decode_piece started a large body and the caller
+            // switched: refuse rather than hand out a piece as a frame.
+            Some(_) => {
+                self.reset();
+                Err(FrameError::BodyTooLarge {
+                    limit: self.limits.max_body,
+                })
+            }
+        }
+    }
+
+    /// Like [`Decoder::decode`], but a body over the threshold set by
+    /// [`Decoder::stream_bodies_above`] comes out in pieces (see [`Piece`]).
+    pub fn decode_piece(&mut self, buf: &mut BytesMut) -> Result<Option<Piece>, FrameError> {
+        let result = match self.streaming.as_mut() {
+            Some(streaming) => streaming.step(buf, &self.limits),
+            None => self.step(buf),
+        };
+        match &result {
+            Err(_) => self.reset(),
+            Ok(Some(Piece::BodyEnd)) => self.streaming = None,
+            Ok(_) => {}
         }
         result
     }
 
-    fn step(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, FrameError> {
+    fn step(&mut self, buf: &mut BytesMut) -> Result<Option<Piece>, FrameError> {
         // A buffer shorter than what was already scanned is not the one we were reading:
         // start over rather than trust stale offsets.
         if self.pending.as_ref().is_some_and(|p| p.scan > buf.len()) {
@@ -204,7 +269,7 @@ impl Decoder {
                 Start::NeedMore => return Ok(None),
                 Start::HeartBeat(eol) => {
                     buf.advance(eol);
-                    return Ok(Some(Decoded::HeartBeat));
+                    return Ok(Some(Piece::Whole(Decoded::HeartBeat)));
                 }
                 Start::Frame(p) => p,
             },
@@ -214,17 +279,47 @@ impl Decoder {
         } else {
             read_headers(&mut pending, buf, &self.limits)?
         };
-        let nul = match progress {
-            Progress::NeedMore => None,
-            Progress::Ready => find_body_end(&mut pending, buf, &self.limits)?,
+        if matches!(progress, Progress::NeedMore) {
+            self.pending = Some(pending);
+            return Ok(None);
+        }
+        let threshold = self.stream_above.unwrap_or(usize::MAX);
+        if pending.content_length.is_some_and(|n| n > threshold) {
+            return self.begin_streaming(pending, buf);
+        }
+        // Without a content-length, a body is looked for only up to the threshold: past it
+        // without a NUL, the body is streamed.
+        let capped = Limits {
+            max_body: self.limits.max_body.min(threshold),
+            ..self.limits
+        };
+        let nul = match find_body_end(&mut pending, buf, &capped) {
+            Err(FrameError::BodyTooLarge { .. }) if threshold < self.limits.max_body => {
+                return self.begin_streaming(pending, buf);
+            }
+            found => found?,
         };
         match nul {
             None => {
                 self.pending = Some(pending);
                 Ok(None)
             }
-            Some(nul) => build(pending, buf, nul).map(|f| Some(Decoded::Frame(f))),
+            Some(nul) => build(pending, buf, nul).map(|f| Some(Piece::Whole(Decoded::Frame(f)))),
         }
+    }
+
+    /// Hands over the head of a frame whose body is to be streamed, and remembers how the
+    /// body ends.
+    fn begin_streaming(
+        &mut self,
+        p: Pending,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Piece>, FrameError> {
+        let scanned = p.scan.saturating_sub(p.start);
+        let content_length = p.content_length;
+        let head = build_head(p, buf)?;
+        self.streaming = Some(body_stream::Streaming::new(content_length, scanned));
+        Ok(Some(Piece::LargeHead(head)))
     }
 
     /// Reads what starts the next item: a heart-beat EOL or a command line.
@@ -441,6 +536,29 @@ fn build(p: Pending, buf: &mut BytesMut, nul: usize) -> Result<Frame, FrameError
         body,
     })
 }
+
+/// Splits the head (command line, headers and blank line, ending at `p.start`) of a frame
+/// whose body is streamed off the buffer, and assembles it with an empty body.
+fn build_head(p: Pending, buf: &mut BytesMut) -> Result<Frame, FrameError> {
+    if p.start > buf.len() {
+        return Err(FrameError::MissingNul);
+    }
+    let bytes = buf.split_to(p.start).freeze();
+    let mut headers = Headers::with_capacity(p.headers.len());
+    for h in p.headers {
+        let name = h.name.into_string(&bytes, h.line)?;
+        let value = h.value.into_string(&bytes, h.line)?;
+        headers.push(name, value);
+    }
+    Ok(Frame {
+        command: p.command,
+        headers,
+        body: Bytes::new(),
+    })
+}
+
+#[path = "body_stream.rs"]
+mod body_stream;
 
 #[cfg(test)]
 #[path = "decoder_tests.rs"]

@@ -577,3 +577,143 @@ fn split_at_every_byte_gives_the_same_frames() {
         assert_eq!(decode_in_pieces(&stream, &every), whole, "byte at a time");
     }
 }
+
+/// Feeds `input` to a streaming decoder `step` bytes at a time; returns every piece, with
+/// the body parts joined back into one, and the first error.
+fn stream_all(dec: &mut Decoder, input: &[u8], step: usize) -> (Vec<Piece>, Option<FrameError>) {
+    let mut buf = BytesMut::new();
+    let mut pieces: Vec<Piece> = Vec::new();
+    for chunk in input.chunks(step.max(1)) {
+        buf.extend_from_slice(chunk);
+        loop {
+            match dec.decode_piece(&mut buf) {
+                Ok(Some(Piece::BodyPart(part))) => {
+                    assert!(part.len() <= BODY_PART + step, "a part is bounded");
+                    match pieces.last_mut() {
+                        Some(Piece::BodyPart(joined)) => {
+                            let mut all = joined.to_vec();
+                            all.extend_from_slice(&part);
+                            *joined = Bytes::from(all);
+                        }
+                        _ => pieces.push(Piece::BodyPart(part)),
+                    }
+                }
+                Ok(Some(p)) => pieces.push(p),
+                Ok(None) => break,
+                Err(e) => return (pieces, Some(e)),
+            }
+        }
+    }
+    (pieces, None)
+}
+
+fn streaming_decoder(threshold: usize, max_body: usize) -> Decoder {
+    let mut dec = Decoder::new(Limits {
+        max_body,
+        ..Limits::default()
+    });
+    dec.stream_bodies_above(Some(threshold));
+    dec
+}
+
+fn send_with_body(body: &[u8], content_length: bool) -> Vec<u8> {
+    let mut raw = b"SEND\ndestination:/queue/q\n".to_vec();
+    if content_length {
+        raw.extend_from_slice(format!("content-length:{}\n", body.len()).as_bytes());
+    }
+    raw.extend_from_slice(b"\n");
+    raw.extend_from_slice(body);
+    raw.extend_from_slice(b"\0");
+    raw
+}
+
+#[test]
+fn a_body_over_the_threshold_comes_out_as_head_parts_and_end_however_it_is_split() {
+    let body: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8 + 1).collect();
+    for content_length in [true, false] {
+        for step in [1000, 4096, 65_536, 1 << 20] {
+            let mut input = send_with_body(&body, content_length);
+            input.extend_from_slice(b"\nSEND\ndestination:/queue/q\n\nnext\0");
+            let mut dec = streaming_decoder(100_000, 1 << 20);
+            let (pieces, err) = stream_all(&mut dec, &input, step);
+            assert_eq!(err, None);
+            assert_eq!(pieces.len(), 5, "head, body, end, heart-beat, next frame");
+            let Piece::LargeHead(head) = &pieces[0] else {
+                panic!("head first, got {:?}", pieces[0]);
+            };
+            assert_eq!(head.command, Command::Send);
+            assert_eq!(head.get("destination"), Some("/queue/q"));
+            assert!(head.body.is_empty());
+            assert_eq!(pieces[1], Piece::BodyPart(Bytes::from(body.clone())));
+            assert_eq!(pieces[2], Piece::BodyEnd);
+            assert_eq!(pieces[3], Piece::Whole(Decoded::HeartBeat));
+            let Piece::Whole(Decoded::Frame(next)) = &pieces[4] else {
+                panic!("then a whole frame, got {:?}", pieces[4]);
+            };
+            assert_eq!(&next.body[..], b"next");
+        }
+    }
+}
+
+#[test]
+fn a_body_at_the_threshold_is_whole_and_one_byte_more_is_streamed() {
+    for content_length in [true, false] {
+        let at = vec![b'a'; 5000];
+        let mut dec = streaming_decoder(5000, 1 << 20);
+        let (pieces, err) = stream_all(&mut dec, &send_with_body(&at, content_length), 1 << 20);
+        assert_eq!(err, None);
+        assert!(
+            matches!(&pieces[..], [Piece::Whole(Decoded::Frame(f))] if f.body.len() == 5000),
+            "{content_length}: whole at the threshold"
+        );
+        let over = vec![b'a'; 5001];
+        let (pieces, err) = stream_all(&mut dec, &send_with_body(&over, content_length), 1 << 20);
+        assert_eq!(err, None);
+        assert!(
+            matches!(&pieces[..], [Piece::LargeHead(_), Piece::BodyPart(b), Piece::BodyEnd] if b.len() == 5001),
+            "{content_length}: streamed one byte over, got {pieces:?}"
+        );
+    }
+}
+
+#[test]
+fn a_streamed_body_is_still_bounded_by_max_body() {
+    let body = vec![b'x'; 600_000];
+    let mut dec = streaming_decoder(1000, 500_000);
+    let (pieces, err) = stream_all(&mut dec, &send_with_body(&body, false), 8192);
+    assert_eq!(err, Some(FrameError::BodyTooLarge { limit: 500_000 }));
+    let streamed: usize = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::BodyPart(b) => b.len(),
+            _ => 0,
+        })
+        .sum();
+    assert!(streamed <= 500_000, "never more than max-body handed over");
+    let mut dec = streaming_decoder(1000, 500_000);
+    let (_, err) = stream_all(&mut dec, &send_with_body(&body, true), 8192);
+    assert!(matches!(
+        err,
+        Some(FrameError::ContentLengthTooLarge { .. })
+    ));
+}
+
+#[test]
+fn a_streamed_body_of_content_length_must_end_with_nul() {
+    let mut input = send_with_body(&[b'y'; 3000], true);
+    let last = input.len() - 1;
+    input[last] = b'z';
+    let mut dec = streaming_decoder(1000, 1 << 20);
+    let (pieces, err) = stream_all(&mut dec, &input, 1 << 20);
+    assert_eq!(err, Some(FrameError::MissingNul));
+    assert!(matches!(pieces[0], Piece::LargeHead(_)));
+}
+
+#[test]
+fn plain_decode_never_streams() {
+    let body = vec![b'q'; 300_000];
+    let mut dec = streaming_decoder(1000, 1 << 20);
+    let (items, err) = decode_all(&mut dec, &send_with_body(&body, false));
+    assert_eq!(err, None);
+    assert!(matches!(&items[..], [Decoded::Frame(f)] if f.body.len() == 300_000));
+}

@@ -14,7 +14,7 @@ mod escape;
 mod frame;
 mod parse;
 
-pub use decoder::{Decoded, Decoder, Limits, MAX_COMMAND_LINE};
+pub use decoder::{BODY_PART, Decoded, Decoder, Limits, MAX_COMMAND_LINE, Piece};
 pub use encoder::{FrameEncoder, encode_frame};
 pub use error::FrameError;
 pub use frame::{Command, Frame, Headers, Version};
