@@ -28,6 +28,7 @@ fn msg(id: u64, body_len: usize) -> Arc<StoredMessage> {
         expires: 0,
         timestamp: 1_700_000_000_000 + id,
         deliver_at: 0,
+        large: None,
     })
 }
 

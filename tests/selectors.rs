@@ -525,7 +525,7 @@ fn queue_bodies(broker: &TestBroker, name: &str) -> Vec<String> {
     let q = broker.running.broker.queue(name).expect("configured queue");
     q.snapshot()
         .iter()
-        .map(|(m, _)| String::from_utf8_lossy(&m.body).into_owned())
+        .map(|(m, _)| String::from_utf8_lossy(m.body.inline().unwrap()).into_owned())
         .collect()
 }
 

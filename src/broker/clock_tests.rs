@@ -46,7 +46,7 @@ fn message(id: u64, deliver_at: u64) -> Arc<Message> {
         address: "sched".into(),
         destination: "sched".into(),
         properties: vec![],
-        body: Bytes::new(),
+        body: Bytes::new().into(),
         persistent: false,
         priority: 4,
         expires: 0,

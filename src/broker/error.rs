@@ -108,6 +108,9 @@ pub enum BrokerError {
     /// The journal failed to store or load.
     #[error("journal: {0}")]
     Journal(String),
+    /// The large-message directory could not be used.
+    #[error("{0}")]
+    LargeMessages(String),
 }
 
 /// A refusal by the caller's [`crate::security::Authorizer`] becomes the core's own error,

@@ -1,12 +1,12 @@
 //! The core's message: what a producer sent, with its properties, shared by every queue it
-//! was routed to. Bodies are `Bytes`, so multicast copies share one allocation.
+//! was routed to. Bodies are `Bytes` or a shared file, so multicast copies share one body.
 
-use bytes::Bytes;
 use bytestring::ByteString;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::flow::UsageToken;
+use super::large::Body;
 
 /// The header a JMS client puts a message group's id in, and Artemis's own name for it.
 pub const GROUP_ID_HEADERS: [&str; 2] = ["JMSXGroupID", "_AMQ_GROUP_ID"];
@@ -26,8 +26,8 @@ pub struct Message {
     pub destination: ByteString,
     /// Every header the producer set, in order, minus transport-only ones.
     pub properties: Vec<(ByteString, ByteString)>,
-    /// The payload.
-    pub body: Bytes,
+    /// The payload, in memory or in a file.
+    pub body: Body,
     /// Whether it must survive a restart when routed to a durable queue.
     pub persistent: bool,
     /// 0–9, as JMS; carried through.
@@ -48,9 +48,15 @@ pub struct Message {
 }
 
 impl Message {
-    /// Bytes this message accounts for against address limits and consumer windows.
+    /// Bytes this message is on the wire: what consumer windows count (and `AMQSize`).
     pub fn size(&self) -> usize {
-        size_of(&self.body, &self.properties)
+        size_of(self.body.len(), &self.properties)
+    }
+
+    /// Bytes this message holds in memory: what address and broker memory limits charge. A
+    /// body in a file counts a small constant instead of its length.
+    pub fn memory_size(&self) -> usize {
+        size_of(self.body.in_memory(), &self.properties)
     }
 
     /// Whether the message has expired at `now_ms`.
@@ -82,14 +88,13 @@ impl Message {
     }
 }
 
-/// Bytes a message of this body and these properties accounts for (each header line with
-/// its `:` and newline).
-pub fn size_of(body: &[u8], properties: &[(ByteString, ByteString)]) -> usize {
-    body.len()
-        + properties
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 2)
-            .sum::<usize>()
+/// Bytes a message of a `body`-byte body and these properties accounts for (each header
+/// line with its `:` and newline).
+pub fn size_of(body: usize, properties: &[(ByteString, ByteString)]) -> usize {
+    body + properties
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 2)
+        .sum::<usize>()
 }
 
 /// Milliseconds since the Unix epoch, for timestamps and expiry.

@@ -12,6 +12,7 @@ mod duplicates;
 mod error;
 mod filter;
 mod flow;
+mod large;
 mod memory;
 mod message;
 mod persistence;
@@ -31,6 +32,7 @@ pub use duplicates::{DUPLICATE_ID_HEADER, MAX_DUPLICATE_ID_LEN, check_duplicate_
 pub use error::BrokerError;
 pub use filter::Filter;
 pub use flow::{AddressUsage, UsageToken};
+pub use large::{Body, FILE_BODY_MEMORY, LARGE_MESSAGES_DIR, LargeBody, LargeStore};
 pub use memory::{FALLBACK_GLOBAL_MAX_SIZE, available_memory, global_max_size};
 pub use message::{Message, now_millis};
 pub use policy::{DivertPolicy, ExpiryPolicy, RedeliveryPolicy};

@@ -27,7 +27,7 @@ fn draft(body: &str) -> MessageDraft {
     MessageDraft {
         destination: "/queue/q".into(),
         properties: vec![],
-        body: Bytes::from(body.to_string()),
+        body: Bytes::from(body.to_string()).into(),
         persistent: Some(false),
         priority: 4,
         expires: 0,
@@ -38,7 +38,7 @@ fn draft(body: &str) -> MessageDraft {
 
 fn bodies(ds: &[Delivery]) -> Vec<String> {
     ds.iter()
-        .map(|d| String::from_utf8_lossy(&d.message.body).into_owned())
+        .map(|d| String::from_utf8_lossy(d.message.body.inline().unwrap()).into_owned())
         .collect()
 }
 
@@ -98,8 +98,11 @@ fn multicast_copies_share_one_body() {
     b.send(&multicast("t"), draft("hello")).unwrap();
     let got: Vec<Delivery> = subs.iter().flat_map(|(_, s)| s.take()).collect();
     assert_eq!(got.len(), 3);
-    let ptr = got[0].message.body.as_ptr();
-    assert!(got.iter().all(|d| d.message.body.as_ptr() == ptr));
+    let ptr = got[0].message.body.inline().unwrap().as_ptr();
+    assert!(
+        got.iter()
+            .all(|d| d.message.body.inline().unwrap().as_ptr() == ptr)
+    );
 }
 
 #[test]

@@ -85,6 +85,10 @@ pub struct BrokerSection {
     /// -1 = half the memory available to the process (its cgroup limit, else the machine's).
     #[serde(default = "default_global_max_size")]
     pub global_max_size: i64,
+    /// Bodies over this many bytes are written to a file as they arrive and streamed from it
+    /// to consumers instead of being held in memory (Artemis's large messages).
+    #[serde(default = "default_large_message_threshold")]
+    pub large_message_threshold: usize,
 }
 
 impl Default for BrokerSection {
@@ -96,6 +100,7 @@ impl Default for BrokerSection {
             max_disk_usage: default_max_disk_usage(),
             disk_scan_period: default_disk_scan_period(),
             global_max_size: default_global_max_size(),
+            large_message_threshold: default_large_message_threshold(),
         }
     }
 }
@@ -513,7 +518,10 @@ fn default_max_header_line() -> usize {
     64 * 1024
 }
 fn default_max_body() -> usize {
-    16 * 1024 * 1024
+    1024 * 1024 * 1024
+}
+fn default_large_message_threshold() -> usize {
+    100 * 1024
 }
 fn default_hb_send_ms() -> u64 {
     500

@@ -19,7 +19,17 @@ impl Config {
     /// dotted path as written in TOML (`acceptors[1].bind`).
     pub fn validate(&self) -> Result<(), Vec<ValidationError>> {
         let mut errors = Vec::new();
-        check_acceptors(&self.acceptors, &mut errors);
+        check_acceptors(
+            &self.acceptors,
+            self.broker.large_message_threshold,
+            &mut errors,
+        );
+        if self.broker.large_message_threshold == 0 {
+            errors.push(ValidationError::new(
+                "broker.large-message-threshold",
+                "must be greater than 0 (bytes; bodies larger than this go to a file)",
+            ));
+        }
         check_addresses(&self.addresses, &mut errors);
         check_address_settings(&self.address_settings, &mut errors);
         check_journal(&self.journal, &mut errors);
@@ -52,7 +62,11 @@ impl Config {
     }
 }
 
-fn check_acceptors(acceptors: &[AcceptorConfig], errors: &mut Vec<ValidationError>) {
+fn check_acceptors(
+    acceptors: &[AcceptorConfig],
+    large_message_threshold: usize,
+    errors: &mut Vec<ValidationError>,
+) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (i, acceptor) in acceptors.iter().enumerate() {
         let key = format!("acceptors[{i}]");
@@ -85,7 +99,12 @@ fn check_acceptors(acceptors: &[AcceptorConfig], errors: &mut Vec<ValidationErro
             ));
         }
         check_prefixes(&key, acceptor, errors);
-        check_limits(&format!("{key}.limits"), &acceptor.limits, errors);
+        check_limits(
+            &format!("{key}.limits"),
+            &acceptor.limits,
+            large_message_threshold,
+            errors,
+        );
         check_heartbeat(&format!("{key}.heartbeat"), &acceptor.heartbeat, errors);
         check_websocket(&key, acceptor, errors);
     }
@@ -212,7 +231,12 @@ fn check_prefixes(key: &str, acceptor: &AcceptorConfig, errors: &mut Vec<Validat
     }
 }
 
-fn check_limits(key: &str, limits: &LimitsConfig, errors: &mut Vec<ValidationError>) {
+fn check_limits(
+    key: &str,
+    limits: &LimitsConfig,
+    large_message_threshold: usize,
+    errors: &mut Vec<ValidationError>,
+) {
     for (name, value) in [
         ("max-frame-size", limits.max_frame_size),
         ("max-headers", limits.max_headers),
@@ -227,11 +251,13 @@ fn check_limits(key: &str, limits: &LimitsConfig, errors: &mut Vec<ValidationErr
             ));
         }
     }
-    if limits.max_body > limits.max_frame_size {
+    // Only a body up to the large-message threshold is held in the frame; a larger one
+    // streams to a file and is bounded by max-body alone.
+    if limits.max_body.min(large_message_threshold) > limits.max_frame_size {
         errors.push(ValidationError::new(
             format!("{key}.max-body"),
             format!(
-                "{} exceeds max-frame-size ({}); a body that large could never arrive in a frame",
+                "{} exceeds max-frame-size ({}) and broker.large-message-threshold ({large_message_threshold}) lets bodies that large be held in a frame; such a body could never arrive",
                 limits.max_body, limits.max_frame_size
             ),
         ));
@@ -676,8 +702,29 @@ mod tests {
     fn body_fits_in_a_frame() {
         let mut config = Config::default();
         config.acceptors[0].limits.max_body = config.acceptors[0].limits.max_frame_size + 1;
+        config.broker.large_message_threshold = config.acceptors[0].limits.max_body;
         let message = only_problem(&config, "acceptors[0].limits.max-body");
         assert!(message.contains("exceeds max-frame-size"), "{message}");
+    }
+
+    #[test]
+    fn a_body_beyond_the_frame_size_is_fine_when_it_streams_to_a_file() {
+        let mut config = Config::default();
+        config.acceptors[0].limits.max_body = config.acceptors[0].limits.max_frame_size * 4;
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(
+            Config::default().acceptors[0].limits.max_body,
+            1024 * 1024 * 1024,
+            "1 GiB by default"
+        );
+    }
+
+    #[test]
+    fn large_message_threshold_is_positive() {
+        let mut config = Config::default();
+        config.broker.large_message_threshold = 0;
+        let message = only_problem(&config, "broker.large-message-threshold");
+        assert!(message.contains("greater than 0"), "{message}");
     }
 
     #[test]

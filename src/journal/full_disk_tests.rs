@@ -79,6 +79,7 @@ fn put(id: u64, body: &bytes::Bytes) -> Vec<JournalOp> {
             expires: 0,
             timestamp: 1,
             deliver_at: 0,
+            large: None,
         })),
         JournalOp::PutRef {
             queue: Arc::from("q"),

@@ -50,7 +50,8 @@ mod writer;
 
 pub use error::JournalError;
 pub use records::{
-    AddressRecord, JournalOp, OwnerRecord, QueueRecord, RESERVED_OFFSET, RoutingKind, StoredMessage,
+    AddressRecord, JournalOp, LargeFile, OwnerRecord, QueueRecord, RESERVED_OFFSET, RoutingKind,
+    StoredMessage,
 };
 pub use recovery::{Recovered, RecoveredIdCache, RecoveredQueue, RecoveredRef, RecoveredStream};
 
@@ -87,12 +88,14 @@ use writer::{Request, Shared, Writer};
 /// - 5: retained streams. The `stream_offsets` table gives each message of a
 ///   non-destructive queue its offset, `stream_bases` where retention last cut
 ///   a stream, and `consumer_offsets` the stored offsets of named consumers.
+/// - 6: large messages. A stored message may name the file holding its body
+///   (`StoredMessage::large`) instead of carrying it.
 ///
 /// There is no migration: a journal of an older version is refused with
 /// [`JournalError::FormatVersion`] (file left untouched), and the operator
 /// drains it with the old build or starts from an empty directory. That is
 /// acceptable while WrenMQ is 0.x; a 1.0 release must upgrade in place.
-pub const FORMAT_VERSION: u64 = 5;
+pub const FORMAT_VERSION: u64 = 6;
 
 /// Name of the database file inside [`JournalOptions::dir`].
 pub const FILE_NAME: &str = "journal.redb";

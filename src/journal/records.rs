@@ -66,6 +66,19 @@ pub struct StoredMessage {
     /// every queue it reaches, and a scheduled message must stay invisible
     /// after a restart.
     pub deliver_at: u64,
+    /// The file holding the body when it was too large to keep in memory (then `body` is
+    /// empty). The file lives in the broker's large-message directory; the journal only
+    /// names it.
+    pub large: Option<LargeFile>,
+}
+
+/// A message body kept in a file of its own, as a stored message names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LargeFile {
+    /// The file's name inside the large-message directory (no path).
+    pub name: String,
+    /// Its length in bytes, checked at recovery.
+    pub len: u64,
 }
 
 /// Routing semantics of a queue, owned by the journal so it does not depend
@@ -337,6 +350,10 @@ mod tests {
             expires: 0,
             timestamp: 123,
             deliver_at: 1_700_000_000_500,
+            large: Some(LargeFile {
+                name: "msg-1.body".into(),
+                len: 1 << 30,
+            }),
         };
         let bytes = encode(&m).unwrap();
         let back: StoredMessage = decode(&bytes).unwrap();
@@ -354,6 +371,7 @@ mod tests {
             expires: 0,
             timestamp: 123,
             deliver_at: 0,
+            large: None,
         }
     }
 

@@ -182,11 +182,11 @@ fn version_one_journal_is_refused_and_untouched() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
-/// A version-4 journal (no stream tables) is refused with the usual message, not misread
-/// as version 5.
+/// A version-5 journal (its messages carry no large-message field) is refused with the
+/// usual message, not misread as version 6.
 #[test]
-fn version_four_journal_is_refused_and_untouched() {
-    assert_eq!(FORMAT_VERSION, 5);
+fn version_five_journal_is_refused_and_untouched() {
+    assert_eq!(FORMAT_VERSION, 6);
     let dir = tempfile::tempdir().unwrap();
     let (j, _) = Journal::open(opts(dir.path())).unwrap();
     let path = j.path().to_path_buf();
@@ -196,7 +196,7 @@ fn version_four_journal_is_refused_and_untouched() {
         let txn = db.begin_write().unwrap();
         txn.open_table(META)
             .unwrap()
-            .insert(FORMAT_VERSION_KEY, 4)
+            .insert(FORMAT_VERSION_KEY, 5)
             .unwrap();
         txn.commit().unwrap();
     }
@@ -204,7 +204,7 @@ fn version_four_journal_is_refused_and_untouched() {
     let err = Journal::open(opts(dir.path())).unwrap_err();
     assert!(
         err.to_string()
-            .contains("has format version 4, this build reads format version 5"),
+            .contains("has format version 5, this build reads format version 6"),
         "{err}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), before);
@@ -257,6 +257,7 @@ fn stored(id: u64) -> Arc<StoredMessage> {
         expires: 0,
         timestamp: 1,
         deliver_at: 0,
+        large: None,
     })
 }
 

@@ -31,7 +31,8 @@ struct BrowseFrames<'a> {
 }
 
 impl BrowseFrames<'_> {
-    /// The MESSAGE for one browsed message: the headers a delivery would carry.
+    /// The MESSAGE for one browsed message: the headers a delivery would carry (its body is
+    /// added when it is queued, see [`super::Outbox::frame_with_body`]).
     fn message(&self, b: &Browsed, n: u64) -> Frame {
         let m = &b.message;
         let mut f = Frame::new(Command::Message)
@@ -60,7 +61,7 @@ impl BrowseFrames<'_> {
         if m.persistent && !has_persistent {
             f = f.header("persistent", "true");
         }
-        f.body(m.body.clone())
+        f
     }
 }
 
@@ -108,7 +109,10 @@ impl Session {
                         continue;
                     }
                     n += 1;
-                    self.out.frame(frames.message(b, n)).await.map_err(gone)?;
+                    self.out
+                        .frame_with_body(frames.message(b, n), &b.message.body)
+                        .await
+                        .map_err(gone)?;
                 }
                 match page.next {
                     Some(next) => cursor = next,

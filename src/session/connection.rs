@@ -15,10 +15,12 @@ use tokio::time::{Instant, sleep_until};
 
 use super::context::{SessionContext, ShutdownSignal};
 use super::io::{ByteSink, ByteSource};
+use super::large_body::Upload;
 use super::outbound::{Outbound, Outbox};
 use super::writer::{self, WriterEnd};
 use super::{Failure, Flow, PeerInfo, Session};
-use crate::stomp::{Command, Decoded, Decoder, Frame, FrameError};
+use crate::broker::LargeBody;
+use crate::stomp::{Command, Decoded, Decoder, Frame, FrameError, Piece};
 
 /// How long a closing connection may take to flush its last frames.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -88,64 +90,55 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
     // When the partly received frame at the front of the buffer started, if there is one.
     let mut frame_started: Option<Instant> = None;
     let mut writer_done = None;
+    // The SEND whose large body is being written to its file, between its head and its end.
+    let mut upload: Option<(Upload, Option<ByteString>)> = None;
 
     let end = 'conn: loop {
         // Everything already buffered is handled before reading more, so one read carrying
         // many frames is processed in order.
         loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(Decoded::Frame(frame))) => {
+            let piece = decoder.decode_piece(&mut buf);
+            let (frame, large) = match piece {
+                Ok(Some(Piece::Whole(Decoded::Frame(frame)))) => (frame, None),
+                Ok(Some(Piece::Whole(Decoded::HeartBeat))) => continue,
+                Ok(Some(Piece::LargeHead(head))) => {
+                    // A streamed body's deadline runs from its last piece, not its first byte.
                     frame_started = None;
-                    let receipt = frame.get("receipt").map(ByteString::from);
-                    let command = frame.command;
-                    let was_connected = session.version().is_some();
-                    let handled = handle_watching(
-                        &mut session,
-                        frame,
-                        &mut source,
-                        &mut buf,
-                        &mut shutdown,
-                        &mut writer,
-                    )
-                    .await;
-                    match handled {
-                        Handled::Done(Ok(Flow::Continue), waited) => {
-                            if let Some(v) = session.version() {
-                                if !was_connected {
-                                    decoder.set_version(v);
-                                    decoder.set_limits(ctx.limits);
-                                }
-                                // CONNECT replaces the handshake deadline with the negotiated
-                                // heart-beat (or TTL) deadline, or none; after a frame that
-                                // had to wait, the time spent waiting is not held against the
-                                // client. (Most frames never wait: no clock read for them.)
-                                if !was_connected || waited {
-                                    deadline = session.read_timeout().map(|t| Instant::now() + t);
-                                }
-                            }
-                        }
-                        Handled::Done(Ok(Flow::Close), _) => break 'conn End::Graceful,
-                        Handled::Done(Err(failure), _) => {
-                            tracing::debug!(%peer, %command, error = %failure.message, "frame refused");
+                    let receipt = head.get("receipt").map(ByteString::from);
+                    match session.begin_upload(head).await {
+                        Ok(started) => upload = Some((started, receipt)),
+                        Err(failure) => {
                             queue_error(&out, failure, receipt);
                             break 'conn End::Errored;
                         }
-                        Handled::Shutdown => {
-                            tracing::debug!(%peer, %command, "frame abandoned: shutting down");
-                            queue_error(&out, Failure::new(SHUTTING_DOWN), None);
+                    }
+                    continue;
+                }
+                Ok(Some(Piece::BodyPart(part))) => {
+                    frame_started = None;
+                    let written = match upload.as_mut() {
+                        Some((u, _)) => u.write(part).await,
+                        None => Err(Failure::new("a body piece without its frame")),
+                    };
+                    if let Err(failure) = written {
+                        queue_error(&out, failure, upload.take().and_then(|(_, r)| r));
+                        break 'conn End::Errored;
+                    }
+                    continue;
+                }
+                Ok(Some(Piece::BodyEnd)) => {
+                    let Some((u, receipt)) = upload.take() else {
+                        queue_error(&out, Failure::new("a body end without its frame"), None);
+                        break 'conn End::Errored;
+                    };
+                    match u.finish().await {
+                        Ok((frame, body)) => (frame, Some(body)),
+                        Err(failure) => {
+                            queue_error(&out, failure, receipt);
                             break 'conn End::Errored;
-                        }
-                        Handled::PeerGone => {
-                            tracing::debug!(%peer, %command, "frame abandoned: peer closed");
-                            break 'conn End::Dropped;
-                        }
-                        Handled::WriterDone(done) => {
-                            writer_done = Some(done);
-                            break 'conn End::Dropped;
                         }
                     }
                 }
-                Ok(Some(Decoded::HeartBeat)) => {}
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "malformed frame");
@@ -158,6 +151,57 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
                     };
                     queue_error(&out, Failure::new(message), None);
                     break 'conn End::Errored;
+                }
+            };
+            frame_started = None;
+            let receipt = frame.get("receipt").map(ByteString::from);
+            let command = frame.command;
+            let was_connected = session.version().is_some();
+            let handled = handle_watching(
+                &mut session,
+                frame,
+                large,
+                &mut source,
+                &mut buf,
+                &mut shutdown,
+                &mut writer,
+            )
+            .await;
+            match handled {
+                Handled::Done(Ok(Flow::Continue), waited) => {
+                    if let Some(v) = session.version() {
+                        if !was_connected {
+                            decoder.set_version(v);
+                            decoder.set_limits(ctx.limits);
+                            decoder.stream_bodies_above(Some(ctx.broker.large_store().threshold()));
+                        }
+                        // CONNECT replaces the handshake deadline with the negotiated
+                        // heart-beat (or TTL) deadline, or none; after a frame that
+                        // had to wait, the time spent waiting is not held against the
+                        // client. (Most frames never wait: no clock read for them.)
+                        if !was_connected || waited {
+                            deadline = session.read_timeout().map(|t| Instant::now() + t);
+                        }
+                    }
+                }
+                Handled::Done(Ok(Flow::Close), _) => break 'conn End::Graceful,
+                Handled::Done(Err(failure), _) => {
+                    tracing::debug!(%peer, %command, error = %failure.message, "frame refused");
+                    queue_error(&out, failure, receipt);
+                    break 'conn End::Errored;
+                }
+                Handled::Shutdown => {
+                    tracing::debug!(%peer, %command, "frame abandoned: shutting down");
+                    queue_error(&out, Failure::new(SHUTTING_DOWN), None);
+                    break 'conn End::Errored;
+                }
+                Handled::PeerGone => {
+                    tracing::debug!(%peer, %command, "frame abandoned: peer closed");
+                    break 'conn End::Dropped;
+                }
+                Handled::WriterDone(done) => {
+                    writer_done = Some(done);
+                    break 'conn End::Dropped;
                 }
             }
         }
@@ -257,12 +301,13 @@ enum Handled {
 async fn handle_watching<R: ByteSource>(
     session: &mut Session,
     frame: Frame,
+    large: Option<Arc<LargeBody>>,
     source: &mut R,
     buf: &mut BytesMut,
     shutdown: &mut ShutdownSignal,
     writer: &mut JoinHandle<WriterEnd>,
 ) -> Handled {
-    let handler = session.handle(frame);
+    let handler = session.handle_with(frame, large);
     tokio::pin!(handler);
     // Nearly every frame completes without waiting: answer it without setting up the watch
     // (timers, shutdown and read futures cost more than most frames take to handle).

@@ -11,6 +11,7 @@ mod context;
 mod destination;
 mod disk;
 mod io;
+mod large_body;
 mod outbound;
 mod produce;
 mod subscribe;
@@ -32,8 +33,8 @@ use std::time::Duration;
 use bytestring::ByteString;
 
 use crate::broker::{
-    BrokerError, ClientIdClaim, ConsumerHandle, ConsumerId, Destination, MessageDraft, Outcome,
-    Owner, Stored,
+    BrokerError, ClientIdClaim, ConsumerHandle, ConsumerId, Destination, LargeBody, MessageDraft,
+    Outcome, Owner, Stored,
 };
 use crate::security::{Access, Denied, Principal};
 use crate::stomp::{Command, Frame, Version};
@@ -205,6 +206,16 @@ impl Session {
 
     /// Applies one frame. A RECEIPT follows once the frame's effect is complete.
     pub async fn handle(&mut self, frame: Frame) -> Result<Flow, Failure> {
+        self.handle_with(frame, None).await
+    }
+
+    /// [`Session::handle`] for a SEND whose body arrived into a file (`large`) rather than
+    /// in the frame.
+    pub(super) async fn handle_with(
+        &mut self,
+        frame: Frame,
+        large: Option<Arc<LargeBody>>,
+    ) -> Result<Flow, Failure> {
         let command = frame.command;
         if self.version.is_none() && !matches!(command, Command::Connect | Command::Stomp) {
             return Err(Failure::new(format!(
@@ -217,7 +228,7 @@ impl Session {
                 self.connect(&frame).await?;
                 return Ok(Flow::Continue);
             }
-            Command::Send => self.send(frame).await?,
+            Command::Send => self.send(frame, large).await?,
             Command::Subscribe => {
                 // Confirms the subscription itself, before its first MESSAGE.
                 self.subscribe(frame, receipt).await?;

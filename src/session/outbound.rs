@@ -12,7 +12,7 @@ use bytestring::ByteString;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use crate::broker::{Delivery, DeliverySink};
+use crate::broker::{Body, Delivery, DeliverySink, LargeBody};
 use crate::stomp::{Frame, Version};
 
 /// Frames other than MESSAGE that may wait unwritten per connection.
@@ -56,6 +56,9 @@ pub struct SubscriptionContext {
 pub enum Outbound {
     /// A server frame (CONNECTED, RECEIPT); the permit bounds how many wait.
     Frame(Frame, Option<OwnedSemaphorePermit>),
+    /// A server frame whose body is in a file (a browsed large message): written as the
+    /// frame's head, then the file streamed; the frame's own body is ignored.
+    FileFrame(Frame, Arc<LargeBody>, Option<OwnedSemaphorePermit>),
     /// A message for a subscription.
     Message(Delivery, Arc<SubscriptionContext>),
     /// An ERROR frame; the connection closes after it is written.
@@ -99,6 +102,24 @@ impl Outbox {
             .map_err(|_| WriterGone)?;
         self.tx
             .send(Outbound::Frame(frame, Some(permit)))
+            .map_err(|_| WriterGone)
+    }
+
+    /// Queues a server frame with `body` as its body, wherever the body is.
+    pub async fn frame_with_body(&self, mut frame: Frame, body: &Body) -> Result<(), WriterGone> {
+        let file = match body {
+            Body::Inline(b) => {
+                frame.body = b.clone();
+                return self.frame(frame).await;
+            }
+            Body::File(file) => Arc::clone(file),
+        };
+        let permit = Arc::clone(&self.control)
+            .acquire_owned()
+            .await
+            .map_err(|_| WriterGone)?;
+        self.tx
+            .send(Outbound::FileFrame(frame, file, Some(permit)))
             .map_err(|_| WriterGone)
     }
 

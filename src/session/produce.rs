@@ -1,12 +1,15 @@
 //! SEND: mapping the destination, building the message, routing it (waiting for room when
 //! its address is full), and tracking the journal writes its RECEIPT must wait for.
 
+use super::large_body::Upload;
 use super::{Failure, Session, map_destination};
 use crate::broker::{
-    BrokerError, Capacity, Destination, MessageDraft, Stored, check_duplicate_id, now_millis,
+    Body, BrokerError, Capacity, Destination, LargeBody, MessageDraft, Stored, check_duplicate_id,
+    now_millis,
 };
-use crate::stomp::Frame;
+use crate::stomp::{Command, Frame};
 use bytestring::ByteString;
+use std::sync::Arc;
 
 /// Journal writes a connection may have outstanding before it stops reading: enough to fill
 /// several group commits, bounded in count and in bytes so memory stays bounded.
@@ -75,12 +78,32 @@ impl Session {
         Ok(text)
     }
 
-    pub(super) async fn send(&mut self, frame: Frame) -> Result<(), Failure> {
+    /// Starts a SEND whose body is over `large-message-threshold`: the body goes to a file
+    /// as it arrives. Only SEND may carry one; its destination is checked first, so a
+    /// frame that is bound to be refused is refused before its body is written.
+    pub(super) async fn begin_upload(&mut self, head: Frame) -> Result<Upload, Failure> {
+        let store = Arc::clone(self.ctx.broker.large_store());
+        if head.command != Command::Send {
+            return Err(Failure::new(format!(
+                "a {} frame may not carry a body of more than {} bytes; only SEND may (large-message-threshold)",
+                head.command,
+                store.threshold()
+            )));
+        }
+        self.send_destination(&head)?;
+        Upload::begin(store, head).await
+    }
+
+    pub(super) async fn send(
+        &mut self,
+        frame: Frame,
+        large: Option<Arc<LargeBody>>,
+    ) -> Result<(), Failure> {
         let text = self.send_destination(&frame)?;
         let Some(last) = self.last_send.take() else {
             return Err(Failure::new("SEND frame has no 'destination' header"));
         };
-        let result = self.send_to(frame, text, &last.dest).await;
+        let result = self.send_to(frame, large, text, &last.dest).await;
         self.last_send = Some(last);
         result
     }
@@ -88,11 +111,12 @@ impl Session {
     async fn send_to(
         &mut self,
         frame: Frame,
+        large: Option<Arc<LargeBody>>,
         text: ByteString,
         dest: &Destination,
     ) -> Result<(), Failure> {
         let tx_id = frame.get("transaction").map(ByteString::from);
-        let mut draft = draft_from(frame, text, self.connection_id)?;
+        let mut draft = draft_from(frame, large, text, self.connection_id)?;
         self.rewrite_reply_to(&mut draft)?;
         if let Some(tx) = tx_id {
             let Some(held) = self.transactions.get(&tx).map(|t| t.sends.len()) else {
@@ -198,9 +222,11 @@ fn millis_header(frame: &Frame, name: &str, meaning: &str) -> Result<Option<u64>
 
 /// Builds the core's draft of a SEND: persistence, priority, expiry (`expires`, absolute, or
 /// RabbitMQ's relative `expiration`), scheduled delivery (`AMQ_SCHEDULED_TIME`, absolute, or
-/// `AMQ_SCHEDULED_DELAY`, relative, as Artemis and ActiveMQ) and every other header.
+/// `AMQ_SCHEDULED_DELAY`, relative, as Artemis and ActiveMQ) and every other header. A
+/// `large` body (already in its file) replaces the frame's own.
 pub(super) fn draft_from(
     frame: Frame,
+    large: Option<Arc<LargeBody>>,
     destination: ByteString,
     origin: u64,
 ) -> Result<MessageDraft, Failure> {
@@ -250,7 +276,10 @@ pub(super) fn draft_from(
     let mut draft = MessageDraft {
         destination,
         properties,
-        body: frame.body,
+        body: match large {
+            Some(file) => Body::File(file),
+            None => Body::Inline(frame.body),
+        },
         persistent,
         priority,
         expires,

@@ -2,7 +2,9 @@
 //! into one reused buffer (large bodies go out as their own shared chunk, never copied), writes
 //! the batch with one vectored write, acks `auto` deliveries once written, and sends
 //! heart-beats when the connection has been quiet. A barrier is answered once what preceded
-//! it is written, which is how UNSUBSCRIBE waits for its subscription's deliveries.
+//! it is written, which is how UNSUBSCRIBE waits for its subscription's deliveries. A body
+//! kept in a file (a large message) is streamed: the batch so far is written, then the file
+//! in bounded chunks, each written before the next is read (`large_body.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,8 +15,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant, sleep_until};
 
 use super::io::ByteSink;
+use super::large_body;
 use super::outbound::{AckMode, Outbound, SubscriptionContext};
-use crate::broker::{Delivery, Queue};
+use crate::broker::{Body, Delivery, LargeBody, Queue};
 use crate::stomp::{Command, FrameEncoder, Version, encode_frame};
 
 /// Bodies at least this large are written from their shared buffer instead of copied.
@@ -97,8 +100,25 @@ pub async fn run<W: ByteSink>(
                     end_frame(&mut batch.buf, frame_eol);
                     permits.push(permit);
                 }
+                Outbound::FileFrame(frame, file, permit) => {
+                    large_body::encode_head(&frame, file.len(), version, &mut batch.buf);
+                    if stream(&mut sink, &mut batch, &file, write_timeout)
+                        .await
+                        .is_err()
+                    {
+                        return WriterEnd::Failed;
+                    }
+                    end_frame(&mut batch.buf, frame_eol);
+                    permits.push(permit);
+                }
                 Outbound::Message(delivery, sub) => {
-                    encode_message(&mut batch, &delivery, &sub, &mut scratch);
+                    if let Some(file) = encode_message(&mut batch, &delivery, &sub, &mut scratch)
+                        && stream(&mut sink, &mut batch, &file, write_timeout)
+                            .await
+                            .is_err()
+                    {
+                        return WriterEnd::Failed;
+                    }
                     end_frame(&mut batch.buf, frame_eol);
                     if sub.ack == AckMode::Auto {
                         let key = (Arc::as_ptr(&delivery.queue) as usize, delivery.consumer);
@@ -155,6 +175,26 @@ pub async fn run<W: ByteSink>(
     }
 }
 
+/// Writes what the batch holds (a frame's head last), then the file's bytes, and leaves the
+/// frame's NUL in the batch: the file is read in bounded chunks, each written before the
+/// next is read, so a body of any size costs one chunk of memory.
+async fn stream<W: ByteSink>(
+    sink: &mut W,
+    batch: &mut Batch,
+    file: &LargeBody,
+    write_timeout: Option<Duration>,
+) -> std::io::Result<()> {
+    batch.seal();
+    write_bounded(sink, &batch.chunks, write_timeout).await?;
+    batch.chunks.clear();
+    let mut reader = large_body::Reader::open(file).await?;
+    while let Some(chunk) = reader.next().await? {
+        write_bounded(sink, std::slice::from_ref(&chunk), write_timeout).await?;
+    }
+    batch.buf.extend_from_slice(b"\0");
+    Ok(())
+}
+
 /// Writes the optional EOL after a frame's NUL.
 fn end_frame(buf: &mut BytesMut, frame_eol: bool) {
     if frame_eol {
@@ -200,12 +240,14 @@ pub(super) fn is_reserved(name: &str) -> bool {
     )
 }
 
+/// Encodes a MESSAGE into the batch; for a body in a file, only its head, returning the
+/// file for the caller to stream.
 fn encode_message(
     batch: &mut Batch,
     d: &Delivery,
     sub: &SubscriptionContext,
     scratch: &mut String,
-) {
+) -> Option<Arc<LargeBody>> {
     let mut num = itoa::Buffer::new();
     let m = &d.message;
     let mut enc = FrameEncoder::begin(&mut batch.buf, sub.version, Command::Message);
@@ -252,12 +294,18 @@ fn encode_message(
     if m.persistent && !has_persistent {
         enc.plain_header("persistent", "true");
     }
-    if m.body.len() >= ZERO_COPY_BODY {
-        enc.finish_headers(m.body.len());
-        batch.seal();
-        batch.chunks.push(m.body.clone());
-        batch.buf.extend_from_slice(b"\0");
-    } else {
-        enc.finish(&m.body);
+    match &m.body {
+        Body::File(file) => {
+            enc.finish_headers(m.body.len());
+            return Some(Arc::clone(file));
+        }
+        Body::Inline(body) if body.len() >= ZERO_COPY_BODY => {
+            enc.finish_headers(body.len());
+            batch.seal();
+            batch.chunks.push(body.clone());
+            batch.buf.extend_from_slice(b"\0");
+        }
+        Body::Inline(body) => enc.finish(body),
     }
+    None
 }

@@ -186,7 +186,7 @@ mod tests {
             properties: key
                 .map(|k| vec![(ByteString::from("_AMQ_LVQ_NAME"), ByteString::from(k))])
                 .unwrap_or_default(),
-            body: Bytes::new(),
+            body: Bytes::new().into(),
             persistent: false,
             priority,
             expires: 0,

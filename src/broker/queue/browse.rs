@@ -176,7 +176,7 @@ mod tests {
             address: Arc::from("q"),
             destination: "/queue/q".into(),
             properties: Vec::new(),
-            body: Bytes::new(),
+            body: Bytes::new().into(),
             persistent: false,
             priority,
             expires,

@@ -155,7 +155,7 @@ impl Broker {
             group: m.group.clone(),
             usage: None,
         };
-        copy.usage = Some(usage.charge_message(copy.size() as u64));
+        copy.usage = Some(usage.charge_message(copy.memory_size() as u64));
         let copy = Arc::new(copy);
         let took: Vec<Arc<Queue>> = queues
             .into_iter()

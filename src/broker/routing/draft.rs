@@ -1,18 +1,20 @@
 //! A message as a producer handed it over, before routing: how much it holds, and moving
 //! its strings out of the connection's read buffer.
 
+use bytes::Bytes;
 use bytestring::ByteString;
 
 use super::MessageDraft;
+use crate::broker::large::Body;
 
 /// Bodies at least this large stay slices of the frame they arrived in: such a frame fills
 /// most of the read buffer it shares, so what it pins is close to what it counts.
 pub const SHARED_BODY_MIN: usize = 64 * 1024;
 
 impl MessageDraft {
-    /// Bytes it holds, counted as [`Message::size`] counts them.
+    /// Bytes it holds in memory, counted as [`Message::memory_size`] counts them.
     pub fn size(&self) -> usize {
-        crate::broker::message::size_of(&self.body, &self.properties)
+        crate::broker::message::size_of(self.body.in_memory(), &self.properties)
     }
 
     /// Moves the headers (and a body under [`SHARED_BODY_MIN`]) out of the connection's
@@ -21,10 +23,14 @@ impl MessageDraft {
     /// kept in a queue would pin a whole buffer while counting only its own bytes against
     /// the memory limits. One copy of a few hundred bytes per message makes the count true.
     pub fn compact(&mut self) {
-        let small_body = self.body.len() < SHARED_BODY_MIN;
+        let body = match &self.body {
+            Body::Inline(b) => b.clone(),
+            Body::File(_) => Bytes::new(),
+        };
+        let small_body = matches!(self.body, Body::Inline(_)) && body.len() < SHARED_BODY_MIN;
         let mut len: usize = self.properties.iter().map(|(k, v)| k.len() + v.len()).sum();
         if small_body {
-            len += self.body.len();
+            len += body.len();
         }
         let mut block = bytes::BytesMut::with_capacity(len + self.destination.len());
         for (k, v) in &self.properties {
@@ -34,7 +40,7 @@ impl MessageDraft {
         block.extend_from_slice(self.destination.as_bytes());
         let dest_at = block.len() - self.destination.len();
         if small_body {
-            block.extend_from_slice(&self.body);
+            block.extend_from_slice(&body);
         }
         let block = block.freeze();
         let text = |from: usize, to: usize| ByteString::try_from(block.slice(from..to)).ok();
@@ -54,7 +60,7 @@ impl MessageDraft {
             self.destination = d;
         }
         if small_body {
-            self.body = block.slice(dest_at + self.destination.len()..);
+            self.body = Body::Inline(block.slice(dest_at + self.destination.len()..));
         }
     }
 }
@@ -62,7 +68,6 @@ impl MessageDraft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn slice(buf: &Bytes, from: usize, to: usize) -> ByteString {
         ByteString::try_from(buf.slice(from..to)).unwrap()
@@ -76,7 +81,7 @@ mod tests {
         let mut d = MessageDraft {
             destination: slice(&buf, 22, 30),
             properties: vec![(slice(&buf, 0, 5), slice(&buf, 6, 9))],
-            body: buf.slice(32..37),
+            body: buf.slice(32..37).into(),
             persistent: None,
             priority: 4,
             expires: 0,
@@ -94,7 +99,7 @@ mod tests {
                 &*d.properties[0].0,
                 &*d.properties[0].1,
                 &*d.destination,
-                &d.body[..]
+                &d.body.inline().unwrap()[..]
             ),
             ("color", "red", "/queue/q", &b"hello"[..])
         );
@@ -107,7 +112,7 @@ mod tests {
         let mut d = MessageDraft {
             destination: ByteString::from("/queue/q"),
             properties: vec![],
-            body: buf.slice(10..),
+            body: buf.slice(10..).into(),
             persistent: None,
             priority: 4,
             expires: 0,

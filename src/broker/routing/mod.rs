@@ -2,7 +2,6 @@
 //! created and removed, and the request types of the operations that route through it.
 //! Sending, subscribing, consumers and recovery each live in a child module.
 
-use bytes::Bytes;
 use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use super::duplicates::{DuplicateIds, MAX_ID_CACHES};
 use super::error::BrokerError;
 use super::filter::Filter;
 use super::flow::AddressUsage;
+use super::large::{Body, LARGE_MESSAGES_DIR, LargeStore};
 use super::message::Message;
 use super::persistence;
 use super::queue::{DeliverySink, GroupBuckets, Queue, QueueKindKeys, QueueSpec, Window};
@@ -86,8 +86,8 @@ pub struct MessageDraft {
     pub destination: ByteString,
     /// Properties in order.
     pub properties: Vec<(ByteString, ByteString)>,
-    /// Payload.
-    pub body: Bytes,
+    /// Payload, in memory or (a large message) in a file.
+    pub body: Body,
     /// `None` takes the address's `default-persistent`.
     pub persistent: Option<bool>,
     /// 0–9.
@@ -235,6 +235,17 @@ pub struct Broker {
     /// Bytes of messages held over all addresses, against `[broker] global-max-size`; every
     /// address's counter charges it too.
     memory: Arc<AddressUsage>,
+    /// Where bodies over `large-message-threshold` are kept.
+    large: Arc<LargeStore>,
+}
+
+/// A broker dropped without a shutdown (in tests, or a failed start) leaves its large
+/// message files for the next start too: dropping the registry must not delete the bodies of
+/// persistent messages.
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.large.keep_files();
+    }
 }
 
 impl std::fmt::Debug for Broker {
@@ -268,6 +279,22 @@ impl Broker {
                 .unwrap_or_default(),
             |address| settings.resolve(address).id_cache_size,
         );
+        let large_dir = journal
+            .as_ref()
+            .map(|_| config.journal.data_dir.join(LARGE_MESSAGES_DIR));
+        let large = LargeStore::open(
+            large_dir.as_deref(),
+            config.broker.large_message_threshold,
+            config.journal.sync,
+        )
+        .map_err(|e| {
+            BrokerError::LargeMessages(format!(
+                "cannot open the large-message directory {}: {e}",
+                large_dir
+                    .as_deref()
+                    .map_or_else(|| "(temporary)".into(), |d| d.display().to_string())
+            ))
+        })?;
         let disk = disk_room::monitor(
             config.broker.max_disk_usage,
             config.broker.disk_scan_period,
@@ -298,6 +325,7 @@ impl Broker {
                 )),
                 None,
             ),
+            large,
         });
         tracing::info!(
             bytes = broker.memory.limit().unwrap_or(0),
@@ -384,9 +412,16 @@ impl Broker {
 
     /// Flushes and closes the journal (graceful shutdown).
     pub fn shutdown_journal(&self) {
+        // Whatever is dropped from here on keeps its file for the next start.
+        self.large.keep_files();
         if let Some(j) = &self.journal {
             j.shutdown();
         }
+    }
+
+    /// Where large message bodies are kept, and the threshold above which a body is.
+    pub fn large_store(&self) -> &Arc<LargeStore> {
+        &self.large
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Registry> {

@@ -50,7 +50,7 @@ impl Broker {
                 },
             );
         }
-        let mut restored = Restored::new();
+        let mut restored = Restored::new(Arc::clone(&self.large));
         let mut count = 0usize;
         let mut streams: std::collections::HashMap<String, RecoveredStream> = recovered
             .streams
@@ -71,30 +71,16 @@ impl Broker {
                 let messages: Vec<_> = rq
                     .refs
                     .iter()
-                    .map(|r| {
-                        restored
-                            .entry(r.message.id)
-                            .or_insert_with(|| {
-                                let mut m = persistence::restored(&r.message);
-                                m.usage = usage.as_ref().map(|u| u.charge_message(m.size() as u64));
-                                Arc::new(m)
-                            })
-                            .clone()
-                    })
+                    .filter_map(|r| restored.message(&r.message, usage.as_ref()))
                     .collect();
                 count += messages.len();
                 recover_stream(&queue, messages, info);
                 continue;
             }
             for r in rq.refs {
-                let message = restored
-                    .entry(r.message.id)
-                    .or_insert_with(|| {
-                        let mut m = persistence::restored(&r.message);
-                        m.usage = usage.as_ref().map(|u| u.charge_message(m.size() as u64));
-                        Arc::new(m)
-                    })
-                    .clone();
+                let Some(message) = restored.message(&r.message, usage.as_ref()) else {
+                    continue;
+                };
                 // A redelivery delay recorded for the ref, else the message's own schedule.
                 let deliver_at = if r.deliver_at != 0 {
                     r.deliver_at
@@ -115,6 +101,8 @@ impl Broker {
                 recover_stream(&queue, Vec::new(), info);
             }
         }
+        // Files of messages that were not persistent, acknowledged, or never confirmed.
+        self.large.remove_unreferenced(&restored.files());
         tracing::info!(
             queues = recovered.queues.len(),
             messages = count,

@@ -136,7 +136,7 @@ impl Broker {
             usage: None,
         };
         message.group = Message::group_of(&message.properties);
-        message.usage = Some(usage.charge_message(message.size() as u64));
+        message.usage = Some(usage.charge_message(message.memory_size() as u64));
         Ok(Some((Arc::new(message), targets)))
     }
 

@@ -47,7 +47,7 @@ fn message(id: u64, body: usize, timestamp: u64) -> Arc<Message> {
         address: "s".into(),
         destination: "s".into(),
         properties: vec![],
-        body: Bytes::from(vec![b'x'; body]),
+        body: Bytes::from(vec![b'x'; body]).into(),
         persistent: false,
         priority: 4,
         expires: 0,
