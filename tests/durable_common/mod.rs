@@ -161,6 +161,11 @@ impl Broker {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// The broker process's id, for reading its memory use from /proc.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn journal_path(&self) -> PathBuf {
         self.data_dir.join("journal.redb")
     }

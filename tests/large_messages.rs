@@ -1,0 +1,482 @@
+//! Large messages (`[broker] large-message-threshold`) over real connections to the real
+//! broker binary: a body over the threshold goes to a file as it arrives and is streamed out,
+//! so a 200 MiB message costs the broker little memory; persistent ones survive SIGKILL;
+//! multicast copies share one file; files go once acknowledged, and at start-up those no
+//! stored message names are deleted.
+
+mod durable_common;
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use durable_common::{Broker, Frame};
+
+/// The built-in threshold (100 KiB, Artemis's default).
+const THRESHOLD: usize = 100 * 1024;
+/// Generous for a debug build moving a few hundred MiB.
+const BIG_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn data_dir(tmp: &tempfile::TempDir) -> PathBuf {
+    tmp.path().join("data")
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("broker.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The large-message files in a data dir.
+fn files(data: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(data.join("large-messages")) {
+        Ok(dir) => dir.flatten().map(|e| e.path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Waits (bounded) until the data dir holds `n` large-message files.
+fn wait_for_files(data: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while files(data).len() != n {
+        assert!(
+            Instant::now() < deadline,
+            "expected {n} large-message files, found {:?}",
+            files(data)
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Byte `i` of a test body: varied, deterministic, so a receiver can check every byte
+/// without the sender's copy.
+fn byte_at(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ (i >> 20) as u8
+}
+
+fn fill(buf: &mut [u8], from: u64) {
+    for (k, b) in buf.iter_mut().enumerate() {
+        *b = byte_at(from + k as u64);
+    }
+}
+
+fn body(len: usize) -> Vec<u8> {
+    let mut b = vec![0; len];
+    fill(&mut b, 0);
+    b
+}
+
+/// The broker's resident memory, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A raw STOMP 1.2 connection that streams bodies instead of holding them: what a 200 MiB
+/// test needs on its own side.
+struct Streamer {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Streamer {
+    fn connect(addr: SocketAddr) -> Streamer {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+        stream.set_read_timeout(Some(BIG_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(BIG_TIMEOUT)).unwrap();
+        let mut s = Streamer {
+            stream,
+            buf: Vec::new(),
+        };
+        s.stream
+            .write_all(b"CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:0,0\n\n\0")
+            .unwrap();
+        let (command, _) = s.head();
+        assert_eq!(command, "CONNECTED");
+        s.skip_to_nul();
+        s
+    }
+
+    fn more(&mut self) {
+        let mut chunk = vec![0u8; 256 * 1024];
+        let n = self.stream.read(&mut chunk).expect("read from the broker");
+        assert!(n > 0, "the broker closed the connection");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// Reads a frame's command and headers (skipping heart-beat EOLs).
+    fn head(&mut self) -> (String, Vec<(String, String)>) {
+        loop {
+            let skip = self.buf.iter().take_while(|&&b| b == b'\n').count();
+            self.buf.drain(..skip);
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let head = String::from_utf8(self.buf[..end].to_vec()).expect("utf-8 head");
+                self.buf.drain(..end + 2);
+                let mut lines = head.lines();
+                let command = lines.next().unwrap_or_default().to_string();
+                let headers = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                return (command, headers);
+            }
+            self.more();
+        }
+    }
+
+    fn skip_to_nul(&mut self) {
+        loop {
+            if let Some(nul) = self.buf.iter().position(|&b| b == 0) {
+                self.buf.drain(..=nul);
+                return;
+            }
+            self.buf.clear();
+            self.more();
+        }
+    }
+
+    /// Reads a `len`-byte body and its NUL, checking every byte against [`byte_at`];
+    /// returns the CRC-32 of what arrived.
+    fn check_body(&mut self, len: u64) -> u32 {
+        let mut crc = crc32fast::Hasher::new();
+        let mut at = 0u64;
+        while at < len {
+            if self.buf.is_empty() {
+                self.more();
+            }
+            let take = self.buf.len().min((len - at) as usize);
+            let mut want = vec![0u8; take];
+            fill(&mut want, at);
+            assert!(self.buf[..take] == want[..], "body differs near byte {at}");
+            crc.update(&self.buf[..take]);
+            self.buf.drain(..take);
+            at += take as u64;
+        }
+        while self.buf.is_empty() {
+            self.more();
+        }
+        assert_eq!(self.buf[0], 0, "the body ends with NUL");
+        self.buf.drain(..1);
+        crc.finalize()
+    }
+
+    /// Sends a SEND with a `len`-byte body written in 1 MiB pieces; returns its CRC-32.
+    fn send_generated(&mut self, destination: &str, len: u64, receipt: &str) -> u32 {
+        let head =
+            format!("SEND\ndestination:{destination}\nreceipt:{receipt}\ncontent-length:{len}\n\n");
+        self.stream.write_all(head.as_bytes()).unwrap();
+        let mut crc = crc32fast::Hasher::new();
+        let mut piece = vec![0u8; 1024 * 1024];
+        let mut at = 0u64;
+        while at < len {
+            let n = piece.len().min((len - at) as usize);
+            fill(&mut piece[..n], at);
+            crc.update(&piece[..n]);
+            self.stream.write_all(&piece[..n]).expect("write the body");
+            at += n as u64;
+        }
+        self.stream.write_all(b"\0").unwrap();
+        crc.finalize()
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Samples the broker's RSS every 20 ms until stopped; keeps the peak.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(rss_bytes(pid)));
+        let (s, p) = (Arc::clone(&stop), Arc::clone(&peak));
+        let thread = thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(rss_bytes(pid), Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(20));
+            }
+        });
+        RssSampler {
+            stop,
+            peak,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// A 200 MiB message goes through the broker byte-exact while the broker's resident memory
+/// grows by far less than the message: its body is written to a file as it arrives and read
+/// back in chunks as it goes out. (With the body held in memory, as with a threshold above
+/// 200 MiB, the growth is at least the message's size.)
+#[test]
+fn a_200_mib_message_round_trips_byte_exact_while_broker_memory_stays_far_below_its_size() {
+    const SIZE: u64 = 200 * 1024 * 1024;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(
+        tmp.path(),
+        "[[acceptors]]\nname = \"stomp\"\nbind = \"127.0.0.1:0\"\n\
+         [acceptors.limits]\nmax-body = 268435456\n",
+    );
+    let broker = Broker::start_with_config(&data_dir(&tmp), &config);
+    let pid = broker.pid().expect("broker pid");
+    let mut consumer = Streamer::connect(broker.addr);
+    consumer
+        .stream
+        .write_all(
+            b"SUBSCRIBE\ndestination:/queue/big\nid:s\nack:client-individual\nreceipt:sub\n\n\0",
+        )
+        .unwrap();
+    let (command, _) = consumer.head();
+    assert_eq!(command, "RECEIPT");
+    consumer.skip_to_nul();
+    let mut producer = Streamer::connect(broker.addr);
+    thread::sleep(Duration::from_millis(200));
+    let baseline = rss_bytes(pid);
+    let sampler = RssSampler::start(pid);
+
+    let receiving = thread::spawn(move || {
+        let (command, headers) = consumer.head();
+        assert_eq!(command, "MESSAGE", "{headers:?}");
+        let len: u64 = header(&headers, "content-length")
+            .expect("content-length")
+            .parse()
+            .unwrap();
+        assert_eq!(len, SIZE);
+        let crc = consumer.check_body(len);
+        let ack = header(&headers, "ack").expect("ack header").to_string();
+        consumer
+            .stream
+            .write_all(format!("ACK\nid:{ack}\nreceipt:acked\n\n\0").as_bytes())
+            .unwrap();
+        let (command, _) = consumer.head();
+        assert_eq!(command, "RECEIPT");
+        consumer.skip_to_nul();
+        crc
+    });
+    let sent = producer.send_generated("/queue/big", SIZE, "sent");
+    let (command, headers) = producer.head();
+    assert_eq!(command, "RECEIPT", "{headers:?}");
+    producer.skip_to_nul();
+    let received = receiving.join().expect("consumer thread");
+    let peak = sampler.finish();
+
+    assert_eq!(
+        received, sent,
+        "the CRC-32 of what arrived is that of what was sent"
+    );
+    let growth = peak.saturating_sub(baseline);
+    eprintln!(
+        "broker RSS: baseline {} KiB, peak {} KiB, growth {} KiB",
+        baseline >> 10,
+        peak >> 10,
+        growth >> 10
+    );
+    assert!(
+        growth < 64 * 1024 * 1024,
+        "broker RSS grew by {} MiB (baseline {} MiB, peak {} MiB) for a 200 MiB message",
+        growth >> 20,
+        baseline >> 20,
+        peak >> 20
+    );
+    wait_for_files(&data_dir(&tmp), 0);
+}
+
+/// A persistent large message confirmed by its RECEIPT is on disk twice over (its file and
+/// its journal record): after SIGKILL it is delivered byte-exact, and its file is deleted
+/// once it is acknowledged. A stray file no message names is deleted at start-up.
+#[test]
+fn a_persistent_large_message_survives_sigkill_and_its_file_goes_once_acked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let payload = body(3 * 1024 * 1024 + 7);
+    let broker = Broker::start(&data);
+    let mut p = broker.client();
+    p.send_confirmed("/queue/kept", &[("persistent", "true")], &payload, "s1");
+    assert_eq!(files(&data).len(), 1, "one file holds the body");
+    broker.kill();
+
+    let stray = data
+        .join("large-messages")
+        .join("msg-stray0000000000000000.body");
+    std::fs::write(&stray, b"left by a message that was never confirmed").unwrap();
+    let broker = Broker::start(&data);
+    assert!(!stray.exists(), "an unreferenced file is deleted at start");
+    assert_eq!(files(&data).len(), 1, "the stored message's file is kept");
+    let mut c = broker.client();
+    c.subscribe("/queue/kept", "s", "client-individual", &[]);
+    let m = c.expect_frame();
+    assert_eq!(m.command, "MESSAGE", "{m:?}");
+    assert!(m.body == payload, "byte-exact after the restart");
+    let ack = m.header("ack").expect("ack").to_string();
+    c.send_frame("ACK", &[("id", &ack), ("receipt", "a1")], b"")
+        .unwrap();
+    c.expect_receipt("a1");
+    wait_for_files(&data, 0);
+    broker.kill();
+    let broker = Broker::start(&data);
+    let mut c = broker.client();
+    c.subscribe("/queue/kept", "s", "auto", &[]);
+    assert!(
+        c.drain(Duration::from_millis(300), Duration::from_secs(5))
+            .is_empty(),
+        "acked: never delivered again"
+    );
+}
+
+/// A stored large message whose file has gone is skipped with a warning; the broker starts
+/// and delivers everything else.
+#[test]
+fn a_large_message_whose_file_is_missing_is_skipped_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let broker = Broker::start(&data);
+    let mut p = broker.client();
+    p.send_confirmed(
+        "/queue/lost",
+        &[("persistent", "true")],
+        &body(THRESHOLD * 3),
+        "s1",
+    );
+    p.send_confirmed("/queue/lost", &[("persistent", "true")], b"small", "s2");
+    broker.kill();
+    for f in files(&data) {
+        std::fs::remove_file(f).unwrap();
+    }
+    let broker = Broker::start(&data);
+    let mut c = broker.client();
+    c.subscribe("/queue/lost", "s", "auto", &[]);
+    let got = c.drain(Duration::from_millis(300), Duration::from_secs(5));
+    let bodies: Vec<String> = got.iter().map(Frame::body_str).collect();
+    assert_eq!(bodies, ["small"]);
+    assert!(
+        broker.stderr().contains("large message's file is missing"),
+        "{}",
+        broker.stderr()
+    );
+}
+
+/// Every subscriber of a topic gets the large message, from one shared file, deleted when
+/// the last copy is acknowledged.
+#[test]
+fn multicast_copies_of_a_large_message_share_one_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let broker = Broker::start(&data);
+    let mut a = broker.client();
+    let mut b = broker.client();
+    a.subscribe("/topic/news", "a", "client-individual", &[]);
+    b.subscribe("/topic/news", "b", "client-individual", &[]);
+    let payload = body(THRESHOLD * 5 + 3);
+    let mut p = broker.client();
+    p.send_confirmed("/topic/news", &[], &payload, "s1");
+    let ma = a.expect_frame();
+    let mb = b.expect_frame();
+    assert!(ma.body == payload && mb.body == payload, "both byte-exact");
+    assert_eq!(files(&data).len(), 1, "one file for both copies");
+    for (client, m) in [(&mut a, &ma), (&mut b, &mb)] {
+        let ack = m.header("ack").expect("ack").to_string();
+        client
+            .send_frame("ACK", &[("id", &ack), ("receipt", "ack")], b"")
+            .unwrap();
+        client.expect_receipt("ack");
+    }
+    wait_for_files(&data, 0);
+}
+
+/// At the threshold a body is held in memory (no file); one byte over, it goes to a file;
+/// both arrive byte-exact, with or without content-length.
+#[test]
+fn bodies_just_under_and_just_over_the_threshold_both_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let broker = Broker::start(&data);
+    let mut c = broker.client();
+    c.subscribe("/queue/edge", "s", "client-individual", &[]);
+    let mut p = broker.client();
+    for (len, in_file) in [(THRESHOLD, false), (THRESHOLD + 1, true)] {
+        let payload = body(len);
+        p.send_confirmed("/queue/edge", &[], &payload, "s");
+        let m = c.expect_frame();
+        assert!(m.body == payload, "{len} bytes arrive byte-exact");
+        assert_eq!(
+            files(&data).len(),
+            usize::from(in_file),
+            "{len} bytes: in a file? {in_file}"
+        );
+        let ack = m.header("ack").expect("ack").to_string();
+        c.send_frame("ACK", &[("id", &ack), ("receipt", "a")], b"")
+            .unwrap();
+        c.expect_receipt("a");
+        wait_for_files(&data, 0);
+    }
+    // A NUL-terminated body (no content-length) is streamed once it passes the threshold.
+    let text: Vec<u8> = (0..THRESHOLD * 3).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut raw = b"SEND\ndestination:/queue/edge\nreceipt:nul\n\n".to_vec();
+    raw.extend_from_slice(&text);
+    raw.push(0);
+    let mut sock = TcpStream::connect(broker.addr).unwrap();
+    sock.write_all(b"CONNECT\naccept-version:1.2\nhost:h\n\n\0")
+        .unwrap();
+    sock.write_all(&raw).unwrap();
+    let m = c.expect_frame();
+    assert!(m.body == text, "a NUL-terminated large body arrives whole");
+    assert_eq!(files(&data).len(), 1);
+    drop(sock);
+}
+
+/// Refusing a large body names the reason and closes the connection: here a frame other
+/// than SEND.
+#[test]
+fn only_send_may_carry_a_large_body() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&data_dir(&tmp));
+    let mut c = broker.client();
+    let mut raw = b"SUBSCRIBE\ndestination:/queue/x\nid:1\n\n".to_vec();
+    raw.extend(std::iter::repeat_n(b'x', THRESHOLD + 10));
+    raw.push(0);
+    let mut s = TcpStream::connect(broker.addr).unwrap();
+    s.write_all(b"CONNECT\naccept-version:1.2\nhost:h\n\n\0")
+        .unwrap();
+    s.write_all(&raw).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("reading the ERROR: {e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("\nERROR\n"), "{text}");
+    assert!(text.contains("only SEND may"), "{text}");
+    // The broker keeps serving others.
+    c.send_confirmed("/queue/x", &[], b"still here", "r");
+}
