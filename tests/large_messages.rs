@@ -480,3 +480,135 @@ fn only_send_may_carry_a_large_body() {
     // The broker keeps serving others.
     c.send_confirmed("/queue/x", &[], b"still here", "r");
 }
+
+/// A tmpfs mounted for one test (needs root), unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs { dir }),
+            Ok(o) => {
+                println!(
+                    "skipped: cannot mount a tmpfs (needs root): {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                println!("skipped: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A disk that fills while a large body is written: the producer gets an ERROR naming the
+/// reason (with its receipt-id) and its connection closes, the partial file is deleted, and
+/// the broker keeps serving.
+#[test]
+fn a_full_disk_while_writing_a_large_body_errors_the_producer_and_the_broker_carries_on() {
+    let Some(fs) = Tmpfs::mount("16m") else {
+        return;
+    };
+    let data = fs.dir.path().join("data");
+    let config = write_config(fs.dir.path(), "[broker]\nmax-disk-usage = -1\n");
+    let broker = Broker::start_with_config(&data, &config);
+    let mut producer = Streamer::connect(broker.addr);
+    let mut writer = producer.stream.try_clone().unwrap();
+    let sending = thread::spawn(move || {
+        let len = 64u64 * 1024 * 1024;
+        let head = format!("SEND\ndestination:/queue/full\nreceipt:big\ncontent-length:{len}\n\n");
+        let mut piece = vec![0u8; 256 * 1024];
+        let _ = writer.write_all(head.as_bytes());
+        let mut at = 0u64;
+        while at < len {
+            fill(&mut piece, at);
+            // The broker stops reading and closes: a failed write is expected.
+            if writer.write_all(&piece).is_err() {
+                return;
+            }
+            at += piece.len() as u64;
+        }
+    });
+    let (command, headers) = producer.head();
+    assert_eq!(command, "ERROR", "{headers:?}");
+    assert_eq!(header(&headers, "receipt-id"), Some("big"), "{headers:?}");
+    let message = header(&headers, "message").unwrap_or_default();
+    assert!(
+        message.contains("could not write a large message body to disk")
+            && message.contains("No space left"),
+        "{message}"
+    );
+    let _ = sending.join();
+    wait_for_files(&data, 0);
+    let mut other = broker.client();
+    other.send_confirmed("/queue/full", &[], b"small", "r");
+    other.subscribe("/queue/full", "s", "auto", &[]);
+    assert_eq!(other.expect_frame().body_str(), "small");
+}
+
+/// Memory limits charge a large message what it holds in memory (its headers and a small
+/// constant), so an address limited to 1 MiB takes several 600 KiB large messages; consumer
+/// windows count the whole body, so a 1 MiB byte window holds two of them at a time.
+#[test]
+fn memory_limits_charge_a_large_message_its_headers_while_windows_count_its_body() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let config = write_config(
+        tmp.path(),
+        "[[address-settings]]\nmatch = \"#\"\n\n\
+         [[address-settings]]\nmatch = \"acct\"\nmax-size-bytes = 1048576\naddress-full-policy = \"fail\"\n",
+    );
+    let broker = Broker::start_with_config(&data, &config);
+    let payload = body(600 * 1024);
+    let mut p = broker.client();
+    for i in 0..4 {
+        p.send_confirmed("/queue/acct", &[], &payload, &format!("s{i}"));
+    }
+    assert_eq!(
+        files(&data).len(),
+        4,
+        "2.4 MiB of bodies on disk, not in memory"
+    );
+    let mut c = broker.client();
+    c.subscribe(
+        "/queue/acct",
+        "s",
+        "client-individual",
+        &[("consumer-window-size", "1048576")],
+    );
+    let first = c.drain(Duration::from_millis(500), Duration::from_secs(10));
+    assert_eq!(first.len(), 2, "the window counts each 600 KiB body");
+    assert!(first.iter().all(|m| m.body == payload));
+    let ack = first[0].header("ack").expect("ack").to_string();
+    c.send_frame("ACK", &[("id", &ack), ("receipt", "a")], b"")
+        .unwrap();
+    // The RECEIPT and the message the ACK made room for come in either order.
+    let mut next = Vec::new();
+    while let Ok(Some(f)) = c.read_frame(Duration::from_millis(500)) {
+        next.push(f.command);
+    }
+    next.sort();
+    assert_eq!(
+        next,
+        ["MESSAGE", "RECEIPT"],
+        "one more once one is acknowledged"
+    );
+}

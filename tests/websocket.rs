@@ -541,3 +541,47 @@ async fn websocket_frames_end_with_nul_and_newline() {
     assert!(data.starts_with(b"CONNECTED\n"), "{data:?}");
     assert!(data.ends_with(b"\0\n"), "{data:?}");
 }
+
+/// A large message (over large-message-threshold) streams out of its file: its MESSAGE
+/// spans several WebSocket messages (head, body chunks, NUL), which a STOMP-over-WebSocket
+/// client reassembles as it does any frame split across messages (@stomp/stompjs parses
+/// byte by byte across messages).
+#[tokio::test]
+async fn a_large_message_spans_several_websocket_messages_and_reassembles() {
+    let running = start().await;
+    let mut s = StompWs::connect(ws_addr(&running)).await;
+    s.send(b"SUBSCRIBE\nid:0\ndestination:/queue/large\nreceipt:r\n\n\0")
+        .await;
+    assert_eq!(s.frame().await.command, "RECEIPT");
+    let body: Vec<u8> = (0..3 * 1024 * 1024 + 5).map(|i| (i % 253) as u8).collect();
+    let mut send = format!(
+        "SEND\ndestination:/queue/large\ncontent-length:{}\n\n",
+        body.len()
+    )
+    .into_bytes();
+    send.extend_from_slice(&body);
+    send.push(0);
+    // The producer's side may be split too: the decoder streams the body whatever the split.
+    for piece in send.chunks(700 * 1024) {
+        s.send(piece).await;
+    }
+    let mut messages = 0;
+    let m = loop {
+        if let Some(f) = take_frame(&mut s.buf) {
+            break f;
+        }
+        let msg = timeout(WAIT, s.ws.next())
+            .await
+            .expect("no frame in time")
+            .expect("ws closed")
+            .expect("ws error");
+        if let Message::Binary(b) = msg {
+            messages += 1;
+            s.buf.extend_from_slice(&b);
+        }
+    };
+    assert_eq!(m.command, "MESSAGE", "{:?}", m.headers);
+    assert!(m.body == body, "byte-exact");
+    assert!(messages > 3, "one frame, {messages} WebSocket messages");
+    running.shutdown().await;
+}
