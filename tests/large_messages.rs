@@ -378,6 +378,17 @@ fn a_large_message_whose_file_is_missing_is_skipped_with_a_warning() {
         "{}",
         broker.stderr()
     );
+    // Its ref was deleted: the next start has nothing to warn about.
+    drop(c);
+    broker.kill();
+    let broker = Broker::start(&data);
+    let mut c = broker.client();
+    c.subscribe("/queue/lost", "s2", "auto", &[]);
+    assert!(
+        !broker.stderr().contains("large message's file is missing"),
+        "{}",
+        broker.stderr()
+    );
 }
 
 /// Every subscriber of a topic gets the large message, from one shared file, deleted when
@@ -611,4 +622,35 @@ fn memory_limits_charge_a_large_message_its_headers_while_windows_count_its_body
         ["MESSAGE", "RECEIPT"],
         "one more once one is acknowledged"
     );
+}
+
+/// A large SEND inside a transaction keeps its file until the transaction ends: ABORT
+/// deletes it, COMMIT delivers the message byte-exact.
+#[test]
+fn a_large_message_in_a_transaction_is_delivered_at_commit_and_gone_at_abort() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let broker = Broker::start(&data);
+    let mut p = broker.client();
+    let payload = body(THRESHOLD * 4);
+    p.send_frame("BEGIN", &[("transaction", "t1")], b"")
+        .unwrap();
+    p.send_confirmed("/queue/tx", &[("transaction", "t1")], &payload, "s1");
+    assert_eq!(files(&data).len(), 1, "held by the open transaction");
+    p.send_frame("ABORT", &[("transaction", "t1"), ("receipt", "ab")], b"")
+        .unwrap();
+    p.expect_receipt("ab");
+    wait_for_files(&data, 0);
+    p.send_frame("BEGIN", &[("transaction", "t2")], b"")
+        .unwrap();
+    p.send_confirmed("/queue/tx", &[("transaction", "t2")], &payload, "s2");
+    p.send_frame("COMMIT", &[("transaction", "t2"), ("receipt", "co")], b"")
+        .unwrap();
+    p.expect_receipt("co");
+    let mut c = broker.client();
+    c.subscribe("/queue/tx", "s", "auto", &[]);
+    let got = c.drain(Duration::from_millis(300), Duration::from_secs(10));
+    assert_eq!(got.len(), 1, "only the committed one");
+    assert!(got[0].body == payload);
+    wait_for_files(&data, 0);
 }

@@ -5,7 +5,7 @@ use crate::broker::Filter;
 use crate::broker::persistence;
 use crate::broker::persistence::Restored;
 use crate::broker::{Queue, RoutingType};
-use crate::journal::{Recovered, RecoveredStream};
+use crate::journal::{JournalOp, Recovered, RecoveredStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -51,6 +51,9 @@ impl Broker {
             );
         }
         let mut restored = Restored::new(Arc::clone(&self.large));
+        // Refs of messages that could not be rebuilt (their file is gone): deleted, so the
+        // next start does not warn about them again.
+        let mut unrecoverable = Vec::new();
         let mut count = 0usize;
         let mut streams: std::collections::HashMap<String, RecoveredStream> = recovered
             .streams
@@ -79,6 +82,11 @@ impl Broker {
             }
             for r in rq.refs {
                 let Some(message) = restored.message(&r.message, usage.as_ref()) else {
+                    unrecoverable.push(JournalOp::DeleteRef {
+                        queue: Arc::clone(&queue.name),
+                        incarnation: queue.incarnation,
+                        message_id: r.message.id,
+                    });
                     continue;
                 };
                 // A redelivery delay recorded for the ref, else the message's own schedule.
@@ -103,6 +111,9 @@ impl Broker {
         }
         // Files of messages that were not persistent, acknowledged, or never confirmed.
         self.large.remove_unreferenced(&restored.files());
+        if let Some(journal) = self.journal.as_ref().filter(|_| !unrecoverable.is_empty()) {
+            journal.submit_detached(unrecoverable);
+        }
         tracing::info!(
             queues = recovered.queues.len(),
             messages = count,
