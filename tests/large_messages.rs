@@ -654,3 +654,131 @@ fn a_large_message_in_a_transaction_is_delivered_at_commit_and_gone_at_abort() {
     assert!(got[0].body == payload);
     wait_for_files(&data, 0);
 }
+
+/// Browsing a queue shows a large message byte-exact (streamed from its file) and leaves
+/// it, and its file, in place.
+#[test]
+fn browsing_a_queue_streams_a_large_message_and_keeps_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let broker = Broker::start(&data);
+    let payload = body(THRESHOLD * 2 + 11);
+    let mut p = broker.client();
+    p.send_confirmed("/queue/peek", &[], &payload, "s");
+    let mut b = broker.client();
+    b.subscribe("/queue/peek", "b", "auto", &[("browser", "true")]);
+    let m = b.expect_frame();
+    assert_eq!(m.command, "MESSAGE");
+    assert!(m.body == payload, "byte-exact");
+    assert_eq!(b.expect_frame().header("browser"), Some("end"));
+    assert_eq!(files(&data).len(), 1, "browsing consumed nothing");
+    let mut c = broker.client();
+    c.subscribe("/queue/peek", "s", "auto", &[]);
+    assert!(c.expect_frame().body == payload);
+    wait_for_files(&data, 0);
+}
+
+/// A dead-letter copy of a large message shares its file.
+#[test]
+fn a_dead_lettered_large_message_keeps_its_one_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let broker = Broker::start(&data);
+    let payload = body(THRESHOLD + 100);
+    let mut p = broker.client();
+    p.send_confirmed("/queue/work", &[], &payload, "s");
+    let mut c = broker.client();
+    c.subscribe("/queue/work", "s", "client-individual", &[]);
+    let m = c.expect_frame();
+    let ack = m.header("ack").expect("ack").to_string();
+    c.send_frame(
+        "NACK",
+        &[("id", &ack), ("requeue", "false"), ("receipt", "n")],
+        b"",
+    )
+    .unwrap();
+    c.expect_receipt("n");
+    assert_eq!(
+        files(&data).len(),
+        1,
+        "the dead-letter copy uses the same file"
+    );
+    let mut d = broker.client();
+    d.subscribe("/queue/DLQ", "d", "auto", &[]);
+    assert!(d.expect_frame().body == payload, "byte-exact from the DLQ");
+    wait_for_files(&data, 0);
+}
+
+/// A producer that goes away in the middle of a large body leaves no file behind.
+#[test]
+fn a_connection_closed_mid_body_leaves_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let broker = Broker::start(&data);
+    let mut s = TcpStream::connect(broker.addr).unwrap();
+    s.write_all(b"CONNECT\naccept-version:1.2\nhost:h\n\n\0")
+        .unwrap();
+    s.write_all(b"SEND\ndestination:/queue/cut\ncontent-length:10000000\n\n")
+        .unwrap();
+    s.write_all(&body(2 * 1024 * 1024)).unwrap();
+    wait_for_files(&data, 1);
+    drop(s);
+    wait_for_files(&data, 0);
+    let mut c = broker.client();
+    c.subscribe("/queue/cut", "s", "auto", &[]);
+    assert!(
+        c.drain(Duration::from_millis(300), Duration::from_secs(5))
+            .is_empty()
+    );
+}
+
+/// While a body streams, `frame-timeout-ms` runs from its last piece: a body that takes
+/// longer than the timeout in all but keeps coming is accepted, one that stalls is not.
+#[test]
+fn a_streamed_body_must_keep_coming_within_the_frame_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(
+        tmp.path(),
+        "[[acceptors]]\nname = \"stomp\"\nbind = \"127.0.0.1:0\"\n\
+         [acceptors.limits]\nframe-timeout-ms = 1000\n",
+    );
+    let broker = Broker::start_with_config(&data_dir(&tmp), &config);
+    let mut c = broker.client();
+    c.subscribe("/queue/slow", "s", "auto", &[]);
+    let payload = body(2 * 1024 * 1024);
+    let mut s = TcpStream::connect(broker.addr).unwrap();
+    s.write_all(b"CONNECT\naccept-version:1.2\nhost:h\n\n\0")
+        .unwrap();
+    let head = format!(
+        "SEND\ndestination:/queue/slow\ncontent-length:{}\nreceipt:r\n\n",
+        payload.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    for piece in payload.chunks(256 * 1024) {
+        s.write_all(piece).unwrap();
+        thread::sleep(Duration::from_millis(300));
+    }
+    s.write_all(b"\0").unwrap();
+    assert!(started.elapsed() > Duration::from_millis(2000));
+    assert!(
+        c.expect_frame().body == payload,
+        "a slow but steady body is accepted"
+    );
+    // Now one that stops half-way.
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&payload[..300 * 1024]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("reading the ERROR: {e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("frame-timeout-ms"), "{text}");
+}
