@@ -203,3 +203,70 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A streaming decoder gives back every SEND's body exactly, however the bytes are split
+    /// and whether the body has a content-length or ends at its NUL: whole when at most the
+    /// threshold, otherwise as head, parts and end; and never a part beyond max-body.
+    #[test]
+    fn streamed_bodies_come_back_exactly(
+        bodies in prop::collection::vec((0usize..3000, any::<bool>(), any::<u8>()), 1..5),
+        threshold in 1usize..1500,
+        split in 1usize..700,
+    ) {
+        use wrenmq::stomp::Piece;
+        let mut input = Vec::new();
+        let mut expected = Vec::new();
+        for (len, with_length, seed) in &bodies {
+            // No NUL in a body without content-length: it would end the body.
+            let body: Vec<u8> = (0..*len).map(|i| (i as u8).wrapping_add(*seed) | 1).collect();
+            input.extend_from_slice(b"SEND\ndestination:/queue/q\n");
+            if *with_length {
+                input.extend_from_slice(format!("content-length:{len}\n").as_bytes());
+            }
+            input.extend_from_slice(b"\n");
+            input.extend_from_slice(&body);
+            input.extend_from_slice(b"\0\n");
+            expected.push(body);
+        }
+        let mut dec = Decoder::new(Limits { max_body: 2500, ..Limits::default() });
+        dec.stream_bodies_above(Some(threshold));
+        let mut buf = BytesMut::new();
+        let mut got: Vec<(Vec<u8>, bool)> = Vec::new();
+        let mut streaming: Option<Vec<u8>> = None;
+        let mut refused = false;
+        'feed: for chunk in input.chunks(split) {
+            buf.extend_from_slice(chunk);
+            loop {
+                match dec.decode_piece(&mut buf) {
+                    Ok(Some(Piece::Whole(Decoded::Frame(f)))) => got.push((f.body.to_vec(), false)),
+                    Ok(Some(Piece::Whole(Decoded::HeartBeat))) => {}
+                    Ok(Some(Piece::LargeHead(h))) => {
+                        prop_assert!(h.body.is_empty());
+                        prop_assert!(streaming.is_none());
+                        streaming = Some(Vec::new());
+                    }
+                    Ok(Some(Piece::BodyPart(p))) => {
+                        let s = streaming.as_mut().expect("a part follows a head");
+                        s.extend_from_slice(&p);
+                        prop_assert!(s.len() <= 2500);
+                    }
+                    Ok(Some(Piece::BodyEnd)) => {
+                        got.push((streaming.take().expect("an end follows a head"), true));
+                    }
+                    Ok(None) => break,
+                    Err(_) => { refused = true; break 'feed; }
+                }
+            }
+        }
+        let within: Vec<&Vec<u8>> = expected.iter().take_while(|b| b.len() <= 2500).collect();
+        prop_assert_eq!(refused, within.len() < expected.len());
+        prop_assert_eq!(got.len(), within.len());
+        for ((body, streamed), want) in got.iter().zip(within) {
+            prop_assert_eq!(body, want);
+            prop_assert_eq!(*streamed, want.len() > threshold);
+        }
+    }
+}

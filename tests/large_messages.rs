@@ -782,3 +782,39 @@ fn a_streamed_body_must_keep_coming_within_the_frame_timeout() {
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("frame-timeout-ms"), "{text}");
 }
+
+/// A graceful stop (SIGTERM) keeps a persistent large message's file: the broker stopping
+/// drops its queues, which must not delete the bodies it will recover.
+#[test]
+fn a_persistent_large_message_survives_a_graceful_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let payload = body(THRESHOLD * 3);
+    let broker = Broker::start(&data);
+    let mut p = broker.client();
+    p.send_confirmed("/queue/kept", &[("persistent", "true")], &payload, "s1");
+    p.send_confirmed(
+        "/queue/kept",
+        &[("persistent", "false")],
+        &body(THRESHOLD * 2),
+        "s2",
+    );
+    drop(p);
+    let exit = broker.terminate();
+    assert!(exit.status.success(), "{}", exit.stderr);
+    let broker = Broker::start(&data);
+    assert_eq!(
+        files(&data).len(),
+        1,
+        "the non-persistent body's file is cleaned at start"
+    );
+    let mut c = broker.client();
+    c.subscribe("/queue/kept", "s", "auto", &[]);
+    let got = c.drain(Duration::from_millis(300), Duration::from_secs(10));
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].body == payload,
+        "byte-exact after a graceful restart"
+    );
+    wait_for_files(&data, 0);
+}
