@@ -1,11 +1,13 @@
 //! Fuzzes the STOMP decoder: arbitrary bytes, fed in two chunks, must never panic, and any
 //! frame it accepts must survive an encode/decode round trip unchanged (modulo the
-//! `content-length` the encoder rewrites).
+//! `content-length` the encoder rewrites). The same input also goes through a decoder that
+//! streams bodies over a threshold (the large-message path): it must never panic either,
+//! hand over pieces only in the order head, parts, end, and never more body than max-body.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use wrenmq::stomp::{Decoded, Decoder, Frame, Limits, Version, encode_frame};
+use wrenmq::stomp::{Decoded, Decoder, Frame, Limits, Piece, Version, encode_frame};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, input)) = data.split_first() else {
@@ -34,7 +36,45 @@ fuzz_target!(|data: &[u8]| {
     for frame in frames {
         roundtrip(&frame, version);
     }
+    let mut streaming = Decoder::new(limits);
+    streaming.set_version(version);
+    streaming.stream_bodies_above(Some(usize::from(control) * 8));
+    let mut buf = BytesMut::from(&input[..cut]);
+    let mut body: Option<usize> = None;
+    if !drain_pieces(&mut streaming, &mut buf, &mut body, limits.max_body) {
+        buf.extend_from_slice(&input[cut..]);
+        drain_pieces(&mut streaming, &mut buf, &mut body, limits.max_body);
+    }
 });
+
+/// Like [`drain`] for a streaming decoder; `body` is the length of the large body being
+/// streamed so far, if one is.
+fn drain_pieces(
+    dec: &mut Decoder,
+    buf: &mut BytesMut,
+    body: &mut Option<usize>,
+    max_body: usize,
+) -> bool {
+    loop {
+        match dec.decode_piece(buf) {
+            Ok(Some(Piece::Whole(_))) => assert!(body.is_none(), "a whole frame inside a body"),
+            Ok(Some(Piece::LargeHead(head))) => {
+                assert!(body.is_none() && head.body.is_empty());
+                *body = Some(0);
+            }
+            Ok(Some(Piece::BodyPart(part))) => {
+                let so_far = body.as_mut().expect("a part after its head");
+                *so_far += part.len();
+                assert!(*so_far <= max_body, "more than max-body streamed");
+            }
+            Ok(Some(Piece::BodyEnd)) => {
+                assert!(body.take().is_some(), "an end after its head");
+            }
+            Ok(None) => return false,
+            Err(_) => return true,
+        }
+    }
+}
 
 /// Decodes until more input is needed; returns true when the decoder refused the input.
 fn drain(dec: &mut Decoder, buf: &mut BytesMut, frames: &mut Vec<Frame>) -> bool {

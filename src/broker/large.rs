@@ -113,8 +113,17 @@ impl Drop for LargeBody {
         if self.store.keeping.load(Ordering::Acquire) {
             return;
         }
-        if let Err(e) = std::fs::remove_file(self.path()) {
-            tracing::warn!(file = %self.path().display(), error = %e, "could not delete a large message's file");
+        let path = self.path();
+        let remove = move || {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "could not delete a large message's file");
+            }
+        };
+        // The last copy usually goes on an async worker (an ACK, a written `auto`
+        // delivery): the unlink runs on the blocking pool instead.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
         }
     }
 }
@@ -176,18 +185,23 @@ impl LargeStore {
             .tempfile_in(&self.dir)
     }
 
-    /// Makes a completely written file a body: flushed and (with `sync`) fsynced together
-    /// with its directory entry, so a journal record naming it is never committed before
-    /// the file is durable. Blocking.
-    pub fn finish(self: &Arc<Self>, file: NamedTempFile) -> std::io::Result<Arc<LargeBody>> {
+    /// Makes a completely written file a body: flushed and (with `journal.sync`, unless the
+    /// message cannot be persistent) fsynced together with its directory entry, so a journal
+    /// record naming it is never committed before the file is durable. Blocking.
+    pub fn finish(
+        self: &Arc<Self>,
+        file: NamedTempFile,
+        may_persist: bool,
+    ) -> std::io::Result<Arc<LargeBody>> {
         let mut file = file;
+        let sync = self.sync && may_persist;
         file.flush()?;
-        if self.sync {
+        if sync {
             file.as_file().sync_all()?;
         }
         let len = file.as_file().metadata()?.len();
         let (_, path) = file.keep().map_err(|e| e.error)?;
-        if self.sync {
+        if sync {
             std::fs::File::open(&self.dir)?.sync_all()?;
         }
         let name = path

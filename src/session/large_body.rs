@@ -77,9 +77,16 @@ impl Upload {
             return Err(Failure::new("a large message body write was interrupted"));
         };
         let store = Arc::clone(&self.store);
-        let body = blocking(move || store.finish(file)).await.map_err(|e| {
-            disk_failure("the broker could not store a large message body on disk", e)
-        })?;
+        // A SEND that says it is not persistent is never journaled: no fsync for it.
+        let may_persist = !self
+            .head
+            .get("persistent")
+            .is_some_and(|v| v.eq_ignore_ascii_case("false"));
+        let body = blocking(move || store.finish(file, may_persist))
+            .await
+            .map_err(|e| {
+                disk_failure("the broker could not store a large message body on disk", e)
+            })?;
         Ok((self.head, body))
     }
 }
