@@ -351,6 +351,8 @@ pub struct QueueConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AddressFullPolicyConfig {
+    /// Write further messages to disk (page storage) and read them back as consumers catch up.
+    Page,
     /// Stop reading from producers (TCP back-pressure) until space frees up.
     Block,
     /// Refuse the SEND with an ERROR.
@@ -387,6 +389,9 @@ pub struct AddressSettingsEntry {
     pub max_size_messages: Option<i64>,
     /// What happens to producers once `max-size-bytes` is reached.
     pub address_full_policy: Option<AddressFullPolicyConfig>,
+    /// How much a paging queue reads back from disk at a time (bytes); it reads another page
+    /// once fewer than this many bytes of its messages wait in memory.
+    pub page_size_bytes: Option<i64>,
     /// Deliveries before a message goes to the dead-letter address; -1 = unlimited.
     pub max_delivery_attempts: Option<i64>,
     /// Where messages go after `max-delivery-attempts` (or a NACK with `requeue:false`);
@@ -595,6 +600,11 @@ fn default_disk_scan_period() -> i64 {
     5_000
 }
 
+/// Default `page-size-bytes`: 1 MiB. Artemis's 10 MiB is the size of a page *file*; here it
+/// is what a paging queue reads back at once on the journal's thread, so smaller keeps
+/// commits flowing while a reader catches up.
+pub const DEFAULT_PAGE_SIZE_BYTES: i64 = 1 << 20;
+
 /// The built-in `[[address-settings]]`: one `#` entry, as Artemis's shipped broker.xml (dead
 /// letters to `DLQ`, expired messages to `ExpiryQueue`, 10 delivery attempts), with
 /// everything auto-created and auto-deleted.
@@ -610,7 +620,8 @@ pub fn default_address_settings() -> Vec<AddressSettingsEntry> {
         default_persistent: Some(true),
         max_size_bytes: Some(-1),
         max_size_messages: Some(-1),
-        address_full_policy: Some(AddressFullPolicyConfig::Block),
+        address_full_policy: Some(AddressFullPolicyConfig::Page),
+        page_size_bytes: Some(DEFAULT_PAGE_SIZE_BYTES),
         max_delivery_attempts: Some(10),
         dead_letter_address: Some("DLQ".to_string()),
         redelivery_delay: Some(0),

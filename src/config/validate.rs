@@ -351,6 +351,14 @@ fn check_address_settings(entries: &[AddressSettingsEntry], errors: &mut Vec<Val
                 format!("{bytes} is invalid; use -1 for no limit or a size >= 0"),
             ));
         }
+        if let Some(n) = entry.page_size_bytes
+            && n < 1
+        {
+            errors.push(ValidationError::new(
+                format!("{key}.page-size-bytes"),
+                format!("{n} is invalid; use a size >= 1 (bytes)"),
+            ));
+        }
         if let Some(n) = entry.max_size_messages
             && n < -1
         {
@@ -780,6 +788,17 @@ mod tests {
             config.address_settings[0].max_size_bytes = Some(ok);
             assert_eq!(config.validate(), Ok(()));
         }
+    }
+
+    #[test]
+    fn page_size_bytes_is_at_least_one() {
+        let mut config = Config::default();
+        for bad in [0, -1] {
+            config.address_settings[0].page_size_bytes = Some(bad);
+            assert!(only_problem(&config, "address-settings[0].page-size-bytes").contains(">= 1"));
+        }
+        config.address_settings[0].page_size_bytes = Some(1);
+        assert_eq!(config.validate(), Ok(()));
     }
 
     #[test]

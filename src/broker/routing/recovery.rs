@@ -86,6 +86,7 @@ impl Broker {
                 recover_stream(&queue, messages, info);
                 continue;
             }
+            let tail = rq.tail;
             for r in rq.refs {
                 let message = restored
                     .entry(r.message.id)
@@ -106,6 +107,9 @@ impl Broker {
                 if queue.restore(message, r.delivery_count, deliver_at).is_ok() {
                     count += 1;
                 }
+            }
+            if let Some(tail) = tail {
+                queue.set_recovered_tail(tail);
             }
         }
         // Streams whose every message went (retention) still keep their offsets and
