@@ -110,6 +110,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
             buffer_timeout: Duration::from_micros(config.journal.buffer_timeout_us),
             max_batch: config.journal.max_batch,
             load_limit: recovery_load_limit(&config),
+            cache_size: config.journal.cache_size,
         };
         // Opening reads and may compact the whole file: keep it off the async workers.
         let opened = tokio::task::spawn_blocking(move || Journal::open(opts))

@@ -473,6 +473,10 @@ pub struct JournalConfig {
     /// Most operations in one group commit.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// Bytes of the journal file the storage engine caches in memory, on top of
+    /// `global-max-size` (which counts messages, not the cache).
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
 }
 
 impl Default for JournalConfig {
@@ -483,6 +487,7 @@ impl Default for JournalConfig {
             sync: true,
             buffer_timeout_us: default_buffer_timeout_us(),
             max_batch: default_max_batch(),
+            cache_size: default_cache_size(),
         }
     }
 }
@@ -549,6 +554,12 @@ fn default_buffer_timeout_us() -> u64 {
 }
 fn default_max_batch() -> usize {
     4096
+}
+/// 64 MiB: the B-tree's inner pages and recent writes stay cached; redb's own default
+/// (1 GiB) would let a paging backlog fill a gigabyte of memory outside `global-max-size`.
+pub const DEFAULT_JOURNAL_CACHE_SIZE: usize = 64 << 20;
+fn default_cache_size() -> usize {
+    DEFAULT_JOURNAL_CACHE_SIZE
 }
 
 /// The embedded default: one STOMP acceptor on loopback port 61613.

@@ -504,6 +504,15 @@ fn check_disk(broker: &super::BrokerSection, errors: &mut Vec<ValidationError>) 
 }
 
 fn check_journal(journal: &JournalConfig, errors: &mut Vec<ValidationError>) {
+    if journal.cache_size < 1 << 20 {
+        errors.push(ValidationError::new(
+            "journal.cache-size",
+            format!(
+                "{} is invalid; use at least 1048576 bytes (1 MiB)",
+                journal.cache_size
+            ),
+        ));
+    }
     if journal.max_batch == 0 {
         errors.push(ValidationError::new(
             "journal.max-batch",
@@ -869,6 +878,10 @@ mod tests {
         let mut config = Config::default();
         config.journal.max_batch = 0;
         only_problem(&config, "journal.max-batch");
+        config.journal.max_batch = 1;
+        config.journal.cache_size = 4096;
+        assert!(only_problem(&config, "journal.cache-size").contains("1 MiB"));
+        config.journal.cache_size = 1 << 20;
         let mut config = Config::default();
         config.journal.data_dir = Default::default();
         only_problem(&config, "journal.data-dir");

@@ -136,6 +136,8 @@ pub struct JournalOptions {
     /// How much of the stored messages recovery loads into memory; the rest stays on disk
     /// and queues read it back as they need it.
     pub load_limit: LoadLimit,
+    /// Bytes of the file redb caches in memory.
+    pub cache_size: usize,
 }
 
 impl JournalOptions {
@@ -147,6 +149,7 @@ impl JournalOptions {
             buffer_timeout: Duration::from_millis(1),
             max_batch: 4096,
             load_limit: LoadLimit::UNLIMITED,
+            cache_size: 64 << 20,
         }
     }
 }
@@ -185,15 +188,15 @@ impl Journal {
 
         // Everything that can refuse the file runs before redb's read-write
         // open, which writes to it; see `open::precheck`.
-        let pre = precheck(&path, opts.load_limit)?;
-        let mut db = open_rw(&path)?;
+        let pre = precheck(&path, opts.load_limit, opts.cache_size)?;
+        let mut db = open_rw(&path, opts.cache_size)?;
         let recovered = guard_panic(&path, || {
             recover_after_open(&db, &path, pre, opts.load_limit)
         })?;
         open::clear_pages(&db, &path)?;
         writer::maybe_compact(&mut db, &path);
 
-        let shared = Arc::new(Shared::new(path.clone()));
+        let shared = Arc::new(Shared::new(path.clone(), opts.cache_size));
         let max_id = recovered.next_message_id.saturating_sub(1);
         let w = Writer::new(
             db,

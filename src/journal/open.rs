@@ -81,7 +81,11 @@ pub(crate) enum Precheck {
 /// writes to the header straight away (it marks the file as in use), and
 /// closing it again records allocator state, so nothing that can fail the
 /// open may run after it.
-pub(crate) fn precheck(path: &Path, limit: LoadLimit) -> Result<Precheck, JournalError> {
+pub(crate) fn precheck(
+    path: &Path,
+    limit: LoadLimit,
+    cache_size: usize,
+) -> Result<Precheck, JournalError> {
     let mut head = Vec::with_capacity(REDB_MAGIC.len());
     match std::fs::File::open(path) {
         Ok(f) => {
@@ -111,7 +115,10 @@ pub(crate) fn precheck(path: &Path, limit: LoadLimit) -> Result<Precheck, Journa
         });
     }
     guard_panic(path, || {
-        let ro = match Database::builder().open_read_only(path) {
+        let ro = match Database::builder()
+            .set_cache_size(cache_size)
+            .open_read_only(path)
+        {
             Ok(ro) => ro,
             // Not shut down cleanly: only the read-write open may recover it.
             Err(DatabaseError::RepairAborted) => return Ok(Precheck::NeedsRepair),
@@ -178,9 +185,10 @@ fn check_version(path: &Path, v: VersionState) -> Result<(), JournalError> {
     }
 }
 
-pub(crate) fn open_rw(path: &Path) -> Result<Database, JournalError> {
+pub(crate) fn open_rw(path: &Path, cache_size: usize) -> Result<Database, JournalError> {
     guard_panic(path, || {
         Database::builder()
+            .set_cache_size(cache_size)
             .create(path)
             .map_err(|e| open_error(path, e))
     })

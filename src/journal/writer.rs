@@ -90,15 +90,18 @@ pub(crate) enum Request {
 /// State shared between the writer and the handles.
 pub(crate) struct Shared {
     pub(crate) path: PathBuf,
+    /// redb's cache size, for opening the file again after a write failure.
+    pub(crate) cache_size: usize,
     pub(crate) commits: AtomicU64,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
 }
 
 impl Shared {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf, cache_size: usize) -> Self {
         Shared {
             path,
+            cache_size,
             commits: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
@@ -534,7 +537,7 @@ impl Writer {
         if since.elapsed() < REOPEN_AFTER {
             return;
         }
-        match super::open::open_rw(&self.shared.path) {
+        match super::open::open_rw(&self.shared.path, self.shared.cache_size) {
             Ok(db) => {
                 tracing::warn!(journal = %self.shared.path.display(), "journal reopened after a write failure; accepting writes again");
                 self.db = Some(db);
