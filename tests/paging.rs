@@ -177,3 +177,45 @@ async fn a_drop_address_discards_what_does_not_fit_and_keeps_what_did() {
     );
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_committed_into_a_paging_address_arrives_whole_and_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(paging_config(dir.path(), 256 * 1024)).await;
+    // Fill memory so the address pages.
+    send_confirmed(&broker, "/queue/paged.tx", 100, |_| false).await;
+    let mut t = broker.client().await;
+    t.send_with_receipt("BEGIN", &[("transaction", "t")], b"", "b")
+        .await;
+    for i in 100..300 {
+        t.send_frame(
+            "SEND",
+            &[
+                ("destination", "/queue/paged.tx"),
+                ("transaction", "t"),
+                ("persistent", if i % 2 == 0 { "true" } else { "false" }),
+            ],
+            &body(i),
+        )
+        .await;
+    }
+    t.send_with_receipt("COMMIT", &[("transaction", "t")], b"", "c")
+        .await;
+    assert!(
+        broker
+            .running
+            .broker
+            .queue("paged.tx")
+            .expect("queue")
+            .paged_count()
+            > 0,
+        "the committed messages went to disk"
+    );
+    let mut c = broker.client().await;
+    c.subscribe("/queue/paged.tx", "s", &[]).await;
+    for want in 0..300 {
+        assert_eq!(index_of(&c.expect_frame("MESSAGE").await), want);
+    }
+    c.expect_no_frame(QUIET).await;
+    broker.shutdown().await;
+}

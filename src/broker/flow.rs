@@ -229,6 +229,13 @@ pub struct UsageToken {
     message: bool,
 }
 
+impl UsageToken {
+    /// Bytes charged.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
 impl Drop for UsageToken {
     fn drop(&mut self) {
         let u = &self.usage;

@@ -40,7 +40,7 @@ pub(super) struct Backlog {
 }
 
 fn weight(e: &Entry) -> u64 {
-    e.message.size() as u64
+    e.message.charged_size() as u64
 }
 
 /// The bucket of a message priority (values above 9 count as 9).
