@@ -219,3 +219,27 @@ async fn a_transaction_committed_into_a_paging_address_arrives_whole_and_in_orde
     c.expect_no_frame(QUIET).await;
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_whose_selector_wants_nothing_does_not_pull_the_backlog_into_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(paging_config(dir.path(), 1 << 20)).await;
+    send_confirmed(&broker, "/queue/paged.sel", 2048, |_| false).await;
+    let q = broker.running.broker.queue("paged.sel").expect("queue");
+    let before = q.paged_count();
+    let mut c = broker.client().await;
+    c.subscribe("/queue/paged.sel", "s", &[("selector", "color = 'red'")])
+        .await;
+    c.expect_no_frame(QUIET).await;
+    let after = q.paged_count();
+    // One page (64 KiB, about 15 messages) may be read to find out.
+    assert!(
+        after + 40 >= before,
+        "the queue read only a page or so: {before} on disk before, {after} after"
+    );
+    assert!(
+        broker.running.broker.memory().bytes() <= 2 << 20,
+        "memory stays near the limit"
+    );
+    broker.shutdown().await;
+}

@@ -13,8 +13,10 @@
 //! the writer reports each commit, so a read never passes a row still on its way.
 //!
 //! Memory: a queue reads another page (`page-size-bytes`) only while it has consumers and
-//! fewer than `page-size-bytes` of its messages wait in memory, so at most about two pages
-//! wait per queue, plus what its consumers hold unacknowledged (bounded by their windows).
+//! fewer than `page-size-bytes` of its messages wait in memory (offerable, or set aside as
+//! wanted by no consumer's selector), and fewer than 4,096 read-back scheduled messages wait
+//! for their time, so at most about two pages wait per queue, plus what its consumers hold
+//! unacknowledged (bounded by their windows).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -198,11 +200,15 @@ impl Queue {
             return;
         };
         let p = &st.paging;
+        // Messages no consumer wants (parked) and scheduled ones read back wait in memory
+        // too: they count, so selective consumers or far-off schedules cannot pull a whole
+        // backlog in (Artemis: a restrictive selector waits for what is ahead of it).
         if p.reading
             || st.deleted
             || st.consumers.is_empty()
-            || st.backlog.bytes() >= pager.page_size
             || (p.on_disk == 0 && p.tail.is_none())
+            || st.backlog.bytes() + st.parked.bytes() >= pager.page_size
+            || st.scheduled.len() >= MAX_READ_MESSAGES
         {
             return;
         }
