@@ -8,7 +8,8 @@ Raw STOMP 1.2 over sockets (the standard library only), so the load tool itself 
 - the consumer takes CONSUME_RATE msgs/s (ack:auto, a 1000-message window);
 - IDLE connections each hold one subscription to a topic nobody sends to;
 - every second: the broker's VmRSS, messages produced and consumed so far.
-At the end the producer stops, the consumer drains what is left at full speed, and the run
+At the end the producer stops, the consumer drains what is left at full speed (still
+sampled: under PAGE that is the backlog read back from disk), and the run
 checks that every message arrived exactly once and in order. Writes a CSV of the samples and
 prints one JSON summary line.
 """
@@ -158,6 +159,8 @@ def main():
     ap.add_argument("--idle", type=int, default=0)
     ap.add_argument("--dest", default="/queue/soak.q")
     ap.add_argument("--csv", required=True)
+    ap.add_argument("--drain-limit", type=int, default=1800,
+                    help="most seconds the consumer may take to drain after the producer stops")
     ap.add_argument("--label", default="")
     a = ap.parse_args()
 
@@ -188,12 +191,18 @@ def main():
     c.stop_producing.set()
     threads[0].join(timeout=120)
     total_known.set()
-    done.wait(timeout=600)
+    # The consumer now drains what is left (under PAGE, what waits on disk) at full speed;
+    # RSS is sampled meanwhile too.
+    run_samples = len(samples)
+    while not done.wait(timeout=1.0) and time.monotonic() - t0 < a.seconds + a.drain_limit:
+        with c.lock:
+            samples.append((round(time.monotonic() - t0, 1), rss_kb(a.pid), c.produced, c.consumed))
     with open(a.csv, "w") as f:
         f.write("secs,rss_kb,produced,consumed\n")
         for row in samples:
             f.write(",".join(str(x) for x in row) + "\n")
-    warm = [r[1] for r in samples if r[0] >= 60] or [r[1] for r in samples]
+    warm = [r[1] for r in samples[:run_samples] if r[0] >= 60] or [r[1] for r in samples]
+    drain = [r[1] for r in samples[run_samples:]] or [0]
     result = {
         "label": a.label,
         "seconds": a.seconds,
@@ -205,6 +214,8 @@ def main():
         "rss_kb_after_60s_min": min(warm),
         "rss_kb_after_60s_max": max(warm),
         "rss_kb_last": samples[-1][1] if samples else 0,
+        "drain_seconds": round(samples[-1][0] - a.seconds, 1) if len(samples) > run_samples else 0,
+        "rss_kb_drain_max": max(drain),
         "produce_rate_asked": a.consume_rate * a.speedup,
         "consume_rate": a.consume_rate,
     }

@@ -109,6 +109,8 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
             sync: config.journal.sync,
             buffer_timeout: Duration::from_micros(config.journal.buffer_timeout_us),
             max_batch: config.journal.max_batch,
+            load_limit: recovery_load_limit(&config),
+            cache_size: config.journal.cache_size,
         };
         // Opening reads and may compact the whole file: keep it off the async workers.
         let opened = tokio::task::spawn_blocking(move || Journal::open(opts))
@@ -235,5 +237,22 @@ fn anonymous_allowed(config: &Config, acceptor: &AcceptorConfig) -> bool {
             true
         }
         Some(allowed) => allowed,
+    }
+}
+
+/// How much of a stored backlog recovery loads into memory: half of `global-max-size` in
+/// all, and two pages (`page-size-bytes` of the catch-all `#` settings) per queue; the rest
+/// stays on disk and each queue reads it back as its consumers catch up.
+fn recovery_load_limit(config: &Config) -> crate::journal::LoadLimit {
+    let page = config
+        .address_settings
+        .iter()
+        .rev()
+        .find(|e| e.pattern == "#")
+        .and_then(|e| e.page_size_bytes)
+        .unwrap_or(crate::config::DEFAULT_PAGE_SIZE_BYTES);
+    crate::journal::LoadLimit {
+        per_queue: u64::try_from(page).unwrap_or(1).saturating_mul(2),
+        total: crate::broker::global_max_size(config.broker.global_max_size) / 2,
     }
 }

@@ -304,3 +304,37 @@ async fn enospc_during_a_commit_errors_its_producer_and_the_broker_carries_on() 
     assert_eq!(got, receipted);
     broker.shutdown().await;
 }
+
+/// Paging writes to disk too: once memory is full, a non-persistent SEND that its address
+/// would page is held like a persistent one while the disk is at max-disk-usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_max_disk_usage_a_send_that_would_page_is_held_even_when_not_persistent() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut config = disk_config(&tmp.path().join("data"), 0);
+    config.broker.global_max_size = 256 * 1024;
+    let broker = start(config).await;
+    let mut p = broker.client().await;
+    let body = vec![b'n'; 4096];
+    let mut held = false;
+    // Memory fills after about 64 of these; then the next one would go to disk.
+    for i in 0..100 {
+        let receipt = format!("r{i}");
+        p.send_frame(
+            "SEND",
+            &[
+                ("destination", "/queue/disk.paged"),
+                ("persistent", "false"),
+                ("receipt", &receipt),
+            ],
+            &body,
+        )
+        .await;
+        if p.next_frame(QUIET).await.is_err() {
+            held = true;
+            assert!(i >= 60, "held only once memory is full (at {i})");
+            break;
+        }
+    }
+    assert!(held, "a send that would page waits for disk space");
+    broker.shutdown().await;
+}

@@ -31,6 +31,9 @@ pub struct AddressUsage {
     parent: Option<Arc<AddressUsage>>,
     /// When a fill or free was last logged (ms since the epoch).
     logged_at: AtomicU64,
+    /// The address's policy is PAGE (and there is a journal to page to): once full, its
+    /// queues write further messages to disk instead of holding them.
+    pages: bool,
 }
 
 impl AddressUsage {
@@ -50,16 +53,19 @@ impl AddressUsage {
             freed: Notify::new(),
             parent,
             logged_at: AtomicU64::new(0),
+            pages: false,
         })
     }
 
     /// A counter for address `name` with `max-size-bytes` `limit` and `max-size-messages`
-    /// `max_messages`, charging `parent` (the broker's `global-max-size`) too.
+    /// `max_messages`, charging `parent` (the broker's `global-max-size`) too; `pages`: the
+    /// address pages to disk when full.
     pub fn address(
         name: &str,
         limit: Option<u64>,
         max_messages: Option<u64>,
         parent: Arc<AddressUsage>,
+        pages: bool,
     ) -> Arc<Self> {
         Arc::new(AddressUsage {
             name: Arc::from(name),
@@ -70,7 +76,14 @@ impl AddressUsage {
             freed: Notify::new(),
             parent: Some(parent),
             logged_at: AtomicU64::new(0),
+            pages,
         })
+    }
+
+    /// Whether a message charged here should go to disk rather than stay in memory: the
+    /// address pages and is full.
+    pub fn should_page(&self) -> bool {
+        self.pages && self.is_full()
     }
 
     fn over_own_limit(&self) -> bool {
@@ -197,7 +210,9 @@ impl AddressUsage {
         {
             return;
         }
-        if full {
+        if full && self.pages {
+            tracing::warn!(limit_of = %self.name, bytes, limit, "memory limit reached: the address pages further messages to disk");
+        } else if full {
             tracing::warn!(limit_of = %self.name, bytes, limit, "memory limit reached: producers now meet the address-full-policy");
         } else {
             tracing::info!(limit_of = %self.name, bytes, limit, "back under the memory limit");
@@ -208,10 +223,17 @@ impl AddressUsage {
 /// Bytes charged to an address; released on drop.
 #[derive(Debug)]
 pub struct UsageToken {
-    usage: Arc<AddressUsage>,
+    pub(crate) usage: Arc<AddressUsage>,
     size: u64,
     /// Counted as a message against `max-size-messages` too.
     message: bool,
+}
+
+impl UsageToken {
+    /// Bytes charged.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
 }
 
 impl Drop for UsageToken {
@@ -250,7 +272,7 @@ mod tests {
     #[test]
     fn max_size_messages_counts_messages_not_bytes() {
         let global = AddressUsage::named("global-max-size", None, None);
-        let a = AddressUsage::address("a", None, Some(2), global);
+        let a = AddressUsage::address("a", None, Some(2), global, false);
         let t1 = a.charge_message(1);
         let _bytes_only = a.charge(1_000_000);
         assert!(!a.is_full(), "plain charges are not messages");

@@ -59,6 +59,15 @@ impl Message {
         size_of(self.body.in_memory(), &self.properties)
     }
 
+    /// [`Message::size`] without walking the headers again: what its usage token charged,
+    /// for the per-message bookkeeping of the hot path.
+    pub fn charged_size(&self) -> usize {
+        match &self.usage {
+            Some(t) => t.size() as usize,
+            None => self.size(),
+        }
+    }
+
     /// Whether the message has expired at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expires != 0 && self.expires <= now_ms

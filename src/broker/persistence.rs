@@ -102,6 +102,22 @@ pub fn routing_of(kind: RoutingKind) -> RoutingType {
     }
 }
 
+/// A message read back from a page: its body inline, or its large file from `held` (the
+/// handle the queue kept while it was paged) or, for one recovery left on disk, from
+/// `store`; `None` (after a warning) when that file is gone.
+pub fn restored_from_page(
+    s: &StoredMessage,
+    held: Option<Arc<LargeBody>>,
+    store: &Arc<LargeStore>,
+) -> Option<Message> {
+    let body = match (&s.large, held) {
+        (None, _) => Body::Inline(Bytes::clone(&s.body)),
+        (Some(_), Some(file)) => Body::File(file),
+        (Some(f), None) => Body::File(store.recovered(&f.name, f.len, s.id)?),
+    };
+    Some(restored(s, body))
+}
+
 /// Rebuilds recovered messages: each once, however many queues hold it (by id), and each
 /// large-message file once, however many messages name it (a dead-letter copy shares its
 /// original's file).

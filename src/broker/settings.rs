@@ -13,6 +13,9 @@ use crate::config::{
 /// What a full address does to a producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FullPolicy {
+    /// Write further messages to disk (the journal's page storage) and read them back in
+    /// order as consumers catch up; without a journal it holds the producer like `Block`.
+    Page,
     /// Hold the producer (stop reading its socket) until space frees up.
     Block,
     /// Refuse the send.
@@ -36,6 +39,8 @@ pub struct AddressSettings {
     /// `max-size-messages`; `None` means no limit.
     pub max_size_messages: Option<u64>,
     pub full_policy: FullPolicy,
+    /// `page-size-bytes`: what a paging queue reads back at a time.
+    pub page_size_bytes: u64,
     /// `None` means unlimited redelivery.
     pub max_delivery_attempts: Option<u32>,
     /// Where dead letters go, and whether a queue per original address is made there.
@@ -68,7 +73,8 @@ impl Default for AddressSettings {
             default_persistent: true,
             max_size_bytes: None,
             max_size_messages: None,
-            full_policy: FullPolicy::Block,
+            full_policy: FullPolicy::Page,
+            page_size_bytes: crate::config::DEFAULT_PAGE_SIZE_BYTES as u64,
             max_delivery_attempts: Some(10),
             dead_letter: DivertPolicy::with_prefix("DLQ."),
             expiry: DivertPolicy::with_prefix("EXP."),
@@ -99,6 +105,7 @@ pub struct SettingsEntry {
     /// `Some(None)`: the entry sets no limit.
     pub max_size_messages: Option<Option<u64>>,
     pub full_policy: Option<FullPolicy>,
+    pub page_size_bytes: Option<u64>,
     /// `Some(None)`: the entry sets unlimited redelivery.
     pub max_delivery_attempts: Option<Option<u32>>,
     /// `Some(None)`: the entry sets no dead-letter address.
@@ -151,10 +158,12 @@ impl From<&AddressSettingsEntry> for SettingsEntry {
             max_size_bytes: e.max_size_bytes.map(|v| u64::try_from(v).ok()),
             max_size_messages: e.max_size_messages.map(|v| u64::try_from(v).ok()),
             full_policy: e.address_full_policy.map(|v| match v {
+                AddressFullPolicyConfig::Page => FullPolicy::Page,
                 AddressFullPolicyConfig::Block => FullPolicy::Block,
                 AddressFullPolicyConfig::Fail => FullPolicy::Fail,
                 AddressFullPolicyConfig::Drop => FullPolicy::Drop,
             }),
+            page_size_bytes: e.page_size_bytes.and_then(|v| u64::try_from(v).ok()),
             max_delivery_attempts: e
                 .max_delivery_attempts
                 .map(|v| u32::try_from(v).ok().filter(|&v| v > 0)),
@@ -262,6 +271,9 @@ impl SettingsRepository {
             }
             if let Some(v) = e.full_policy {
                 s.full_policy = v;
+            }
+            if let Some(v) = e.page_size_bytes {
+                s.page_size_bytes = v;
             }
             if let Some(v) = e.max_delivery_attempts {
                 s.max_delivery_attempts = v;

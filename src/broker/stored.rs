@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use tokio::task::JoinHandle;
 
 use super::BrokerError;
-use crate::journal::{Completion, JournalOp};
+use crate::journal::{Completion, JournalOp, PageEntry};
 
 /// Resolves once an operation is stored; a RECEIPT waits for it.
 #[must_use = "a Stored says when an operation is safe to confirm; await it or drop it knowingly"]
@@ -78,6 +78,11 @@ impl Stored {
         ops.iter()
             .map(|op| match op {
                 JournalOp::PutMessage(m) => m.body.len() + 64,
+                // A paged copy holds its body until stored, like a persistent message.
+                JournalOp::PutPage {
+                    entry: PageEntry::Transient { message, .. },
+                    ..
+                } => message.body.len() + 64,
                 _ => 32,
             })
             .sum()

@@ -356,6 +356,8 @@ pub struct QueueConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AddressFullPolicyConfig {
+    /// Write further messages to disk (page storage) and read them back as consumers catch up.
+    Page,
     /// Stop reading from producers (TCP back-pressure) until space frees up.
     Block,
     /// Refuse the SEND with an ERROR.
@@ -392,6 +394,9 @@ pub struct AddressSettingsEntry {
     pub max_size_messages: Option<i64>,
     /// What happens to producers once `max-size-bytes` is reached.
     pub address_full_policy: Option<AddressFullPolicyConfig>,
+    /// How much a paging queue reads back from disk at a time (bytes); it reads another page
+    /// once fewer than this many bytes of its messages wait in memory.
+    pub page_size_bytes: Option<i64>,
     /// Deliveries before a message goes to the dead-letter address; -1 = unlimited.
     pub max_delivery_attempts: Option<i64>,
     /// Where messages go after `max-delivery-attempts` (or a NACK with `requeue:false`);
@@ -473,6 +478,10 @@ pub struct JournalConfig {
     /// Most operations in one group commit.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// Bytes of the journal file the storage engine caches in memory, on top of
+    /// `global-max-size` (which counts messages, not the cache).
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
 }
 
 impl Default for JournalConfig {
@@ -483,6 +492,7 @@ impl Default for JournalConfig {
             sync: true,
             buffer_timeout_us: default_buffer_timeout_us(),
             max_batch: default_max_batch(),
+            cache_size: default_cache_size(),
         }
     }
 }
@@ -553,6 +563,12 @@ fn default_buffer_timeout_us() -> u64 {
 fn default_max_batch() -> usize {
     4096
 }
+/// 64 MiB: the B-tree's inner pages and recent writes stay cached; redb's own default
+/// (1 GiB) would let a paging backlog fill a gigabyte of memory outside `global-max-size`.
+pub const DEFAULT_JOURNAL_CACHE_SIZE: usize = 64 << 20;
+fn default_cache_size() -> usize {
+    DEFAULT_JOURNAL_CACHE_SIZE
+}
 
 /// The embedded default: one STOMP acceptor on loopback port 61613.
 pub fn default_acceptors() -> Vec<AcceptorConfig> {
@@ -603,6 +619,11 @@ fn default_disk_scan_period() -> i64 {
     5_000
 }
 
+/// Default `page-size-bytes`: 1 MiB. Artemis's 10 MiB is the size of a page *file*; here it
+/// is what a paging queue reads back at once on the journal's thread, so smaller keeps
+/// commits flowing while a reader catches up.
+pub const DEFAULT_PAGE_SIZE_BYTES: i64 = 1 << 20;
+
 /// The built-in `[[address-settings]]`: one `#` entry, as Artemis's shipped broker.xml (dead
 /// letters to `DLQ`, expired messages to `ExpiryQueue`, 10 delivery attempts), with
 /// everything auto-created and auto-deleted.
@@ -618,7 +639,8 @@ pub fn default_address_settings() -> Vec<AddressSettingsEntry> {
         default_persistent: Some(true),
         max_size_bytes: Some(-1),
         max_size_messages: Some(-1),
-        address_full_policy: Some(AddressFullPolicyConfig::Block),
+        address_full_policy: Some(AddressFullPolicyConfig::Page),
+        page_size_bytes: Some(DEFAULT_PAGE_SIZE_BYTES),
         max_delivery_attempts: Some(10),
         dead_letter_address: Some("DLQ".to_string()),
         redelivery_delay: Some(0),

@@ -377,6 +377,14 @@ fn check_address_settings(entries: &[AddressSettingsEntry], errors: &mut Vec<Val
                 format!("{bytes} is invalid; use -1 for no limit or a size >= 0"),
             ));
         }
+        if let Some(n) = entry.page_size_bytes
+            && n < 1
+        {
+            errors.push(ValidationError::new(
+                format!("{key}.page-size-bytes"),
+                format!("{n} is invalid; use a size >= 1 (bytes)"),
+            ));
+        }
         if let Some(n) = entry.max_size_messages
             && n < -1
         {
@@ -522,6 +530,15 @@ fn check_disk(broker: &super::BrokerSection, errors: &mut Vec<ValidationError>) 
 }
 
 fn check_journal(journal: &JournalConfig, errors: &mut Vec<ValidationError>) {
+    if journal.cache_size < 1 << 20 {
+        errors.push(ValidationError::new(
+            "journal.cache-size",
+            format!(
+                "{} is invalid; use at least 1048576 bytes (1 MiB)",
+                journal.cache_size
+            ),
+        ));
+    }
     if journal.max_batch == 0 {
         errors.push(ValidationError::new(
             "journal.max-batch",
@@ -830,6 +847,17 @@ mod tests {
     }
 
     #[test]
+    fn page_size_bytes_is_at_least_one() {
+        let mut config = Config::default();
+        for bad in [0, -1] {
+            config.address_settings[0].page_size_bytes = Some(bad);
+            assert!(only_problem(&config, "address-settings[0].page-size-bytes").contains(">= 1"));
+        }
+        config.address_settings[0].page_size_bytes = Some(1);
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
     fn delivery_settings_are_checked() {
         let mut config = Config::default();
         config.address_settings[0].max_delivery_attempts = Some(0);
@@ -897,6 +925,10 @@ mod tests {
         let mut config = Config::default();
         config.journal.max_batch = 0;
         only_problem(&config, "journal.max-batch");
+        config.journal.max_batch = 1;
+        config.journal.cache_size = 4096;
+        assert!(only_problem(&config, "journal.cache-size").contains("1 MiB"));
+        config.journal.cache_size = 1 << 20;
         let mut config = Config::default();
         config.journal.data_dir = Default::default();
         only_problem(&config, "journal.data-dir");

@@ -81,6 +81,14 @@ pub enum JournalError {
         /// The first write error.
         reason: String,
     },
+    /// Reading paged messages back failed (storage error or a damaged page row).
+    #[error("journal file {}: cannot read paged messages back: {reason}", .path.display())]
+    Read {
+        /// The journal file.
+        path: PathBuf,
+        /// The underlying failure.
+        reason: String,
+    },
     /// The journal was shut down before this batch could be committed.
     #[error("journal file {} is shut down; batch not committed", .path.display())]
     ShutDown {

@@ -43,17 +43,24 @@
 
 mod error;
 mod open;
+mod pages;
+#[cfg(test)]
+mod pages_tests;
 mod records;
 mod recovery;
 mod tables;
 mod writer;
 
 pub use error::JournalError;
+pub use pages::{PageBatch, PageFrom, PageRead, PagedMessage};
 pub use records::{
-    AddressRecord, JournalOp, LargeFile, OwnerRecord, QueueRecord, RESERVED_OFFSET, RoutingKind,
-    StoredMessage,
+    AddressRecord, JournalOp, LargeFile, OwnerRecord, PageEntry, QueueRecord, RESERVED_OFFSET,
+    RoutingKind, StoredMessage,
 };
-pub use recovery::{Recovered, RecoveredIdCache, RecoveredQueue, RecoveredRef, RecoveredStream};
+pub use recovery::{
+    LoadLimit, Recovered, RecoveredIdCache, RecoveredQueue, RecoveredRef, RecoveredStream,
+    RecoveredTail,
+};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -89,13 +96,23 @@ use writer::{Request, Shared, Writer};
 ///   non-destructive queue its offset, `stream_bases` where retention last cut
 ///   a stream, and `consumer_offsets` the stored offsets of named consumers.
 /// - 6: large messages. A stored message may name the file holding its body
-///   (`StoredMessage::large`) instead of carrying it.
+///   (`StoredMessage::large`) instead of carrying it. (The `pages` table of
+///   paging came in the same version.)
 ///
 /// There is no migration: a journal of an older version is refused with
 /// [`JournalError::FormatVersion`] (file left untouched), and the operator
 /// drains it with the old build or starts from an empty directory. That is
 /// acceptable while WrenMQ is 0.x; a 1.0 release must upgrade in place.
 pub const FORMAT_VERSION: u64 = 6;
+
+/// Who a [`Journal::read_page`] answers.
+pub type PageReply = Box<dyn FnOnce(Result<PageBatch, JournalError>) + Send>;
+
+/// A read of paged messages on its way to the writer thread.
+pub(crate) struct PageReadRequest {
+    pub(crate) read: PageRead,
+    pub(crate) reply: PageReply,
+}
 
 /// Name of the database file inside [`JournalOptions::dir`].
 pub const FILE_NAME: &str = "journal.redb";
@@ -119,6 +136,11 @@ pub struct JournalOptions {
     /// Most ops per group commit (a request is never split). 1 gives one
     /// commit per request, for benchmarks.
     pub max_batch: usize,
+    /// How much of the stored messages recovery loads into memory; the rest stays on disk
+    /// and queues read it back as they need it.
+    pub load_limit: LoadLimit,
+    /// Bytes of the file redb caches in memory.
+    pub cache_size: usize,
 }
 
 impl JournalOptions {
@@ -129,6 +151,8 @@ impl JournalOptions {
             sync: true,
             buffer_timeout: Duration::from_millis(1),
             max_batch: 4096,
+            load_limit: LoadLimit::UNLIMITED,
+            cache_size: 64 << 20,
         }
     }
 }
@@ -167,12 +191,15 @@ impl Journal {
 
         // Everything that can refuse the file runs before redb's read-write
         // open, which writes to it; see `open::precheck`.
-        let pre = precheck(&path)?;
-        let mut db = open_rw(&path)?;
-        let recovered = guard_panic(&path, || recover_after_open(&db, &path, pre))?;
+        let pre = precheck(&path, opts.load_limit, opts.cache_size)?;
+        let mut db = open_rw(&path, opts.cache_size)?;
+        let recovered = guard_panic(&path, || {
+            recover_after_open(&db, &path, pre, opts.load_limit)
+        })?;
+        open::clear_pages(&db, &path)?;
         writer::maybe_compact(&mut db, &path);
 
-        let shared = Arc::new(Shared::new(path.clone()));
+        let shared = Arc::new(Shared::new(path.clone(), opts.cache_size));
         let max_id = recovered.next_message_id.saturating_sub(1);
         let w = Writer::new(
             db,
@@ -268,6 +295,21 @@ impl Journal {
         {
             w.tell(Err(self.shut_down()));
         }
+    }
+
+    /// Reads some of a queue's paged messages back, after everything submitted before this
+    /// call is committed, and calls `reply` with them on the writer thread (keep it short;
+    /// never block in it). Never blocks the caller, and never calls `reply` on the caller's
+    /// thread, so it may be called under a lock `reply` takes. Returns false (and drops
+    /// `reply` uncalled) when the journal is shut down.
+    pub fn read_page(&self, read: PageRead, reply: PageReply) -> bool {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        self.inner
+            .tx
+            .send(Request::Read(PageReadRequest { read, reply }))
+            .is_ok()
     }
 
     /// Commits everything queued so far, stops the writer thread and closes

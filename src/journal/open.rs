@@ -9,7 +9,7 @@ use std::sync::{Mutex, OnceLock};
 use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable};
 
 use super::error::JournalError;
-use super::recovery::{self, Fingerprint, Recovered, VersionState};
+use super::recovery::{self, Fingerprint, LoadLimit, Recovered, VersionState};
 use super::tables::{FORMAT_VERSION_KEY, Tables};
 use super::{FORMAT_VERSION, REDB_MAGIC};
 
@@ -81,7 +81,11 @@ pub(crate) enum Precheck {
 /// writes to the header straight away (it marks the file as in use), and
 /// closing it again records allocator state, so nothing that can fail the
 /// open may run after it.
-pub(crate) fn precheck(path: &Path) -> Result<Precheck, JournalError> {
+pub(crate) fn precheck(
+    path: &Path,
+    limit: LoadLimit,
+    cache_size: usize,
+) -> Result<Precheck, JournalError> {
     let mut head = Vec::with_capacity(REDB_MAGIC.len());
     match std::fs::File::open(path) {
         Ok(f) => {
@@ -111,7 +115,10 @@ pub(crate) fn precheck(path: &Path) -> Result<Precheck, JournalError> {
         });
     }
     guard_panic(path, || {
-        let ro = match Database::builder().open_read_only(path) {
+        let ro = match Database::builder()
+            .set_cache_size(cache_size)
+            .open_read_only(path)
+        {
             Ok(ro) => ro,
             // Not shut down cleanly: only the read-write open may recover it.
             Err(DatabaseError::RepairAborted) => return Ok(Precheck::NeedsRepair),
@@ -125,7 +132,7 @@ pub(crate) fn precheck(path: &Path) -> Result<Precheck, JournalError> {
             return Ok(Precheck::New);
         }
         check_version(path, version)?;
-        let recovered = recovery::recover(&ro, path)?;
+        let recovered = recovery::recover(&ro, path, limit)?;
         Ok(Precheck::Recovered(
             Box::new(recovered),
             recovery::fingerprint(&ro),
@@ -142,6 +149,7 @@ pub(crate) fn recover_after_open(
     db: &Database,
     path: &Path,
     pre: Precheck,
+    limit: LoadLimit,
 ) -> Result<Recovered, JournalError> {
     let version = {
         let txn = db.begin_read().map_err(|e| redb_error(path, e.into()))?;
@@ -150,7 +158,7 @@ pub(crate) fn recover_after_open(
     check_version(path, version.clone())?;
     if let VersionState::Fresh = version {
         init_meta(db, path)?;
-        return recovery::recover(db, path);
+        return recovery::recover(db, path, limit);
     }
     if let Precheck::Recovered(recovered, Some(before)) = pre {
         if recovery::fingerprint(db).as_ref() == Some(&before) {
@@ -158,7 +166,7 @@ pub(crate) fn recover_after_open(
         }
         tracing::warn!(journal = %path.display(), "journal changed between the read-only check and the open; reading it again");
     }
-    recovery::recover(db, path)
+    recovery::recover(db, path, limit)
 }
 
 fn check_version(path: &Path, v: VersionState) -> Result<(), JournalError> {
@@ -177,9 +185,10 @@ fn check_version(path: &Path, v: VersionState) -> Result<(), JournalError> {
     }
 }
 
-pub(crate) fn open_rw(path: &Path) -> Result<Database, JournalError> {
+pub(crate) fn open_rw(path: &Path, cache_size: usize) -> Result<Database, JournalError> {
     guard_panic(path, || {
         Database::builder()
+            .set_cache_size(cache_size)
             .create(path)
             .map_err(|e| open_error(path, e))
     })
@@ -233,4 +242,21 @@ fn redb_error(path: &Path, e: redb::Error) -> JournalError {
             reason: other.to_string(),
         },
     }
+}
+
+/// Empties the page table: what its rows stood for did not survive the restart (messages
+/// that are not persistent) or was recovered from the refs (persistent ones), and queues
+/// number their pages afresh.
+pub(crate) fn clear_pages(db: &Database, path: &Path) -> Result<(), JournalError> {
+    let res = (|| -> Result<(), redb::Error> {
+        let txn = db.begin_write()?;
+        match txn.delete_table(super::tables::PAGES) {
+            Ok(_) => {}
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        txn.commit()?;
+        Ok(())
+    })();
+    res.map_err(|e| redb_error(path, e))
 }

@@ -81,6 +81,51 @@ pub struct LargeFile {
     pub len: u64,
 }
 
+/// What a queue paged to disk: a message the journal stores anyway (persistent, on a durable
+/// queue: its `messages` row and `refs` entry already are the page), or a copy of one that
+/// would otherwise live in memory only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageEntry {
+    /// The message id; read back from `messages` and `refs`.
+    Journaled(u64),
+    /// The whole message, gone after a restart like the message itself.
+    Transient {
+        /// The message.
+        message: Arc<StoredMessage>,
+        /// Whether it was sent persistent (it is still not kept across a restart when its
+        /// queue is not durable).
+        persistent: bool,
+    },
+}
+
+/// A page row as stored: the queue incarnation it was written for, then the entry.
+#[derive(Serialize)]
+pub(crate) struct PageRowRef<'a> {
+    pub(crate) incarnation: u64,
+    pub(crate) entry: PageEntryRef<'a>,
+}
+
+/// [`PageEntry`] borrowed, for encoding without a copy.
+#[derive(Serialize)]
+pub(crate) enum PageEntryRef<'a> {
+    Journaled(u64),
+    Transient(&'a StoredMessage, bool),
+}
+
+/// A page row as read back (same encoding as [`PageRowRef`]).
+#[derive(Deserialize)]
+pub(crate) struct PageRow {
+    pub(crate) incarnation: u64,
+    pub(crate) entry: PageEntryOwned,
+}
+
+/// [`PageEntry`] as decoded.
+#[derive(Deserialize)]
+pub(crate) enum PageEntryOwned {
+    Journaled(u64),
+    Transient(StoredMessage, bool),
+}
+
 /// Routing semantics of a queue, owned by the journal so it does not depend
 /// on the broker's address-model types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -264,6 +309,25 @@ pub enum JournalOp {
         consumer: Arc<str>,
         /// The highest offset it acknowledged.
         offset: u64,
+    },
+    /// Page one message of a queue to disk: the queue holds nothing of it in memory until it
+    /// reads it back ([`super::Journal::read_page`]) in `seq` order.
+    PutPage {
+        /// The queue.
+        queue: Arc<str>,
+        /// The queue's incarnation.
+        incarnation: u64,
+        /// The queue's page sequence number: pages are read back in this order.
+        seq: u64,
+        /// What was paged.
+        entry: PageEntry,
+    },
+    /// Forget a queue's page rows below `below` (read back, or the queue went).
+    DeletePages {
+        /// The queue.
+        queue: Arc<str>,
+        /// Rows with a lower sequence number go; `u64::MAX` for all.
+        below: u64,
     },
     /// Drop an address's whole duplicate-id cache (the address was deleted,
     /// or its cache was switched off), so ids of a gone address are not kept

@@ -72,6 +72,45 @@ pub struct RecoveredQueue {
     pub queue: String,
     /// The queue's messages in ascending message id order.
     pub refs: Vec<RecoveredRef>,
+    /// The rest of the queue, left on disk because loading it would pass the
+    /// [`LoadLimit`]: the queue reads it back as consumers need it.
+    pub tail: Option<RecoveredTail>,
+}
+
+/// The refs of a queue that recovery left on disk: ids in `(after, upto]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveredTail {
+    /// The last id loaded (0 if none was).
+    pub after: u64,
+    /// The highest id left on disk.
+    pub upto: u64,
+    /// How many refs are left on disk.
+    pub count: u64,
+}
+
+/// How much of the messages recovery loads into memory, so a restart with a backlog larger
+/// than memory does not load it all: per queue and in all. Queues of retained streams are
+/// always loaded whole (their offsets index them in memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadLimit {
+    /// Most bytes of messages loaded for one queue.
+    pub per_queue: u64,
+    /// Most bytes of messages loaded in all.
+    pub total: u64,
+}
+
+impl LoadLimit {
+    /// Load everything.
+    pub const UNLIMITED: LoadLimit = LoadLimit {
+        per_queue: u64::MAX,
+        total: u64::MAX,
+    };
+}
+
+impl Default for LoadLimit {
+    fn default() -> Self {
+        LoadLimit::UNLIMITED
+    }
 }
 
 /// One message on one queue, with its redelivery state.
@@ -128,7 +167,11 @@ pub(crate) fn format_version(txn: &ReadTransaction) -> Result<VersionState, redb
 /// Dangling refs (to a message that is not stored) are
 /// skipped with a warning rather than failing the start-up, because the
 /// broker can run without them and refusing to start would lose the rest.
-pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recovered, JournalError> {
+pub(crate) fn recover(
+    db: &impl ReadableDatabase,
+    path: &Path,
+    limit: LoadLimit,
+) -> Result<Recovered, JournalError> {
     let storage = |e: redb::Error| JournalError::Open {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -170,12 +213,24 @@ pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recover
         out.queues.push(rec);
     }
 
+    // Streams are loaded whole, whatever the limit: their offsets index them in memory.
+    read_streams(&txn, &mut out.streams).map_err(storage)?;
+    let streams: std::collections::HashSet<&str> =
+        out.streams.iter().map(|s| s.queue.as_str()).collect();
+
     let mut messages: HashMap<u64, Arc<StoredMessage>> = HashMap::new();
-    let mut max_id = 0u64;
     let table = txn.open_table(MESSAGES).map_err(|e| storage(e.into()))?;
-    for entry in table.iter().map_err(|e| storage(e.into()))? {
-        let (k, v) = entry.map_err(|e| storage(e.into()))?;
-        let id = k.value();
+    let mut max_id = match table.last().map_err(|e| storage(e.into()))? {
+        Some((k, _)) => k.value(),
+        None => 0,
+    };
+    let mut load = |id: u64| -> Result<Option<Arc<StoredMessage>>, JournalError> {
+        if let Some(m) = messages.get(&id) {
+            return Ok(Some(Arc::clone(m)));
+        }
+        let Some(v) = table.get(id).map_err(|e| storage(e.into()))? else {
+            return Ok(None);
+        };
         let msg: StoredMessage =
             decode(v.value()).map_err(|e| corrupt(format!("message {id}: {e}")))?;
         if msg.id != id {
@@ -184,32 +239,57 @@ pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recover
                 msg.id
             )));
         }
-        max_id = max_id.max(id);
-        messages.insert(id, Arc::new(msg));
-    }
+        let msg = Arc::new(msg);
+        messages.insert(id, Arc::clone(&msg));
+        Ok(Some(msg))
+    };
 
+    let mut total = 0u64;
+    let mut queue_bytes = 0u64;
     let refs = txn.open_table(REFS).map_err(|e| storage(e.into()))?;
     for entry in refs.iter().map_err(|e| storage(e.into()))? {
         let (k, v) = entry.map_err(|e| storage(e.into()))?;
         let (queue, id) = k.value();
-        let Some(message) = messages.get(&id) else {
+        let same = out.messages.last().is_some_and(|q| q.queue == queue);
+        if !same {
+            queue_bytes = 0;
+            out.messages.push(RecoveredQueue {
+                queue: queue.to_string(),
+                refs: Vec::new(),
+                tail: None,
+            });
+        }
+        let Some(q) = out.messages.last_mut() else {
+            continue;
+        };
+        let over = queue_bytes >= limit.per_queue || total >= limit.total;
+        if q.tail.is_some() || (over && !streams.contains(queue)) {
+            let after = q.refs.last().map_or(0, |r| r.message.id);
+            let tail = q.tail.get_or_insert(RecoveredTail {
+                after,
+                upto: id,
+                count: 0,
+            });
+            tail.upto = id;
+            tail.count += 1;
+            continue;
+        }
+        let Some(message) = load(id)? else {
             tracing::warn!(journal = %path.display(), queue, id, "skipping ref to a message that is not stored");
             continue;
         };
         let (delivery_count, deliver_at) = v.value();
-        let r = RecoveredRef {
-            message: Arc::clone(message),
+        let size = message.body.len() as u64 + 64;
+        queue_bytes += size;
+        total += size;
+        q.refs.push(RecoveredRef {
+            message,
             delivery_count,
             deliver_at,
-        };
-        match out.messages.last_mut() {
-            Some(q) if q.queue == queue => q.refs.push(r),
-            _ => out.messages.push(RecoveredQueue {
-                queue: queue.to_string(),
-                refs: vec![r],
-            }),
-        }
+        });
     }
+    out.messages
+        .retain(|q| !q.refs.is_empty() || q.tail.is_some());
 
     let dups = txn
         .open_table(DUPLICATE_IDS)
@@ -227,8 +307,6 @@ pub(crate) fn recover(db: &impl ReadableDatabase, path: &Path) -> Result<Recover
             }),
         }
     }
-
-    read_streams(&txn, &mut out.streams).map_err(storage)?;
 
     let meta = txn.open_table(META).map_err(|e| storage(e.into()))?;
     if let Some(v) = meta

@@ -38,6 +38,12 @@ pub(crate) const STREAM_BASES: TableDefinition<&str, u64> = TableDefinition::new
 /// named stream consumers.
 pub(crate) const CONSUMER_OFFSETS: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("consumer_offsets");
+/// `(queue, page sequence) → crc32-framed postcard(page row)`: the messages a queue paged
+/// to disk (see `JournalOp::PutPage`), in the order the queue paged them. Transient: the
+/// table is emptied at every open, because what a row stands for either did not survive the
+/// restart (a message that is not persistent) or is recovered from `refs` anyway (a
+/// persistent one on a durable queue).
+pub(crate) const PAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pages");
 /// `message_id → number of refs`. Kept so an ack can tell whether it removed
 /// the last ref without scanning every queue.
 pub(crate) const REFCOUNTS: TableDefinition<u64, u32> = TableDefinition::new("refcounts");
@@ -67,6 +73,7 @@ pub(crate) struct Tables<'txn> {
     pub(crate) stream_offsets: redb::Table<'txn, (&'static str, u64), u64>,
     pub(crate) stream_bases: redb::Table<'txn, &'static str, u64>,
     pub(crate) consumer_offsets: redb::Table<'txn, (&'static str, &'static str), u64>,
+    pub(crate) pages: redb::Table<'txn, (&'static str, u64), &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -83,6 +90,7 @@ impl<'txn> Tables<'txn> {
             stream_offsets: txn.open_table(STREAM_OFFSETS)?,
             stream_bases: txn.open_table(STREAM_BASES)?,
             consumer_offsets: txn.open_table(CONSUMER_OFFSETS)?,
+            pages: txn.open_table(PAGES)?,
         })
     }
 }

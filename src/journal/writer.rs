@@ -81,6 +81,8 @@ pub(crate) enum Request {
         ops: Vec<JournalOp>,
         done: Option<Waiter>,
     },
+    /// Read back some of a queue's paged messages, after committing everything before it.
+    Read(super::PageReadRequest),
     /// Commit everything before this, then stop.
     Shutdown,
 }
@@ -88,15 +90,18 @@ pub(crate) enum Request {
 /// State shared between the writer and the handles.
 pub(crate) struct Shared {
     pub(crate) path: PathBuf,
+    /// redb's cache size, for opening the file again after a write failure.
+    pub(crate) cache_size: usize,
     pub(crate) commits: AtomicU64,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
 }
 
 impl Shared {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf, cache_size: usize) -> Self {
         Shared {
             path,
+            cache_size,
             commits: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
@@ -381,12 +386,18 @@ impl Writer {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut batch = Vec::new();
+            let mut reads = Vec::new();
             let mut stop = false;
             let mut ops = 0usize;
             match first {
                 Request::Ops { ops: o, done } => {
                     ops += o.len();
                     batch.push((o, done));
+                }
+                // A read alone does not wait for a group to gather.
+                Request::Read(r) => {
+                    self.serve_read(r);
+                    continue;
                 }
                 Request::Shutdown => stop = true,
             }
@@ -408,6 +419,7 @@ impl Writer {
                             ops += o.len();
                             batch.push((o, done));
                         }
+                        Ok(Request::Read(r)) => reads.push(r),
                         Ok(Request::Shutdown) => {
                             stop = true;
                             break;
@@ -419,20 +431,45 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit_batch(batch);
             }
+            // After the commit, so a read sees every page row submitted before it.
+            for r in reads {
+                self.serve_read(r);
+            }
             if stop {
                 // Anything sent after the shutdown marker raced with shutdown;
                 // tell its waiter rather than leave it hanging or ack it.
                 while let Ok(r) = rx.try_recv() {
-                    if let Request::Ops { done: Some(w), .. } = r {
-                        w.tell(Err(JournalError::ShutDown {
-                            path: self.shared.path.clone(),
-                        }));
+                    let shut = JournalError::ShutDown {
+                        path: self.shared.path.clone(),
+                    };
+                    match r {
+                        Request::Ops { done: Some(w), .. } => w.tell(Err(shut)),
+                        Request::Read(r) => (r.reply)(Err(shut)),
+                        _ => {}
                     }
                 }
                 break;
             }
         }
         self.finish();
+    }
+
+    /// Reads what a queue asked for from its pages and calls it back, on this thread.
+    fn serve_read(&mut self, r: super::PageReadRequest) {
+        let super::PageReadRequest { read, reply } = r;
+        let Some(db) = self.db.as_ref() else {
+            return reply(Err(self.shared.failed_error().unwrap_or(
+                JournalError::Failed {
+                    path: self.shared.path.clone(),
+                    reason: "the journal is not open".into(),
+                },
+            )));
+        };
+        let result = super::pages::read(db, &read).map_err(|e| JournalError::Read {
+            path: self.shared.path.clone(),
+            reason: e.to_string(),
+        });
+        reply(result);
     }
 
     /// Work for quiet periods: make non-durable commits durable, compact.
@@ -500,7 +537,7 @@ impl Writer {
         if since.elapsed() < REOPEN_AFTER {
             return;
         }
-        match super::open::open_rw(&self.shared.path) {
+        match super::open::open_rw(&self.shared.path, self.shared.cache_size) {
             Ok(db) => {
                 tracing::warn!(journal = %self.shared.path.display(), "journal reopened after a write failure; accepting writes again");
                 self.db = Some(db);
@@ -667,6 +704,8 @@ impl Consumed<'_> {
             | JournalOp::ReserveStreamOffsets { .. }
             | JournalOp::DropStreamSegments { .. }
             | JournalOp::PutConsumerOffset { .. }
+            | JournalOp::PutPage { .. }
+            | JournalOp::DeletePages { .. }
             | JournalOp::PutAddress(_)
             | JournalOp::DeleteAddress(_)
             | JournalOp::PutQueue(_)
@@ -793,6 +832,7 @@ fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<
             for name in names {
                 t.consumer_offsets.remove((q, name.as_str()))?;
             }
+            t.pages.retain_in((q, 0)..=(q, u64::MAX), |_, _| false)?;
             st.early.tombstones.drop_queue(name);
             st.early.counts.drop_queue(name);
             st.incarnations.delete(name);
@@ -932,6 +972,32 @@ fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<
                 t.consumer_offsets
                     .insert((&**queue, &**consumer), *offset)?;
             }
+        }
+        JournalOp::PutPage {
+            queue,
+            incarnation,
+            seq,
+            entry,
+        } => {
+            if st.incarnations.admits(queue, *incarnation) {
+                let row = super::records::PageRowRef {
+                    incarnation: *incarnation,
+                    entry: match entry {
+                        super::records::PageEntry::Journaled(id) => {
+                            super::records::PageEntryRef::Journaled(*id)
+                        }
+                        super::records::PageEntry::Transient {
+                            message,
+                            persistent,
+                        } => super::records::PageEntryRef::Transient(message, *persistent),
+                    },
+                };
+                t.pages.insert((&**queue, *seq), encode(&row)?.as_slice())?;
+            }
+        }
+        JournalOp::DeletePages { queue, below } => {
+            let q: &str = queue;
+            t.pages.retain_in((q, 0)..(q, *below), |_, _| false)?;
         }
         JournalOp::PutDuplicateId { address, slot, id } => {
             t.duplicate_ids

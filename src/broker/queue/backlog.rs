@@ -33,6 +33,14 @@ pub(super) struct Backlog {
     /// Bit p set when level p holds something.
     occupied: u16,
     len: usize,
+    /// Bytes of the messages held (`Message::size`), so a paging queue knows when to read
+    /// another page. Approximate only where a last-value replacement swaps a message in place
+    /// (such queues never page).
+    bytes: u64,
+}
+
+fn weight(e: &Entry) -> u64 {
+    e.message.charged_size() as u64
 }
 
 /// The bucket of a message priority (values above 9 count as 9).
@@ -50,6 +58,16 @@ impl Backlog {
         self.len == 0
     }
 
+    /// Bytes held.
+    pub(super) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn took(&mut self, e: &Entry) {
+        self.len -= 1;
+        self.bytes = self.bytes.saturating_sub(weight(e));
+    }
+
     fn mark(&mut self, level: usize) {
         if self.levels[level].is_empty() {
             self.occupied &= !(1 << level);
@@ -61,6 +79,7 @@ impl Backlog {
     /// Appends a message never delivered; `seq` must be above every `seq` it holds.
     pub(super) fn push_new(&mut self, entry: Entry) {
         let l = level_of(entry.message.priority);
+        self.bytes += weight(&entry);
         self.levels[l].ready.push_back(entry);
         self.occupied |= 1 << l;
         self.len += 1;
@@ -69,6 +88,7 @@ impl Backlog {
     /// Puts a message back in its original place.
     pub(super) fn push_returned(&mut self, entry: Entry) {
         let l = level_of(entry.message.priority);
+        self.bytes += weight(&entry);
         self.levels[l].returned.insert(entry.seq, entry);
         self.occupied |= 1 << l;
         self.len += 1;
@@ -92,8 +112,8 @@ impl Backlog {
             level.ready.pop_front()
         };
         self.mark(l);
-        if entry.is_some() {
-            self.len -= 1;
+        if let Some(e) = &entry {
+            self.took(e);
         }
         entry
     }
@@ -103,6 +123,7 @@ impl Backlog {
         let l = level_of(entry.message.priority);
         let level = &mut self.levels[l];
         if level.returned.is_empty() && level.ready.front().is_none_or(|f| entry.seq < f.seq) {
+            self.bytes += weight(&entry);
             level.ready.push_front(entry);
             self.occupied |= 1 << l;
             self.len += 1;
@@ -143,7 +164,9 @@ impl Backlog {
             }
             self.mark(l);
         }
-        self.len -= out.len();
+        for e in &out {
+            self.took(e);
+        }
         out
     }
 
@@ -166,6 +189,7 @@ impl Backlog {
         }
         self.occupied = 0;
         self.len = 0;
+        self.bytes = 0;
     }
 
     /// The waiting entry `seq` of priority level `level`, if it is here: binary search, since
@@ -186,7 +210,7 @@ impl Backlog {
             Err(_) => l.returned.remove(&seq),
         }?;
         self.mark(level);
-        self.len -= 1;
+        self.took(&e);
         Some(e)
     }
 

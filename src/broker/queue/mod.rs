@@ -10,6 +10,7 @@ mod browse;
 mod consumer;
 mod groups;
 mod kind;
+mod paging;
 mod scheduled;
 mod stream;
 
@@ -32,6 +33,7 @@ use crate::security::{Authorizer, Permission};
 pub use self::browse::{BrowseCursor, BrowsePage, Browsed};
 pub use self::consumer::ConsumerSpec;
 pub use self::kind::{GroupBuckets, QueueKind, QueueKindDefaults, QueueKindKeys, Retention};
+pub use self::paging::{Pager, Placed};
 use self::stream::Stream;
 pub use self::stream::{SEGMENT_BYTES, SEGMENT_MESSAGES, StreamRequest, StreamStart};
 
@@ -215,6 +217,8 @@ struct QueueState {
     dropped_by_ring: u64,
     /// Messages replaced by a newer value of their key.
     replaced_by_last_value: u64,
+    /// Messages paged to disk and how to read them back.
+    paging: paging::PageState,
     /// `exclusive`: only the first attached consumer receives.
     exclusive_queue: bool,
     /// The one consumer that receives everything (on an exclusive queue the longest
@@ -229,6 +233,7 @@ impl QueueState {
             && self.parked.is_empty()
             && self.scheduled.is_empty()
             && self.expired.is_empty()
+            && !self.paging.active()
     }
 
     fn refresh_selective(&mut self) {
@@ -338,6 +343,8 @@ pub struct Queue {
     /// The log of a non-destructive queue (`kind.retention` is set); it then holds the
     /// messages and readers instead of `state` (see `stream.rs`).
     stream: Option<Stream>,
+    /// Where the queue pages to when its address is full; `None` without a journal.
+    pager: Option<Pager>,
     state: Mutex<QueueState>,
 }
 
@@ -378,6 +385,8 @@ pub struct QueueSpec {
     pub journal: Option<Journal>,
     /// The broker's clock.
     pub clock: Option<Clock>,
+    /// Where to page to (every queue of a broker with a journal, durable or not).
+    pub pager: Option<Pager>,
 }
 
 #[cfg(test)]
@@ -401,6 +410,7 @@ impl QueueSpec {
             kind,
             journal: None,
             clock: None,
+            pager: None,
         }
     }
 }
@@ -440,6 +450,7 @@ impl Queue {
             kind: spec.kind,
             journal: spec.journal,
             clock: spec.clock,
+            pager: spec.pager,
             state: Mutex::new(QueueState {
                 next_seq: 1,
                 next_tag: 1,
@@ -475,6 +486,16 @@ impl Queue {
         self.restore(message, 0, deliver_at)
     }
 
+    /// Like [`Queue::enqueue`] for a producer's message whose address may be full (`page`):
+    /// the queue then pages it, and the caller stores the page (see [`Placed::Paged`]).
+    pub fn offer(self: &Arc<Self>, message: Arc<Message>, page: bool) -> Result<Placed, Refusal> {
+        if !self.admits(&message) {
+            return Err(Refusal::Filtered);
+        }
+        let deliver_at = message.deliver_at;
+        self.place(message, 0, deliver_at, page)
+    }
+
     /// Appends a message that was delivered `delivery_count` times before and may not be
     /// offered before `deliver_at` (0: at once). Recovery uses it directly.
     pub fn restore(
@@ -483,8 +504,25 @@ impl Queue {
         delivery_count: u32,
         deliver_at: u64,
     ) -> Result<(), Refusal> {
+        let paged = Arc::clone(&message);
+        if let Placed::Paged(seq) = self.place(message, delivery_count, deliver_at, false)? {
+            // Nobody stores this page for the queue: it does so itself.
+            self.page_alone(&paged, seq);
+        }
+        Ok(())
+    }
+
+    fn place(
+        self: &Arc<Self>,
+        message: Arc<Message>,
+        delivery_count: u32,
+        deliver_at: u64,
+        page: bool,
+    ) -> Result<Placed, Refusal> {
         if let Some(stream) = &self.stream {
-            return self.append_to_stream(stream, message);
+            return self
+                .append_to_stream(stream, message)
+                .map(|()| Placed::Memory);
         }
         let mut st = self.lock();
         if st.deleted {
@@ -495,6 +533,11 @@ impl Queue {
             Some(false) => return Err(Refusal::NotPermitted),
             None => false,
         };
+        if delivery_count == 0
+            && let Some(seq) = self.page_if_needed(&mut st, page, &message)
+        {
+            return Ok(Placed::Paged(seq));
+        }
         let seq = st.next_seq;
         st.next_seq += 1;
         st.may_expire |= message.expires != 0;
@@ -506,7 +549,7 @@ impl Queue {
         };
         if deliver_at != 0 && deliver_at > now_millis() {
             self.hold_until(&mut st, deliver_at, entry);
-            return Ok(());
+            return Ok(Placed::Memory);
         }
         if delivery_count == 0 {
             self.push_arrival(&mut st, entry);
@@ -514,12 +557,12 @@ impl Queue {
             // Recovered after a delivery: it keeps its place, like any returned message.
             match self.returning_last_value(&mut st, entry) {
                 Some(entry) => st.backlog.push_returned(entry),
-                None => return Ok(()),
+                None => return Ok(Placed::Memory),
             }
             self.enforce_ring(&mut st);
         }
         self.dispatch(&mut st);
-        Ok(())
+        Ok(Placed::Memory)
     }
 
     /// Holds `entry` until `due` and makes sure the clock wakes the queue then.
@@ -873,7 +916,7 @@ impl Queue {
             return stream.len();
         }
         let st = self.lock();
-        st.backlog.len() + st.parked.len() + st.scheduled.len()
+        st.backlog.len() + st.parked.len() + st.scheduled.len() + st.paging.on_disk as usize
     }
 
     /// Messages held back until their scheduled time or the end of a redelivery delay.
@@ -890,6 +933,7 @@ impl Queue {
         st.backlog.len()
             + st.parked.len()
             + st.scheduled.len()
+            + st.paging.on_disk as usize
             + st.consumers
                 .iter()
                 .map(|c| c.in_flight.len())
@@ -917,6 +961,14 @@ impl Queue {
         let unused = st.consumers.is_empty() && st.holds_nothing();
         if unused || force {
             st.deleted = true;
+            if st.paging.active()
+                && let Some(p) = &self.pager
+            {
+                p.journal.submit_detached(vec![JournalOp::DeletePages {
+                    queue: Arc::clone(&self.name),
+                    below: u64::MAX,
+                }]);
+            }
             st.backlog.clear();
             st.parked.clear();
             st.scheduled.clear();
@@ -1209,7 +1261,16 @@ impl Queue {
         }
     }
 
+    /// Offers what waits to consumers with room, then reads a page back if the queue pages
+    /// and little waits in memory.
     fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
+        self.dispatch_memory(st);
+        if self.pager.is_some() {
+            self.maybe_read_page(st);
+        }
+    }
+
+    fn dispatch_memory(self: &Arc<Self>, st: &mut QueueState) {
         if st.consumers.is_empty() {
             return;
         }

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::send::record_puts;
+use super::send::{Paged, record_pages, record_puts};
 use super::{Broker, Capacity, ConsumerHandle, Destination, MessageDraft};
 use crate::broker::duplicates::duplicate_id;
 use crate::broker::{BrokerError, Message, Outcome, Queue, Stored, Taken};
@@ -94,8 +94,10 @@ impl Broker {
         let journal = match &self.journal {
             Some(j) if !ops.is_empty() || seen.saw_duplicate() => j.clone(),
             _ => {
-                let follow = self.make_visible(pending, &*auth);
-                return Ok(self.store_settled(follow, refused));
+                let (follow, paged) = self.make_visible(pending, &*auth);
+                let stored = self.store_settled(follow, refused);
+                self.pages_submitted(paged);
+                return Ok(stored);
             }
         };
         let bytes = Stored::bytes_of(&ops);
@@ -110,8 +112,10 @@ impl Broker {
                 }
                 return Err(BrokerError::Journal(e.to_string()));
             }
-            let follow = broker.make_visible(pending, &*auth);
-            broker.store_settled(follow, refused).await
+            let (follow, paged) = broker.make_visible(pending, &*auth);
+            let stored = broker.store_settled(follow, refused);
+            broker.pages_submitted(paged);
+            stored.await
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => Ok(Stored::task(rt.spawn(finish), bytes)),
@@ -128,20 +132,26 @@ impl Broker {
 
     /// Hands a stored commit's messages to their queues and settles its deliveries. Returns
     /// the records of copies that had to be routed again (their queue was deleted meanwhile).
-    fn make_visible(&self, pending: Pending, auth: &dyn Authorizer) -> Vec<JournalOp> {
+    fn make_visible(&self, pending: Pending, auth: &dyn Authorizer) -> (Vec<JournalOp>, Paged) {
         let mut follow = Vec::new();
+        let mut all_paged = Paged::new();
         for (dest, message, targets) in pending.sends {
-            let queues = self.deliver_to(&dest, &message, targets.clone(), auth);
+            let mut paged = Paged::new();
+            let queues = self.deliver_to(&dest, &message, targets.clone(), auth, &mut paged);
             let moved: Vec<Arc<Queue>> = queues
                 .into_iter()
                 .filter(|q| !targets.iter().any(|t| Arc::ptr_eq(t, q)))
                 .collect();
             record_puts(&message, &moved, &mut follow);
+            // Behind the message's records: those of the commit are stored already, those
+            // of a moved copy come just before.
+            record_pages(&message, &paged, &mut follow);
+            all_paged.append(&mut paged);
         }
         for (handle, taken, outcome) in pending.acks {
             let done = taken.settle(outcome);
             handle.after(&done);
         }
-        follow
+        (follow, all_paged)
     }
 }

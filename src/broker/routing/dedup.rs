@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 
-use super::send::record_puts;
+use super::send::{Paged, record_pages, record_puts};
 use super::{Broker, Destination, MessageDraft, SendReport};
 use crate::broker::duplicates::{Held, duplicate_id};
 use crate::broker::{BrokerError, Message};
@@ -46,11 +46,13 @@ impl Broker {
                 }
             }
         }
+        let mut paged = Paged::new();
         let (message, queues) = match admitted {
             Some((message, targets)) => {
-                let queues = self.deliver_to(dest, &message, targets, auth);
+                let queues = self.deliver_to(dest, &message, targets, auth, &mut paged);
                 let mut puts = Vec::new();
                 record_puts(&message, &queues, &mut puts);
+                record_pages(&message, &paged, &mut puts);
                 // The id goes with its message, in one batch: stored together or not at all.
                 puts.append(&mut ops);
                 ops = puts;
@@ -59,6 +61,7 @@ impl Broker {
             None => (None, Vec::new()),
         };
         let stored = self.store(ops);
+        self.pages_submitted(paged);
         drop(cache);
         Ok(SendReport {
             message,

@@ -40,20 +40,35 @@ pub(super) fn monitor(
 
 impl Broker {
     /// Tells a producer whether a send to `dest` (with the SEND's `persistent` header, if any)
-    /// may be written now. Only persistent messages are held: a non-persistent one never
-    /// reaches the journal. The address's `address-full-policy` decides between holding the
-    /// producer (BLOCK, DROP: a full disk drops nothing) and refusing it (FAIL).
+    /// may be written now. Persistent messages are held, and non-persistent ones whose
+    /// address is paging (a page is written to disk too); other non-persistent ones never
+    /// reach the journal. The address's `address-full-policy` decides between holding the
+    /// producer (PAGE, BLOCK, DROP: a full disk drops nothing) and refusing it (FAIL).
     pub fn disk_room(&self, dest: &Destination, persistent: Option<bool>) -> DiskRoom {
         if !self.disk.is_full() {
             return DiskRoom::Available;
         }
         let settings = self.settings.resolve(&dest.address);
-        if !persistent.unwrap_or(settings.default_persistent) {
+        if !persistent.unwrap_or(settings.default_persistent) && !self.pages(dest) {
             return DiskRoom::Available;
         }
         match settings.full_policy {
             FullPolicy::Fail => DiskRoom::Refused(self.disk.reason()),
             _ => DiskRoom::Blocked(Arc::clone(&self.disk)),
+        }
+    }
+
+    /// Whether a message to `dest` would be paged now: its address pages and is full, or a
+    /// queue of it pages already (what follows a paged message pages too, to keep order).
+    fn pages(&self, dest: &Destination) -> bool {
+        let reg = self.read();
+        match reg.addresses.get(dest.address.as_str()) {
+            Some(a) => a.usage.should_page() || a.queues.iter().any(|q| q.is_paging()),
+            None => {
+                self.journal.is_some()
+                    && self.memory.is_full()
+                    && self.settings.resolve(&dest.address).full_policy == FullPolicy::Page
+            }
         }
     }
 }

@@ -20,8 +20,8 @@ use super::flow::AddressUsage;
 use super::large::{Body, LARGE_MESSAGES_DIR, LargeStore};
 use super::message::Message;
 use super::persistence;
-use super::queue::{DeliverySink, GroupBuckets, Queue, QueueKindKeys, QueueSpec, Window};
-use super::settings::{AddressSettings, SettingsRepository};
+use super::queue::{DeliverySink, GroupBuckets, Pager, Queue, QueueKindKeys, QueueSpec, Window};
+use super::settings::{AddressSettings, FullPolicy, SettingsRepository};
 use super::stored::Stored;
 use crate::address::wildcard;
 use crate::config::Config;
@@ -460,6 +460,7 @@ impl Broker {
                 settings.max_size_bytes,
                 settings.max_size_messages,
                 Arc::clone(&self.memory),
+                settings.full_policy == FullPolicy::Page && self.journal.is_some(),
             ),
             settings: Arc::new(settings),
             queues: Vec::new(),
@@ -531,6 +532,15 @@ impl Broker {
             },
             journal: if durable { self.journal.clone() } else { None },
             clock: Some(self.clock.clone()),
+            pager: match (&self.journal, reg.addresses.get(address)) {
+                (Some(j), Some(a)) => Some(Pager {
+                    journal: j.clone(),
+                    usage: Arc::clone(&a.usage),
+                    page_size: settings.page_size_bytes,
+                    large: Arc::clone(&self.large),
+                }),
+                _ => None,
+            },
         });
         if record && let Some(j) = &q.journal {
             let subscription = (routing == RoutingType::Multicast).then(|| q.name.to_string());

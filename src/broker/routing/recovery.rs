@@ -60,6 +60,9 @@ impl Broker {
             .into_iter()
             .map(|s| (s.queue.clone(), s))
             .collect();
+        // Messages recovery left on disk are not rebuilt now, so the files they name are not
+        // known: cleaning waits for a start that loads every message.
+        let left_on_disk = recovered.messages.iter().any(|q| q.tail.is_some());
         for rq in recovered.messages {
             let Some(queue) = reg.queues.get(rq.queue.as_str()).cloned() else {
                 tracing::warn!(queue = %rq.queue, "journal has messages for an unknown queue; skipped");
@@ -80,6 +83,7 @@ impl Broker {
                 recover_stream(&queue, messages, info);
                 continue;
             }
+            let tail = rq.tail;
             for r in rq.refs {
                 let Some(message) = restored.message(&r.message, usage.as_ref()) else {
                     unrecoverable.push(JournalOp::DeleteRef {
@@ -101,6 +105,9 @@ impl Broker {
                     count += 1;
                 }
             }
+            if let Some(tail) = tail {
+                queue.set_recovered_tail(tail);
+            }
         }
         // Streams whose every message went (retention) still keep their offsets and
         // consumers' stored offsets.
@@ -110,7 +117,13 @@ impl Broker {
             }
         }
         // Files of messages that were not persistent, acknowledged, or never confirmed.
-        self.large.remove_unreferenced(&restored.files());
+        if left_on_disk {
+            tracing::info!(
+                "part of the journal was left on disk: unreferenced large message files are deleted at a later start"
+            );
+        } else {
+            self.large.remove_unreferenced(&restored.files());
+        }
         if let Some(journal) = self.journal.as_ref().filter(|_| !unrecoverable.is_empty()) {
             journal.submit_detached(unrecoverable);
         }

@@ -5,6 +5,7 @@
 use super::plan::{AddressRef, Purpose};
 use super::{Broker, Capacity, Destination, MessageDraft, SendReport};
 use crate::broker::duplicates::duplicate_id;
+use crate::broker::queue::Placed;
 use crate::broker::{
     BrokerError, FullPolicy, Message, Queue, Refusal, RoutingType, now_millis, persistence,
 };
@@ -31,7 +32,10 @@ impl Broker {
             ),
         };
         match policy {
-            FullPolicy::Block => Capacity::Blocked(usage),
+            // The send goes through and its queues page it; without a journal there is
+            // nowhere to page to, so the producer is held as with BLOCK.
+            FullPolicy::Page if self.journal.is_some() => Capacity::Available,
+            FullPolicy::Page | FullPolicy::Block => Capacity::Blocked(usage),
             FullPolicy::Fail => Capacity::Refused,
             FullPolicy::Drop => Capacity::Dropped,
         }
@@ -55,15 +59,19 @@ impl Broker {
         if let Some(id) = duplicate_id(&draft.properties)? {
             return self.send_once(dest, draft, id, auth);
         }
-        let routed = self.route_new(dest, draft, auth)?;
+        let mut paged = Paged::new();
+        let routed = self.route_new(dest, draft, auth, &mut paged)?;
         let mut ops = Vec::new();
         if let Some(m) = &routed.message {
             record_puts(m, &routed.queues, &mut ops);
+            record_pages(m, &paged, &mut ops);
         }
+        let stored = self.store(ops);
+        self.pages_submitted(paged);
         Ok(SendReport {
             message: routed.message,
             queues: routed.queues,
-            stored: self.store(ops),
+            stored,
         })
     }
 
@@ -83,12 +91,13 @@ impl Broker {
         dest: &Destination,
         draft: MessageDraft,
         auth: &dyn Authorizer,
+        paged: &mut Paged,
     ) -> Result<Routed, BrokerError> {
         let message = self.admit(dest, draft, auth)?;
         let Some((message, targets)) = message else {
             return Ok(Routed::default());
         };
-        let queues = self.deliver_to(dest, &message, targets, auth);
+        let queues = self.deliver_to(dest, &message, targets, auth, paged);
         Ok(Routed {
             message: Some(message),
             queues,
@@ -143,18 +152,30 @@ impl Broker {
     /// Hands `message` to each target; returns the queues that took it. A copy for a queue
     /// deleted meanwhile is dropped, unless it was the one anycast queue (or the named queue)
     /// of the destination: then the destination is planned again, never the dead queue's
-    /// name, so a departing subscription can never be re-created by a send.
+    /// name, so a departing subscription can never be re-created by a send. A queue that
+    /// pages the message (its address is full and pages, or it pages already) is listed in
+    /// `paged` too: the caller stores those pages ([`record_pages`], then
+    /// [`Broker::pages_submitted`]).
     pub(super) fn deliver_to(
         &self,
         dest: &Destination,
         message: &Arc<Message>,
         targets: Vec<Arc<Queue>>,
         auth: &dyn Authorizer,
+        paged: &mut Paged,
     ) -> Vec<Arc<Queue>> {
+        let page = message
+            .usage
+            .as_ref()
+            .is_some_and(|t| t.usage.should_page());
         let mut queues = Vec::with_capacity(targets.len());
         for q in targets {
-            match q.enqueue(Arc::clone(message)) {
-                Ok(()) => queues.push(q),
+            match q.offer(Arc::clone(message), page) {
+                Ok(Placed::Memory) => queues.push(q),
+                Ok(Placed::Paged(seq)) => {
+                    paged.push((Arc::clone(&q), seq));
+                    queues.push(q);
+                }
                 Err(Refusal::Filtered) => {
                     if let Some(other) = self.matching_anycast(dest, &q, message) {
                         queues.push(other);
@@ -223,6 +244,39 @@ impl Broker {
         }
         tracing::warn!(message_id = message.id, address = %dest.address, "queue kept disappearing while routing; copy dropped");
         None
+    }
+}
+
+/// The queues that paged a message, with the page number each gave it; their pages must be
+/// stored by whoever stores the message.
+pub(super) type Paged = Vec<(Arc<Queue>, u64)>;
+
+/// The records that page `message` on the queues in `paged`, after its own records (a page
+/// that names a stored message must not be stored before it).
+pub(super) fn record_pages(message: &Arc<Message>, paged: &Paged, ops: &mut Vec<JournalOp>) {
+    for (q, seq) in paged {
+        ops.push(q.page_op(message, *seq));
+    }
+}
+
+impl Broker {
+    /// Tells the queues in `paged` once their pages (submitted just before) are committed,
+    /// so they may read them back.
+    pub(super) fn pages_submitted(&self, paged: Paged) {
+        if paged.is_empty() {
+            return;
+        }
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        journal.submit_then(
+            Vec::new(),
+            Box::new(move |ok| {
+                for (q, seq) in paged {
+                    q.page_stored(seq, ok);
+                }
+            }),
+        );
     }
 }
 
