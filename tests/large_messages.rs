@@ -945,3 +945,51 @@ fn large_messages_left_on_disk_at_recovery_come_back_with_their_files() {
     let _broker = Broker::start_with_config(&data, &config);
     assert!(!stray.exists(), "deleted at a start that loads everything");
 }
+
+/// `max-body` bounds a streamed body too, with or without content-length: the producer
+/// gets an ERROR naming the limit, and what was written of the body is deleted.
+#[test]
+fn max_body_refuses_a_streamed_body_and_leaves_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let config = write_config(
+        tmp.path(),
+        "[[acceptors]]\nname = \"stomp\"\nbind = \"127.0.0.1:0\"\n\
+         [acceptors.limits]\nmax-body = 307200\n",
+    );
+    let broker = Broker::start_with_config(&data, &config);
+    let text: Vec<u8> = (0..400 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    for (with_length, expected) in [
+        (
+            true,
+            "content-length 409600 exceeds the 307200-byte body limit",
+        ),
+        (false, "body exceeds the 307200-byte limit"),
+    ] {
+        let mut s = TcpStream::connect(broker.addr).unwrap();
+        s.write_all(b"CONNECT\naccept-version:1.2\nhost:h\n\n\0")
+            .unwrap();
+        let mut raw = b"SEND\ndestination:/queue/capped\n".to_vec();
+        if with_length {
+            raw.extend_from_slice(format!("content-length:{}\n", text.len()).as_bytes());
+        }
+        raw.extend_from_slice(b"\n");
+        raw.extend_from_slice(&text);
+        raw.push(0);
+        let _ = s.write_all(&raw);
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match s.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("reading the ERROR: {e}"),
+            }
+        }
+        let reply = String::from_utf8_lossy(&got);
+        assert!(reply.contains(expected), "{with_length}: {reply}");
+        wait_for_files(&data, 0);
+    }
+}
