@@ -77,7 +77,8 @@ pub(super) struct PageState {
     pending: BTreeSet<u64>,
     /// A read is on its way.
     reading: bool,
-    /// Times the queue started paging, for logs.
+    /// Times the queue started paging; start and stop are logged the 1st, 2nd, 4th, 8th…
+    /// time only, so a queue going in and out of paging does not flood the log.
     started: u64,
 }
 
@@ -299,13 +300,16 @@ impl Queue {
             if due > now {
                 self.hold_until(&mut st, due, entry);
             } else if delivery_count == 0 {
-                st.backlog.push_new(entry);
+                // As any arrival: a last-value or ring queue left with a recovered tail
+                // applies its rule to what comes back.
+                self.push_arrival(&mut st, entry);
             } else {
                 st.backlog.push_returned(entry);
             }
         }
-        if !st.paging.active() {
-            tracing::info!(queue = %self.name, "queue stopped paging: every paged message was read back");
+        let p = &st.paging;
+        if !p.active() && (p.started == 1 || p.started.is_power_of_two()) {
+            tracing::info!(queue = %self.name, times = p.started, "queue stopped paging: every paged message was read back");
         }
         self.dispatch(&mut st);
         let below = st.paging.read_seq;
