@@ -2,7 +2,8 @@
 //! messages on disk instead of in memory and reads them back, in order, as its consumers
 //! catch up. The page store is the journal (`JournalOp::PutPage`, one row per paged message
 //! per queue, numbered by the queue), so paging needs no files of its own, a persistent
-//! message on a durable queue is not written twice (its row names the stored message), and
+//! message on a durable queue is not written twice (its row names the stored message), a
+//! message many subscriptions page is written once (the journal shares the copy), and
 //! a restart needs no page recovery: the page rows are dropped at open and persistent
 //! messages come back from the journal's refs, which recovery loads only up to its limit
 //! and leaves the rest on disk as the queue's *tail*, read back the same way.
