@@ -250,10 +250,12 @@ fn redb_error(path: &Path, e: redb::Error) -> JournalError {
 pub(crate) fn clear_pages(db: &Database, path: &Path) -> Result<(), JournalError> {
     let res = (|| -> Result<(), redb::Error> {
         let txn = db.begin_write()?;
-        match txn.delete_table(super::tables::PAGES) {
-            Ok(_) => {}
-            Err(redb::TableError::TableDoesNotExist(_)) => {}
-            Err(e) => return Err(e.into()),
+        for table in ["pages", "paged_messages", "paged_refcounts"] {
+            match txn.delete_table(redb::TableDefinition::<u64, u64>::new(table)) {
+                Ok(_) => {}
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         txn.commit()?;
         Ok(())

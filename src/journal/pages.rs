@@ -6,8 +6,8 @@
 
 use redb::ReadableDatabase;
 
-use super::records::{PageEntryOwned, PageRow, StoredMessage, decode};
-use super::tables::{MESSAGES, PAGES, REFS};
+use super::records::{PageEntryOwned, PageRow, PagedBody, StoredMessage, decode};
+use super::tables::{MESSAGES, PAGED_MESSAGES, PAGES, REFS};
 
 /// Which of a queue's paged messages to read back, and how many at most.
 #[derive(Debug, Clone)]
@@ -148,14 +148,15 @@ pub(crate) fn read(db: &impl ReadableDatabase, read: &PageRead) -> Result<PageBa
             }
         }
         PageFrom::Pages { from, before } => {
-            let pages = match txn.open_table(PAGES) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => {
+            let (pages, shared) = match (txn.open_table(PAGES), txn.open_table(PAGED_MESSAGES)) {
+                (Ok(p), Ok(s)) => (p, s),
+                (Err(redb::TableError::TableDoesNotExist(_)), _)
+                | (_, Err(redb::TableError::TableDoesNotExist(_))) => {
                     out.resume = from;
                     out.exhausted = true;
                     return Ok(out);
                 }
-                Err(e) => return Err(e.into()),
+                (Err(e), _) | (_, Err(e)) => return Err(e.into()),
             };
             out.resume = from;
             out.exhausted = true;
@@ -176,13 +177,20 @@ pub(crate) fn read(db: &impl ReadableDatabase, read: &PageRead) -> Result<PageBa
                     continue;
                 }
                 let paged = match row.entry {
-                    PageEntryOwned::Transient(message, persistent) => PagedMessage {
-                        message,
-                        delivery_count: 0,
-                        deliver_at: 0,
-                        journaled: false,
-                        persistent,
-                    },
+                    PageEntryOwned::Shared(id) => {
+                        let Some(v) = shared.get(id)? else {
+                            continue;
+                        };
+                        let body: PagedBody = decode(v.value())
+                            .map_err(|e| ReadFailure::Record(format!("paged message {id}: {e}")))?;
+                        PagedMessage {
+                            message: body.message,
+                            delivery_count: 0,
+                            deliver_at: 0,
+                            journaled: false,
+                            persistent: body.persistent,
+                        }
+                    }
                     PageEntryOwned::Journaled(id) => {
                         // Gone from the queue meanwhile (the queue was purged): skip it.
                         let Some(r) = refs.get((q, id))? else {

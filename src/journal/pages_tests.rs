@@ -169,3 +169,70 @@ fn recovery_leaves_what_is_over_the_limit_on_disk_as_a_tail() {
     assert!(b.exhausted);
     j.shutdown();
 }
+
+#[test]
+fn a_message_paged_by_many_queues_is_stored_once_and_goes_with_its_last_row() {
+    use super::tables::{PAGED_MESSAGES, PAGED_REFCOUNTS};
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(JournalOptions::new(dir.path())).unwrap();
+    let m = message(7);
+    let ops: Vec<JournalOp> = ["q", "r", "s"]
+        .iter()
+        .map(|q| JournalOp::PutPage {
+            queue: (*q).into(),
+            incarnation: 1,
+            seq: 0,
+            entry: PageEntry::Transient {
+                message: Arc::clone(&m),
+                persistent: true,
+            },
+        })
+        .collect();
+    j.submit(ops).wait().unwrap();
+    let b = read(&j, PageFrom::Pages { from: 0, before: 1 });
+    assert_eq!(ids(&b), [7]);
+    assert!(b.messages[0].persistent && !b.messages[0].journaled);
+    let rows = |j: &Journal| {
+        let db = redb::Database::builder()
+            .open_read_only(j.path())
+            .expect("read-only open");
+        let txn = db.begin_read().unwrap();
+        let n = txn.open_table(PAGED_MESSAGES).unwrap().len().unwrap();
+        let c = txn
+            .open_table(PAGED_REFCOUNTS)
+            .unwrap()
+            .get(7)
+            .unwrap()
+            .map(|g| g.value());
+        (n, c)
+    };
+    // Two queues read theirs and forget it; the third still has it.
+    let delete = |q: &str| JournalOp::DeletePages {
+        queue: q.into(),
+        below: 1,
+    };
+    j.submit(vec![delete("q"), delete("r")]).wait().unwrap();
+    j.shutdown();
+    assert_eq!(rows(&j), (1, Some(1)), "one copy, named by one row");
+    drop(j);
+    let (j, _) = Journal::open(JournalOptions::new(dir.path())).unwrap();
+    j.submit(vec![JournalOp::PutPage {
+        queue: "s".into(),
+        incarnation: 1,
+        seq: 0,
+        entry: PageEntry::Transient {
+            message: message(8),
+            persistent: false,
+        },
+    }])
+    .wait()
+    .unwrap();
+    j.submit(vec![delete("s")]).wait().unwrap();
+    j.shutdown();
+    assert_eq!(
+        rows(&j),
+        (0, None),
+        "emptied at open, then the last row took its copy"
+    );
+}

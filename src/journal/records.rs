@@ -100,16 +100,32 @@ pub enum PageEntry {
 
 /// A page row as stored: the queue incarnation it was written for, then the entry.
 #[derive(Serialize)]
-pub(crate) struct PageRowRef<'a> {
+pub(crate) struct PageRowRef {
     pub(crate) incarnation: u64,
-    pub(crate) entry: PageEntryRef<'a>,
+    pub(crate) entry: PageEntryRef,
 }
 
-/// [`PageEntry`] borrowed, for encoding without a copy.
+/// A page row's entry as stored: a message the journal keeps anyway, or one kept in the
+/// `paged_messages` table, stored once however many queues page it.
 #[derive(Serialize)]
-pub(crate) enum PageEntryRef<'a> {
+pub(crate) enum PageEntryRef {
     Journaled(u64),
-    Transient(&'a StoredMessage, bool),
+    Shared(u64),
+}
+
+/// A `paged_messages` row: a message that would otherwise live in memory only, with whether
+/// it was sent persistent.
+#[derive(Serialize)]
+pub(crate) struct PagedBodyRef<'a> {
+    pub(crate) persistent: bool,
+    pub(crate) message: &'a StoredMessage,
+}
+
+/// [`PagedBodyRef`] as decoded.
+#[derive(Deserialize)]
+pub(crate) struct PagedBody {
+    pub(crate) persistent: bool,
+    pub(crate) message: StoredMessage,
 }
 
 /// A page row as read back (same encoding as [`PageRowRef`]).
@@ -123,7 +139,7 @@ pub(crate) struct PageRow {
 #[derive(Deserialize)]
 pub(crate) enum PageEntryOwned {
     Journaled(u64),
-    Transient(StoredMessage, bool),
+    Shared(u64),
 }
 
 /// Routing semantics of a queue, owned by the journal so it does not depend

@@ -44,6 +44,14 @@ pub(crate) const CONSUMER_OFFSETS: TableDefinition<(&str, &str), u64> =
 /// restart (a message that is not persistent) or is recovered from `refs` anyway (a
 /// persistent one on a durable queue).
 pub(crate) const PAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pages");
+/// `message_id → crc32-framed postcard(paged body)`: a paged message that is not stored in
+/// `messages` (not persistent, or paged by a non-durable queue), written once however many
+/// queues page it. Transient like [`PAGES`].
+pub(crate) const PAGED_MESSAGES: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("paged_messages");
+/// `message_id → number of page rows naming it` in [`PAGED_MESSAGES`].
+pub(crate) const PAGED_REFCOUNTS: TableDefinition<u64, u32> =
+    TableDefinition::new("paged_refcounts");
 /// `message_id → number of refs`. Kept so an ack can tell whether it removed
 /// the last ref without scanning every queue.
 pub(crate) const REFCOUNTS: TableDefinition<u64, u32> = TableDefinition::new("refcounts");
@@ -74,6 +82,8 @@ pub(crate) struct Tables<'txn> {
     pub(crate) stream_bases: redb::Table<'txn, &'static str, u64>,
     pub(crate) consumer_offsets: redb::Table<'txn, (&'static str, &'static str), u64>,
     pub(crate) pages: redb::Table<'txn, (&'static str, u64), &'static [u8]>,
+    pub(crate) paged_messages: redb::Table<'txn, u64, &'static [u8]>,
+    pub(crate) paged_refcounts: redb::Table<'txn, u64, u32>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -91,6 +101,8 @@ impl<'txn> Tables<'txn> {
             stream_bases: txn.open_table(STREAM_BASES)?,
             consumer_offsets: txn.open_table(CONSUMER_OFFSETS)?,
             pages: txn.open_table(PAGES)?,
+            paged_messages: txn.open_table(PAGED_MESSAGES)?,
+            paged_refcounts: txn.open_table(PAGED_REFCOUNTS)?,
         })
     }
 }

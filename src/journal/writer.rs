@@ -832,7 +832,7 @@ fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<
             for name in names {
                 t.consumer_offsets.remove((q, name.as_str()))?;
             }
-            t.pages.retain_in((q, 0)..=(q, u64::MAX), |_, _| false)?;
+            delete_pages(t, q, u64::MAX)?;
             st.early.tombstones.drop_queue(name);
             st.early.counts.drop_queue(name);
             st.incarnations.delete(name);
@@ -980,24 +980,45 @@ fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<
             entry,
         } => {
             if st.incarnations.admits(queue, *incarnation) {
-                let row = super::records::PageRowRef {
-                    incarnation: *incarnation,
-                    entry: match entry {
-                        super::records::PageEntry::Journaled(id) => {
-                            super::records::PageEntryRef::Journaled(*id)
+                use super::records::{PageEntry, PageEntryRef, PageRowRef, PagedBodyRef};
+                let entry = match entry {
+                    PageEntry::Journaled(id) => PageEntryRef::Journaled(*id),
+                    PageEntry::Transient {
+                        message,
+                        persistent,
+                    } => {
+                        // One copy for every queue that pages it (a topic's subscriptions).
+                        let id = message.id;
+                        let n = t.paged_refcounts.get(id)?.map_or(0, |g| g.value());
+                        if n == 0 {
+                            let body = PagedBodyRef {
+                                persistent: *persistent,
+                                message,
+                            };
+                            t.paged_messages.insert(id, encode(&body)?.as_slice())?;
                         }
-                        super::records::PageEntry::Transient {
-                            message,
-                            persistent,
-                        } => super::records::PageEntryRef::Transient(message, *persistent),
-                    },
+                        t.paged_refcounts.insert(id, n.saturating_add(1))?;
+                        PageEntryRef::Shared(id)
+                    }
                 };
-                t.pages.insert((&**queue, *seq), encode(&row)?.as_slice())?;
+                let row = PageRowRef {
+                    incarnation: *incarnation,
+                    entry,
+                };
+                let key = (&**queue, *seq);
+                let old = t
+                    .pages
+                    .insert(key, encode(&row)?.as_slice())?
+                    .map(|g| g.value().to_vec());
+                // A page number is never reused while its row lives; should it happen, the
+                // row it replaced must not keep its message forever.
+                if let Some(old) = old {
+                    release_paged(t, &old)?;
+                }
             }
         }
         JournalOp::DeletePages { queue, below } => {
-            let q: &str = queue;
-            t.pages.retain_in((q, 0)..(q, *below), |_, _| false)?;
+            delete_pages(t, queue, *below)?;
         }
         JournalOp::PutDuplicateId { address, slot, id } => {
             t.duplicate_ids
@@ -1007,6 +1028,37 @@ fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<
             let address: &str = address;
             t.duplicate_ids
                 .retain_in((address, 0)..=(address, u32::MAX), |_, _| false)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a queue's page rows below `below`, with the paged messages only they named.
+fn delete_pages(t: &mut Tables<'_>, q: &str, below: u64) -> Result<(), WriteFailure> {
+    let mut rows = Vec::new();
+    for entry in t.pages.extract_from_if((q, 0)..(q, below), |_, _| true)? {
+        let (_, v) = entry?;
+        rows.push(v.value().to_vec());
+    }
+    for row in rows {
+        release_paged(t, &row)?;
+    }
+    Ok(())
+}
+
+/// Gives back the paged message a deleted page row named, if it was a shared one.
+fn release_paged(t: &mut Tables<'_>, row: &[u8]) -> Result<(), WriteFailure> {
+    let Ok(row) = super::records::decode::<super::records::PageRow>(row) else {
+        // A damaged row names nothing we can find; the table is emptied at the next open.
+        return Ok(());
+    };
+    if let super::records::PageEntryOwned::Shared(id) = row.entry {
+        let n = t.paged_refcounts.get(id)?.map_or(0, |g| g.value());
+        if n <= 1 {
+            t.paged_refcounts.remove(id)?;
+            t.paged_messages.remove(id)?;
+        } else {
+            t.paged_refcounts.insert(id, n - 1)?;
         }
     }
     Ok(())

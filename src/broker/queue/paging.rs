@@ -2,7 +2,8 @@
 //! messages on disk instead of in memory and reads them back, in order, as its consumers
 //! catch up. The page store is the journal (`JournalOp::PutPage`, one row per paged message
 //! per queue, numbered by the queue), so paging needs no files of its own, a persistent
-//! message on a durable queue is not written twice (its row names the stored message), and
+//! message on a durable queue is not written twice (its row names the stored message), a
+//! message many subscriptions page is written once (the journal shares the copy), and
 //! a restart needs no page recovery: the page rows are dropped at open and persistent
 //! messages come back from the journal's refs, which recovery loads only up to its limit
 //! and leaves the rest on disk as the queue's *tail*, read back the same way.
@@ -80,7 +81,8 @@ pub(super) struct PageState {
     pending: BTreeSet<u64>,
     /// A read is on its way.
     reading: bool,
-    /// Times the queue started paging, for logs.
+    /// Times the queue started paging; start and stop are logged the 1st, 2nd, 4th, 8th…
+    /// time only, so a queue going in and out of paging does not flood the log.
     started: u64,
     /// The files of paged large messages, by message id: the message leaves memory but its
     /// body must stay on disk until it is read back (a handle is a few bytes).
@@ -330,13 +332,16 @@ impl Queue {
             if due > now {
                 self.hold_until(&mut st, due, entry);
             } else if delivery_count == 0 {
-                st.backlog.push_new(entry);
+                // As any arrival: a last-value or ring queue left with a recovered tail
+                // applies its rule to what comes back.
+                self.push_arrival(&mut st, entry);
             } else {
                 st.backlog.push_returned(entry);
             }
         }
-        if !st.paging.active() {
-            tracing::info!(queue = %self.name, "queue stopped paging: every paged message was read back");
+        let p = &st.paging;
+        if !p.active() && (p.started == 1 || p.started.is_power_of_two()) {
+            tracing::info!(queue = %self.name, times = p.started, "queue stopped paging: every paged message was read back");
         }
         self.dispatch(&mut st);
         let below = st.paging.read_seq;
