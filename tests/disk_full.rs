@@ -7,55 +7,13 @@
 //! otherwise.
 
 mod common;
+mod tmpfs;
 
 use common::{QUIET, start, test_config};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
+use tmpfs::Tmpfs;
 use wrenmq::config::{AddressFullPolicyConfig, AddressSettingsEntry, Config};
-
-/// A tmpfs mounted for one test, unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Tmpfs { dir }),
-            Ok(o) => {
-                println!(
-                    "skipped: cannot mount a tmpfs (needs root): {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                println!("skipped: cannot run mount: {e}");
-                None
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        // Lazy: a test that failed may still hold a file open on it.
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 /// A journaled broker on `dir` with `max-disk-usage` = `max` and a fast disk scan, and
 /// address `failing.#` on policy FAIL.

@@ -5,6 +5,7 @@
 //! stored message names are deleted.
 
 mod durable_common;
+mod tmpfs;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,7 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use durable_common::{Broker, Frame};
+use durable_common::{Broker, Client, Frame};
+use tmpfs::Tmpfs;
 
 /// The built-in threshold (100 KiB, Artemis's default).
 const THRESHOLD: usize = 100 * 1024;
@@ -492,44 +494,6 @@ fn only_send_may_carry_a_large_body() {
     c.send_confirmed("/queue/x", &[], b"still here", "r");
 }
 
-/// A tmpfs mounted for one test (needs root), unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Tmpfs { dir }),
-            Ok(o) => {
-                println!(
-                    "skipped: cannot mount a tmpfs (needs root): {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                println!("skipped: cannot run mount: {e}");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 /// A disk that fills while a large body is written: the producer gets an ERROR naming the
 /// reason (with its receipt-id) and its connection closes, the partial file is deleted, and
 /// the broker keeps serving.
@@ -538,8 +502,8 @@ fn a_full_disk_while_writing_a_large_body_errors_the_producer_and_the_broker_car
     let Some(fs) = Tmpfs::mount("16m") else {
         return;
     };
-    let data = fs.dir.path().join("data");
-    let config = write_config(fs.dir.path(), "[broker]\nmax-disk-usage = -1\n");
+    let data = fs.path().join("data");
+    let config = write_config(fs.path(), "[broker]\nmax-disk-usage = -1\n");
     let broker = Broker::start_with_config(&data, &config);
     let mut producer = Streamer::connect(broker.addr);
     let mut writer = producer.stream.try_clone().unwrap();
@@ -854,22 +818,7 @@ fn paged_large_messages_keep_their_files_and_come_back_in_order() {
         payloads.len(),
         "one file per message, paged or not"
     );
-    let mut c = broker.client();
-    c.subscribe(
-        "/queue/paged",
-        "s",
-        "auto",
-        &[("consumer-window-size", "-1")],
-    );
-    let got = c.drain(Duration::from_millis(500), Duration::from_secs(20));
-    assert_eq!(got.len(), payloads.len());
-    for (m, want) in got.iter().zip(&payloads) {
-        assert!(
-            m.body == *want,
-            "byte-exact and in order (message {})",
-            want[0]
-        );
-    }
+    let _c = receive_in_order(&broker, "/queue/paged", &payloads, 20);
     wait_for_files(&data, 0);
     assert!(
         broker.stderr().contains("started paging"),
@@ -923,22 +872,7 @@ fn large_messages_left_on_disk_at_recovery_come_back_with_their_files() {
         stray.exists(),
         "not deleted while some messages are still on disk"
     );
-    let mut c = broker.client();
-    c.subscribe(
-        "/queue/tail",
-        "s",
-        "auto",
-        &[("consumer-window-size", "-1")],
-    );
-    let got = c.drain(Duration::from_millis(500), Duration::from_secs(30));
-    assert_eq!(got.len(), payloads.len());
-    for (m, want) in got.iter().zip(&payloads) {
-        assert!(
-            m.body == *want,
-            "byte-exact and in order (message {})",
-            want[0]
-        );
-    }
+    let c = receive_in_order(&broker, "/queue/tail", &payloads, 30);
     wait_for_files(&data, 1);
     drop(c);
     broker.kill();
@@ -992,4 +926,21 @@ fn max_body_refuses_a_streamed_body_and_leaves_no_file() {
         assert!(reply.contains(expected), "{with_length}: {reply}");
         wait_for_files(&data, 0);
     }
+}
+
+/// Subscribes to `dest` (ack:auto, no window) and checks that exactly `payloads` arrive,
+/// byte-exact and in order, within `secs`; returns the connection.
+fn receive_in_order(broker: &Broker, dest: &str, payloads: &[Vec<u8>], secs: u64) -> Client {
+    let mut c = broker.client();
+    c.subscribe(dest, "s", "auto", &[("consumer-window-size", "-1")]);
+    let got = c.drain(Duration::from_millis(500), Duration::from_secs(secs));
+    assert_eq!(got.len(), payloads.len());
+    for (m, want) in got.iter().zip(payloads) {
+        assert!(
+            m.body == *want,
+            "byte-exact and in order (message {})",
+            want[0]
+        );
+    }
+    c
 }

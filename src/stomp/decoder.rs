@@ -524,17 +524,23 @@ fn build(p: Pending, buf: &mut BytesMut, nul: usize) -> Result<Frame, FrameError
     }
     let bytes = buf.split_to(nul + 1).freeze();
     let body = bytes.slice(p.start..nul);
-    let mut headers = Headers::with_capacity(p.headers.len());
-    for h in p.headers {
-        let name = h.name.into_string(&bytes, h.line)?;
-        let value = h.value.into_string(&bytes, h.line)?;
-        headers.push(name, value);
-    }
     Ok(Frame {
+        headers: headers_of(p.headers, &bytes)?,
         command: p.command,
-        headers,
         body,
     })
+}
+
+/// The headers of a frame whose bytes are `bytes`, unescaped out of them without copying
+/// where nothing needed unescaping.
+fn headers_of(raw: Vec<RawHeader>, bytes: &Bytes) -> Result<Headers, FrameError> {
+    let mut headers = Headers::with_capacity(raw.len());
+    for h in raw {
+        let name = h.name.into_string(bytes, h.line)?;
+        let value = h.value.into_string(bytes, h.line)?;
+        headers.push(name, value);
+    }
+    Ok(headers)
 }
 
 /// Splits the head (command line, headers and blank line, ending at `p.start`) of a frame
@@ -544,15 +550,9 @@ fn build_head(p: Pending, buf: &mut BytesMut) -> Result<Frame, FrameError> {
         return Err(FrameError::MissingNul);
     }
     let bytes = buf.split_to(p.start).freeze();
-    let mut headers = Headers::with_capacity(p.headers.len());
-    for h in p.headers {
-        let name = h.name.into_string(&bytes, h.line)?;
-        let value = h.value.into_string(&bytes, h.line)?;
-        headers.push(name, value);
-    }
     Ok(Frame {
+        headers: headers_of(p.headers, &bytes)?,
         command: p.command,
-        headers,
         body: Bytes::new(),
     })
 }
