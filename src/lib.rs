@@ -10,11 +10,14 @@
 //! - [`config`]: the TOML schema, defaults and validation.
 //! - [`address`]: address-name matching (Artemis wildcards) shared by the core and security.
 //! - [`selector`]: JMS/Artemis message selectors (filter expressions), parsed and evaluated.
+//! - [`cli`]: the client verbs (`wrenmq send`, `wrenmq queue list`, ...) over STOMP and the
+//!   admin HTTP API.
 //! - [`perf`]: `wrenmq perf`, a STOMP load generator (and echo server) built on the codec.
 //! - [`server`]: starting acceptors and shutting down gracefully.
 
 pub mod address;
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod journal;
 pub mod perf;

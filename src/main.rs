@@ -1,11 +1,12 @@
-//! The `wrenmq` command: runs the broker; `wrenmq perf ...` runs the load generator and
-//! `wrenmq user ...` prepares user entries.
+//! The `wrenmq` command: runs the broker; `wrenmq perf ...` runs the load generator,
+//! `wrenmq user ...` prepares user entries, and the client verbs (`wrenmq send`,
+//! `wrenmq queue list`, ...; `src/cli/`) talk to a running broker.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 use wrenmq::config::{self, AcceptorProtocol, Config};
 use wrenmq::server;
@@ -31,6 +32,19 @@ struct Cli {
     /// Journal directory, overriding the config.
     #[arg(long, value_name = "PATH")]
     data_dir: Option<PathBuf>,
+    /// Log line format on stderr: `text` for people, `json` (one object per line) for log
+    /// shippers. Colour only when stderr is a terminal and NO_COLOR is unset.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields).
+    Json,
 }
 
 /// `wrenmq user ...`.
@@ -62,6 +76,27 @@ enum Command {
     /// Prepare users for the configuration (passwords are stored as argon2 hashes).
     #[command(subcommand)]
     User(UserCommand),
+    #[command(flatten)]
+    Client(wrenmq::cli::ClientCommand),
+    /// The configuration of a running broker: show, reload.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script, e.g. `wrenmq completion bash > /etc/bash_completion.d/wrenmq`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: wrenmq::cli::Shell,
+    },
+    /// Print the man page (roff), as packaging/wrenmq.1 holds it.
+    #[command(hide = true)]
+    Man,
+}
+
+/// `wrenmq config ...`.
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    #[command(flatten)]
+    Remote(wrenmq::cli::ConfigVerb),
 }
 
 fn main() -> ExitCode {
@@ -77,14 +112,17 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Some(Command::Client(cmd)) => return wrenmq::cli::run(&cmd),
+        Some(Command::Config(ConfigCommand::Remote(verb))) => {
+            return wrenmq::cli::finish(wrenmq::cli::admin::config(&verb));
+        }
+        Some(Command::Completion { shell }) => {
+            return wrenmq::cli::completion(shell, &mut Cli::command());
+        }
+        Some(Command::Man) => return wrenmq::cli::man(Cli::command()),
         None => {}
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(cli.log_format);
 
     let mut config = match &cli.config {
         Some(path) => match config::load(path) {
@@ -123,6 +161,28 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(config))
+}
+
+/// The broker's logging, set up in one place: the level from RUST_LOG (default `info`), the
+/// format from `--log-format`, colour only for a person (stderr a terminal, NO_COLOR unset,
+/// https://no-color.org), never escape codes in a file or a journal.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let colour = !no_color && std::io::stderr().is_terminal();
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = match format {
+        LogFormat::Text => layer.with_ansi(colour).boxed(),
+        LogFormat::Json => layer.json().with_ansi(false).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .init();
 }
 
 fn run_perf(args: wrenmq::perf::PerfArgs) -> ExitCode {

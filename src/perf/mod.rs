@@ -16,7 +16,7 @@
 //! `--property-cycle` and `--selector` ([`select`]) a subscriber is expected to get exactly
 //! the messages its selector picks, and a message outside it is reported too.
 
-mod client;
+pub mod client;
 mod connections;
 mod consumer;
 pub mod echo;
