@@ -320,6 +320,69 @@ fn failures_exit_with_sysexits_codes() {
 }
 
 #[test]
+fn broker_refusals_and_local_failures_have_their_own_codes() {
+    let b = Broker::start(&[]);
+    let url = b.stomp_url();
+    // The broker answers a selector that does not parse with an ERROR frame: EX_DATAERR.
+    let o = run(wrenmq(&[
+        "receive",
+        "/queue/cli.bad",
+        "--stomp",
+        &url,
+        "--selector",
+        "color = = 'x'",
+        "--timeout",
+        "5s",
+    ]));
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    assert!(stderr(&o).contains("ERROR"), "{}", stderr(&o));
+    // --out naming a file, not a directory: EX_CANTCREAT.
+    let file = b.path().join("not-a-dir");
+    std::fs::write(&file, "x").expect("write");
+    let f = file.to_string_lossy().to_string();
+    let o = run(wrenmq(&[
+        "receive",
+        "/queue/cli.bad",
+        "--stomp",
+        &url,
+        "--out",
+        &f,
+        "--count",
+        "1",
+    ]));
+    assert_eq!(code(&o), 73, "{}", stderr(&o));
+}
+
+#[test]
+fn an_http_answer_that_is_not_the_api_is_a_protocol_error() {
+    // A real HTTP server that is not WrenMQ's admin API (a web page on the port).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut s, _)) = listener.accept() {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let page = "<html>hello</html>";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    let o = run(wrenmq(&["overview", "--url", &format!("http://{addr}")]));
+    assert_eq!(code(&o), 76, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is --url the admin API?"),
+        "{}",
+        stderr(&o)
+    );
+    server.join().expect("server");
+}
+
+#[test]
 fn completion_scripts_and_the_man_page() {
     for shell in ["bash", "zsh", "fish"] {
         let o = run(wrenmq(&["completion", shell]));

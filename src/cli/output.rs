@@ -122,7 +122,7 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// Writes a line to stdout; a closed pipe (`| head`) ends the program quietly (74 else).
+/// Writes a line to stdout; a failed write (a closed pipe, a full disk) is EX_IOERR (74).
 pub fn print_line(text: &str) -> CliResult {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").map_err(|e| CliError::io(format!("writing to stdout: {e}")))
