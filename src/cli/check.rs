@@ -263,12 +263,13 @@ fn node(api: &Api, ready: bool, disk_free_min: Option<u64>, memory_max: Option<u
         checks.push(limit("memory", used, max, |v, l| v > l, human_bytes, "B"));
     }
     if let Some(min) = disk_free_min {
-        let free = ["disk", "journal"].iter().find_map(|section| {
-            overview
-                .get(*section)
-                .and_then(|d| d.get("free_bytes").or(d.get("disk_free_bytes")))
-                .and_then(Value::as_u64)
-        });
+        // The journal's filesystem: `disk: {used_bytes, total_bytes}` (null without one).
+        let disk = overview.get("disk");
+        let num = |k: &str| disk.and_then(|d| d.get(k)).and_then(Value::as_u64);
+        let free = match (num("total_bytes"), num("used_bytes")) {
+            (Some(t), Some(u)) => Some(t.saturating_sub(u)),
+            _ => None,
+        };
         checks.push(limit(
             "disk_free",
             free,

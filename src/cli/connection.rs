@@ -153,10 +153,11 @@ pub fn run_subscriptions(a: &SubscriptionArgs) -> CliResult {
     let r = a.global.resolve()?;
     let api = Api::new(&r);
     let SubscriptionVerb::List { queue } = &a.verb;
-    let mut items = fetch_all(&api, "/api/v1/subscriptions", &ListQuery::default())?;
-    if let Some(q) = queue {
-        items.retain(|s| s.get("queue").and_then(Value::as_str) == Some(q.as_str()));
-    }
+    let q = ListQuery {
+        extra: queue.iter().map(|q| ("queue", q.clone())).collect(),
+        ..ListQuery::default()
+    };
+    let items = fetch_all(&api, "/api/v1/subscriptions", &q)?;
     if r.json {
         print_json(&Value::Array(items))
     } else {

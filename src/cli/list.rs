@@ -54,9 +54,11 @@ pub fn fetch_all(api: &Api, path: &str, q: &ListQuery) -> CliResult<Vec<Value>> 
             items.truncate(q.top.map_or(usize::MAX, |t| t as usize));
             return Ok(items);
         }
+        // A page may be short, even empty, and still have a cursor (a browse with a
+        // selector looks through a bounded stretch of the queue per request).
         match page.get("next_cursor").and_then(Value::as_str) {
-            Some(c) if !page_items.is_empty() => cursor = Some(c.to_string()),
-            _ => return Ok(items),
+            Some(c) => cursor = Some(c.to_string()),
+            None => return Ok(items),
         }
     }
     Err(CliError::protocol(format!(

@@ -38,7 +38,7 @@ pub struct Pick {
 pub enum QueueVerb {
     /// Read-only. The queue table: depth, consumers, oldest message age and rates.
     List {
-        /// Only the queue of this exact name.
+        /// Only queues whose name contains this text.
         #[arg(long, conflicts_with = "regex")]
         name: Option<String>,
         /// Only queues whose name matches this regular expression.
@@ -78,14 +78,28 @@ pub enum QueueVerb {
         /// Only messages matching this selector enter the queue.
         #[arg(long)]
         filter: Option<String>,
-        /// At most this many consumers at once.
+        /// One consumer at a time; the next takes over in order.
+        #[arg(long)]
+        exclusive: bool,
+        /// A last-value queue keyed by this header: a new message replaces the waiting one
+        /// with the same key.
+        #[arg(long, value_name = "HEADER")]
+        last_value_key: Option<String>,
+        /// A ring queue of the newest N messages.
         #[arg(long, value_name = "N")]
-        max_consumers: Option<u64>,
+        ring_size: Option<i64>,
+        /// A retained stream: consumers read without removing (x-stream-offset).
+        #[arg(long)]
+        non_destructive: bool,
     },
-    /// Mutating. Deletes a queue (and its messages).
+    /// Mutating. Deletes a queue (and its messages); a queue that does not exist is an error
+    /// (65) unless --if-exists.
     Delete {
         /// Queue name.
         name: String,
+        /// Succeed when there is no such queue.
+        #[arg(long)]
+        if_exists: bool,
         /// Refuse if the queue holds messages.
         #[arg(long)]
         if_empty: bool,
@@ -155,13 +169,20 @@ pub enum QueueVerb {
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
     },
-    /// Mutating. Sends dead-lettered (or expired) messages back to their original address.
+    /// Mutating. Sends dead-lettered (or expired) messages back to the address and queue
+    /// they came from, in batches.
     Retry {
         /// Queue name (usually the dead-letter queue).
         name: String,
         #[command(flatten)]
         #[allow(missing_docs)]
         pick: Pick,
+        /// At most this many messages in all.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Messages per request.
+        #[arg(long, value_name = "N", default_value_t = 500)]
+        batch: u64,
     },
     /// Mutating. Stops deliveries from a queue (messages still arrive).
     Pause {
@@ -250,7 +271,10 @@ pub fn run(a: &QueueArgs) -> CliResult {
             multicast,
             durable,
             filter,
-            max_consumers,
+            exclusive,
+            last_value_key,
+            ring_size,
+            non_destructive,
         } => {
             let mut body = json!({
                 "address": address.clone().unwrap_or_else(|| name.clone()),
@@ -262,19 +286,30 @@ pub fn run(a: &QueueArgs) -> CliResult {
             if let Some(f) = filter {
                 body["filter"] = json!(f);
             }
-            if let Some(m) = max_consumers {
-                body["max_consumers"] = json!(m);
+            if *exclusive {
+                body["exclusive"] = json!(true);
+            }
+            if let Some(k) = last_value_key {
+                body["last_value_key"] = json!(k);
+            }
+            if let Some(n) = ring_size {
+                body["ring_size"] = json!(n);
+            }
+            if *non_destructive {
+                body["non_destructive"] = json!(true);
             }
             let v = api.put(&path(name), &body, None)?;
             done(&r, &v, &format!("created queue {name}"))
         }
         QueueVerb::Delete {
             name,
+            if_exists,
             if_empty,
             if_unused,
             reason,
         } => {
             let q = query(&[
+                ("strict", (!if_exists).then(|| "true".to_string())),
                 ("if_empty", if_empty.then(|| "true".to_string())),
                 ("if_unused", if_unused.then(|| "true".to_string())),
             ]);
@@ -325,7 +360,7 @@ pub fn run(a: &QueueArgs) -> CliResult {
             pick,
             limit,
             batch,
-        } => move_in_batches(&api, &r, name, to, pick, *limit, *batch),
+        } => in_batches(&api, &r, Op::Move(to), name, pick, *limit, *batch),
         QueueVerb::Copy {
             name,
             to,
@@ -345,14 +380,12 @@ pub fn run(a: &QueueArgs) -> CliResult {
                 &format!("copied {n} message(s) from {name} to {to}"),
             )
         }
-        QueueVerb::Retry { name, pick } => {
-            let body = pick_body(pick);
-            let pb = progress::bar(None, "retrying", &r);
-            let v = api.post(&format!("{}/messages/retry", path(name)), Some(&body), None)?;
-            let n = count(&v, "retried")?;
-            pb.finish_and_clear();
-            done(&r, &v, &format!("retried {n} message(s) from {name}"))
-        }
+        QueueVerb::Retry {
+            name,
+            pick,
+            limit,
+            batch,
+        } => in_batches(&api, &r, Op::Retry, name, pick, *limit, *batch),
         QueueVerb::Pause { name } => {
             let v = api.post(&format!("{}/pause", path(name)), None, None)?;
             done(&r, &v, &format!("paused {name}"))
@@ -400,14 +433,23 @@ pub(super) fn show(r: &Resolved, v: &Value) -> CliResult {
     }
 }
 
-/// Moves up to `limit` messages, `batch` per request, so a large move shows progress and
-/// each request stays short; stops when a batch moves fewer than asked (the queue has no
-/// more that match).
-fn move_in_batches(
+/// A message operation that takes messages off the queue, so it can go in batches.
+#[derive(Clone, Copy)]
+enum Op<'a> {
+    /// To another address or queue.
+    Move(&'a str),
+    /// Back to where each came from.
+    Retry,
+}
+
+/// Moves or retries up to `limit` messages, `batch` per request, so a large operation shows
+/// progress and each request stays short; stops when a batch takes fewer than asked (the
+/// queue has no more that match).
+fn in_batches(
     api: &Api,
     r: &Resolved,
+    op: Op<'_>,
     name: &str,
-    to: &str,
     pick: &Pick,
     limit: Option<u64>,
     batch: u64,
@@ -415,17 +457,29 @@ fn move_in_batches(
     if batch == 0 {
         return Err(CliError::usage("--batch must be at least 1"));
     }
-    let url = format!("{}/messages/move", path(name));
+    let (url, key, verb, to) = match op {
+        Op::Move(to) => (
+            format!("{}/messages/move", path(name)),
+            "moved",
+            "moving",
+            format!(" to {to}"),
+        ),
+        Op::Retry => (
+            format!("{}/messages/retry", path(name)),
+            "retried",
+            "retrying",
+            String::new(),
+        ),
+    };
     let mut body = pick_body(pick);
-    body["to"] = json!(to);
+    if let Op::Move(to) = op {
+        body["to"] = json!(to);
+    }
+    let summary = |n: u64| format!("{key} {n} message(s) from {name}{to}");
     if !pick.id.is_empty() {
         let v = api.post(&url, Some(&body), None)?;
-        let n = count(&v, "moved")?;
-        return done(
-            r,
-            &json!({"moved": n}),
-            &format!("moved {n} message(s) from {name} to {to}"),
-        );
+        let n = count(&v, key)?;
+        return done(r, &json!({ key: n }), &summary(n));
     }
     // The bar's length is the queue's depth now (or the limit): an estimate, as messages
     // may arrive or be consumed meanwhile.
@@ -437,29 +491,25 @@ fn move_in_batches(
         (Some(d), Some(l)) => Some(d.min(l)),
         (d, l) => d.or(l),
     };
-    let pb = progress::bar(len, "moving", r);
-    // Without --limit, the messages there when the move started: a move into an address
-    // that routes back to this queue must not loop for ever.
+    let pb = progress::bar(len, verb, r);
+    // Without --limit, the messages there when it started: a move into an address that
+    // routes back to this queue must not loop for ever.
     let cap = limit.or(depth);
-    let mut moved = 0u64;
+    let mut total = 0u64;
     for _ in 0..MAX_BATCHES {
-        let want = cap.map_or(batch, |l| l.saturating_sub(moved).min(batch));
+        let want = cap.map_or(batch, |l| l.saturating_sub(total).min(batch));
         if want == 0 {
             break;
         }
         body["limit"] = json!(want);
         let v = api.post(&url, Some(&body), None)?;
-        let n = count(&v, "moved")?;
-        moved += n;
+        let n = count(&v, key)?;
+        total += n;
         pb.inc(n);
         if n < want {
             break;
         }
     }
     pb.finish_and_clear();
-    done(
-        r,
-        &json!({"moved": moved}),
-        &format!("moved {moved} message(s) from {name} to {to}"),
-    )
+    done(r, &json!({ key: total }), &summary(total))
 }
