@@ -76,6 +76,7 @@ const CLOSED: &[Column] = &[
     col("CONNECTED", "connected_at", Kind::Time),
     col("CLOSED", "closed_at", Kind::Time),
     col("REASON", "reason", Kind::Plain),
+    col("DETAIL", "detail", Kind::Plain),
 ];
 
 /// Runs `wrenmq connection VERB`.

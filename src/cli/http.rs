@@ -152,22 +152,29 @@ impl Api {
         };
         let resp = result.map_err(|e| transport_error(&url, e))?;
         let status = resp.status().as_u16();
-        let value = read_json(&url, resp)?;
         if (200..300).contains(&status) {
-            Ok(value)
-        } else {
-            Err(api_error(method, &url, status, &value))
+            return read_json(&url, resp);
         }
+        // An error answer that is not the API's JSON envelope still says what went wrong.
+        let text = read_text(&url, resp)?;
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| {
+            let start: String = text.trim().chars().take(300).collect();
+            serde_json::json!({ "message": start })
+        });
+        Err(api_error(method, &url, status, &value))
     }
 }
 
-fn read_json(url: &str, mut resp: ureq::http::Response<ureq::Body>) -> CliResult<Value> {
-    let text = resp
-        .body_mut()
+fn read_text(url: &str, mut resp: ureq::http::Response<ureq::Body>) -> CliResult<String> {
+    resp.body_mut()
         .with_config()
         .limit(MAX_RESPONSE)
         .read_to_string()
-        .map_err(|e| CliError::protocol(format!("{url}: reading the response: {e}")))?;
+        .map_err(|e| CliError::protocol(format!("{url}: reading the response: {e}")))
+}
+
+fn read_json(url: &str, resp: ureq::http::Response<ureq::Body>) -> CliResult<Value> {
+    let text = read_text(url, resp)?;
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
