@@ -83,7 +83,13 @@ pub fn config(verb: &ConfigVerb) -> CliResult {
                     cell(&Value::Array(keys.clone()), Kind::Plain)
                 ))?;
             }
+            if let Some(note) = v.get("note").and_then(Value::as_str) {
+                print_line(&format!("# {note}"))?;
+            }
             let config = v.get("config").cloned().unwrap_or(Value::Null);
+            if config.is_null() {
+                return Ok(());
+            }
             // TOML, the file's own language, when the value has no nulls; JSON otherwise.
             match toml::to_string(&config) {
                 Ok(text) => print_line(&text),
