@@ -37,6 +37,11 @@ fn send_and_receive_round_trip_with_headers_and_count() {
         "--receipt",
     ]));
     assert_eq!(code(&sent), 0, "{}", stderr(&sent));
+    // stdout is a pipe here: no progress bar, so stderr is the one summary line.
+    assert_eq!(
+        stderr(&sent).trim(),
+        "wrenmq: sent 3 message(s) to /queue/cli.rt"
+    );
     let got = run(wrenmq(&[
         "receive",
         "/queue/cli.rt",
