@@ -542,3 +542,38 @@ fn the_systemd_unit_verifies() {
     );
     assert_eq!(stderr(&o).trim(), "", "warnings: {}", stderr(&o));
 }
+
+#[test]
+fn a_progress_bar_only_for_a_person_on_a_terminal() {
+    let Some(script) = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    };
+    let b = Broker::start(&[]);
+    let on_tty = |extra: &str| {
+        let inner = format!(
+            "{} send /queue/cli.bar --stomp {} --count 50 --receipt --body x {extra}",
+            cli_common::bin(),
+            b.stomp_url()
+        );
+        let mut c = std::process::Command::new(script);
+        c.args(["-q", "-e", "-c", &inner, "/dev/null"])
+            .stdin(Stdio::null())
+            .env("WRENMQ_CONTEXTS", "/nonexistent/contexts.toml");
+        let o = run(c);
+        assert_eq!(code(&o), 0, "{}", stdout(&o));
+        stdout(&o)
+    };
+    let person = on_tty("");
+    assert!(
+        person.contains("sending ["),
+        "no bar on a terminal: {person:?}"
+    );
+    assert!(person.contains("/50"), "{person:?}");
+    let script_run = on_tty("--non-interactive");
+    assert!(!script_run.contains("sending ["), "{script_run:?}");
+    assert!(script_run.contains("sent 50 message(s)"), "{script_run:?}");
+}
