@@ -16,6 +16,7 @@
 //! - [`server`]: starting acceptors and shutting down gracefully.
 
 pub mod address;
+pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod config;

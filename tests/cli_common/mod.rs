@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -89,6 +89,8 @@ pub struct Broker {
     pub lines: Arc<Mutex<Vec<String>>>,
     /// The STOMP acceptor's address.
     pub stomp: SocketAddr,
+    /// The admin listener's address.
+    pub admin: SocketAddr,
     /// Its data directory (deleted on drop).
     pub dir: tempfile::TempDir,
 }
@@ -105,6 +107,8 @@ impl Broker {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = Command::new(bin());
         cmd.arg("--bind")
+            .arg("127.0.0.1:0")
+            .arg("--admin-bind")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
@@ -145,10 +149,18 @@ impl Broker {
                 break ready_addr(&line).expect("an addr in the ready line");
             }
         };
+        let admin = lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .find(|l| l.contains("admin listener"))
+            .and_then(|l| ready_addr(l))
+            .expect("the broker logs its admin listener's address before it is ready");
         Broker {
             child,
             lines,
             stomp,
+            admin,
             dir,
         }
     }
@@ -156,6 +168,11 @@ impl Broker {
     /// `stomp://127.0.0.1:PORT`.
     pub fn stomp_url(&self) -> String {
         format!("stomp://{}", self.stomp)
+    }
+
+    /// `http://127.0.0.1:PORT` of the admin API.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin)
     }
 
     /// A copy of the log lines so far.
@@ -192,7 +209,111 @@ pub fn ready_addr(line: &str) -> Option<SocketAddr> {
     text.parse().ok()
 }
 
-/// A temporary file path beside nothing else.
-pub fn temp_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
+/// A minimal blocking STOMP client over a real socket, for what the CLI itself does not do
+/// (NACK a message to the dead-letter address, stay connected to be closed).
+pub struct RawStomp {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+/// A frame read by [`RawStomp`].
+#[derive(Debug)]
+pub struct RawFrame {
+    /// The command line.
+    pub command: String,
+    /// Headers in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl RawFrame {
+    /// The first value of a header.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl RawStomp {
+    /// Connects (STOMP 1.2) with `client-id`.
+    pub fn connect(addr: SocketAddr, client_id: &str) -> RawStomp {
+        let stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut c = RawStomp {
+            stream,
+            buf: Vec::new(),
+        };
+        c.send(
+            "CONNECT",
+            &[
+                ("accept-version", "1.2"),
+                ("host", "/"),
+                ("client-id", client_id),
+            ],
+            b"",
+        );
+        let f = c.read_frame();
+        assert_eq!(f.command, "CONNECTED", "{f:?}");
+        c
+    }
+
+    /// Writes one frame.
+    pub fn send(&mut self, command: &str, headers: &[(&str, &str)], body: &[u8]) {
+        use std::io::Write;
+        let mut out = format!("{command}\n");
+        for (k, v) in headers {
+            out.push_str(&format!("{k}:{v}\n"));
+        }
+        out.push('\n');
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(body);
+        bytes.push(0);
+        self.stream.write_all(&bytes).expect("write");
+    }
+
+    /// Reads the next frame (heart-beat EOLs skipped), within the socket's 10 s timeout.
+    pub fn read_frame(&mut self) -> RawFrame {
+        self.try_read_frame().expect("a frame within 10 s")
+    }
+
+    /// The next frame, or `None` at end of stream or timeout.
+    pub fn try_read_frame(&mut self) -> Option<RawFrame> {
+        use std::io::Read;
+        loop {
+            while matches!(self.buf.first(), Some(b'\n' | b'\r')) {
+                self.buf.remove(0);
+            }
+            if let Some(end) = self.buf.iter().position(|b| *b == 0) {
+                let frame: Vec<u8> = self.buf.drain(..=end).collect();
+                let text = &frame[..frame.len() - 1];
+                let split = text
+                    .windows(2)
+                    .position(|w| w == b"\n\n")
+                    .unwrap_or(text.len());
+                let head = String::from_utf8_lossy(&text[..split]).into_owned();
+                let body = text.get(split + 2..).unwrap_or_default().to_vec();
+                let mut lines = head.lines();
+                let command = lines.next().unwrap_or_default().to_string();
+                let headers = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                return Some(RawFrame {
+                    command,
+                    headers,
+                    body,
+                });
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
 }
