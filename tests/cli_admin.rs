@@ -438,6 +438,16 @@ fn overview_and_config() {
     );
     let config = json(&b, &["config", "show"]);
     assert!(config.get("loaded_at").is_some(), "{config}");
+    // Started without a file: the text says so, and a reload is refused (409, EX_DATAERR).
+    let text = ok(&b, &["config", "show"]);
+    assert!(
+        text.contains("# loaded at: ") && text.contains("no configuration file"),
+        "{text}"
+    );
+    let url = b.admin_url();
+    let o = run(wrenmq(&["config", "reload", "--dry-run", "--url", &url]));
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing to reload"), "{}", stderr(&o));
 }
 
 #[test]
@@ -535,4 +545,76 @@ fn credentials_from_flags_and_contexts() {
         "wrong",
     ]);
     assert_eq!(code(&o), 77, "STOMP login refused: {}", stderr(&o));
+}
+
+#[test]
+fn browse_follows_cursors_past_pages_the_selector_left_empty() {
+    let b = Broker::start(&[]);
+    for n in 0..15 {
+        let h = format!("n={n}");
+        send(
+            &b,
+            "/queue/cli.far",
+            1,
+            &["-H", &h, "--body", &format!("m{n}")],
+        );
+    }
+    // With --limit 1 the API looks through ten messages per request, so the first answers
+    // are empty pages with a cursor: the CLI must keep going to find the last message.
+    let found = json(
+        &b,
+        &[
+            "queue",
+            "browse",
+            "cli.far",
+            "--limit",
+            "1",
+            "--selector",
+            "n = 14",
+        ],
+    );
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(found[0]["body_preview"], "m14");
+}
+
+#[test]
+fn address_create_list_show_delete() {
+    let b = Broker::start(&[]);
+    let url = b.admin_url();
+    let o = run(wrenmq(&["address", "create", "cli.addr", "--url", &url]));
+    assert_eq!(code(&o), 64, "a routing type is needed: {}", stderr(&o));
+    ok(&b, &["address", "create", "cli.addr", "--multicast"]);
+    let list = json(&b, &["address", "list", "--regex", "^cli\\.addr$"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["routing_types"], serde_json::json!(["multicast"]));
+    let table = ok(&b, &["address", "list"]);
+    for col in ["NAME", "ROUTING", "QUEUES", "ROUTED", "UNROUTABLE"] {
+        assert!(table.contains(col), "no {col}: {table}");
+    }
+    let row = table.lines().find(|l| l.contains("cli.addr")).expect("row");
+    assert!(row.contains("multicast"), "{row}");
+    assert_eq!(
+        json(&b, &["address", "show", "cli.addr"])["name"],
+        "cli.addr"
+    );
+    // A queue on it: plain delete is refused, --force takes both.
+    ok(
+        &b,
+        &[
+            "queue",
+            "create",
+            "cli.addr.q",
+            "--address",
+            "cli.addr",
+            "--multicast",
+        ],
+    );
+    let o = run(wrenmq(&["address", "delete", "cli.addr", "--url", &url]));
+    assert_ne!(code(&o), 0, "{}", stdout(&o));
+    ok(&b, &["address", "delete", "cli.addr", "--force"]);
+    let o = run(wrenmq(&["address", "show", "cli.addr", "--url", &url]));
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    let o = run(wrenmq(&["address", "delete", "cli.addr", "--url", &url]));
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    ok(&b, &["address", "delete", "cli.addr", "--if-exists"]);
 }

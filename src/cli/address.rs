@@ -49,10 +49,14 @@ pub enum AddressVerb {
         #[arg(long)]
         multicast: bool,
     },
-    /// Mutating. Deletes an address.
+    /// Mutating. Deletes an address; one that does not exist is an error (65) unless
+    /// --if-exists.
     Delete {
         /// Address name.
         name: String,
+        /// Succeed when there is no such address.
+        #[arg(long)]
+        if_exists: bool,
         /// Delete its queues (and their messages) too.
         #[arg(long)]
         force: bool,
@@ -115,10 +119,14 @@ pub fn run(a: &AddressArgs) -> CliResult {
         }
         AddressVerb::Delete {
             name,
+            if_exists,
             force,
             reason,
         } => {
-            let q = query(&[("force", force.then(|| "true".to_string()))]);
+            let q = query(&[
+                ("force", force.then(|| "true".to_string())),
+                ("strict", (!if_exists).then(|| "true".to_string())),
+            ]);
             let v = api.delete(&format!("{}{q}", path(name)), reason.as_deref())?;
             done(&r, &v, &format!("deleted address {name}"))
         }
