@@ -450,8 +450,10 @@ fn overview_and_config() {
     assert!(stderr(&o).contains("nothing to reload"), "{}", stderr(&o));
 }
 
+const TOKEN: &str = "cli-scraper-token-0123456789";
+
 #[test]
-fn credentials_from_flags_and_contexts() {
+fn credentials_from_flags_tokens_and_contexts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hash = {
         let mut c = wrenmq(&["user", "hash"]);
@@ -466,13 +468,21 @@ fn credentials_from_flags_and_contexts() {
         let o = child.wait_with_output().expect("wait");
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
+    let token_sha: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(TOKEN.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
     let config = dir.path().join("broker.toml");
     std::fs::write(
         &config,
         format!(
             "[security]\nallow-anonymous = false\n\n[[users]]\nname = \"root\"\npassword-hash = \"{hash}\"\nroles = [\"admin\"]\n\n\
              [[security-settings]]\nmatch = \"#\"\nsend = [\"admin\"]\nconsume = [\"admin\"]\nbrowse = [\"admin\"]\n\
-             create-address = [\"admin\"]\ncreate-durable-queue = [\"admin\"]\nmanage = [\"admin\"]\n"
+             create-address = [\"admin\"]\ncreate-durable-queue = [\"admin\"]\nmanage = [\"admin\"]\n\n\
+             [[admin.tokens]]\nname = \"scraper\"\nsha256 = \"{token_sha}\"\nrole = \"monitor\"\n"
         ),
     )
     .expect("write config");
@@ -503,6 +513,18 @@ fn credentials_from_flags_and_contexts() {
         "s3cret",
     ]));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // A monitor token may read, not mutate (403: EX_NOPERM).
+    let o = run(wrenmq(&["queue", "list", "--url", &url, "--token", TOKEN]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = run(wrenmq(&[
+        "queue", "create", "cli.tok", "--url", &url, "--token", TOKEN,
+    ]));
+    assert_eq!(code(&o), 77, "{}", stderr(&o));
+    assert!(stderr(&o).contains("403"), "{}", stderr(&o));
+    let o = run(wrenmq(&[
+        "queue", "list", "--url", &url, "--token", "wrong",
+    ]));
+    assert_eq!(code(&o), 77, "{}", stderr(&o));
     // A context carries the URL and the credentials, for both protocols.
     let contexts = dir.path().join("contexts.toml");
     std::fs::write(
