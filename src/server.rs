@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::broker::Broker;
 use crate::config::{AcceptorConfig, AcceptorProtocol, Config};
 use crate::journal::{Journal, JournalOptions};
+use crate::reload::{LogLevelSetter, Reloader};
 use crate::security::Security;
 use crate::session::{SessionContext, ShutdownSignal};
 use crate::stomp::Limits;
@@ -32,6 +33,7 @@ pub struct RunningBroker {
     connections: Arc<ConnectionCount>,
     acceptors: Vec<JoinHandle<()>>,
     grace: Duration,
+    reloader: Option<Arc<Reloader>>,
 }
 
 impl RunningBroker {
@@ -49,6 +51,12 @@ impl RunningBroker {
             .iter()
             .find(|(n, _, _)| n == name)
             .map(|(_, _, a)| *a)
+    }
+
+    /// The configuration reloader, when the broker was started from a file (for the admin
+    /// API's `/config` endpoints; SIGHUP and the file watcher already use it).
+    pub fn reloader(&self) -> Option<Arc<Reloader>> {
+        self.reloader.clone()
     }
 
     /// Connections admitted and not yet closed, over all acceptors.
@@ -101,8 +109,18 @@ pub enum StartError {
 }
 
 /// Builds the core (recovering from the journal when persistence is on) and binds every
-/// acceptor.
+/// acceptor; a broker started from a file also reloads it (see [`start_with`]).
 pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
+    start_with(config, None).await
+}
+
+/// [`start`], with the means to apply `[broker] log-level` on a reload (the binary's log
+/// subscriber). When `config` came from a file, the broker reloads it on SIGHUP and, unless
+/// `[broker] watch-config = false`, when the file changes.
+pub async fn start_with(
+    config: Config,
+    log_level: Option<LogLevelSetter>,
+) -> Result<RunningBroker, StartError> {
     let journal = if config.journal.enabled {
         let opts = JournalOptions {
             dir: config.journal.data_dir.clone(),
@@ -203,7 +221,19 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         local_addrs.push((acceptor.name.clone(), acceptor.protocol, addr));
         acceptors.push(handle);
     }
+    let reloader = config.source.clone().map(|source| {
+        let reloader = Arc::new(Reloader::new(
+            source,
+            config.clone(),
+            Arc::clone(&broker),
+            Arc::clone(&security),
+            log_level,
+        ));
+        reloader.spawn_triggers(stop.subscribe());
+        reloader
+    });
     Ok(RunningBroker {
+        reloader,
         broker,
         local_addrs,
         security,

@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "server",
         &[
+            "reload",
             "transport",
             "session",
             "broker",
@@ -23,6 +24,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "address",
             "selector",
             "stomp",
+        ],
+    ),
+    (
+        "reload",
+        &[
+            "broker", "security", "config", "journal", "address", "selector",
         ],
     ),
     (
@@ -53,6 +60,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 const BROKER_CONFIG_READERS: &[&str] = &[
     "src/broker/routing/mod.rs",
     "src/broker/routing/divert.rs",
+    "src/broker/routing/reload.rs",
     "src/broker/settings.rs",
     "src/broker/tests.rs",
 ];

@@ -38,7 +38,7 @@ impl Broker {
     pub(super) fn dead_letter(&self, queue: &Queue, dead: Vec<DeadLetter>) {
         let mut ops = Vec::new();
         for d in dead {
-            let policy = self.settings.resolve(&d.message.address).dead_letter;
+            let policy = self.settings.load().resolve(&d.message.address).dead_letter;
             let reason = Reason::DeadLetter {
                 delivery_count: d.delivery_count,
             };
@@ -60,7 +60,7 @@ impl Broker {
     pub(super) fn expire_messages(&self, queue: &Queue, expired: Vec<Arc<Message>>, now: u64) {
         let mut ops = Vec::new();
         for m in expired {
-            let policy = self.settings.resolve(&m.address).expiry;
+            let policy = self.settings.load().resolve(&m.address).expiry;
             self.divert(queue, &m, Reason::Expired { at: now }, &policy, &mut ops);
             queue.record_removals([&m], &mut ops);
         }
