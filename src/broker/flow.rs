@@ -126,7 +126,8 @@ impl AddressUsage {
     /// Applies reloaded address settings: a new `max-size-bytes` and whether the address
     /// pages when full. Producers held on the old limit are woken to look again.
     pub fn set_limits(&self, limit: Option<u64>, pages: bool) {
-        self.limit.store(limit.unwrap_or(NO_LIMIT), Ordering::Relaxed);
+        self.limit
+            .store(limit.unwrap_or(NO_LIMIT), Ordering::Relaxed);
         self.pages.store(pages, Ordering::Relaxed);
         self.freed.notify_waiters();
     }

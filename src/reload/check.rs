@@ -97,9 +97,7 @@ fn remove(doc: &mut toml::Table, path: &[serde_path_to_error::Segment]) -> bool 
     use serde_path_to_error::Segment;
     match path {
         [Segment::Map { key }] => doc.remove(key).is_some(),
-        [Segment::Map { key }, rest @ ..] => doc
-            .get_mut(key)
-            .is_some_and(|v| remove_in(v, rest)),
+        [Segment::Map { key }, rest @ ..] => doc.get_mut(key).is_some_and(|v| remove_in(v, rest)),
         _ => false,
     }
 }
@@ -108,9 +106,9 @@ fn remove_in(value: &mut toml::Value, path: &[serde_path_to_error::Segment]) -> 
     use serde_path_to_error::Segment;
     match (value, path) {
         (toml::Value::Table(t), _) => remove(t, path),
-        (toml::Value::Array(items), [Segment::Seq { index }, rest @ ..]) => items
-            .get_mut(*index)
-            .is_some_and(|v| remove_in(v, rest)),
+        (toml::Value::Array(items), [Segment::Seq { index }, rest @ ..]) => {
+            items.get_mut(*index).is_some_and(|v| remove_in(v, rest))
+        }
         _ => false,
     }
 }
@@ -133,8 +131,15 @@ mod tests {
     fn defaults_print_every_key() {
         let out = check(None);
         assert!(out.valid);
-        assert!(out.stdout.contains("broker.log-level = \"info\"\n"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("broker.log-level = \"info\"\n"),
+            "{}",
+            out.stdout
+        );
         assert!(out.stdout.contains("security.allow-anonymous = (unset)\n"));
-        assert!(out.stdout.contains("acceptors[stomp].bind = \"127.0.0.1:61613\"\n"));
+        assert!(
+            out.stdout
+                .contains("acceptors[stomp].bind = \"127.0.0.1:61613\"\n")
+        );
     }
 }

@@ -50,9 +50,9 @@ impl Diff {
 
     /// Whether any key of the section `name` (`users`, `address-settings`, ...) changed live.
     pub fn touches(&self, name: &str) -> bool {
-        self.live
-            .iter()
-            .any(|k| k == name || k.starts_with(&format!("{name}.")) || k.starts_with(&format!("{name}[")))
+        self.live.iter().any(|k| {
+            k == name || k.starts_with(&format!("{name}.")) || k.starts_with(&format!("{name}["))
+        })
     }
 }
 
@@ -146,18 +146,18 @@ fn classify(
         ),
         ("limits", _) => Verdict::Restart("the broker-wide connection limits are set at start-up"),
         ("security", Some("anonymous-roles" | "users-file")) => Verdict::Live(key.clone()),
-        ("security", Some("allow-anonymous")) => {
-            Verdict::Restart("whether an acceptor takes anonymous logins is decided when it is bound")
-        }
+        ("security", Some("allow-anonymous")) => Verdict::Restart(
+            "whether an acceptor takes anonymous logins is decided when it is bound",
+        ),
         ("security", _) => Verdict::Restart("the login throttle is built at start-up"),
         ("users" | "security-settings", _) => Verdict::Live(key.prefix(2)),
         ("address-settings", _) => match field(path.get(2)) {
             Some("max-size-messages") => Verdict::Restart(
                 "an address counts its messages only when it had a message limit at start-up",
             ),
-            Some("page-size-bytes") => {
-                Verdict::Restart("a paging queue's read-back size is fixed when the queue is created")
-            }
+            Some("page-size-bytes") => Verdict::Restart(
+                "a paging queue's read-back size is fixed when the queue is created",
+            ),
             Some("id-cache-size") => {
                 Verdict::Restart("an address's duplicate-id cache is sized when it is created")
             }
@@ -207,7 +207,9 @@ fn classify_address(
             } else if !has_entry(after, &queue) {
                 Verdict::Kept(queue, NOT_DELETED)
             } else {
-                Verdict::Restart("a queue's attributes (routing type, durability, filter, kind) are fixed when it is created")
+                Verdict::Restart(
+                    "a queue's attributes (routing type, durability, filter, kind) are fixed when it is created",
+                )
             }
         }
         _ => Verdict::Restart("this key cannot change while the broker runs"),
@@ -346,7 +348,10 @@ mod tests {
             })
         };
         let any = a(vec![RoutingTypeConfig::Anycast]);
-        let both = a(vec![RoutingTypeConfig::Anycast, RoutingTypeConfig::Multicast]);
+        let both = a(vec![
+            RoutingTypeConfig::Anycast,
+            RoutingTypeConfig::Multicast,
+        ]);
         assert_eq!(diff(&any, &both).live, ["addresses[x].routing-types"]);
         assert_eq!(diff(&both, &any).kept[0].key, "addresses[x].routing-types");
     }

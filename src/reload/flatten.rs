@@ -152,7 +152,10 @@ mod tests {
     fn arrays_of_tables_are_keyed_by_name_or_match() {
         let keys = flatten(&Config::default(), false);
         let names: Vec<String> = keys.keys().map(ToString::to_string).collect();
-        assert!(names.contains(&"acceptors[stomp].bind".to_string()), "{names:?}");
+        assert!(
+            names.contains(&"acceptors[stomp].bind".to_string()),
+            "{names:?}"
+        );
         assert!(names.contains(&"address-settings[#].max-delivery-attempts".to_string()));
         assert!(names.contains(&"broker.log-level".to_string()));
         assert!(!names.iter().any(|n| n == "security.allow-anonymous"));
@@ -180,7 +183,10 @@ mod tests {
             Seg::Item("bob".into()),
             Seg::Field("password-hash".into()),
         ]);
-        assert_eq!(shown(&hash, &flat[&hash]), Value::String("<redacted>".into()));
+        assert_eq!(
+            shown(&hash, &flat[&hash]),
+            Value::String("<redacted>".into())
+        );
         let json = redacted_json(&config).to_string();
         assert!(!json.contains("argon2"), "{json}");
         assert!(json.contains("<redacted>"), "{json}");

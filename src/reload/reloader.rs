@@ -204,7 +204,10 @@ impl Reloader {
         if changes.touches("address-settings") {
             self.broker.replace_address_settings(new);
         }
-        if changes.touches("users") || changes.touches("security-settings") || changes.touches("security") {
+        if changes.touches("users")
+            || changes.touches("security-settings")
+            || changes.touches("security")
+        {
             self.security.replace(new);
         }
         Ok(())

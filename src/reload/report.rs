@@ -51,7 +51,11 @@ impl ReloadReport {
             v.iter().map(|r| r.key.as_str()).collect()
         }
         if self.is_rejected() {
-            let restart: Vec<&str> = self.requires_restart.iter().map(|r| r.key.as_str()).collect();
+            let restart: Vec<&str> = self
+                .requires_restart
+                .iter()
+                .map(|r| r.key.as_str())
+                .collect();
             let reasons: Vec<String> = self
                 .rejected
                 .iter()

@@ -37,7 +37,9 @@ fn spawn_sighup(reloader: Arc<Reloader>, mut stop: watch::Receiver<bool>) {
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!("cannot listen for SIGHUP ({e}); the configuration reloads only through the file watcher and the admin API");
+            tracing::warn!(
+                "cannot listen for SIGHUP ({e}); the configuration reloads only through the file watcher and the admin API"
+            );
             return;
         }
     };

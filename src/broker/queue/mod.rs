@@ -1109,10 +1109,11 @@ impl Queue {
         };
         done.returned.push((entry.message.id, entry.delivery_count));
         st.may_expire |= entry.message.expires != 0;
-        let delay =
-            self.redelivery
-                .load()
-                .delay_for(entry.delivery_count, fastrand::f64(), fastrand::bool());
+        let delay = self.redelivery.load().delay_for(
+            entry.delivery_count,
+            fastrand::f64(),
+            fastrand::bool(),
+        );
         if delay > 0 {
             let due = now.saturating_add(delay);
             if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {
