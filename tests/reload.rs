@@ -209,6 +209,45 @@ async fn an_added_user_logs_in_and_changed_permissions_reach_existing_connection
 }
 
 #[tokio::test]
+async fn a_removed_user_loses_its_rights_on_the_connection_it_has_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let perms: &[&str] = &["send", "create-address", "create-durable-queue"];
+    let alice = ("alice", "alice-pw", &["producer"][..]);
+    let carol = ("carol", "carol-pw", &["producer"][..]);
+    let before = users_file_text(&[alice, carol], &[("producer", perms)]);
+    let (b, path) = from_file(
+        dir.path(),
+        &file_text(false, "127.0.0.1:0", AUTO_CREATE, &before),
+    )
+    .await;
+    let mut carol_conn = login(&b, "carol", "carol-pw").await.expect("carol logs in");
+    carol_conn.send_msg("/queue/orders", "before").await;
+    // Same permissions; only carol is gone.
+    let after = users_file_text(&[alice], &[("producer", perms)]);
+    rewrite(&path, &file_text(false, "127.0.0.1:0", AUTO_CREATE, &after));
+    let report = reload(&b, false).await;
+    assert!(applied(&report).contains(&"users[carol]"), "{report:?}");
+    carol_conn
+        .send_frame(
+            "SEND",
+            &[("destination", "/queue/orders"), ("receipt", "r")],
+            b"after",
+        )
+        .await;
+    let refused = carol_conn.expect_frame("ERROR").await;
+    assert!(
+        refused
+            .text()
+            .contains("user 'carol' lacks permission 'send'"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        login(&b, "carol", "carol-pw").await.err().as_deref(),
+        Some("login failed")
+    );
+}
+
+#[tokio::test]
 async fn an_invalid_file_is_rejected_whole_and_the_old_behaviour_stays() {
     let dir = tempfile::tempdir().unwrap();
     let (b, path) = from_file(
@@ -386,7 +425,7 @@ async fn a_file_change_is_picked_up_by_the_watcher() {
     assert!(!send_refused(&b, "/queue/fresh").await);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reloads_run_one_after_the_other() {
     let dir = tempfile::tempdir().unwrap();
     let (b, path) = from_file(
@@ -394,9 +433,17 @@ async fn concurrent_reloads_run_one_after_the_other() {
         &file_text(false, "127.0.0.1:0", NO_AUTO_CREATE, ""),
     )
     .await;
-    rewrite(&path, &file_text(false, "127.0.0.1:0", AUTO_CREATE, ""));
+    // Enough declared addresses that reading the file takes a while, so unserialized
+    // reloads would overlap and each apply what it found.
+    let addresses: String = (0..500)
+        .map(|i| format!("[[addresses]]\nname = \"a{i}\"\nrouting-types = [\"anycast\"]\n\n"))
+        .collect();
+    rewrite(
+        &path,
+        &file_text(false, "127.0.0.1:0", AUTO_CREATE, &addresses),
+    );
     let reloader = b.running.reloader().unwrap();
-    let runs: Vec<_> = (0..4)
+    let runs: Vec<_> = (0..16)
         .map(|_| {
             let r = reloader.clone();
             tokio::spawn(async move { r.reload(false).await })
