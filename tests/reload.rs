@@ -401,6 +401,176 @@ async fn declared_addresses_are_added_live_and_removed_ones_kept() {
 }
 
 #[tokio::test]
+async fn a_new_memory_limit_applies_to_an_existing_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |limit: i64| {
+        format!("{AUTO_CREATE}\nmax-size-bytes = {limit}\naddress-full-policy = \"fail\"")
+    };
+    let (b, path) = from_file(
+        dir.path(),
+        &file_text(false, "127.0.0.1:0", &settings(-1), ""),
+    )
+    .await;
+    let mut producer = b.client().await;
+    producer.send_msg("/queue/held", &"x".repeat(2000)).await;
+    rewrite(&path, &file_text(false, "127.0.0.1:0", &settings(1000), ""));
+    let report = reload(&b, false).await;
+    assert_eq!(
+        applied(&report),
+        ["address-settings[#].max-size-bytes"],
+        "{report:?}"
+    );
+    // The address already holds more than its new limit: a FAIL address refuses the next SEND.
+    producer
+        .send_frame(
+            "SEND",
+            &[("destination", "/queue/held"), ("receipt", "r")],
+            b"more",
+        )
+        .await;
+    let refused = producer.expect_frame("ERROR").await;
+    assert!(
+        refused.text().contains("address 'held' is full"),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn queue_kind_defaults_shape_queues_created_after_the_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |lvq: bool| format!("{AUTO_CREATE}\ndefault-last-value-queue = {lvq}");
+    let (b, path) = from_file(
+        dir.path(),
+        &file_text(false, "127.0.0.1:0", &settings(false), ""),
+    )
+    .await;
+    let mut producer = b.client().await;
+    producer.send_msg("/queue/before", "first").await;
+    rewrite(&path, &file_text(false, "127.0.0.1:0", &settings(true), ""));
+    let report = reload(&b, false).await;
+    assert_eq!(
+        applied(&report),
+        ["address-settings[#].default-last-value-queue"],
+        "{report:?}"
+    );
+    for dest in ["/queue/before", "/queue/after"] {
+        for body in ["old", "new"] {
+            producer
+                .send_with_receipt(
+                    "SEND",
+                    &[("destination", dest), ("_AMQ_LVQ_NAME", "k")],
+                    body.as_bytes(),
+                    &format!("{dest}-{body}"),
+                )
+                .await;
+        }
+    }
+    let mut c = b.client().await;
+    c.subscribe("/queue/before", "1", &[]).await;
+    assert_eq!(
+        c.bodies_until_quiet().await,
+        ["first", "old", "new"],
+        "an existing queue keeps its kind"
+    );
+    c.subscribe("/queue/after", "2", &[]).await;
+    assert_eq!(
+        c.bodies_until_quiet().await,
+        ["new"],
+        "a new queue is a last-value queue"
+    );
+}
+
+#[tokio::test]
+async fn a_declared_queue_that_clashes_with_one_made_since_start_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, path) = from_file(
+        dir.path(),
+        &file_text(false, "127.0.0.1:0", AUTO_CREATE, ""),
+    )
+    .await;
+    let mut c = b.client().await;
+    c.send_msg("/queue/taken", "x").await;
+    let declared = "[[addresses]]\nname = \"other\"\nrouting-types = [\"anycast\"]\n\n[[addresses.queues]]\nname = \"taken\"\nrouting-type = \"anycast\"\n";
+    rewrite(
+        &path,
+        &file_text(
+            false,
+            "127.0.0.1:0",
+            &format!("{AUTO_CREATE}\nmax-delivery-attempts = 3"),
+            declared,
+        ),
+    );
+    let report = reload(&b, false).await;
+    assert!(
+        report.applied.is_empty() && report.loaded_at.is_none(),
+        "{report:?}"
+    );
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    assert_eq!(report.rejected[0].key, "addresses[other].queues[taken]");
+    assert!(
+        report.rejected[0]
+            .reason
+            .contains("already exists on address \"taken\""),
+        "{report:?}"
+    );
+    assert!(
+        b.running.broker.queues_of("other").is_empty(),
+        "nothing was declared"
+    );
+    assert_eq!(
+        b.running.broker.settings_for("x").max_delivery_attempts,
+        Some(10)
+    );
+}
+
+#[tokio::test]
+async fn an_edited_users_file_is_picked_up_by_the_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let users_path = dir.path().join("users.toml");
+    let users = |list: &[(&str, &str, &[&str])]| {
+        let mut text = String::new();
+        for (name, password, roles) in list {
+            let hash = wrenmq::security::hash_password(password).unwrap();
+            let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+            text.push_str(&wrenmq::security::user_entry(name, &roles, &hash));
+            text.push('\n');
+        }
+        text
+    };
+    let write_private = |path: &Path, text: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    };
+    write_private(&users_path, &users(&[("alice", "pw", &["r"])]));
+    let extra = "[security]\nallow-anonymous = false\nusers-file = \"users.toml\"\n\n[[security-settings]]\nmatch = \"#\"\nsend = [\"r\"]\ncreate-address = [\"r\"]\ncreate-durable-queue = [\"r\"]\n";
+    let (b, _path) = from_file(
+        dir.path(),
+        &file_text(true, "127.0.0.1:0", AUTO_CREATE, extra),
+    )
+    .await;
+    assert!(login(&b, "bob", "bob-pw").await.is_err());
+    write_private(
+        &users_path,
+        &users(&[("alice", "pw", &["r"]), ("bob", "bob-pw", &["r"])]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut bob = loop {
+        if let Ok(c) = login(&b, "bob", "bob-pw").await {
+            break c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob could not log in within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    bob.send_msg("/queue/x", "hello").await;
+}
+
+#[tokio::test]
 async fn a_file_change_is_picked_up_by_the_watcher() {
     let dir = tempfile::tempdir().unwrap();
     let (b, path) = from_file(
@@ -534,8 +704,10 @@ fn sighup_reloads_the_real_binary_and_a_new_log_level_applies() {
             "[broker]\nwatch-config = false\nlog-level = \"{level}\"\n\n[[address-settings]]\nmatch = \"#\"\n{settings}\n"
         )
     };
-    std::fs::write(&path, text(NO_AUTO_CREATE, "info")).unwrap();
+    std::fs::write(&path, text(NO_AUTO_CREATE, "error")).unwrap();
+    // The test harness runs the binary with RUST_LOG=info, which wins at start.
     let b = durable_common::Broker::start_with_config(&dir.path().join("data"), &path);
+    assert!(b.stderr().contains("listening"), "{}", b.stderr());
     assert!(binary_send_refused(&b, "/queue/fresh"));
 
     rewrite(&path, &text(AUTO_CREATE, "info"));
@@ -548,8 +720,15 @@ fn sighup_reloads_the_real_binary_and_a_new_log_level_applies() {
     rewrite(&path, &text(NO_AUTO_CREATE, "warn"));
     sighup(&b);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !binary_send_refused(&b, "/queue/fresh3") {
-        assert!(Instant::now() < deadline, "second reload not applied");
+    // A new destination each time: a SEND before the reload auto-creates its address.
+    let mut attempt = 0;
+    while !binary_send_refused(&b, &format!("/queue/fresh3-{attempt}")) {
+        attempt += 1;
+        assert!(
+            Instant::now() < deadline,
+            "second reload not applied:\n{}",
+            b.stderr()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // A rejected reload is a warning, so it still shows.
