@@ -96,9 +96,13 @@ fn walk(value: &Value, path: &mut Vec<Seg>, with_unset: bool, out: &mut BTreeMap
 
 /// Whether the key holds a secret (a password hash, a token): its value is never shown in a
 /// report, a view or `config check`, only that it is set or changed.
+/// Any key on the path counts (`admin.tokens[ci].digest`, `tokens = [..]`): redacting one
+/// harmless key too many is better than showing one secret.
 pub fn is_secret(path: &[Seg]) -> bool {
-    matches!(path.last(), Some(Seg::Field(k))
-        if k.contains("password") || k.contains("token") || k.contains("secret") || k.ends_with("-hash"))
+    path.iter().any(|seg| {
+        matches!(seg, Seg::Field(k)
+            if k.contains("password") || k.contains("token") || k.contains("secret") || k.ends_with("-hash"))
+    })
 }
 
 fn redact(path: &[Seg], value: &Value) -> Value {
@@ -124,6 +128,10 @@ pub fn redacted_json(config: &Config) -> Value {
 }
 
 fn redact_in_place(value: &mut Value, path: &mut Vec<Seg>) {
+    if is_secret(path) && !value.is_null() {
+        *value = Value::String("<redacted>".to_string());
+        return;
+    }
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
@@ -139,7 +147,7 @@ fn redact_in_place(value: &mut Value, path: &mut Vec<Seg>) {
                 path.pop();
             }
         }
-        leaf => *leaf = redact(path, leaf),
+        _ => {}
     }
 }
 
@@ -190,5 +198,14 @@ mod tests {
         let json = redacted_json(&config).to_string();
         assert!(!json.contains("argon2"), "{json}");
         assert!(json.contains("<redacted>"), "{json}");
+        // A list of secrets, or a table under a secret key, is redacted whole.
+        let tokens = KeyPath(vec![
+            Seg::Field("admin".into()),
+            Seg::Field("tokens".into()),
+        ]);
+        assert_eq!(
+            shown(&tokens, &serde_json::json!(["ab12"])),
+            Value::String("<redacted>".into())
+        );
     }
 }

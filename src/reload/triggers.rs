@@ -23,10 +23,10 @@ impl Reloader {
     pub fn spawn_triggers(self: &Arc<Self>, stop: watch::Receiver<bool>) {
         #[cfg(unix)]
         spawn_sighup(Arc::clone(self), stop.clone());
-        if self.current().broker.watch_config {
-            if let Err(e) = spawn_watcher(Arc::clone(self), stop) {
-                tracing::warn!(file = %self.source().display(), "cannot watch the configuration file ({e}); SIGHUP and the admin API still reload it");
-            }
+        if self.current().broker.watch_config
+            && let Err(e) = spawn_watcher(Arc::clone(self), stop)
+        {
+            tracing::warn!(file = %self.source().display(), "cannot watch the configuration file ({e}); SIGHUP and the admin API still reload it");
         }
     }
 }
