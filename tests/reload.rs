@@ -796,6 +796,9 @@ fn config_check_prints_every_effective_value_or_names_file_key_and_reason() {
         stderr.contains(&format!("{shown}: journal.syncc: unknown key")),
         "{stderr}"
     );
+    // What the rest of the file means is still shown.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("broker.name = \"wrenmq\"\n"), "{stdout}");
 
     let invalid = dir.path().join("invalid.toml");
     std::fs::write(&invalid, "[journal]\nmax-batch = 0\n").unwrap();

@@ -33,10 +33,8 @@ pub fn check(path: Option<&Path>) -> CheckOutcome {
         out.stdout = effective(&Config::default());
         return out;
     };
-    let unknown = std::fs::read_to_string(path)
-        .ok()
-        .map(|text| unknown_keys(&text))
-        .unwrap_or_default();
+    let text = std::fs::read_to_string(path).ok();
+    let (unknown, cleaned) = text.as_deref().map(unknown_keys).unwrap_or_default();
     for key in &unknown {
         let _ = writeln!(out.stderr, "{}: {key}: unknown key", path.display());
     }
@@ -44,10 +42,15 @@ pub fn check(path: Option<&Path>) -> CheckOutcome {
         Ok(config) => out.stdout = effective(&config),
         Err(e) => {
             out.valid = false;
-            // Unknown keys are already listed, each by name.
-            let unknown_only = matches!(&e, config::ConfigError::Parse { key: Some(k), .. } if unknown.contains(k));
-            if !unknown_only {
-                let _ = writeln!(out.stderr, "{e}");
+            // With the unknown keys taken out the rest may be valid: show what it means.
+            let rest = cleaned
+                .filter(|_| !unknown.is_empty())
+                .and_then(|t| config::parse(&t, path).ok());
+            match rest {
+                Some(config) => out.stdout = effective(&config),
+                None => {
+                    let _ = writeln!(out.stderr, "{e}");
+                }
             }
         }
     }
@@ -68,11 +71,12 @@ fn effective(config: &Config) -> String {
     text
 }
 
-/// Every key of `text` the schema does not know, as dotted paths (`acceptors[0].bidn`):
-/// the schema refuses the first one, so each is removed in turn and the rest parsed again.
-fn unknown_keys(text: &str) -> Vec<String> {
+/// Every key of `text` the schema does not know, as dotted paths (`acceptors[0].bidn`),
+/// and the text without them: the schema refuses the first one, so each is removed in turn
+/// and the rest parsed again.
+fn unknown_keys(text: &str) -> (Vec<String>, Option<String>) {
     let Ok(mut doc) = text.parse::<toml::Table>() else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
     let mut found = Vec::new();
     while found.len() < MAX_UNKNOWN {
@@ -89,7 +93,7 @@ fn unknown_keys(text: &str) -> Vec<String> {
         }
         found.push(e.path().to_string());
     }
-    found
+    (found, toml::to_string(&doc).ok())
 }
 
 /// Removes the key at `path` from `doc`; false when the path does not lead to one.
@@ -120,11 +124,14 @@ mod tests {
     #[test]
     fn every_unknown_key_is_listed() {
         let text = "[broker]\nnmae = \"x\"\n\n[[acceptors]]\nname = \"s\"\nbind = \"127.0.0.1:1\"\nbidn = 3\n\n[jounral]\nsync = false\n";
-        assert_eq!(
-            unknown_keys(text),
-            ["acceptors[0].bidn", "broker.nmae", "jounral"]
+        let (unknown, rest) = unknown_keys(text);
+        assert_eq!(unknown, ["acceptors[0].bidn", "broker.nmae", "jounral"]);
+        let rest = rest.expect("the rest");
+        assert!(
+            !rest.contains("bidn") && rest.contains("127.0.0.1:1"),
+            "{rest}"
         );
-        assert!(unknown_keys("[broker]\nname = \"x\"\n").is_empty());
+        assert!(unknown_keys("[broker]\nname = \"x\"\n").0.is_empty());
     }
 
     #[test]
