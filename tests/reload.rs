@@ -653,6 +653,23 @@ async fn the_view_shows_the_source_and_effective_config_with_secrets_redacted() 
 }
 
 #[tokio::test]
+async fn an_embedded_broker_reports_a_log_level_it_cannot_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, path) = from_file(
+        dir.path(),
+        &file_text(false, "127.0.0.1:0", AUTO_CREATE, ""),
+    )
+    .await;
+    let text = file_text(false, "127.0.0.1:0", AUTO_CREATE, "")
+        .replace("[broker]\n", "[broker]\nlog-level = \"debug\"\n");
+    rewrite(&path, &text);
+    let report = reload(&b, false).await;
+    assert!(report.applied.is_empty(), "{report:?}");
+    assert_eq!(report.kept.len(), 1, "{report:?}");
+    assert_eq!(report.kept[0].key, "broker.log-level");
+}
+
+#[tokio::test]
 async fn a_broker_started_without_a_file_has_no_reloader() {
     let b = common::start_default().await;
     assert!(b.running.reloader().is_none());

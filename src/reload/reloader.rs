@@ -138,6 +138,18 @@ impl Reloader {
             return report;
         }
         report.applied = changes.live.clone();
+        if self.log_level.is_none() {
+            // An embedded broker whose host owns the log subscriber: the key is recorded in
+            // the running configuration, and the report says it changed nothing.
+            let key = "broker.log-level";
+            if let Some(at) = report.applied.iter().position(|k| k == key) {
+                report.applied.remove(at);
+                report.kept.push(KeyReason {
+                    key: key.to_string(),
+                    reason: "this broker was started without a log subscriber it may change (embedded); the level was not applied".to_string(),
+                });
+            }
+        }
         if dry_run {
             return report;
         }

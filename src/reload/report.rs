@@ -21,8 +21,9 @@ pub struct ReloadReport {
     pub requires_restart: Vec<RestartOnly>,
     /// Problems with the file (naming file, key and reason); any of them rejects the reload.
     pub rejected: Vec<KeyReason>,
-    /// Declared addresses, queues and routing types removed from the file, which the broker
-    /// keeps (a reload never deletes messages).
+    /// Changes reported but not carried out: declared addresses, queues and routing types
+    /// removed from the file, which the broker keeps (a reload never deletes messages), and a
+    /// log level an embedded broker cannot apply.
     pub kept: Vec<KeyReason>,
     /// When the file was applied (ms since the Unix epoch); `null` when nothing was.
     pub loaded_at: Option<u64>,
