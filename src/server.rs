@@ -9,12 +9,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admin;
 use crate::broker::Broker;
 use crate::config::{AcceptorConfig, AcceptorProtocol, Config};
 use crate::journal::{Journal, JournalOptions};
 use crate::reload::{LogLevelSetter, Reloader};
 use crate::security::Security;
-use crate::session::{SessionContext, ShutdownSignal};
+use crate::session::{Connections, SessionContext, ShutdownSignal};
 use crate::stomp::Limits;
 use crate::transport;
 use crate::transport::admission::{AcceptorSlots, ConnectionLimiter};
@@ -33,6 +34,10 @@ pub struct RunningBroker {
     connections: Arc<ConnectionCount>,
     acceptors: Vec<JoinHandle<()>>,
     grace: Duration,
+    /// Every connection, for operators.
+    pub registry: Arc<Connections>,
+    /// Where the admin listener is bound, when it runs.
+    pub admin_addr: Option<SocketAddr>,
     reloader: Option<Arc<Reloader>>,
 }
 
@@ -145,6 +150,7 @@ pub async fn start_with(
         config.limits.max_connections_per_ip.unwrap_or(usize::MAX),
     ));
     let (stop, stop_rx) = watch::channel(false);
+    let registry = Arc::new(Connections::default());
     let connections = Arc::new(ConnectionCount::default());
     let mut local_addrs = Vec::new();
     let mut acceptors = Vec::new();
@@ -197,6 +203,7 @@ pub async fn start_with(
                     .handshake_timeout_ms
                     .unwrap_or(config.limits.handshake_timeout_ms),
             ),
+            connections: Arc::clone(&registry),
         });
         let ctx = Arc::new(AcceptorContext::new(
             session,
@@ -232,6 +239,59 @@ pub async fn start_with(
         reloader.spawn_triggers(stop.subscribe());
         reloader
     });
+    let admin_addr = if config.admin.enabled {
+        let listener = TcpListener::bind(config.admin.bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                name: "admin".into(),
+                addr: config.admin.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            name: "admin".into(),
+            addr: config.admin.bind,
+            source,
+        })?;
+        let listeners = local_addrs
+            .iter()
+            .zip(&config.acceptors)
+            .map(|((name, protocol, address), a)| admin::Listener {
+                name: name.clone(),
+                protocol: format!(
+                    "{}{}",
+                    match protocol {
+                        AcceptorProtocol::Stomp => "stomp",
+                        AcceptorProtocol::Websocket => "websocket",
+                    },
+                    if a.tls.is_some() { "+tls" } else { "" }
+                ),
+                address: *address,
+            })
+            .collect();
+        let mut ctx = admin::AdminContext::new(
+            Arc::clone(&broker),
+            Arc::clone(&security),
+            Arc::clone(&registry),
+            config.admin.clone(),
+            admin_anonymous(&config),
+            config.users.is_empty() && config.security.users_file.is_none(),
+            config.broker.name.clone(),
+            listeners,
+        );
+        if let Some(r) = &reloader {
+            ctx.config_loaded_at = r.view().loaded_at;
+            ctx.reload = Some(Arc::new(ReloadControl(Arc::clone(r))));
+        }
+        acceptors.push(admin::spawn(
+            listener,
+            Arc::new(ctx),
+            ShutdownSignal::new(stop_rx.clone()),
+        ));
+        tracing::info!(%addr, "admin listener (HTTP API, /metrics, console)");
+        Some(addr)
+    } else {
+        None
+    };
     Ok(RunningBroker {
         reloader,
         broker,
@@ -242,6 +302,8 @@ pub async fn start_with(
         connections,
         acceptors,
         grace: Duration::from_secs(config.broker.shutdown_grace_secs),
+        registry,
+        admin_addr,
     })
 }
 
@@ -270,6 +332,15 @@ fn anonymous_allowed(config: &Config, acceptor: &AcceptorConfig) -> bool {
     }
 }
 
+/// Whether the admin listener lets requests without credentials in: as a STOMP acceptor on
+/// the same address would (loopback, unless `allow-anonymous` says otherwise).
+fn admin_anonymous(config: &Config) -> bool {
+    match config.security.allow_anonymous {
+        None => config.admin.bind.ip().is_loopback(),
+        Some(allowed) => allowed,
+    }
+}
+
 /// How much of a stored backlog recovery loads into memory: half of `global-max-size` in
 /// all, and two pages (`page-size-bytes` of the catch-all `#` settings) per queue; the rest
 /// stays on disk and each queue reads it back as its consumers catch up.
@@ -284,5 +355,26 @@ fn recovery_load_limit(config: &Config) -> crate::journal::LoadLimit {
     crate::journal::LoadLimit {
         per_queue: u64::try_from(page).unwrap_or(1).saturating_mul(2),
         total: crate::broker::global_max_size(config.broker.global_max_size) / 2,
+    }
+}
+
+/// The admin API's handle on the reloader: the API is a trigger like SIGHUP, so its reports
+/// are logged the same way.
+struct ReloadControl(Arc<Reloader>);
+
+impl admin::ConfigControl for ReloadControl {
+    fn view(&self) -> serde_json::Value {
+        serde_json::to_value(self.0.view()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn reload(
+        &self,
+        dry_run: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send + '_>> {
+        Box::pin(async move {
+            let report = self.0.reload(dry_run).await;
+            report.log("admin API");
+            serde_json::to_value(report).unwrap_or(serde_json::Value::Null)
+        })
     }
 }

@@ -7,6 +7,8 @@
 
 mod common;
 mod durable_common;
+#[path = "common/http.rs"]
+mod http;
 #[path = "common/secure.rs"]
 mod secure;
 
@@ -667,6 +669,55 @@ async fn an_embedded_broker_reports_a_log_level_it_cannot_apply() {
     assert!(report.applied.is_empty(), "{report:?}");
     assert_eq!(report.kept.len(), 1, "{report:?}");
     assert_eq!(report.kept[0].key, "broker.log-level");
+}
+
+#[tokio::test]
+async fn the_admin_api_reloads_through_the_same_reloader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, path) = from_file(
+        dir.path(),
+        &file_text(false, "127.0.0.1:0", NO_AUTO_CREATE, ""),
+    )
+    .await;
+    let admin = b.running.admin_addr.expect("the admin listener runs");
+    let view = http::get_json(admin, "/api/v1/config").await;
+    assert_eq!(view["source"], path.display().to_string());
+    assert_eq!(
+        view["config"]["address-settings"][0]["auto-create-queues"],
+        false
+    );
+    rewrite(&path, &file_text(false, "127.0.0.1:0", AUTO_CREATE, ""));
+    let dry = http::request(
+        admin,
+        "POST",
+        "/api/v1/config/reload?dry_run=true",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(dry.status, 200, "{}", dry.text());
+    let dry = dry.json();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        dry["applied"][0],
+        "address-settings[#].auto-create-addresses"
+    );
+    assert_eq!(dry["loaded_at"], serde_json::Value::Null);
+    assert!(
+        send_refused(&b, "/queue/fresh").await,
+        "a dry run applies nothing"
+    );
+    let done = http::request(admin, "POST", "/api/v1/config/reload", &[], None)
+        .await
+        .json();
+    assert!(done["loaded_at"].is_u64(), "{done}");
+    assert!(!send_refused(&b, "/queue/fresh").await);
+    let view = http::get_json(admin, "/api/v1/config").await;
+    assert_eq!(view["loaded_at"], done["loaded_at"]);
+    assert_eq!(
+        view["config"]["address-settings"][0]["auto-create-queues"],
+        true
+    );
 }
 
 #[tokio::test]

@@ -36,6 +36,9 @@ pub struct AddressUsage {
     /// The address's policy is PAGE (and there is a journal to page to): once full, its
     /// queues write further messages to disk instead of holding them.
     pages: AtomicBool,
+    /// The address's routing counters for operators. They live here because every message
+    /// already carries its address's usage counter, so counting costs no lookup.
+    pub stats: super::stats::AddressStats,
 }
 
 /// The stored `limit` of an address without `max-size-bytes`.
@@ -63,6 +66,7 @@ impl AddressUsage {
             parent,
             logged_at: AtomicU64::new(0),
             pages: AtomicBool::new(false),
+            stats: Default::default(),
         })
     }
 
@@ -86,6 +90,7 @@ impl AddressUsage {
             parent: Some(parent),
             logged_at: AtomicU64::new(0),
             pages: AtomicBool::new(pages),
+            stats: Default::default(),
         })
     }
 

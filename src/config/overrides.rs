@@ -17,6 +17,15 @@ impl Config {
         if let Some(dir) = &overrides.data_dir {
             self.override_data_dir(dir.clone());
         }
+        if let Some(addr) = overrides.admin_bind {
+            self.override_admin_bind(addr);
+        }
+    }
+
+    /// Moves the admin listener to `addr` (`--admin-bind`).
+    pub fn override_admin_bind(&mut self, addr: SocketAddr) {
+        self.overrides.admin_bind = Some(addr);
+        self.admin.bind = addr;
     }
 
     /// Makes the broker listen on `addr` for `protocol`: the first acceptor of that protocol is

@@ -41,6 +41,9 @@ pub struct Config {
     /// Broker-wide abuse limits.
     #[serde(default)]
     pub limits: BrokerLimits,
+    /// The admin HTTP listener (API, `/metrics`, console).
+    #[serde(default)]
+    pub admin: super::AdminConfig,
     /// The file this configuration was loaded from (set by [`crate::config::load`]), so a
     /// running broker can read it again on SIGHUP, a file change or the admin API.
     #[serde(skip)]
@@ -58,6 +61,8 @@ pub struct CliOverrides {
     pub binds: Vec<(AcceptorProtocol, SocketAddr)>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// `--admin-bind`.
+    pub admin_bind: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -74,6 +79,7 @@ impl Default for Config {
             limits: BrokerLimits::default(),
             source: None,
             overrides: CliOverrides::default(),
+            admin: super::AdminConfig::default(),
         }
     }
 }

@@ -165,6 +165,9 @@ fn classify(
             Some(_) => Verdict::Live(key.clone()),
         },
         ("addresses", _) => classify_address(key, before, after, old, new),
+        ("admin", _) => Verdict::Restart(
+            "the admin listener (its bind, roles, tokens and sampling) is set up at start-up",
+        ),
         _ => Verdict::Restart("this key cannot change while the broker runs"),
     }
 }

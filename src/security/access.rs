@@ -133,6 +133,11 @@ impl Security {
         self.tables.store(Arc::new(Tables::new(config)));
     }
 
+    /// The roles an anonymous connection gets now.
+    pub fn anonymous_roles(&self) -> Vec<String> {
+        self.tables.load().anonymous_roles.clone()
+    }
+
     /// The compiled permissions in force now.
     pub fn policy(&self) -> Arc<SecurityPolicy> {
         Arc::clone(&self.tables.load().policy)
