@@ -707,3 +707,23 @@ async fn a_frame_sent_with_the_upgrade_request_is_read() {
     );
     running.shutdown().await;
 }
+
+/// One request per connection: a keep-alive client gets its answer with `Connection: close`
+/// and the connection ends, so a request pipelined behind it (here an upgrade) is not served
+/// on it; the browser opens a new connection for the WebSocket.
+#[tokio::test]
+async fn a_keep_alive_request_is_answered_once_and_the_connection_closed() {
+    let running = start().await;
+    let addr = ws_addr(&running);
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\n\r\nGET /stomp HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    let answer = raw_exchange(addr, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:.300}");
+    assert!(answer.contains("Connection: close\r\n"), "{answer:.300}");
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer:.300}");
+    // The upgrade on a connection of its own is served.
+    let head = raw_upgrade(addr, "/stomp", "").await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    running.shutdown().await;
+}

@@ -2,13 +2,13 @@
 //! and the stompjs bundle it loads.
 //!
 //! One port serves both because a browser user should need only one address. hyper, the
-//! project's one HTTP implementation (the admin listener runs on it too), reads the request
-//! head within bounds of size, header count and time ([`connection`]); [`handshake`] decides
-//! what the request gets: a WebSocket upgrade (checked path, `Origin`, version, key and
-//! subprotocol) or a complete HTTP answer with `Connection: close` ([`pages`]), so no client is
-//! ever left waiting on a socket that will say nothing. After the 101, hyper hands the socket
-//! over (`hyper::upgrade`) and tungstenite speaks the WebSocket protocol on it; [`stream`]
-//! makes that a byte stream for the same [`crate::session::serve`] that drives TCP.
+//! project's one HTTP implementation, reads the request head within bounds of size, header
+//! count and time ([`connection`]); [`handshake`] decides what the request gets: a WebSocket
+//! upgrade (checked path, `Origin`, version, key and subprotocol) or a complete HTTP answer
+//! with `Connection: close` ([`pages`], [`answer`]), so no client is ever left waiting on a
+//! socket that will say nothing. After the 101, hyper hands the socket over (`hyper::upgrade`)
+//! and tungstenite speaks the WebSocket protocol on it; [`stream`] makes that a byte stream for
+//! the same [`crate::session::serve`] that drives TCP.
 
 mod answer;
 mod connection;
