@@ -8,6 +8,9 @@
 # and the `ws` package that conformance/node pins). Not part of CI.
 #
 #   bash bench/websocket.sh NEW_BIN OLD_BIN [ROUNDS=5] [N=200000] [C=2000]
+#
+# RAW=FILE appends each run's JSON lines (client CPU per message, frames per WebSocket
+# message) to FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NEW=$1
@@ -39,6 +42,7 @@ one() {
     b=$(cpu)
     conn=$(node bench/ws_load.mjs connect --url "$url" -n "$C" -c 20)
     c=$(cpu)
+    if [ -n "${RAW:-}" ]; then printf '%s %s\n%s %s\n' "$label" "$flow" "$label" "$conn" >>"$RAW"; fi
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     rm -rf "$dir"

@@ -68,9 +68,11 @@ async function flow() {
   const producer = await open();
   let received = 0;
   let sent = 0;
+  let messages = 0;
   let wake = null;
   const done = new Promise((resolve) => {
     consumer.on('message', (data) => {
+      messages++;
       received += frames(data);
       if (received >= args.n + 1) resolve(); // + the RECEIPT of the SUBSCRIBE
       if (wake && sent - received < args.window / 2) {
@@ -90,6 +92,8 @@ async function flow() {
     Buffer.from([0]),
   ]);
   const start = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
+  messages = 0;
   while (sent < args.n) {
     if (sent - received >= args.window) {
       await new Promise((resolve) => { wake = resolve; });
@@ -100,9 +104,14 @@ async function flow() {
   }
   await done;
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const used = process.cpuUsage(cpu);
   producer.close();
   consumer.close();
-  return { mode: 'flow', n: args.n, size: args.s, seconds, msgs_per_s: args.n / seconds };
+  return {
+    mode: 'flow', n: args.n, size: args.s, seconds, msgs_per_s: args.n / seconds,
+    // The client's own CPU, and how many frames the broker put in each WebSocket message.
+    client_us_per_msg: (used.user + used.system) / args.n, frames_per_ws_message: args.n / messages,
+  };
 }
 
 async function connect() {

@@ -20,7 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::handshake::{self, Route};
-use super::{REFUSAL_TIMEOUT, Settings, Stream, WRITE_TIMEOUT, answer, stream};
+use super::{REFUSAL_TIMEOUT, Settings, Stream, WRITE_TIMEOUT, answer, http_server, stream};
 use crate::session::{self, PeerInfo, SessionContext, ShutdownSignal};
 
 /// An upgrade the service answered 101 to, waiting for hyper to hand the socket over.
@@ -65,8 +65,7 @@ pub async fn serve<S: Stream>(
             ready(Ok::<_, Infallible>(response))
         })
     };
-    let http = settings
-        .http(settings.head_timeout)
+    let http = http_server(settings.head_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     // hyper bounds the head itself (header timeout); this bounds the whole exchange, so an

@@ -31,9 +31,10 @@ use crate::session::{SessionContext, ShutdownSignal};
 
 pub use handshake::SUBPROTOCOLS;
 
-/// Largest HTTP request head accepted (hyper's read buffer, which holds the head before
-/// anything else happens); a larger one is answered 431. Generous enough for browsers
-/// carrying cookies.
+/// Largest HTTP request head accepted: hyper's read buffer, which holds the head before
+/// anything else happens, stops growing here and a head not complete by then is answered 431
+/// (one that arrives whole in a single read is parsed from what that read brought, at most
+/// about twice this). Generous enough for browsers carrying cookies.
 const MAX_HEAD: usize = 32 * 1024;
 /// Most header lines in a request head (browsers send about 15); more are answered 431.
 const MAX_HEADERS: usize = 64;
@@ -74,21 +75,21 @@ impl Settings {
             head_timeout: ctx.handshake_timeout,
         }
     }
+}
 
-    /// The HTTP/1.1 server for one connection's request: bounded head (size, header lines,
-    /// time) and header names in their usual case for people reading answers with curl or
-    /// netcat. One request per connection comes from the answers' `Connection: close` (hyper's
-    /// `keep_alive(false)` would add `close` to the 101 too, which clients refuse).
-    fn http(&self, head_timeout: Duration) -> http1::Builder {
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(head_timeout)
-            .max_buf_size(MAX_HEAD)
-            .max_headers(MAX_HEADERS)
-            .title_case_headers(true);
-        builder
-    }
+/// The HTTP/1.1 server for one connection's request: bounded head (size, header lines, time)
+/// and header names in their usual case for people reading answers with curl or netcat. One
+/// request per connection comes from the answers' `Connection: close` (hyper's
+/// `keep_alive(false)` would add `close` to the 101 too, which clients refuse).
+fn http_server(head_timeout: Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_timeout)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS)
+        .title_case_headers(true);
+    builder
 }
 
 /// A stream the acceptor can serve HTTP and WebSocket on: plain TCP or TLS over it (wss).
@@ -119,7 +120,7 @@ async fn accept_loop(
 ) {
     let plain = tls.is_none();
     let settings = Arc::new(Settings::from_context(&ctx.session, !plain));
-    let refusals = settings.http(REFUSAL_TIMEOUT);
+    let refusals = http_server(REFUSAL_TIMEOUT);
     super::accept::accept_loop(
         listener,
         ctx,
