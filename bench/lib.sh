@@ -129,12 +129,14 @@ wait_port() {
 }
 
 # start_wrenmq_broker BIN DIR NAME [JOURNAL_LINES]: writes DIR/broker.toml (one STOMP acceptor
-# on a free port, journal on disk with fsync plus JOURNAL_LINES, no per-IP cap below 10000
-# since every benchmark client is on 127.0.0.1), starts BIN with it, waits until it listens.
-# Sets PORT and BROKER_PID. The one place the benchmarks configure a WrenMQ broker.
+# on a free port, the admin listener on another, journal on disk with fsync plus JOURNAL_LINES,
+# no per-IP cap below 10000 since every benchmark client is on 127.0.0.1), starts BIN with it,
+# waits until it listens. Sets PORT, ADMIN_PORT and BROKER_PID. The one place the benchmarks
+# configure a WrenMQ broker.
 start_wrenmq_broker() {
     local bin=$1 dir=$2 name=$3 journal=${4:-}
     PORT=$(free_port)
+    ADMIN_PORT=$(free_port)
     mkdir -p "$dir/data"
     cat >"$dir/broker.toml" <<TOML
 [broker]
@@ -146,6 +148,9 @@ bind = "127.0.0.1:$PORT"
 
 [limits]
 max-connections-per-ip = 10000
+
+[admin]
+bind = "127.0.0.1:$ADMIN_PORT"
 
 [journal]
 enabled = true

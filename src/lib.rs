@@ -14,6 +14,7 @@
 //! - [`server`]: starting acceptors and shutting down gracefully.
 
 pub mod address;
+pub mod admin;
 pub mod broker;
 pub mod config;
 pub mod journal;

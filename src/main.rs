@@ -28,6 +28,10 @@ struct Cli {
     /// Listen address of the WebSocket acceptor, overriding the config.
     #[arg(long, value_name = "HOST:PORT")]
     ws_bind: Option<SocketAddr>,
+    /// Listen address of the admin HTTP listener (API, /metrics, console), overriding the
+    /// config's `[admin] bind`.
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_bind: Option<SocketAddr>,
     /// Journal directory, overriding the config.
     #[arg(long, value_name = "PATH")]
     data_dir: Option<PathBuf>,
@@ -101,6 +105,9 @@ fn main() -> ExitCode {
     }
     if let Some(addr) = cli.ws_bind {
         config.override_bind(AcceptorProtocol::Websocket, addr);
+    }
+    if let Some(addr) = cli.admin_bind {
+        config.admin.bind = addr;
     }
     if let Some(dir) = cli.data_dir {
         config.override_data_dir(dir);

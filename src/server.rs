@@ -9,11 +9,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admin;
 use crate::broker::Broker;
 use crate::config::{AcceptorConfig, AcceptorProtocol, Config};
 use crate::journal::{Journal, JournalOptions};
 use crate::security::Security;
-use crate::session::{SessionContext, ShutdownSignal};
+use crate::session::{Connections, SessionContext, ShutdownSignal};
 use crate::stomp::Limits;
 use crate::transport;
 use crate::transport::admission::{AcceptorSlots, ConnectionLimiter};
@@ -32,6 +33,10 @@ pub struct RunningBroker {
     connections: Arc<ConnectionCount>,
     acceptors: Vec<JoinHandle<()>>,
     grace: Duration,
+    /// Every connection, for operators.
+    pub registry: Arc<Connections>,
+    /// Where the admin listener is bound, when it runs.
+    pub admin_addr: Option<SocketAddr>,
 }
 
 impl RunningBroker {
@@ -127,6 +132,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         config.limits.max_connections_per_ip.unwrap_or(usize::MAX),
     ));
     let (stop, stop_rx) = watch::channel(false);
+    let registry = Arc::new(Connections::default());
     let connections = Arc::new(ConnectionCount::default());
     let mut local_addrs = Vec::new();
     let mut acceptors = Vec::new();
@@ -179,6 +185,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
                     .handshake_timeout_ms
                     .unwrap_or(config.limits.handshake_timeout_ms),
             ),
+            connections: Arc::clone(&registry),
         });
         let ctx = Arc::new(AcceptorContext::new(
             session,
@@ -203,6 +210,55 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         local_addrs.push((acceptor.name.clone(), acceptor.protocol, addr));
         acceptors.push(handle);
     }
+    let admin_addr = if config.admin.enabled {
+        let listener = TcpListener::bind(config.admin.bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                name: "admin".into(),
+                addr: config.admin.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            name: "admin".into(),
+            addr: config.admin.bind,
+            source,
+        })?;
+        let listeners = local_addrs
+            .iter()
+            .zip(&config.acceptors)
+            .map(|((name, protocol, address), a)| admin::Listener {
+                name: name.clone(),
+                protocol: format!(
+                    "{}{}",
+                    match protocol {
+                        AcceptorProtocol::Stomp => "stomp",
+                        AcceptorProtocol::Websocket => "websocket",
+                    },
+                    if a.tls.is_some() { "+tls" } else { "" }
+                ),
+                address: *address,
+            })
+            .collect();
+        let ctx = admin::AdminContext::new(
+            Arc::clone(&broker),
+            Arc::clone(&security),
+            Arc::clone(&registry),
+            config.admin.clone(),
+            admin_anonymous(&config),
+            config.users.is_empty() && config.security.users_file.is_none(),
+            config.broker.name.clone(),
+            listeners,
+        );
+        acceptors.push(admin::spawn(
+            listener,
+            Arc::new(ctx),
+            ShutdownSignal::new(stop_rx.clone()),
+        ));
+        tracing::info!(%addr, "admin listener (HTTP API, /metrics, console)");
+        Some(addr)
+    } else {
+        None
+    };
     Ok(RunningBroker {
         broker,
         local_addrs,
@@ -212,6 +268,8 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         connections,
         acceptors,
         grace: Duration::from_secs(config.broker.shutdown_grace_secs),
+        registry,
+        admin_addr,
     })
 }
 
@@ -236,6 +294,15 @@ fn anonymous_allowed(config: &Config, acceptor: &AcceptorConfig) -> bool {
             tracing::warn!(acceptor = name, bind = %acceptor.bind, "anonymous access is allowed on a non-loopback acceptor: anyone who can reach it can connect");
             true
         }
+        Some(allowed) => allowed,
+    }
+}
+
+/// Whether the admin listener lets requests without credentials in: as a STOMP acceptor on
+/// the same address would (loopback, unless `allow-anonymous` says otherwise).
+fn admin_anonymous(config: &Config) -> bool {
+    match config.security.allow_anonymous {
+        None => config.admin.bind.ip().is_loopback(),
         Some(allowed) => allowed,
     }
 }

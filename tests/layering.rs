@@ -1,5 +1,5 @@
-//! The module graph points one way (docs/architecture.md, "Layers"): server → transport →
-//! session → broker core → journal, with config, security, the address matcher, selectors and
+//! The module graph points one way (docs/architecture.md, "Layers"): server → admin /
+//! transport → session → broker core → journal, with config, security, the address matcher, selectors and
 //! the codec below whatever uses them. This reads every file under `src/` and fails on a
 //! `crate::` path that points up, so a wrong-way import is caught when it is written, not in
 //! review.
@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "server",
         &[
+            "admin",
             "transport",
             "session",
             "broker",
@@ -23,6 +24,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "address",
             "selector",
             "stomp",
+        ],
+    ),
+    (
+        "admin",
+        &[
+            "session", "broker", "journal", "security", "config", "address", "selector",
         ],
     ),
     (

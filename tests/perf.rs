@@ -40,7 +40,13 @@ async fn broker() -> (RunningBroker, SocketAddr) {
         AcceptorProtocol::Stomp,
         SocketAddr::from(([127, 0, 0, 1], 0)),
     );
-    let running = server::start(config).await.expect("broker starts");
+    let running = server::start({
+        let mut c = config;
+        c.admin.bind.set_port(0);
+        c
+    })
+    .await
+    .expect("broker starts");
     let addr = running
         .addr(AcceptorProtocol::Stomp)
         .expect("stomp acceptor");
@@ -401,7 +407,13 @@ async fn replay_reads_a_preloaded_stream_from_first_and_samples_the_broker() {
             default_non_destructive: Some(true),
             ..Default::default()
         });
-    let running = server::start(config).await.expect("broker starts");
+    let running = server::start({
+        let mut c = config;
+        c.admin.bind.set_port(0);
+        c
+    })
+    .await
+    .expect("broker starts");
     let addr = running.addr(AcceptorProtocol::Stomp).expect("stomp");
     let port = addr.port().to_string();
     let pid = std::process::id().to_string();

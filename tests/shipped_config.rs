@@ -15,6 +15,7 @@ fn the_shipped_file_states_the_built_in_defaults() {
     assert_eq!(file.broker, defaults.broker, "[broker]");
     assert_eq!(file.journal, defaults.journal, "[journal]");
     assert_eq!(file.limits, defaults.limits, "[limits]");
+    assert_eq!(file.admin, defaults.admin, "[admin]");
     let catch_all = file
         .address_settings
         .iter()

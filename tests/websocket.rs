@@ -29,7 +29,13 @@ async fn start_with(configure: impl FnOnce(&mut AcceptorConfig)) -> RunningBroke
     configure(&mut ws);
     config.acceptors.push(ws);
     assert_eq!(config.validate(), Ok(()));
-    match server::start(config).await {
+    match server::start({
+        let mut c = config;
+        c.admin.bind.set_port(0);
+        c
+    })
+    .await
+    {
         Ok(running) => running,
         Err(e) => panic!("broker did not start: {e}"),
     }

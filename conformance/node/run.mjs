@@ -4,7 +4,8 @@
 // Chromium by playwright-core with stomp.py on the other end.
 //
 // Usage: node run.mjs --tcp HOST:PORT --ws HOST:PORT [--wss HOST:PORT --ca CA.pem]
-//                    [--only NAME,NAME] [--skip-browser]
+//                    [--admin HOST:PORT] [--only NAME,NAME] [--skip-browser]
+// --admin is the admin listener (the operator console check needs it).
 //   or   WRENMQ_TCP=HOST:PORT WRENMQ_WS=HOST:PORT [WRENMQ_WSS=HOST:PORT WRENMQ_CA=CA.pem] node run.mjs
 // The wss checks fail if --wss/--ca are not given (run.sh makes the CA and the TLS acceptor).
 // Other env: WRENMQ_PYTHON (python with stomp.py; default python3), WRENMQ_CHROMIUM (default
@@ -29,13 +30,14 @@ const SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
 const WAIT_MS = 10_000;
 
 function parseArgs(argv) {
-  const out = { tcp: process.env.WRENMQ_TCP, ws: process.env.WRENMQ_WS, wss: process.env.WRENMQ_WSS, ca: process.env.WRENMQ_CA, only: null, skipBrowser: process.env.WRENMQ_SKIP_BROWSER === '1' };
+  const out = { tcp: process.env.WRENMQ_TCP, ws: process.env.WRENMQ_WS, wss: process.env.WRENMQ_WSS, ca: process.env.WRENMQ_CA, admin: process.env.WRENMQ_ADMIN, only: null, skipBrowser: process.env.WRENMQ_SKIP_BROWSER === '1' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--tcp') out.tcp = argv[++i];
     else if (a === '--ws') out.ws = argv[++i];
     else if (a === '--wss') out.wss = argv[++i];
     else if (a === '--ca') out.ca = argv[++i];
+    else if (a === '--admin') out.admin = argv[++i];
     else if (a === '--only') out.only = new Set(argv[++i].split(','));
     else if (a === '--skip-browser') out.skipBrowser = true;
     else throw new Error(`unknown argument ${a}`);
@@ -443,6 +445,91 @@ check('browser-console', async () => {
     assert(pageErrors.length === 0, `page errors: ${pageErrors.join('; ')}`);
   } finally {
     await browser.close().catch(() => {});
+  }
+});
+
+/** Launches headless Chromium the way every browser check does. */
+async function launchChromium() {
+  const executablePath = process.env.WRENMQ_CHROMIUM || '/usr/bin/chromium';
+  if (!fs.existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath} (run.sh installs Debian's chromium)`);
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath,
+    headless: true,
+    timeout: 30_000,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--headless'],
+  });
+}
+
+// The operator console on the admin listener, driven like an operator would: browse a queue,
+// retry a dead-lettered message to where it came from, close a connection with a reason.
+check('browser-admin-console', async () => {
+  assert(args.admin, 'no --admin HOST:PORT (run.sh passes the admin listener)');
+  const artifacts = process.env.WRENMQ_ARTIFACTS || path.join(here, '..', 'artifacts');
+  fs.mkdirSync(artifacts, { recursive: true });
+  const id = unique();
+  const shelf = `shelf-${id}`;
+  const orders = `orders-${id}`;
+  const producer = await connect();
+  for (const body of ['alpha', 'beta', 'gamma']) await publish(producer, { destination: `/queue/${shelf}`, body });
+  // A poison message: rejected for good, so it lands in the dead-letter queue with its origin.
+  const consumer = await connect();
+  const received = [];
+  let nacked = false;
+  await subscribe(consumer, `/queue/${orders}`, (m) => {
+    if (!nacked) { nacked = true; m.nack({ requeue: 'false' }); } else { received.push(m.body); m.ack(); }
+  }, { ack: 'client-individual' });
+  await publish(producer, { destination: `/queue/${orders}`, body: `poison-${id}` });
+  await until(() => nacked, WAIT_MS, 'the poison message delivered and nacked');
+  // A connection for the operator to close.
+  let closedWith = null;
+  const victim = await connect({ connectHeaders: { host: 'localhost', 'client-id': `victim-${id}` } });
+  victim.onStompError = (f) => { closedWith = f.headers.message; };
+
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.setDefaultTimeout(WAIT_MS);
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    page.on('dialog', (d) => d.accept(`maintenance ${id}`));
+    await page.goto(`http://${args.admin}/`);
+    await page.waitForSelector('#ready');
+    await page.click('a[data-view="queues"]');
+    // Browse: the queue's three messages, in order, still there afterwards.
+    await page.click(`a[data-queue="${shelf}"]`);
+    for (const body of ['alpha', 'beta', 'gamma']) await page.locator('td code', { hasText: body }).waitFor();
+    await page.screenshot({ path: path.join(artifacts, 'admin-console-browse.png'), fullPage: true });
+    const q = await (await fetch(`http://${args.admin}/api/v1/queues/${shelf}`)).json();
+    assert(q.messages_ready === 3, `browsing consumed nothing (ready ${q.messages_ready})`);
+    // Retry the dead letter: it goes back to its queue and the consumer gets it.
+    await page.click('button[data-view-link="queues"]');
+    await page.click('a[data-queue="DLQ"]');
+    const row = page.locator('tr', { hasText: `poison-${id}` });
+    await row.waitFor();
+    assert((await row.innerText()).includes(orders), 'the dead letter shows its origin');
+    await page.screenshot({ path: path.join(artifacts, 'admin-console-dlq.png'), fullPage: true });
+    await row.locator('button[data-act="retry"]').click();
+    await until(() => received.includes(`poison-${id}`), WAIT_MS, 'the retried message back at its consumer');
+    // Close the connection with a reason: the client gets an ERROR carrying it.
+    await page.click('a[data-view="connections"]');
+    const conn = page.locator('tr', { hasText: `victim-${id}` });
+    await conn.waitFor();
+    await conn.locator('button[data-act="close"]').click();
+    await until(() => closedWith !== null, WAIT_MS, 'the ERROR frame at the closed client');
+    assert(closedWith === `maintenance ${id}`, `ERROR message ${JSON.stringify(closedWith)}`);
+    await page.locator('td', { hasText: `maintenance ${id}` }).waitFor();
+    await page.screenshot({ path: path.join(artifacts, 'admin-console-connections.png'), fullPage: true });
+    assert(pageErrors.length === 0, `page errors: ${pageErrors.join('; ')}`);
+  } catch (e) {
+    // What the page showed when it failed, for whoever reads the artifacts.
+    const pages = browser.contexts().flatMap((c) => c.pages());
+    if (pages[0]) await pages[0].screenshot({ path: path.join(artifacts, 'admin-console-failure.png'), fullPage: true }).catch(() => {});
+    throw e;
+  } finally {
+    await browser.close().catch(() => {});
+    await close(producer);
+    await close(consumer);
   }
 });
 

@@ -90,17 +90,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Three distinct free ephemeral ports (never the well-known 61613/61614 a real broker may hold).
-read -r tcp_port ws_port wss_port < <(node -e '
+# Four distinct free ephemeral ports (STOMP, WebSocket, TLS WebSocket, admin) (never the well-known 61613/61614 a real broker may hold).
+read -r tcp_port ws_port wss_port admin_port < <(node -e '
   const net = require("net");
   const grab = () => new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); }); });
   (async () => {
     let ps;
-    do { ps = [await grab(), await grab(), await grab()]; } while (new Set(ps).size !== 3 || ps.some((p) => p === 61613 || p === 61614));
+    do { ps = [await grab(), await grab(), await grab(), await grab()]; } while (new Set(ps).size !== 4 || ps.some((p) => p === 61613 || p === 61614));
     console.log(ps.join(" "));
   })();
 ') || fail_setup "no free ports"
-[[ -n "$wss_port" ]] || fail_setup "no free ports"
+[[ -n "$admin_port" ]] || fail_setup "no free ports"
 
 # Throwaway PKI for wss: a CA (trusted only by the wss check's client) and a server certificate
 # for 127.0.0.1/localhost it signs, valid for a day. On failure the wss acceptor is left out and
@@ -160,7 +160,7 @@ receive-ms = 100
 $wss_toml
 TOML
 
-"$bin" --config "$work/broker.toml" --bind "127.0.0.1:$tcp_port" --ws-bind "127.0.0.1:$ws_port" \
+"$bin" --config "$work/broker.toml" --bind "127.0.0.1:$tcp_port" --ws-bind "127.0.0.1:$ws_port" --admin-bind "127.0.0.1:$admin_port" \
   --data-dir "$work/data" >"$work/broker.log" 2>&1 &
 broker_pid=$!
 
@@ -168,6 +168,7 @@ ready=0
 for _ in $(seq 1 100); do
   if ! kill -0 "$broker_pid" 2>/dev/null; then break; fi
   if (exec 3<>"/dev/tcp/127.0.0.1/$ws_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$tcp_port") 2>/dev/null \
+    && (exec 3<>"/dev/tcp/127.0.0.1/$admin_port") 2>/dev/null \
     && { [[ -z "$wss_toml" ]] || (exec 3<>"/dev/tcp/127.0.0.1/$wss_port") 2>/dev/null; }; then
     ready=1
     break
@@ -181,6 +182,7 @@ fi
 
 # --- checks -------------------------------------------------------------------------------
 WRENMQ_PYTHON="$python" timeout 600 node "$here/run.mjs" --tcp "127.0.0.1:$tcp_port" --ws "127.0.0.1:$ws_port" \
+  --admin "127.0.0.1:$admin_port" \
   "${wss_args[@]}"
 status=$?
 if [[ "$status" != 0 ]]; then

@@ -89,6 +89,7 @@ class Broker:
             args = [
                 str(binary),
                 "--bind", f"{self.host}:{self.port}",
+                "--admin-bind", f"{self.host}:0",
                 "--data-dir", str(self.tmp / "data"),
             ]
             if self.config is not None:

@@ -98,6 +98,16 @@ impl DiskMonitor {
         Self::new(PathBuf::new(), None)
     }
 
+    /// The directory watched (the journal's).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// `max-disk-usage` in percent, when the check is on.
+    pub fn max_percent(&self) -> Option<u8> {
+        self.max
+    }
+
     /// Whether persistent sends must wait (or be refused) now.
     pub fn is_full(&self) -> bool {
         self.full.load(Ordering::Acquire)

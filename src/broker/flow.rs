@@ -34,6 +34,9 @@ pub struct AddressUsage {
     /// The address's policy is PAGE (and there is a journal to page to): once full, its
     /// queues write further messages to disk instead of holding them.
     pages: bool,
+    /// The address's routing counters for operators. They live here because every message
+    /// already carries its address's usage counter, so counting costs no lookup.
+    pub stats: super::stats::AddressStats,
 }
 
 impl AddressUsage {
@@ -54,6 +57,7 @@ impl AddressUsage {
             parent,
             logged_at: AtomicU64::new(0),
             pages: false,
+            stats: Default::default(),
         })
     }
 
@@ -77,6 +81,7 @@ impl AddressUsage {
             parent: Some(parent),
             logged_at: AtomicU64::new(0),
             pages,
+            stats: Default::default(),
         })
     }
 

@@ -20,6 +20,7 @@ mod policy;
 mod queue;
 mod routing;
 mod settings;
+mod stats;
 mod stored;
 
 #[cfg(test)]
@@ -38,15 +39,17 @@ pub use message::{Message, now_millis};
 pub use policy::{DivertPolicy, ExpiryPolicy, RedeliveryPolicy};
 pub use queue::{
     AckError, AckTarget, BrowseCursor, BrowsePage, Browsed, Completed, ConsumerId, ConsumerSpec,
-    DeadLetter, Delivery, DeliverySink, GroupBuckets, Outcome, Queue, QueueKind, QueueSpec,
-    Refusal, Retention, SEGMENT_BYTES, SEGMENT_MESSAGES, StreamRequest, StreamStart, Taken, Window,
+    DeadLetter, Delivery, DeliverySink, GroupBuckets, Outcome, Queue, QueueKind, QueueKindKeys,
+    QueueSpec, Refusal, Retention, SEGMENT_BYTES, SEGMENT_MESSAGES, StreamRequest, StreamStart,
+    Taken, Window,
 };
 pub use routing::{
-    Broker, Browse, Capacity, ConsumerHandle, Destination, DiskRoom, MessageDraft, SendReport,
-    SubscribeSpec, TEMP_QUEUE_PREFIX, TEMP_TOPIC_PREFIX, TemporaryDestination, TemporaryKind,
-    TxAck, is_temporary_name,
+    AddressView, Broker, Browse, Capacity, ConsumerHandle, Destination, DiskRoom, ManageError,
+    MessageDraft, MessageFilter, NewQueueSpec, SendReport, SubscribeSpec, TEMP_QUEUE_PREFIX,
+    TEMP_TOPIC_PREFIX, TemporaryDestination, TemporaryKind, TxAck, is_temporary_name,
 };
 pub use settings::{AddressSettings, FullPolicy, SettingsEntry, SettingsRepository};
+pub use stats::{AddressStats, BrokerStats, DeadReason, Padded, QueueFigures, QueueStats};
 pub use stored::Stored;
 
 use std::fmt;

@@ -4,6 +4,7 @@
 //! bad file as a whole, naming the file, the dotted key and the reason, because a broker that
 //! starts with a silently defaulted setting is worse than one that does not start.
 
+mod admin;
 mod error;
 mod load;
 mod overrides;
@@ -14,6 +15,7 @@ mod validate;
 mod validate_queue_kind;
 mod validate_security;
 
+pub use admin::{AdminConfig, AdminToken, DEFAULT_ADMIN_BIND};
 pub use error::{ConfigError, Location, ValidationError};
 pub use load::{load, parse};
 pub use phc::check_phc;

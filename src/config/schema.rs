@@ -41,6 +41,9 @@ pub struct Config {
     /// Broker-wide abuse limits.
     #[serde(default)]
     pub limits: BrokerLimits,
+    /// The admin HTTP listener (API, `/metrics`, console).
+    #[serde(default)]
+    pub admin: super::AdminConfig,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             users: Vec::new(),
             security_settings: default_security_settings(),
             limits: BrokerLimits::default(),
+            admin: super::AdminConfig::default(),
         }
     }
 }

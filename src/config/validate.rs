@@ -33,6 +33,7 @@ impl Config {
         check_addresses(&self.addresses, &mut errors);
         check_address_settings(&self.address_settings, &mut errors);
         check_journal(&self.journal, &mut errors);
+        super::admin::check_admin(&self.admin, &mut errors);
         let scan = self.broker.message_expiry_scan_period;
         if scan == 0 || scan < -1 {
             errors.push(ValidationError::new(

@@ -48,6 +48,7 @@ mod pages;
 mod pages_tests;
 mod records;
 mod recovery;
+mod stats;
 mod tables;
 mod writer;
 
@@ -61,6 +62,7 @@ pub use recovery::{
     LoadLimit, Recovered, RecoveredIdCache, RecoveredQueue, RecoveredRef, RecoveredStream,
     RecoveredTail,
 };
+pub use stats::{HistogramFigures, JournalStats};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -330,6 +332,11 @@ impl Journal {
     /// metrics can see how well group commit is batching.
     pub fn commit_count(&self) -> u64 {
         self.inner.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// Group-commit times and sizes, for metrics.
+    pub fn stats(&self) -> &JournalStats {
+        &self.inner.shared.stats
     }
 
     /// Path of the journal file, for logs.

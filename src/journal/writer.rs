@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     /// redb's cache size, for opening the file again after a write failure.
     pub(crate) cache_size: usize,
     pub(crate) commits: AtomicU64,
+    /// Commit times and sizes, for operators.
+    pub(crate) stats: super::stats::JournalStats,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
 }
@@ -103,6 +105,7 @@ impl Shared {
             path,
             cache_size,
             commits: AtomicU64::new(0),
+            stats: Default::default(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
         }
@@ -559,9 +562,17 @@ impl Writer {
             Some(e) => Err(e),
             None => {
                 let durable = self.sync || self.last_durable.elapsed() >= NONSYNC_DURABLE_INTERVAL;
+                let started = Instant::now();
                 match self.apply(&batch, durable) {
                     Ok(()) => {
                         self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                        let stats = &self.shared.stats;
+                        stats
+                            .commit_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                        stats
+                            .commit_ops
+                            .observe(batch.iter().map(|(ops, _)| ops.len()).sum::<usize>() as f64);
                         self.changed_since_compact_check = true;
                         if durable {
                             self.last_durable = Instant::now();
@@ -572,6 +583,7 @@ impl Writer {
                         Ok(())
                     }
                     Err(e) => {
+                        self.shared.stats.failures.fetch_add(1, Ordering::Relaxed);
                         let reason = e.to_string();
                         tracing::error!(journal = %self.shared.path.display(), error = %reason, "journal group commit failed; its producers get an ERROR, the journal is reopened");
                         self.broke(reason.clone());

@@ -105,6 +105,11 @@ impl Security {
         }
     }
 
+    /// The roles an anonymous connection gets.
+    pub fn anonymous_roles(&self) -> &[String] {
+        &self.anonymous_roles
+    }
+
     /// The compiled permissions.
     pub fn policy(&self) -> &SecurityPolicy {
         &self.policy

@@ -32,6 +32,21 @@ impl Session {
             }
             return Ok(());
         };
+        if let Some(sub) = self
+            .by_consumer
+            .get(&handle.id)
+            .and_then(|id| self.subscriptions.get(id))
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            let counter = match outcome {
+                Outcome::Ack => &sub.stats.acked,
+                Outcome::Nack | Outcome::Reject => &sub.stats.nacked,
+            };
+            counter.fetch_add(tags.len() as u64, Relaxed);
+            sub.stats
+                .last_ack_at
+                .store(crate::broker::now_millis(), Relaxed);
+        }
         match frame.get("transaction") {
             Some(t) => {
                 let Some(tx) = self.transactions.get_mut(t) else {

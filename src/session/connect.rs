@@ -1,5 +1,8 @@
 //! CONNECT/STOMP: authentication, version negotiation and heart-beat agreement.
 
+use std::sync::atomic::Ordering;
+
+use super::registry::ConnectedAs;
 use super::{Failure, Outbound, Session};
 use crate::security::{Access, Credentials};
 use crate::stomp::{Command, Frame, Version};
@@ -44,7 +47,12 @@ impl Session {
             ));
         }
         let version = negotiate(frame.get("accept-version"))?;
-        self.authenticate(frame).await?;
+        let totals = std::sync::Arc::clone(&self.ctx.connections.totals);
+        if let Err(refused) = self.authenticate(frame).await {
+            totals.auth_failed.0.fetch_add(1, Ordering::Relaxed);
+            return Err(refused);
+        }
+        totals.auth_ok.0.fetch_add(1, Ordering::Relaxed);
         // After authentication, so only a user who may log in learns which ids are live.
         let client_claim = match frame.get("client-id") {
             Some(id) => Some(self.ctx.broker.client_ids().claim(id)?),
@@ -99,6 +107,12 @@ impl Session {
         self.out
             .push(Outbound::HeartBeat(Duration::from_millis(send_every)))
             .map_err(gone)?;
+        self.info.set_connected_as(ConnectedAs {
+            client_id: self.client_id.clone(),
+            user: self.access.principal.name.clone(),
+            version: Some(version.as_str().to_string()),
+            heart_beat: (send_every, expect_every),
+        });
         tracing::debug!(peer = %self.peer, %version, send_every, expect_every, "connected");
         Ok(())
     }

@@ -17,6 +17,7 @@ use super::context::{SessionContext, ShutdownSignal};
 use super::io::{ByteSink, ByteSource};
 use super::large_body::Upload;
 use super::outbound::{Outbound, Outbox};
+use super::registry::{CloseReason, ConnectionInfo};
 use super::writer::{self, WriterEnd};
 use super::{Failure, Flow, PeerInfo, Session};
 use crate::broker::LargeBody;
@@ -60,7 +61,7 @@ pub async fn serve<R: ByteSource, W: ByteSink>(
 /// [`serve`] for a transport that knows more about its peer, e.g. TLS with a verified client
 /// certificate.
 pub async fn serve_with<R: ByteSource, W: ByteSink>(
-    mut source: R,
+    source: R,
     sink: W,
     ctx: Arc<SessionContext>,
     mut shutdown: ShutdownSignal,
@@ -72,10 +73,31 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
-    let mut writer = tokio::spawn(writer::run(sink, rx, ctx.acceptor.frame_eol, write_timeout));
     let out = Outbox::new(tx);
     let mut session = Session::new(Arc::clone(&ctx), out.clone(), peer);
     session.set_certificate_user(peer_info.certificate_user);
+    let info = Arc::clone(session.info());
+    tracing::info!(
+        connection = info.id,
+        %peer,
+        transport = info.transport.as_str(),
+        acceptor = %ctx.acceptor.name,
+        "connection opened"
+    );
+    let mut source = Counted {
+        inner: source,
+        info: Arc::clone(&info),
+    };
+    let mut writer = tokio::spawn(writer::run(
+        sink,
+        rx,
+        ctx.acceptor.frame_eol,
+        write_timeout,
+        Arc::clone(&info),
+    ));
+    // Why the connection ends, for the log, the closed list and the metrics.
+    let mut reason = CloseReason::Dropped;
+    let mut detail: Option<String> = None;
     // Until CONNECT succeeds a frame may be only about a CONNECT's size: an unauthenticated
     // socket must not make the broker hold a max-frame-size buffer.
     let connect_limit = ctx.acceptor.limits.max_connect_frame_size;
@@ -108,6 +130,7 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
                     match session.begin_upload(head).await {
                         Ok(started) => upload = Some((started, receipt)),
                         Err(failure) => {
+                            (reason, detail) = (CloseReason::Error, Some(failure.message.clone()));
                             queue_error(&out, failure, receipt);
                             break 'conn End::Errored;
                         }
@@ -121,6 +144,7 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
                         None => Err(Failure::new("a body piece without its frame")),
                     };
                     if let Err(failure) = written {
+                        (reason, detail) = (CloseReason::Error, Some(failure.message.clone()));
                         queue_error(&out, failure, upload.take().and_then(|(_, r)| r));
                         break 'conn End::Errored;
                     }
@@ -128,12 +152,14 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
                 }
                 Ok(Some(Piece::BodyEnd)) => {
                     let Some((u, receipt)) = upload.take() else {
+                        reason = CloseReason::Error;
                         queue_error(&out, Failure::new("a body end without its frame"), None);
                         break 'conn End::Errored;
                     };
                     match u.finish().await {
                         Ok((frame, body)) => (frame, Some(body)),
                         Err(failure) => {
+                            (reason, detail) = (CloseReason::Error, Some(failure.message.clone()));
                             queue_error(&out, failure, receipt);
                             break 'conn End::Errored;
                         }
@@ -149,6 +175,7 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
                     } else {
                         e.to_string()
                     };
+                    (reason, detail) = (CloseReason::Error, Some(message.clone()));
                     queue_error(&out, Failure::new(message), None);
                     break 'conn End::Errored;
                 }
@@ -184,15 +211,30 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
                         }
                     }
                 }
-                Handled::Done(Ok(Flow::Close), _) => break 'conn End::Graceful,
+                Handled::Done(Ok(Flow::Close), _) => {
+                    reason = CloseReason::Client;
+                    break 'conn End::Graceful;
+                }
                 Handled::Done(Err(failure), _) => {
                     tracing::debug!(%peer, %command, error = %failure.message, "frame refused");
+                    reason = if was_connected {
+                        CloseReason::Error
+                    } else {
+                        CloseReason::AuthFailed
+                    };
+                    detail = Some(failure.message.clone());
                     queue_error(&out, failure, receipt);
                     break 'conn End::Errored;
                 }
                 Handled::Shutdown => {
                     tracing::debug!(%peer, %command, "frame abandoned: shutting down");
+                    reason = CloseReason::Shutdown;
                     queue_error(&out, Failure::new(SHUTTING_DOWN), None);
+                    break 'conn End::Errored;
+                }
+                Handled::Closed(why) => {
+                    (reason, detail) = (CloseReason::Admin, Some(why.clone()));
+                    queue_error(&out, Failure::new(why), None);
                     break 'conn End::Errored;
                 }
                 Handled::PeerGone => {
@@ -200,6 +242,7 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
                     break 'conn End::Dropped;
                 }
                 Handled::WriterDone(done) => {
+                    reason = writer_reason(done);
                     writer_done = Some(done);
                     break 'conn End::Dropped;
                 }
@@ -245,15 +288,24 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
                 } else {
                     continue;
                 };
+                (reason, detail) = (CloseReason::HeartbeatTimeout, Some(what.clone()));
                 queue_error(&out, Failure::new(what), None);
                 break End::Errored;
             }
             _ = shutdown.wait() => {
+                reason = CloseReason::Shutdown;
                 queue_error(&out, Failure::new(SHUTTING_DOWN), None);
                 break End::Errored;
             }
+            why = info.close_requested() => {
+                (reason, detail) = (CloseReason::Admin, Some(why.clone()));
+                queue_error(&out, Failure::new(why), None);
+                break End::Errored;
+            }
             done = &mut writer => {
-                writer_done = Some(done.unwrap_or(WriterEnd::Failed));
+                let done = done.unwrap_or(WriterEnd::Failed);
+                reason = writer_reason(done);
+                writer_done = Some(done);
                 break End::Dropped;
             }
         }
@@ -277,7 +329,43 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
     // Only now, with nothing more to be written, are unacknowledged messages returned: a
     // message can never be both written and handed to another consumer.
     session.close();
-    tracing::debug!(%peer, "connection closed");
+    let connected = info.connected_as();
+    tracing::info!(
+        connection = info.id,
+        %peer,
+        transport = info.transport.as_str(),
+        reason = reason.as_str(),
+        detail = detail.as_deref().unwrap_or(""),
+        client_id = connected.client_id.as_deref().unwrap_or(""),
+        user = connected.user.as_deref().unwrap_or(""),
+        seconds = crate::broker::now_millis().saturating_sub(info.connected_at) / 1000,
+        messages_in = info.messages_in.load(std::sync::atomic::Ordering::Relaxed),
+        messages_out = info.messages_out.load(std::sync::atomic::Ordering::Relaxed),
+        "connection closed"
+    );
+    ctx.connections.close(&info, reason, detail);
+}
+
+/// Why the connection ended when its writer stopped first.
+fn writer_reason(end: WriterEnd) -> CloseReason {
+    match end {
+        WriterEnd::Stalled => CloseReason::SlowConsumer,
+        _ => CloseReason::Dropped,
+    }
+}
+
+/// The transport's byte source, counting what it reads into the connection's figures.
+struct Counted<R> {
+    inner: R,
+    info: Arc<ConnectionInfo>,
+}
+
+impl<R: ByteSource> ByteSource for Counted<R> {
+    async fn read_into(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        let n = self.inner.read_into(buf).await?;
+        self.info.read(n);
+        Ok(n)
+    }
 }
 
 /// How handling one frame ended.
@@ -286,6 +374,8 @@ enum Handled {
     Done(Result<Flow, Failure>, bool),
     /// The broker began shutting down first; the frame was abandoned.
     Shutdown,
+    /// An operator closed the connection first, with this reason.
+    Closed(String),
     /// The peer closed (or the socket failed) first; the frame was abandoned.
     PeerGone,
     /// The writer stopped first (the socket failed); the frame was abandoned.
@@ -307,6 +397,7 @@ async fn handle_watching<R: ByteSource>(
     shutdown: &mut ShutdownSignal,
     writer: &mut JoinHandle<WriterEnd>,
 ) -> Handled {
+    let info = Arc::clone(session.info());
     let handler = session.handle_with(frame, large);
     tokio::pin!(handler);
     // Nearly every frame completes without waiting: answer it without setting up the watch
@@ -321,6 +412,7 @@ async fn handle_watching<R: ByteSource>(
             biased;
             result = &mut handler => return Handled::Done(result, true),
             _ = shutdown.wait() => return Handled::Shutdown,
+            why = info.close_requested() => return Handled::Closed(why),
             done = &mut *writer => return Handled::WriterDone(done.unwrap_or(WriterEnd::Failed)),
             _ = sleep_until(gone_by.unwrap_or_else(Instant::now)), if gone_by.is_some() => {
                 return Handled::PeerGone;

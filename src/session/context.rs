@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::registry::{Connections, Transport};
 use crate::broker::Broker;
-use crate::config::{AcceptorConfig, BrokerLimits};
+use crate::config::{AcceptorConfig, AcceptorProtocol, BrokerLimits};
 use crate::security::Security;
 use crate::stomp::Limits;
 
@@ -33,6 +34,20 @@ pub struct SessionContext {
     pub session_limits: BrokerLimits,
     /// How long a new connection has to finish TLS and send CONNECT.
     pub handshake_timeout: Duration,
+    /// Every connection of the broker, for operators (shared by all acceptors).
+    pub connections: Arc<Connections>,
+}
+
+impl SessionContext {
+    /// The transport this acceptor's connections come over.
+    pub fn transport(&self) -> Transport {
+        match (self.acceptor.protocol, self.acceptor.tls.is_some()) {
+            (AcceptorProtocol::Stomp, false) => Transport::Tcp,
+            (AcceptorProtocol::Stomp, true) => Transport::Tls,
+            (AcceptorProtocol::Websocket, false) => Transport::Ws,
+            (AcceptorProtocol::Websocket, true) => Transport::Wss,
+        }
+    }
 }
 
 /// A cloneable "the broker is stopping" signal.

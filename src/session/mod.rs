@@ -14,6 +14,7 @@ mod io;
 mod large_body;
 mod outbound;
 mod produce;
+mod registry;
 mod subscribe;
 mod temporary;
 mod transaction;
@@ -24,6 +25,10 @@ pub use context::{SessionContext, ShutdownSignal};
 pub use destination::map_destination;
 pub use io::{ByteSink, ByteSource};
 pub use outbound::{AckMode, Outbound, Outbox, SubscriptionContext};
+pub use registry::{
+    CLOSED_KEPT, CloseReason, ClosedConnection, ConnectedAs, ConnectionInfo, ConnectionTotals,
+    Connections, SubscriptionStats, SubscriptionView, Transport,
+};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -110,6 +115,8 @@ struct Subscription {
     durable_name: Option<String>,
     /// Unacked messages this subscription may hold: its share of max-unacked-per-connection.
     granted: u32,
+    /// Its counters, shared with the registry's view of it.
+    stats: Arc<SubscriptionStats>,
 }
 
 #[derive(Default)]
@@ -147,6 +154,8 @@ pub struct Session {
     pending_bytes: usize,
     /// `/temp-queue/NAME` and `/temp-topic/NAME` destinations; deleted when it closes.
     temporaries: temporary::Temporaries,
+    /// This connection in the broker's registry (figures, subscriptions, admin close).
+    info: Arc<ConnectionInfo>,
 }
 
 /// Source of [`Session::connection_id`]s.
@@ -155,9 +164,14 @@ static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::Ato
 impl Session {
     /// A session that has not yet seen CONNECT.
     pub fn new(ctx: Arc<SessionContext>, out: Outbox, peer: SocketAddr) -> Self {
+        let connection_id = NEXT_CONNECTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let info = ctx
+            .connections
+            .open(connection_id, ctx.transport(), &ctx.acceptor.name, peer);
         Session {
             ctx: Arc::clone(&ctx),
-            connection_id: NEXT_CONNECTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            info,
+            connection_id,
             out,
             peer,
             version: None,
@@ -177,6 +191,11 @@ impl Session {
             pending_bytes: 0,
             temporaries: temporary::Temporaries::default(),
         }
+    }
+
+    /// This connection in the registry.
+    pub fn info(&self) -> &Arc<ConnectionInfo> {
+        &self.info
     }
 
     /// The negotiated version, once connected.

@@ -6,12 +6,14 @@
 //! sends receipts faster than it reads them is slowed by TCP back-pressure instead.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytestring::ByteString;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+use super::registry::{ConnectionInfo, SubscriptionStats};
 use crate::broker::{Body, Delivery, DeliverySink, LargeBody};
 use crate::stomp::{Frame, Version};
 
@@ -50,6 +52,10 @@ pub struct SubscriptionContext {
     pub ack: AckMode,
     /// The connection's negotiated version (escaping, `ack` header).
     pub version: Version,
+    /// The connection, whose pending and written figures its deliveries count in.
+    pub connection: Arc<ConnectionInfo>,
+    /// The subscription's own counters.
+    pub stats: Arc<SubscriptionStats>,
 }
 
 /// One item for the writer.
@@ -153,6 +159,10 @@ struct SubscriptionSink {
 
 impl DeliverySink for SubscriptionSink {
     fn deliver(&self, delivery: Delivery) -> bool {
+        self.ctx
+            .connection
+            .pending_bytes
+            .fetch_add(delivery.message.size() as u64, Ordering::Relaxed);
         self.tx
             .send(Outbound::Message(delivery, Arc::clone(&self.ctx)))
             .is_ok()

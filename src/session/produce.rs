@@ -105,6 +105,11 @@ impl Session {
         };
         let result = self.send_to(frame, large, text, &last.dest).await;
         self.last_send = Some(last);
+        if result.is_ok() {
+            self.info
+                .messages_in
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         result
     }
 

@@ -1,7 +1,10 @@
 //! SUBSCRIBE and UNSUBSCRIBE: ack modes, consumer windows from any peer's prefetch header,
 //! durable subscriptions, and the per-connection unacked limit.
 
-use super::{AckMode, Failure, Session, Subscription, SubscriptionContext};
+use super::{
+    AckMode, Failure, Session, Subscription, SubscriptionContext, SubscriptionStats,
+    SubscriptionView,
+};
 use crate::broker::{Filter, StreamRequest, StreamStart, SubscribeSpec, Window};
 use crate::security::{Authorizer, Permission};
 use crate::stomp::{Frame, Version};
@@ -174,10 +177,15 @@ impl Session {
         let priority = parse_consumer_priority(&frame)?;
         let no_local = parse_flag(&frame, &NO_LOCAL_HEADERS)?.then_some(self.connection_id);
         let exclusive = parse_flag(&frame, &[EXCLUSIVE_HEADER])?;
+        let stats = Arc::new(SubscriptionStats::default());
+        let selector_text = frame.get("selector").map(str::to_string);
+        let prefetch = window.messages;
         let ctx = Arc::new(SubscriptionContext {
             id: id.clone(),
             ack,
             version,
+            connection: Arc::clone(&self.info),
+            stats: Arc::clone(&stats),
         });
         let handle = self.ctx.broker.subscribe_as(
             SubscribeSpec {
@@ -197,6 +205,20 @@ impl Session {
             &self.access,
         )?;
         self.by_consumer.insert(handle.id, id.clone());
+        self.info.add_subscription(Arc::new(SubscriptionView {
+            id: id.to_string(),
+            destination: text.to_string(),
+            queue: handle.queue.name.to_string(),
+            ack_mode: match ack {
+                AckMode::Auto => "auto",
+                AckMode::Client => "client",
+                AckMode::ClientIndividual => "client-individual",
+            },
+            selector: selector_text.filter(|s| !s.trim().is_empty()),
+            prefetch,
+            durable_name: durable_name.clone(),
+            stats: Arc::clone(&stats),
+        }));
         let durable = durable_name.is_some();
         self.subscriptions.insert(
             id,
@@ -205,6 +227,7 @@ impl Session {
                 ack,
                 durable_name,
                 granted,
+                stats,
             },
         );
         if durable {
@@ -266,6 +289,7 @@ impl Session {
             return Err(Failure::new(format!("unknown subscription '{id}'")));
         };
         self.by_consumer.remove(&sub.handle.id);
+        self.info.remove_subscription(id);
         let done = sub.handle.close();
         let held = done.returned.iter().map(|(m, _)| *m);
         let held = held.chain(done.dead.iter().map(|d| d.message.id)).collect();

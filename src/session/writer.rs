@@ -17,8 +17,10 @@ use tokio::time::{Instant, sleep_until};
 use super::io::ByteSink;
 use super::large_body;
 use super::outbound::{AckMode, Outbound, SubscriptionContext};
+use super::registry::ConnectionInfo;
 use crate::broker::{Body, Delivery, LargeBody, Queue};
 use crate::stomp::{Command, FrameEncoder, Version, encode_frame};
+use std::sync::atomic::Ordering;
 
 /// Bodies at least this large are written from their shared buffer instead of copied.
 const ZERO_COPY_BODY: usize = 8 * 1024;
@@ -32,15 +34,23 @@ pub enum WriterEnd {
     Closed,
     /// The socket failed.
     Failed,
+    /// A write timed out: the peer stopped reading (a slow consumer).
+    Stalled,
     /// The session dropped the channel.
     ChannelClosed,
 }
 
+/// `auto` deliveries written in a batch, by (queue, consumer): acked once on the socket.
+type AutoAcks = HashMap<(usize, u64), (Arc<Queue>, Arc<SubscriptionContext>, Vec<u64>)>;
+
 struct Batch {
     buf: BytesMut,
     chunks: Vec<Bytes>,
-    auto_acks: HashMap<(usize, u64), (Arc<Queue>, Vec<u64>)>,
+    auto_acks: AutoAcks,
     close_after: bool,
+    /// Bytes and MESSAGE frames written since the figures were last counted.
+    written: u64,
+    messages: u64,
 }
 
 impl Batch {
@@ -63,6 +73,7 @@ pub async fn run<W: ByteSink>(
     mut rx: UnboundedReceiver<Outbound>,
     frame_eol: bool,
     write_timeout: Option<Duration>,
+    info: Arc<ConnectionInfo>,
 ) -> WriterEnd {
     let mut version = Version::V1_2;
     let mut heartbeat: Option<Duration> = None;
@@ -73,6 +84,8 @@ pub async fn run<W: ByteSink>(
         chunks: Vec::new(),
         auto_acks: HashMap::new(),
         close_after: false,
+        written: 0,
+        messages: 0,
     };
     loop {
         let first = tokio::select! {
@@ -80,8 +93,8 @@ pub async fn run<W: ByteSink>(
             item = rx.recv() => item,
             _ = sleep_until(next_beat), if heartbeat.is_some() => {
                 let beat = [Bytes::from_static(b"\n")];
-                if write_bounded(&mut sink, &beat, write_timeout).await.is_err() {
-                    return WriterEnd::Failed;
+                if let Err(e) = write_bounded(&mut sink, &beat, write_timeout).await {
+                    return failed(&e);
                 }
                 next_beat = Instant::now() + heartbeat.unwrap_or_default();
                 continue;
@@ -102,22 +115,23 @@ pub async fn run<W: ByteSink>(
                 }
                 Outbound::FileFrame(frame, file, permit) => {
                     large_body::encode_head(&frame, file.len(), version, &mut batch.buf);
-                    if stream(&mut sink, &mut batch, &file, write_timeout)
-                        .await
-                        .is_err()
-                    {
-                        return WriterEnd::Failed;
+                    if let Err(e) = stream(&mut sink, &mut batch, &file, write_timeout).await {
+                        return failed(&e);
                     }
                     end_frame(&mut batch.buf, frame_eol);
                     permits.push(permit);
                 }
                 Outbound::Message(delivery, sub) => {
+                    let size = delivery.message.size() as u64;
+                    sub.connection
+                        .pending_bytes
+                        .fetch_sub(size, Ordering::Relaxed);
+                    sub.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    batch.messages += 1;
                     if let Some(file) = encode_message(&mut batch, &delivery, &sub, &mut scratch)
-                        && stream(&mut sink, &mut batch, &file, write_timeout)
-                            .await
-                            .is_err()
+                        && let Err(e) = stream(&mut sink, &mut batch, &file, write_timeout).await
                     {
-                        return WriterEnd::Failed;
+                        return failed(&e);
                     }
                     end_frame(&mut batch.buf, frame_eol);
                     if sub.ack == AckMode::Auto {
@@ -125,8 +139,10 @@ pub async fn run<W: ByteSink>(
                         batch
                             .auto_acks
                             .entry(key)
-                            .or_insert_with(|| (Arc::clone(&delivery.queue), Vec::new()))
-                            .1
+                            .or_insert_with(|| {
+                                (Arc::clone(&delivery.queue), Arc::clone(&sub), Vec::new())
+                            })
+                            .2
                             .push(delivery.tag);
                     }
                 }
@@ -149,21 +165,27 @@ pub async fn run<W: ByteSink>(
         }
         batch.seal();
         if !batch.chunks.is_empty() {
-            if write_bounded(&mut sink, &batch.chunks, write_timeout)
-                .await
-                .is_err()
-            {
-                return WriterEnd::Failed;
+            if let Err(e) = write_bounded(&mut sink, &batch.chunks, write_timeout).await {
+                return failed(&e);
             }
+            batch.written += chunk_bytes(&batch.chunks) as u64;
             batch.chunks.clear();
             if let Some(every) = heartbeat {
                 next_beat = Instant::now() + every;
             }
         }
         drop(permits);
+        let now = crate::broker::now_millis();
+        info.wrote(batch.written, batch.messages, now);
+        batch.written = 0;
+        batch.messages = 0;
         // `auto` deliveries count as consumed only now that they are on the socket.
-        for ((_, consumer), (queue, tags)) in batch.auto_acks.drain() {
+        for ((_, consumer), (queue, sub, tags)) in batch.auto_acks.drain() {
             queue.ack_written(consumer, &tags);
+            sub.stats
+                .acked
+                .fetch_add(tags.len() as u64, Ordering::Relaxed);
+            sub.stats.last_delivered_at.store(now, Ordering::Relaxed);
         }
         for done in barriers {
             let _ = done.send(());
@@ -186,13 +208,24 @@ async fn stream<W: ByteSink>(
 ) -> std::io::Result<()> {
     batch.seal();
     write_bounded(sink, &batch.chunks, write_timeout).await?;
+    batch.written += chunk_bytes(&batch.chunks) as u64;
     batch.chunks.clear();
     let mut reader = large_body::Reader::open(file).await?;
     while let Some(chunk) = reader.next().await? {
         write_bounded(sink, std::slice::from_ref(&chunk), write_timeout).await?;
+        batch.written += chunk.len() as u64;
     }
     batch.buf.extend_from_slice(b"\0");
     Ok(())
+}
+
+/// How a failed write ends the writer: a write that timed out means the peer stopped reading.
+fn failed(e: &std::io::Error) -> WriterEnd {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        WriterEnd::Stalled
+    } else {
+        WriterEnd::Failed
+    }
 }
 
 /// Writes the optional EOL after a frame's NUL.

@@ -109,8 +109,10 @@ impl TestBroker {
 }
 
 /// Starts a broker with `config`.
-pub async fn start(config: Config) -> TestBroker {
+pub async fn start(mut config: Config) -> TestBroker {
     init_tracing();
+    // Tests run side by side: the admin listener takes a free port, like the acceptors.
+    config.admin.bind.set_port(0);
     let running = server::start(config).await.expect("broker starts");
     let addr = running
         .addr(AcceptorProtocol::Stomp)

@@ -46,6 +46,8 @@ fn spawn(data_dir: &Path, port: u16, config: Option<&Path>, log_name: &str) -> (
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wrenmq"));
     cmd.arg("--bind")
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--admin-bind")
+        .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(data_dir);
     if let Some(c) = config {
@@ -125,6 +127,28 @@ impl Broker {
         Exit {
             status,
             stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+        }
+    }
+
+    /// Where the admin listener is bound (it takes a free port; the broker logs it at start).
+    pub fn admin_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let log = strip_ansi(&self.stderr());
+            if let Some(addr) = log
+                .lines()
+                .find(|l| l.contains("admin listener"))
+                .and_then(|l| l.split("addr=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.trim_matches('"').parse().ok())
+            {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no admin listener in the log:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -506,4 +530,22 @@ fn unescape(s: &str) -> String {
 /// The whole content of a file (for byte-identical checks).
 pub fn file_bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// The text without ANSI colour sequences (`ESC [ ... m`), whatever the log format colours.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -63,6 +63,27 @@ impl Backlog {
         self.bytes
     }
 
+    /// The arrival time of the oldest message held (0 when empty): the first of each level's
+    /// two orders, so at most twenty looks whatever the backlog holds.
+    pub(super) fn oldest_timestamp(&self) -> u64 {
+        let mut oldest = u64::MAX;
+        let mut bits = self.occupied;
+        while bits != 0 {
+            let l = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let level = &self.levels[l];
+            for e in level
+                .ready
+                .front()
+                .into_iter()
+                .chain(level.returned.values().next())
+            {
+                oldest = oldest.min(e.message.timestamp);
+            }
+        }
+        if oldest == u64::MAX { 0 } else { oldest }
+    }
+
     fn took(&mut self, e: &Entry) {
         self.len -= 1;
         self.bytes = self.bytes.saturating_sub(weight(e));

@@ -42,6 +42,44 @@ impl Default for BrowseCursor {
     }
 }
 
+impl BrowseCursor {
+    /// The cursor as text, for an API that pages over requests.
+    pub fn to_token(self) -> String {
+        match self.0 {
+            Position::Waiting { level, after } => format!("w{level}.{after}"),
+            Position::NotDue { after: None } => "n".into(),
+            Position::NotDue {
+                after: Some((due, seq)),
+            } => format!("n{due}.{seq}"),
+            Position::Offset(o) => format!("o{o}"),
+        }
+    }
+
+    /// Reads a cursor [`BrowseCursor::to_token`] gave; `None` for anything else.
+    pub fn from_token(t: &str) -> Option<BrowseCursor> {
+        let pair = |s: &str| -> Option<(u64, u64)> {
+            let (a, b) = s.split_once('.')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        };
+        let p = match t.as_bytes().first()? {
+            b'w' => {
+                let (level, after) = pair(&t[1..])?;
+                Position::Waiting {
+                    level: usize::try_from(level).ok().filter(|l| *l < LEVELS)?,
+                    after,
+                }
+            }
+            b'n' if t.len() == 1 => Position::NotDue { after: None },
+            b'n' => Position::NotDue {
+                after: Some(pair(&t[1..])?),
+            },
+            b'o' => Position::Offset(t[1..].parse().ok()?),
+            _ => return None,
+        };
+        Some(BrowseCursor(p))
+    }
+}
+
 /// One message a browse shows, with how often it was delivered before.
 #[derive(Debug, Clone)]
 pub struct Browsed {

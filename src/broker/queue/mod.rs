@@ -10,11 +10,13 @@ mod browse;
 mod consumer;
 mod groups;
 mod kind;
+mod manage;
 mod paging;
 mod scheduled;
 mod stream;
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use self::backlog::Backlog;
@@ -27,6 +29,7 @@ use super::clock::Clock;
 use super::filter::Filter;
 use super::message::{Message, now_millis};
 use super::policy::RedeliveryPolicy;
+use super::stats::{BrokerStats, Depth, QueueStats, bump};
 use crate::journal::{Journal, JournalOp};
 use crate::security::{Authorizer, Permission};
 
@@ -224,10 +227,35 @@ struct QueueState {
     /// The one consumer that receives everything (on an exclusive queue the longest
     /// attached; otherwise the longest attached exclusive consumer), if any.
     active: Option<usize>,
+    /// Deliveries out with consumers, over all of them (for the published depth).
+    in_flight: usize,
+    /// An operator paused dispatch: messages are taken in but not handed out.
+    paused: bool,
     deleted: bool,
 }
 
 impl QueueState {
+    /// What the queue holds now, for its published gauges: O(1) in what it holds.
+    fn depth(&self) -> Depth {
+        let oldest = match (
+            self.backlog.oldest_timestamp(),
+            self.parked.oldest_timestamp(),
+        ) {
+            (0, b) => b,
+            (a, 0) => a,
+            (a, b) => a.min(b),
+        };
+        Depth {
+            ready: (self.backlog.len() + self.parked.len()) as u64 + self.paging.on_disk,
+            paged: self.paging.on_disk,
+            in_flight: self.in_flight as u64,
+            scheduled: self.scheduled.len() as u64,
+            consumers: self.consumers.len() as u64,
+            bytes: self.backlog.bytes() + self.parked.bytes(),
+            oldest_ms: oldest,
+        }
+    }
+
     fn holds_nothing(&self) -> bool {
         self.backlog.is_empty()
             && self.parked.is_empty()
@@ -345,7 +373,38 @@ pub struct Queue {
     stream: Option<Stream>,
     /// Where the queue pages to when its address is full; `None` without a journal.
     pager: Option<Pager>,
+    /// Its figures for operators, published as its lock is released (see `Locked`).
+    pub stats: Arc<QueueStats>,
+    /// The broker-wide totals its deliveries and acknowledgements count in.
+    totals: Arc<BrokerStats>,
     state: Mutex<QueueState>,
+}
+
+/// The queue's state while locked. Releasing it publishes the queue's depth to its
+/// [`QueueStats`], so every critical section keeps the gauges true without each one having
+/// to remember to.
+struct Locked<'a> {
+    st: MutexGuard<'a, QueueState>,
+    stats: &'a QueueStats,
+}
+
+impl Deref for Locked<'_> {
+    type Target = QueueState;
+    fn deref(&self) -> &QueueState {
+        &self.st
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut QueueState {
+        &mut self.st
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.stats.publish(self.st.depth());
+    }
 }
 
 impl std::fmt::Debug for Queue {
@@ -387,6 +446,8 @@ pub struct QueueSpec {
     pub clock: Option<Clock>,
     /// Where to page to (every queue of a broker with a journal, durable or not).
     pub pager: Option<Pager>,
+    /// The broker-wide totals its deliveries count in.
+    pub totals: Arc<BrokerStats>,
 }
 
 #[cfg(test)]
@@ -411,6 +472,7 @@ impl QueueSpec {
             journal: None,
             clock: None,
             pager: None,
+            totals: Arc::default(),
         }
     }
 }
@@ -431,6 +493,7 @@ impl Queue {
     pub fn new(spec: QueueSpec) -> Arc<Queue> {
         let groups = Groups::new(spec.kind.group_buckets);
         let exclusive = spec.kind.exclusive;
+        let stats = Arc::new(QueueStats::default());
         Arc::new(Queue {
             wildcard: crate::address::wildcard::is_wildcard(&spec.address),
             name: spec.name,
@@ -446,11 +509,16 @@ impl Queue {
             no_local: spec.no_local,
             incarnation: spec.incarnation,
             owner: spec.owner,
-            stream: spec.kind.retention.map(Stream::new),
+            stream: spec
+                .kind
+                .retention
+                .map(|r| Stream::new(r, Arc::clone(&stats))),
             kind: spec.kind,
             journal: spec.journal,
             clock: spec.clock,
             pager: spec.pager,
+            stats,
+            totals: spec.totals,
             state: Mutex::new(QueueState {
                 next_seq: 1,
                 next_tag: 1,
@@ -462,10 +530,13 @@ impl Queue {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, QueueState> {
+    fn lock(&self) -> Locked<'_> {
         // A panic while holding the lock cannot leave the state half-updated in a way that
         // matters more than stopping the broker would, so recover the guard.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        Locked {
+            st: self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            stats: &self.stats,
+        }
     }
 
     /// Whether the queue's filter and no-local let `message` in.
@@ -533,6 +604,7 @@ impl Queue {
             Some(false) => return Err(Refusal::NotPermitted),
             None => false,
         };
+        bump(&self.stats.enqueued);
         if delivery_count == 0
             && let Some(seq) = self.page_if_needed(&mut st, page, &message)
         {
@@ -716,6 +788,7 @@ impl Queue {
         st.groups.consumer_left(id);
         st.refresh_selective();
         let now = now_millis();
+        st.in_flight = st.in_flight.saturating_sub(slot.in_flight.len());
         for f in slot.in_flight {
             self.put_back(&mut st, f.entry, Outcome::Nack, now, &mut done);
         }
@@ -828,6 +901,7 @@ impl Queue {
             }
             slot.in_flight = kept;
         }
+        st.in_flight = st.in_flight.saturating_sub(taken.len());
         taken
     }
 
@@ -876,6 +950,17 @@ impl Queue {
     ) -> Completed {
         let mut done = Completed::default();
         let now = now_millis();
+        let n = entries.len() as u64;
+        match outcome {
+            Outcome::Ack => {
+                super::stats::add(&self.stats.acknowledged, n);
+                super::stats::add(&self.totals.acknowledged.0, n);
+            }
+            Outcome::Nack | Outcome::Reject => {
+                super::stats::add(&self.stats.nacked, n);
+                super::stats::add(&self.totals.nacked.0, n);
+            }
+        }
         for entry in entries {
             match outcome {
                 Outcome::Ack => done.acked.push(entry.message),
@@ -1244,6 +1329,12 @@ impl Queue {
         let n = st.consumers.len();
         let slot = &mut st.consumers[ci];
         if slot.sink.deliver(delivery) {
+            bump(&self.stats.delivered);
+            bump(&self.totals.delivered.0);
+            if entry.delivery_count > 1 {
+                bump(&self.stats.redelivered);
+                bump(&self.totals.redelivered.0);
+            }
             slot.hold(entry.message.size() as u64);
             slot.in_flight.push_back(InFlight {
                 tag,
@@ -1251,6 +1342,7 @@ impl Queue {
                 settled: false,
             });
             st.next_consumer = (ci + 1) % n;
+            st.in_flight += 1;
             true
         } else {
             // The connection is gone; its session will remove the consumer shortly.
@@ -1271,7 +1363,7 @@ impl Queue {
     }
 
     fn dispatch_memory(self: &Arc<Self>, st: &mut QueueState) {
-        if st.consumers.is_empty() {
+        if st.consumers.is_empty() || st.paused {
             return;
         }
         let mut now = None;

@@ -17,6 +17,7 @@ use super::{
     Queue, Retention, Window, describe,
 };
 use crate::broker::message::Message;
+use crate::broker::stats::{Depth, QueueStats, bump};
 use crate::journal::JournalOp;
 
 /// A segment closes once it holds this many messages. Public so tests can size their
@@ -253,13 +254,55 @@ impl StreamState {
 /// The stream of one non-destructive queue.
 pub(super) struct Stream {
     retention: Retention,
+    /// The queue's figures: the stream publishes its length and readers to them.
+    stats: Arc<QueueStats>,
     state: Mutex<StreamState>,
 }
 
+/// The stream's state while locked; releasing it publishes what the stream retains, as the
+/// queue's own lock does (see `queue::Locked`).
+struct LockedStream<'a> {
+    st: MutexGuard<'a, StreamState>,
+    stats: &'a QueueStats,
+}
+
+impl std::ops::Deref for LockedStream<'_> {
+    type Target = StreamState;
+    fn deref(&self) -> &StreamState {
+        &self.st
+    }
+}
+
+impl std::ops::DerefMut for LockedStream<'_> {
+    fn deref_mut(&mut self) -> &mut StreamState {
+        &mut self.st
+    }
+}
+
+impl Drop for LockedStream<'_> {
+    fn drop(&mut self) {
+        let st = &self.st;
+        self.stats.publish(Depth {
+            // Offsets are dense: what is retained is the span from the first to the next.
+            ready: st.next_offset.saturating_sub(st.first_offset()),
+            in_flight: st.readers.iter().map(|r| r.held.len() as u64).sum(),
+            consumers: st.readers.len() as u64,
+            bytes: st.bytes,
+            oldest_ms: st
+                .segments
+                .front()
+                .and_then(|s| s.records.first())
+                .map_or(0, |r| r.message.timestamp),
+            ..Depth::default()
+        });
+    }
+}
+
 impl Stream {
-    pub(super) fn new(retention: Retention) -> Stream {
+    pub(super) fn new(retention: Retention, stats: Arc<QueueStats>) -> Stream {
         Stream {
             retention,
+            stats,
             state: Mutex::new(StreamState {
                 next_tag: 1,
                 ..Default::default()
@@ -267,8 +310,11 @@ impl Stream {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, StreamState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> LockedStream<'_> {
+        LockedStream {
+            st: self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            stats: &self.stats,
+        }
     }
 
     /// Appends a message at the next offset, drops what retention no longer keeps, and
@@ -282,6 +328,7 @@ impl Stream {
         let message_id = message.id;
         let now = message.timestamp.max(crate::broker::message::now_millis());
         let persistent = message.persistent;
+        bump(&self.stats.enqueued);
         st.push(offset, message);
         match &q.journal {
             Some(j) if persistent => {
@@ -683,6 +730,7 @@ impl Stream {
                     r.started = false;
                     break;
                 }
+                bump(&self.stats.delivered);
                 r.cursor = offset + 1;
                 r.held_messages += 1;
                 r.held_bytes += size;

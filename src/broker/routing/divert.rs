@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 
 use super::send::record_puts;
 use super::{Broker, QueueOrigin, QueueTraits, Registry};
+use crate::broker::stats::{DeadReason, bump};
 use crate::broker::{
     ClockOwner, DeadLetter, DivertPolicy, Filter, Message, Queue, RoutingType, now_millis,
 };
@@ -38,6 +39,15 @@ impl Broker {
     pub(super) fn dead_letter(&self, queue: &Queue, dead: Vec<DeadLetter>) {
         let mut ops = Vec::new();
         for d in dead {
+            let exhausted = queue
+                .max_delivery_attempts
+                .is_some_and(|max| d.delivery_count >= max);
+            self.stats.dead(if exhausted {
+                DeadReason::MaxDeliveries
+            } else {
+                DeadReason::Rejected
+            });
+            bump(&queue.stats.dead_lettered);
             let policy = self.settings.resolve(&d.message.address).dead_letter;
             let reason = Reason::DeadLetter {
                 delivery_count: d.delivery_count,
@@ -60,6 +70,8 @@ impl Broker {
     pub(super) fn expire_messages(&self, queue: &Queue, expired: Vec<Arc<Message>>, now: u64) {
         let mut ops = Vec::new();
         for m in expired {
+            self.stats.dead(DeadReason::Expired);
+            bump(&queue.stats.expired);
             let policy = self.settings.resolve(&m.address).expiry;
             self.divert(queue, &m, Reason::Expired { at: now }, &policy, &mut ops);
             queue.record_removals([&m], &mut ops);

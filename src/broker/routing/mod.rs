@@ -36,6 +36,7 @@ mod dedup;
 mod disk_room;
 mod divert;
 mod draft;
+mod manage;
 mod plan;
 mod recovery;
 mod send;
@@ -46,6 +47,7 @@ pub use browse::Browse;
 pub use commit::TxAck;
 pub use consumer::ConsumerHandle;
 pub use disk_room::DiskRoom;
+pub use manage::{AddressView, ManageError, MessageFilter, NewQueueSpec};
 pub use temporary::{
     TEMP_QUEUE_PREFIX, TEMP_TOPIC_PREFIX, TemporaryDestination, TemporaryKind, is_temporary_name,
 };
@@ -237,6 +239,8 @@ pub struct Broker {
     memory: Arc<AddressUsage>,
     /// Where bodies over `large-message-threshold` are kept.
     large: Arc<LargeStore>,
+    /// Broker-wide totals for operators (see `broker::stats`).
+    stats: Arc<super::stats::BrokerStats>,
 }
 
 /// A broker dropped without a shutdown (in tests, or a failed start) leaves its large
@@ -326,6 +330,7 @@ impl Broker {
                 None,
             ),
             large,
+            stats: Arc::default(),
         });
         tracing::info!(
             bytes = broker.memory.limit().unwrap_or(0),
@@ -439,6 +444,26 @@ impl Broker {
         self.registry.write()
     }
 
+    /// The journal directory's disk against `max-disk-usage`.
+    pub fn disk(&self) -> &super::disk::DiskMonitor {
+        &self.disk
+    }
+
+    /// The journal, for its figures (commits, file size); `None` when persistence is off.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// Whether the broker keeps a journal.
+    pub fn persistent(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Broker-wide totals for operators.
+    pub fn stats(&self) -> &super::stats::BrokerStats {
+        &self.stats
+    }
+
     /// The broker-wide counter of bytes held for messages (`global-max-size`).
     pub fn memory(&self) -> &Arc<AddressUsage> {
         &self.memory
@@ -541,7 +566,9 @@ impl Broker {
                 }),
                 _ => None,
             },
+            totals: Arc::clone(&self.stats),
         });
+        super::stats::bump(&self.stats.queues_created.0);
         if record && let Some(j) = &q.journal {
             let subscription = (routing == RoutingType::Multicast).then(|| q.name.to_string());
             j.submit_detached(vec![JournalOp::PutQueue(persistence::queue_record(
@@ -609,6 +636,7 @@ impl Broker {
 
     fn unregister_queue(&self, reg: &mut Registry, queue: &Arc<Queue>) {
         reg.queues.remove(&queue.name);
+        super::stats::bump(&self.stats.queues_deleted.0);
         if let Some(j) = &queue.journal {
             j.submit_detached(vec![JournalOp::DeleteQueue(queue.name.to_string())]);
         }

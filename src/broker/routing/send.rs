@@ -6,6 +6,7 @@ use super::plan::{AddressRef, Purpose};
 use super::{Broker, Capacity, Destination, MessageDraft, SendReport};
 use crate::broker::duplicates::duplicate_id;
 use crate::broker::queue::Placed;
+use crate::broker::stats::bump;
 use crate::broker::{
     BrokerError, FullPolicy, Message, Queue, Refusal, RoutingType, now_millis, persistence,
 };
@@ -119,8 +120,16 @@ impl Broker {
         let (plan, created) = self.plan_and_apply(dest, Purpose::Send, auth)?;
         let mut targets = plan.targets;
         targets.extend(created);
-        let Some(address) = plan.address.filter(|_| !targets.is_empty()) else {
-            return Ok(None);
+        bump(&self.stats.received.0);
+        let address = match plan.address {
+            Some(a) if !targets.is_empty() => a,
+            unrouted => {
+                bump(&self.stats.unroutable.0);
+                if let Some(a) = unrouted {
+                    bump(&a.usage.stats.unroutable);
+                }
+                return Ok(None);
+            }
         };
         let AddressRef {
             name: address,
@@ -188,6 +197,20 @@ impl Broker {
                     }
                 }
             }
+        }
+        let (total, of_address) = match (&message.usage, queues.is_empty()) {
+            (token, false) => (
+                &self.stats.routed,
+                token.as_ref().map(|t| &t.usage.stats.routed),
+            ),
+            (token, true) => (
+                &self.stats.unroutable,
+                token.as_ref().map(|t| &t.usage.stats.unroutable),
+            ),
+        };
+        bump(&total.0);
+        if let Some(a) = of_address {
+            bump(a);
         }
         queues
     }
