@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod journal;
 pub mod perf;
+pub mod reload;
 pub mod security;
 pub mod selector;
 pub mod server;

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use tracing_subscriber::EnvFilter;
 use wrenmq::config::{self, AcceptorProtocol, Config};
 use wrenmq::server;
 
@@ -72,6 +71,20 @@ enum UserCommand {
     },
 }
 
+/// `wrenmq config ...`.
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Parse and validate a configuration file offline: list unknown keys, print the
+    /// effective value of every key, exit 2 naming file, key and reason when it is invalid.
+    /// Without FILE, prints the built-in defaults.
+    Check {
+        /// The configuration file (TOML).
+        file: Option<PathBuf>,
+    },
+    #[command(flatten)]
+    Remote(wrenmq::cli::ConfigVerb),
+}
+
 /// Subcommands other than running the broker.
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -82,7 +95,7 @@ enum Command {
     User(UserCommand),
     #[command(flatten)]
     Client(wrenmq::cli::ClientCommand),
-    /// The configuration of a running broker: show, reload.
+    /// Configuration: check a file offline; show or reload a running broker's.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Print a shell completion script, e.g. `wrenmq completion bash > /etc/bash_completion.d/wrenmq`.
@@ -94,13 +107,6 @@ enum Command {
     /// Print the man page (roff), as packaging/wrenmq.1 holds it.
     #[command(hide = true)]
     Man,
-}
-
-/// `wrenmq config ...`.
-#[derive(Debug, Subcommand)]
-enum ConfigCommand {
-    #[command(flatten)]
-    Remote(wrenmq::cli::ConfigVerb),
 }
 
 fn main() -> ExitCode {
@@ -124,10 +130,18 @@ fn main() -> ExitCode {
             return wrenmq::cli::completion(shell, &mut Cli::command());
         }
         Some(Command::Man) => return wrenmq::cli::man(Cli::command()),
+        Some(Command::Config(ConfigCommand::Check { file })) => {
+            let outcome = wrenmq::reload::check(file.as_deref());
+            print!("{}", outcome.stdout);
+            eprint!("{}", outcome.stderr);
+            return if outcome.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
         None => {}
     }
-    init_logging(cli.log_format);
-
     let mut config = match &cli.config {
         Some(path) => match config::load(path) {
             Ok(c) => c,
@@ -145,7 +159,7 @@ fn main() -> ExitCode {
         config.override_bind(AcceptorProtocol::Websocket, addr);
     }
     if let Some(addr) = cli.admin_bind {
-        config.admin.bind = addr;
+        config.override_admin_bind(addr);
     }
     if let Some(dir) = cli.data_dir {
         config.override_data_dir(dir);
@@ -156,6 +170,8 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(2);
     }
+    let log_level =
+        wrenmq::reload::init_logging(&config.broker.log_level, cli.log_format == LogFormat::Json);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -167,29 +183,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config))
-}
-
-/// The broker's logging, set up in one place: the level from RUST_LOG (default `info`), the
-/// format from `--log-format`, colour only for a person (stderr a terminal, NO_COLOR unset,
-/// https://no-color.org), never escape codes in a file or a journal.
-fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::Layer;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let colour = !no_color && std::io::stderr().is_terminal();
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let layer = match format {
-        LogFormat::Text => layer.with_ansi(colour).boxed(),
-        LogFormat::Json => layer.json().with_ansi(false).boxed(),
-    };
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(layer)
-        .init();
+    runtime.block_on(run(config, log_level))
 }
 
 fn run_perf(args: wrenmq::perf::PerfArgs) -> ExitCode {
@@ -205,8 +199,8 @@ fn run_perf(args: wrenmq::perf::PerfArgs) -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> ExitCode {
-    let running = match server::start(config).await {
+async fn run(config: Config, log_level: wrenmq::reload::LogLevelSetter) -> ExitCode {
+    let running = match server::start_with(config, Some(log_level)).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wrenmq: {e}");

@@ -640,3 +640,36 @@ fn address_create_list_show_delete() {
     assert_eq!(code(&o), 65, "{}", stderr(&o));
     ok(&b, &["address", "delete", "cli.addr", "--if-exists"]);
 }
+
+#[test]
+fn config_show_and_reload_from_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("broker.toml");
+    std::fs::write(&file, "[broker]\nlog-level = \"info\"\n").expect("write");
+    let f = file.to_string_lossy().to_string();
+    let b = Broker::start(&["--config", &f]);
+    let shown = ok(&b, &["config", "show"]);
+    assert!(shown.starts_with(&format!("# source: {f}\n")), "{shown}");
+    assert_eq!(json(&b, &["config", "show"])["source"], f.as_str());
+    std::fs::write(&file, "[broker]\nlog-level = \"debug\"\n").expect("write");
+    let dry = ok(&b, &["config", "reload", "--dry-run"]);
+    assert!(dry.contains("would apply: broker.log-level"), "{dry}");
+    let done = json(&b, &["config", "reload"]);
+    assert_eq!(
+        done["applied"],
+        serde_json::json!(["broker.log-level"]),
+        "{done}"
+    );
+    // A restart-only key rejects the whole reload: listed, and exit 65.
+    std::fs::write(
+        &file,
+        "[broker]\nlog-level = \"warn\"\n[journal]\nsync = false\n",
+    )
+    .expect("write");
+    let url = b.admin_url();
+    let o = run(wrenmq(&["config", "reload", "--url", &url]));
+    assert_eq!(code(&o), 65, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("requires a restart"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("journal.sync"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("applied: nothing"), "{}", stdout(&o));
+}

@@ -34,8 +34,8 @@ pub enum ConfigVerb {
     /// Read-only. The configuration in force (secrets redacted), where it came from, when it
     /// was loaded, and the keys changed on disk that wait for a restart.
     Show(ConfigShowArgs),
-    /// Mutating. Reloads the configuration file (as SIGHUP); all-or-nothing: one key that
-    /// cannot change at run time rejects the whole reload. Exits 65 when it was rejected.
+    /// Mutating. Reloads the configuration file (as SIGHUP); all-or-nothing: a bad key, or
+    /// one that cannot change at run time, rejects the whole reload. Exits 65 when rejected.
     Reload(ConfigReloadArgs),
 }
 
@@ -104,10 +104,13 @@ pub fn config(verb: &ConfigVerb) -> CliResult {
                 "/api/v1/config/reload"
             };
             let v = Api::new(&r).post(path, None, None)?;
-            let rejected = v
-                .get("rejected")
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty());
+            let non_empty = |k: &str| {
+                v.get(k)
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+            };
+            // A key that needs a restart rejects the whole reload, as a bad key does.
+            let rejected = non_empty("rejected") || non_empty("requires_restart");
             if r.json {
                 print_json(&v)?;
             } else {
@@ -125,15 +128,17 @@ pub fn config(verb: &ConfigVerb) -> CliResult {
 }
 
 fn print_reload(v: &Value, dry_run: bool, plain: bool) -> CliResult {
-    let list = |k: &str| {
+    let items = |k: &str| {
         v.get(k)
             .and_then(Value::as_array)
-            .map(|a| a.iter().map(|x| cell(x, Kind::Plain)).collect::<Vec<_>>())
+            .cloned()
             .unwrap_or_default()
     };
+    let applied: Vec<String> = items("applied")
+        .iter()
+        .map(|x| cell(x, Kind::Plain))
+        .collect();
     let verb = if dry_run { "would apply" } else { "applied" };
-    let applied = list("applied");
-    let restart = list("requires_restart");
     print_line(&format!(
         "{verb}: {}",
         if applied.is_empty() {
@@ -142,23 +147,41 @@ fn print_reload(v: &Value, dry_run: bool, plain: bool) -> CliResult {
             applied.join(", ")
         }
     ))?;
-    print_line(&format!(
-        "requires restart: {}",
-        if restart.is_empty() {
-            "nothing".to_string()
-        } else {
-            restart.join(", ")
+    // Each list holds objects (`{key, reason}`, and `old`/`new` for restart-only keys).
+    let sections: [(&str, &str, &[super::output::Column]); 3] = [
+        (
+            "requires_restart",
+            "requires a restart (so nothing was applied):",
+            &[
+                col("KEY", "key", Kind::Plain),
+                col("RUNNING", "old", Kind::Plain),
+                col("IN FILE", "new", Kind::Plain),
+                col("REASON", "reason", Kind::Plain),
+            ],
+        ),
+        (
+            "rejected",
+            "rejected:",
+            &[
+                col("KEY", "key", Kind::Plain),
+                col("REASON", "reason", Kind::Plain),
+            ],
+        ),
+        (
+            "kept",
+            "kept as they are:",
+            &[
+                col("KEY", "key", Kind::Plain),
+                col("REASON", "reason", Kind::Plain),
+            ],
+        ),
+    ];
+    for (key, title, cols) in sections {
+        let list = items(key);
+        if !list.is_empty() {
+            print_line(title)?;
+            print_line(&items_table(&list, cols, plain).to_string())?;
         }
-    ))?;
-    if let Some(rej) = v.get("rejected").and_then(Value::as_array)
-        && !rej.is_empty()
-    {
-        print_line("rejected:")?;
-        let cols = [
-            col("KEY", "key", Kind::Plain),
-            col("REASON", "reason", Kind::Plain),
-        ];
-        print_line(&items_table(rej, &cols, plain).to_string())?;
     }
     Ok(())
 }
