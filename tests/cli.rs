@@ -288,6 +288,12 @@ fn failures_exit_with_sysexits_codes() {
         "{}",
         stderr(&o)
     );
+    // The same URL from the environment.
+    let mut c = wrenmq(&["queue", "list"]);
+    c.env("WRENMQ_URL", &http);
+    let o = run(c);
+    assert_eq!(code(&o), 69, "{}", stderr(&o));
+    assert!(stderr(&o).contains(&http), "{}", stderr(&o));
     // A bad URL scheme is a usage error.
     let o = run(wrenmq(&[
         "send", "/queue/x", "--stomp", "ws://h:1", "--body", "x",
