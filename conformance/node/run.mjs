@@ -760,7 +760,7 @@ check('browser-admin-console-actions', async () => {
     await page.fill('#modal-confirm', work);
     await shot(page, 'purge-confirm');
     await page.click('#modal-ok');
-    await page.locator('#note', { hasText: 'removed 1 messages' }).waitFor();
+    await page.locator('#note', { hasText: 'removed 1 message from' }).waitFor();
     const left = (await api(`/api/v1/queues/${work}/messages`)).body.items;
     assert(left.length === 1 && left[0].body_preview === `resent-${id}`, `the first one purged: ${JSON.stringify(left)}`);
 
@@ -770,6 +770,7 @@ check('browser-admin-console-actions', async () => {
     await page.click(`a[data-queue="${big}"]`);
     await page.click('#msgs button[data-act="view"]');
     await page.locator('#truncated', { hasText: '1200000 bytes' }).waitFor();
+    assert(await page.locator('#message button[data-act="resend"]').count() === 0, 'no resend of a body the view does not hold whole');
     await shot(page, 'truncated');
     // Delete it from the list: typed confirmation, since it holds a message.
     await page.click('button[data-view-link="queues"]');
@@ -838,7 +839,7 @@ check('browser-admin-console-actions', async () => {
     await page.click(`button[data-act="purge"][data-name="${work}"]`);
     await page.fill('#modal-confirm', work);
     await page.click('#modal-ok');
-    await page.locator('#note', { hasText: 'removed 1 messages' }).waitFor();
+    await page.locator('#note', { hasText: 'removed 1 message from' }).waitFor();
     await untilAsync(async () => (await page.locator(`button[data-act="purge"][data-name="${work}"][data-count="0"]`).count()) === 1, WAIT_MS, 'the list to show it empty');
     await page.click(`button[data-act="purge"][data-name="${work}"]`);
     assert(await page.locator('#modal-confirm').count() === 0 && !(await page.isDisabled('#modal-ok')), 'an empty queue purges without typing its name');
