@@ -667,6 +667,20 @@ check('browser-admin-console-actions', async () => {
     assert(await page.locator('.spark svg').count() === 3, 'in / out / ack sparklines');
     await shot(page, 'overview');
 
+    // Addresses: create one from the form, find it, delete it (no queues: no typed name).
+    const addr = `addr-${id}`;
+    await page.click('a[data-view="addresses"]');
+    await page.fill('#newaddr', addr);
+    await page.selectOption('#newrt', 'multicast');
+    await page.click('button[data-act="addaddr"]');
+    await page.fill('#a-name', addr);
+    await untilAsync(async () => (await page.locator('#data tr').count()) === 2 && (await page.innerText('#data')).includes(addr), WAIT_MS, 'the search to keep the new address');
+    assert(JSON.stringify((await api(`/api/v1/addresses/${addr}`)).body.routing_types) === '["multicast"]', 'address created multicast');
+    await page.click(`button[data-act="deladdr"][data-name="${addr}"]`);
+    assert(await page.locator('#modal-confirm').count() === 0, 'an address without queues asks for no typed name');
+    await page.click('#modal-ok');
+    await untilAsync(async () => (await api(`/api/v1/addresses/${addr}`)).status === 404, WAIT_MS, 'the address deleted');
+
     // Create a queue from the form.
     await page.click('a[data-view="queues"]');
     await page.click('button[data-act="newqueue"]');
@@ -767,6 +781,30 @@ check('browser-admin-console-actions', async () => {
     const left = (await api(`/api/v1/queues/${work}/messages`)).body.items;
     assert(left.length === 1 && left[0].body_preview === `resent-${id}`, `the first one purged: ${JSON.stringify(left)}`);
 
+    // Copy the one left to another queue, move it back from there, delete one.
+    const spare = `spare-${id}`;
+    assert((await api(`/api/v1/queues/${spare}`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{}' })).status === 201, 'spare queue created');
+    await page.click('#msgs button[data-act="copy"]');
+    await page.fill('#modal [data-field="to"]', spare);
+    await page.click('#modal-ok');
+    await page.locator('#note', { hasText: `copied 1 to ${spare}` }).waitFor();
+    const copied = (await api(`/api/v1/queues/${spare}/messages`)).body.items;
+    assert(copied.length === 1 && copied[0].body_preview === `resent-${id}` && (await api(`/api/v1/queues/${work}`)).body.messages === 1, `copied, original kept: ${JSON.stringify(copied)}`);
+    await page.click('button[data-view-link="queues"]');
+    await page.fill('#q-search', spare);
+    await page.click(`a[data-queue="${spare}"]`);
+    await page.click('#msgs button[data-act="move"]');
+    await page.fill('#modal [data-field="to"]', work);
+    await page.click('#modal-ok');
+    await page.locator('#note', { hasText: `moved 1 to ${work}` }).waitFor();
+    assert((await api(`/api/v1/queues/${spare}`)).body.messages === 0 && (await api(`/api/v1/queues/${work}`)).body.messages === 2, 'moved back');
+    await page.click('button[data-view-link="queues"]');
+    await page.fill('#q-search', work);
+    await page.click(`a[data-queue="${work}"]`);
+    await page.locator('#msgs button[data-act="delmsg"]').first().click();
+    await page.locator('#note', { hasText: 'deleted message' }).waitFor();
+    assert((await api(`/api/v1/queues/${work}`)).body.messages === 1, 'one message deleted');
+
     // The large message: its size and the truncated banner.
     await page.click('button[data-view-link="queues"]');
     await page.fill('#q-search', big);
@@ -811,6 +849,17 @@ check('browser-admin-console-actions', async () => {
     await page.locator('#data', { hasText: 'no open connection' }).waitFor();
     await page.selectOption('#c-transport', 'tcp');
     await page.locator('tr', { hasText: `filt-${id}` }).waitFor();
+    // Subscriptions: filtered by queue, linked to the queue detail and on to the connection.
+    const subQueue = `sub-${id}`;
+    await subscribe(client, `/queue/${subQueue}`, () => {});
+    await page.click('a[data-view="subscriptions"]');
+    await page.fill('#s-queue', subQueue);
+    await page.locator('#data tr', { hasText: `/queue/${subQueue}` }).waitFor();
+    await page.click(`#data a[data-queue="${subQueue}"]`);
+    await page.locator('#qsubs tr', { hasText: `/queue/${subQueue}` }).waitFor();
+    await page.click('#qsubs a[data-conn]');
+    await page.locator('#data tr', { hasText: `filt-${id}` }).waitFor();
+    assert(await page.locator('#data tr').count() === 2, 'the connection link shows that one connection');
 
     // A monitor token sees no mutation at all; an operator token message operations but not
     // creating or deleting queues.
