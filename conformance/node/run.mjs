@@ -573,7 +573,7 @@ async function freePorts(n) {
  * callers must stay admin for the other checks). No [[users]]: anonymous stays admin here too.
  * The binary is WRENMQ_BIN (run.sh exports it).
  */
-async function startTokenBroker() {
+async function startTokenBroker(extraToml = '') {
   const bin = process.env.WRENMQ_BIN;
   if (!bin || !fs.existsSync(bin)) throw new Error('WRENMQ_BIN must name the broker binary (run.sh sets it)');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wrenmq-console-'));
@@ -605,7 +605,7 @@ role = "operator"
 [[security-settings]]
 match = "#"
 ${perms}
-`);
+${extraToml}`);
   const log = fs.openSync(path.join(dir, 'broker.log'), 'w');
   const child = spawn(bin, ['--config', path.join(dir, 'broker.toml')], { stdio: ['ignore', log, log] });
   const stop = async () => {
@@ -909,6 +909,31 @@ check('browser-admin-console-actions', async () => {
   } finally {
     await browser.close().catch(() => {});
     if (client) await close(client);
+    await broker.stop();
+  }
+});
+
+// A resource alarm as the overview shows it: a broker whose disk limit (1 %) is below what the
+// filesystem already uses is in disk alarm from the start.
+check('browser-admin-console-alarm', async () => {
+  const artifacts = process.env.WRENMQ_ARTIFACTS || path.join(here, '..', 'artifacts');
+  fs.mkdirSync(artifacts, { recursive: true });
+  const broker = await startTokenBroker('[broker]\nmax-disk-usage = 1\n');
+  const browser = await launchChromium();
+  try {
+    const ready = await (await fetch(`${broker.base}/readyz`)).json();
+    const disk = ready.checks.find((c) => c.name === 'disk_alarm');
+    assert(!ready.ready && disk && !disk.ok, `the broker is in disk alarm: ${JSON.stringify(ready)}`);
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.setDefaultTimeout(WAIT_MS);
+    await page.goto(`${broker.base}/`);
+    await page.locator('#ready', { hasText: 'false' }).waitFor();
+    await page.locator('#checks tr', { hasText: 'disk_alarm' }).locator('.badge.bad').waitFor();
+    assert((await page.innerText('#checks')).includes(disk.detail), 'the failing check shows its detail');
+    await page.locator('#resources.alarm .badge.bad', { hasText: 'disk alarm' }).waitFor();
+    await page.screenshot({ path: path.join(artifacts, 'admin-alarm-overview.png'), fullPage: true });
+  } finally {
+    await browser.close().catch(() => {});
     await broker.stop();
   }
 });
