@@ -805,8 +805,32 @@ check('browser-admin-console-actions', async () => {
     await page.locator('#note', { hasText: 'deleted message' }).waitFor();
     assert((await api(`/api/v1/queues/${work}`)).body.messages === 1, 'one message deleted');
 
-    // The large message: its size and the truncated banner.
+    // Paging on the server: the browser's "load more" and the queue list's next page.
+    const post = (q, b) => api(`/api/v1/addresses/${q}/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ queue: q, body: b }) });
+    for (let i = 0; i < 55; i++) assert((await post(spare, `page-${i}`)).status === 200, 'paging message sent');
     await page.click('button[data-view-link="queues"]');
+    await page.fill('#q-search', spare);
+    await page.click(`a[data-queue="${spare}"]`);
+    await page.locator('#msgs td code', { hasText: 'page-49' }).waitFor();
+    assert(await page.locator('#msgs button[data-act="view"]').count() === 50, 'the first page of the browse holds 50');
+    await page.click('button[data-act="more"]');
+    await page.locator('#msgs td code', { hasText: 'page-54' }).waitFor();
+    const bodies = await page.locator('#msgs td code').filter({ hasText: /^page-\d+$/ }).allInnerTexts();
+    assert(bodies.length === 55 && bodies.every((t, i) => t === `page-${i}`), `load more appends the rest in order: ${bodies.slice(45).join(',')}`);
+    assert(await page.locator('button[data-act="more"]').count() === 0, 'no more to load');
+    for (let i = 0; i < 27; i++) assert((await api(`/api/v1/queues/pg-${id}-${String(i).padStart(2, '0')}`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{}' })).status === 201, 'paging queue');
+    await page.click('button[data-view-link="queues"]');
+    await page.selectOption('#q-limit', '25');
+    await page.fill('#q-search', `pg-${id}-`);
+    await untilAsync(async () => (await page.locator('a[data-queue]').count()) === 25, WAIT_MS, 'a first page of 25 queues');
+    await page.click('button[data-act="page-next"]');
+    await untilAsync(async () => (await page.locator('a[data-queue]').allInnerTexts()).join() === `pg-${id}-25,pg-${id}-26`, WAIT_MS, 'the next page: the last 2');
+    assert(await page.locator('button[data-act="page-next"]').count() === 0, 'no page after the last');
+    await page.click('button[data-act="page-first"]');
+    await untilAsync(async () => (await page.locator('a[data-queue]').first().innerText()) === `pg-${id}-00`, WAIT_MS, 'back to the first page');
+    await page.selectOption('#q-limit', '50');
+
+    // The large message: its size and the truncated banner.
     await page.fill('#q-search', big);
     await page.click(`a[data-queue="${big}"]`);
     await page.click('#msgs button[data-act="view"]');
