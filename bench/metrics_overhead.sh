@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 ROUNDS=${1:-5}
 QUICK=${QUICK:-0}
-BIN=target/release/wrenmq
+BIN=${BIN:-target/release/wrenmq} # BIN=path NO_BUILD=1: measure another build
 TICK=$(getconf CLK_TCK)
 OUT_DIR=bench/results
 RAW="$OUT_DIR/metrics_overhead.raw"

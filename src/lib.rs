@@ -19,6 +19,7 @@ pub mod broker;
 pub mod config;
 pub mod journal;
 pub mod perf;
+pub mod reload;
 pub mod security;
 pub mod selector;
 pub mod server;

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 use wrenmq::config::{self, AcceptorProtocol, Config};
 use wrenmq::server;
 
@@ -58,6 +57,18 @@ enum UserCommand {
     },
 }
 
+/// `wrenmq config ...`.
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Parse and validate a configuration file offline: list unknown keys, print the
+    /// effective value of every key, exit 2 naming file, key and reason when it is invalid.
+    /// Without FILE, prints the built-in defaults.
+    Check {
+        /// The configuration file (TOML).
+        file: Option<PathBuf>,
+    },
+}
+
 /// Subcommands other than running the broker.
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -66,6 +77,9 @@ enum Command {
     /// Prepare users for the configuration (passwords are stored as argon2 hashes).
     #[command(subcommand)]
     User(UserCommand),
+    /// Check a configuration file without starting a broker.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 fn main() -> ExitCode {
@@ -81,15 +95,18 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Some(Command::Config(ConfigCommand::Check { file })) => {
+            let outcome = wrenmq::reload::check(file.as_deref());
+            print!("{}", outcome.stdout);
+            eprint!("{}", outcome.stderr);
+            return if outcome.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
         None => {}
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
     let mut config = match &cli.config {
         Some(path) => match config::load(path) {
             Ok(c) => c,
@@ -107,7 +124,7 @@ fn main() -> ExitCode {
         config.override_bind(AcceptorProtocol::Websocket, addr);
     }
     if let Some(addr) = cli.admin_bind {
-        config.admin.bind = addr;
+        config.override_admin_bind(addr);
     }
     if let Some(dir) = cli.data_dir {
         config.override_data_dir(dir);
@@ -118,6 +135,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(2);
     }
+    let log_level = wrenmq::reload::init_logging(&config.broker.log_level);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -129,7 +147,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config))
+    runtime.block_on(run(config, log_level))
 }
 
 fn run_perf(args: wrenmq::perf::PerfArgs) -> ExitCode {
@@ -145,8 +163,8 @@ fn run_perf(args: wrenmq::perf::PerfArgs) -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> ExitCode {
-    let running = match server::start(config).await {
+async fn run(config: Config, log_level: wrenmq::reload::LogLevelSetter) -> ExitCode {
+    let running = match server::start_with(config, Some(log_level)).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wrenmq: {e}");

@@ -13,6 +13,7 @@ use crate::admin;
 use crate::broker::Broker;
 use crate::config::{AcceptorConfig, AcceptorProtocol, Config};
 use crate::journal::{Journal, JournalOptions};
+use crate::reload::{LogLevelSetter, Reloader};
 use crate::security::Security;
 use crate::session::{Connections, SessionContext, ShutdownSignal};
 use crate::stomp::Limits;
@@ -37,6 +38,7 @@ pub struct RunningBroker {
     pub registry: Arc<Connections>,
     /// Where the admin listener is bound, when it runs.
     pub admin_addr: Option<SocketAddr>,
+    reloader: Option<Arc<Reloader>>,
 }
 
 impl RunningBroker {
@@ -54,6 +56,12 @@ impl RunningBroker {
             .iter()
             .find(|(n, _, _)| n == name)
             .map(|(_, _, a)| *a)
+    }
+
+    /// The configuration reloader, when the broker was started from a file (for the admin
+    /// API's `/config` endpoints; SIGHUP and the file watcher already use it).
+    pub fn reloader(&self) -> Option<Arc<Reloader>> {
+        self.reloader.clone()
     }
 
     /// Connections admitted and not yet closed, over all acceptors.
@@ -106,8 +114,18 @@ pub enum StartError {
 }
 
 /// Builds the core (recovering from the journal when persistence is on) and binds every
-/// acceptor.
+/// acceptor; a broker started from a file also reloads it (see [`start_with`]).
 pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
+    start_with(config, None).await
+}
+
+/// [`start`], with the means to apply `[broker] log-level` on a reload (the binary's log
+/// subscriber). When `config` came from a file, the broker reloads it on SIGHUP and, unless
+/// `[broker] watch-config = false`, when the file changes.
+pub async fn start_with(
+    config: Config,
+    log_level: Option<LogLevelSetter>,
+) -> Result<RunningBroker, StartError> {
     let journal = if config.journal.enabled {
         let opts = JournalOptions {
             dir: config.journal.data_dir.clone(),
@@ -210,6 +228,17 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         local_addrs.push((acceptor.name.clone(), acceptor.protocol, addr));
         acceptors.push(handle);
     }
+    let reloader = config.source.clone().map(|source| {
+        let reloader = Arc::new(Reloader::new(
+            source,
+            config.clone(),
+            Arc::clone(&broker),
+            Arc::clone(&security),
+            log_level,
+        ));
+        reloader.spawn_triggers(stop.subscribe());
+        reloader
+    });
     let admin_addr = if config.admin.enabled {
         let listener = TcpListener::bind(config.admin.bind)
             .await
@@ -239,7 +268,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
                 address: *address,
             })
             .collect();
-        let ctx = admin::AdminContext::new(
+        let mut ctx = admin::AdminContext::new(
             Arc::clone(&broker),
             Arc::clone(&security),
             Arc::clone(&registry),
@@ -249,6 +278,10 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
             config.broker.name.clone(),
             listeners,
         );
+        if let Some(r) = &reloader {
+            ctx.config_loaded_at = r.view().loaded_at;
+            ctx.reload = Some(Arc::new(ReloadControl(Arc::clone(r))));
+        }
         acceptors.push(admin::spawn(
             listener,
             Arc::new(ctx),
@@ -260,6 +293,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         None
     };
     Ok(RunningBroker {
+        reloader,
         broker,
         local_addrs,
         security,
@@ -321,5 +355,26 @@ fn recovery_load_limit(config: &Config) -> crate::journal::LoadLimit {
     crate::journal::LoadLimit {
         per_queue: u64::try_from(page).unwrap_or(1).saturating_mul(2),
         total: crate::broker::global_max_size(config.broker.global_max_size) / 2,
+    }
+}
+
+/// The admin API's handle on the reloader: the API is a trigger like SIGHUP, so its reports
+/// are logged the same way.
+struct ReloadControl(Arc<Reloader>);
+
+impl admin::ConfigControl for ReloadControl {
+    fn view(&self) -> serde_json::Value {
+        serde_json::to_value(self.0.view()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn reload(
+        &self,
+        dry_run: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send + '_>> {
+        Box::pin(async move {
+            let report = self.0.reload(dry_run).await;
+            report.log("admin API");
+            serde_json::to_value(report).unwrap_or(serde_json::Value::Null)
+        })
     }
 }

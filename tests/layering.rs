@@ -15,6 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "server",
         &[
             "admin",
+            "reload",
             "transport",
             "session",
             "broker",
@@ -29,7 +30,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "admin",
         &[
-            "session", "broker", "journal", "security", "config", "address", "selector",
+            "reload", "session", "broker", "journal", "security", "config", "address", "selector",
+        ],
+    ),
+    (
+        "reload",
+        &[
+            "broker", "security", "config", "journal", "address", "selector",
         ],
     ),
     (
@@ -60,6 +67,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 const BROKER_CONFIG_READERS: &[&str] = &[
     "src/broker/routing/mod.rs",
     "src/broker/routing/divert.rs",
+    "src/broker/routing/reload.rs",
     "src/broker/settings.rs",
     "src/broker/tests.rs",
 ];

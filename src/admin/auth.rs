@@ -138,7 +138,7 @@ pub async fn authenticate(
                 "credentials required (HTTP basic with a broker user, or a bearer token)".into(),
             ));
         }
-        let principal = Principal::anonymous(ctx.security.anonymous_roles().to_vec());
+        let principal = Principal::anonymous(ctx.security.anonymous_roles());
         let role = if ctx.open {
             Some(Role::Admin)
         } else {

@@ -6,7 +6,7 @@
 //! address's `address-full-policy`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::Notify;
 
 use super::message::now_millis;
@@ -22,7 +22,9 @@ pub struct AddressUsage {
     /// The address, or `global-max-size` for the broker-wide counter; for the log.
     name: Arc<str>,
     bytes: AtomicU64,
-    limit: Option<u64>,
+    /// `max-size-bytes`, [`NO_LIMIT`] for none; atomic so that a reload of the address
+    /// settings changes it for an existing address (see [`AddressUsage::set_limits`]).
+    limit: AtomicU64,
     /// Messages held (charges of [`AddressUsage::charge_message`]), against `max_messages`.
     messages: AtomicU64,
     max_messages: Option<u64>,
@@ -33,10 +35,17 @@ pub struct AddressUsage {
     logged_at: AtomicU64,
     /// The address's policy is PAGE (and there is a journal to page to): once full, its
     /// queues write further messages to disk instead of holding them.
-    pages: bool,
+    pages: AtomicBool,
     /// The address's routing counters for operators. They live here because every message
     /// already carries its address's usage counter, so counting costs no lookup.
     pub stats: super::stats::AddressStats,
+}
+
+/// The stored `limit` of an address without `max-size-bytes`.
+const NO_LIMIT: u64 = u64::MAX;
+
+fn stored(limit: Option<u64>) -> AtomicU64 {
+    AtomicU64::new(limit.unwrap_or(NO_LIMIT))
 }
 
 impl AddressUsage {
@@ -50,13 +59,13 @@ impl AddressUsage {
         Arc::new(AddressUsage {
             name: Arc::from(name),
             bytes: AtomicU64::new(0),
-            limit,
+            limit: stored(limit),
             messages: AtomicU64::new(0),
             max_messages: None,
             freed: Notify::new(),
             parent,
             logged_at: AtomicU64::new(0),
-            pages: false,
+            pages: AtomicBool::new(false),
             stats: Default::default(),
         })
     }
@@ -74,13 +83,13 @@ impl AddressUsage {
         Arc::new(AddressUsage {
             name: Arc::from(name),
             bytes: AtomicU64::new(0),
-            limit,
+            limit: stored(limit),
             messages: AtomicU64::new(0),
             max_messages,
             freed: Notify::new(),
             parent: Some(parent),
             logged_at: AtomicU64::new(0),
-            pages,
+            pages: AtomicBool::new(pages),
             stats: Default::default(),
         })
     }
@@ -88,11 +97,11 @@ impl AddressUsage {
     /// Whether a message charged here should go to disk rather than stay in memory: the
     /// address pages and is full.
     pub fn should_page(&self) -> bool {
-        self.pages && self.is_full()
+        self.pages.load(Ordering::Relaxed) && self.is_full()
     }
 
     fn over_own_limit(&self) -> bool {
-        self.limit
+        self.limit()
             .is_some_and(|limit| self.bytes.load(Ordering::Acquire) >= limit)
             || self
                 .max_messages
@@ -116,7 +125,16 @@ impl AddressUsage {
 
     /// The limit, if any.
     pub fn limit(&self) -> Option<u64> {
+        Some(self.limit.load(Ordering::Relaxed)).filter(|&l| l != NO_LIMIT)
+    }
+
+    /// Applies reloaded address settings: a new `max-size-bytes` and whether the address
+    /// pages when full. Producers held on the old limit are woken to look again.
+    pub fn set_limits(&self, limit: Option<u64>, pages: bool) {
         self.limit
+            .store(limit.unwrap_or(NO_LIMIT), Ordering::Relaxed);
+        self.pages.store(pages, Ordering::Relaxed);
+        self.freed.notify_waiters();
     }
 
     /// Waits until neither the address nor the broker is at its limit. Returns at once when
@@ -178,7 +196,7 @@ impl AddressUsage {
 
     fn add(&self, size: u64) {
         let before = self.bytes.fetch_add(size, Ordering::AcqRel);
-        if let Some(limit) = self.limit
+        if let Some(limit) = self.limit()
             && before < limit
             && before + size >= limit
         {
@@ -191,7 +209,7 @@ impl AddressUsage {
 
     fn release(&self, size: u64) {
         let before = self.bytes.fetch_sub(size, Ordering::AcqRel);
-        if let Some(limit) = self.limit
+        if let Some(limit) = self.limit()
             && before >= limit
             && before - size < limit
         {
@@ -215,7 +233,7 @@ impl AddressUsage {
         {
             return;
         }
-        if full && self.pages {
+        if full && self.pages.load(Ordering::Relaxed) {
             tracing::warn!(limit_of = %self.name, bytes, limit, "memory limit reached: the address pages further messages to disk");
         } else if full {
             tracing::warn!(limit_of = %self.name, bytes, limit, "memory limit reached: producers now meet the address-full-policy");

@@ -1,11 +1,11 @@
 //! The `[admin]` section: the operations listener (HTTP API, `/metrics`, the console), who may
 //! use it, and how rates are sampled.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// `[admin]`: the admin HTTP listener.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AdminConfig {
     /// Whether the listener runs at all.
@@ -41,7 +41,7 @@ pub struct AdminConfig {
 }
 
 /// One `[[admin.tokens]]` entry.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AdminToken {
     /// Who the token is, for the log and `whoami`.

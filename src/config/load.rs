@@ -16,7 +16,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         cause,
     })?;
-    parse(&text, path)
+    let mut config = parse(&text, path)?;
+    config.source = Some(path.to_path_buf());
+    Ok(config)
 }
 
 /// Parses and validates configuration `text`; `origin` is only used to name the file in errors.

@@ -8,6 +8,26 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 impl Config {
+    /// Applies `overrides` (another configuration's, remembered at its start) to this one, so
+    /// a reloaded file is compared with the running configuration on the same terms.
+    pub fn apply_overrides(&mut self, overrides: &super::CliOverrides) {
+        for (protocol, addr) in &overrides.binds {
+            self.override_bind(*protocol, *addr);
+        }
+        if let Some(dir) = &overrides.data_dir {
+            self.override_data_dir(dir.clone());
+        }
+        if let Some(addr) = overrides.admin_bind {
+            self.override_admin_bind(addr);
+        }
+    }
+
+    /// Moves the admin listener to `addr` (`--admin-bind`).
+    pub fn override_admin_bind(&mut self, addr: SocketAddr) {
+        self.overrides.admin_bind = Some(addr);
+        self.admin.bind = addr;
+    }
+
     /// Makes the broker listen on `addr` for `protocol`: the first acceptor of that protocol is
     /// rebound, or, if the file declares none, [`AcceptorConfig::default_for`] that protocol is
     /// added with this bind.
@@ -16,6 +36,7 @@ impl Config {
     /// destination names work over every transport. A name clash or bind conflict this creates is
     /// reported by [`Config::validate`], which should be called again afterwards.
     pub fn override_bind(&mut self, protocol: AcceptorProtocol, addr: SocketAddr) {
+        self.overrides.binds.push((protocol, addr));
         if let Some(acceptor) = self.acceptors.iter_mut().find(|a| a.protocol == protocol) {
             acceptor.bind = addr;
             return;
@@ -32,6 +53,7 @@ impl Config {
     /// Moves the journal to `dir`, e.g. so that tests and several local brokers do not share
     /// `./data`.
     pub fn override_data_dir(&mut self, dir: PathBuf) {
+        self.overrides.data_dir = Some(dir.clone());
         self.journal.data_dir = dir;
     }
 }

@@ -1,7 +1,7 @@
 //! The TOML schema: what `config/broker.toml` may say. Every key is kebab-case; unknown keys are
 //! refused so that a typo never silently falls back to a default.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -11,7 +11,7 @@ use super::security::{
 };
 
 /// The whole broker configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Config {
     /// Broker-wide settings.
@@ -44,6 +44,25 @@ pub struct Config {
     /// The admin HTTP listener (API, `/metrics`, console).
     #[serde(default)]
     pub admin: super::AdminConfig,
+    /// The file this configuration was loaded from (set by [`crate::config::load`]), so a
+    /// running broker can read it again on SIGHUP, a file change or the admin API.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+    /// Command-line overrides applied after loading, remembered so that a reload of the same
+    /// file applies them again instead of reporting them as changes.
+    #[serde(skip)]
+    pub overrides: CliOverrides,
+}
+
+/// What [`Config::override_bind`] and [`Config::override_data_dir`] changed, in order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CliOverrides {
+    /// `--bind` / `--ws-bind`.
+    pub binds: Vec<(AcceptorProtocol, SocketAddr)>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--admin-bind`.
+    pub admin_bind: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -58,13 +77,15 @@ impl Default for Config {
             users: Vec::new(),
             security_settings: default_security_settings(),
             limits: BrokerLimits::default(),
+            source: None,
+            overrides: CliOverrides::default(),
             admin: super::AdminConfig::default(),
         }
     }
 }
 
 /// Broker-wide settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct BrokerSection {
     /// Name sent in CONNECTED's `server` header, after `WrenMQ/<version>`.
@@ -93,6 +114,14 @@ pub struct BrokerSection {
     /// to consumers instead of being held in memory (Artemis's large messages).
     #[serde(default = "default_large_message_threshold")]
     pub large_message_threshold: usize,
+    /// What the broker logs, as a `tracing` filter (`info`, `debug`, `wrenmq=debug,info`).
+    /// `RUST_LOG`, when set, wins at start; a reload of the file applies a changed value.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// Reload the configuration when its file (or its users file) changes, watching the
+    /// file's directory; `false` leaves SIGHUP and the admin API as the only triggers.
+    #[serde(default = "default_true")]
+    pub watch_config: bool,
 }
 
 impl Default for BrokerSection {
@@ -105,12 +134,14 @@ impl Default for BrokerSection {
             disk_scan_period: default_disk_scan_period(),
             global_max_size: default_global_max_size(),
             large_message_threshold: default_large_message_threshold(),
+            log_level: default_log_level(),
+            watch_config: true,
         }
     }
 }
 
 /// Which transport an acceptor speaks.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum AcceptorProtocol {
     /// STOMP over plain TCP.
@@ -120,7 +151,7 @@ pub enum AcceptorProtocol {
 }
 
 /// One network listener.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AcceptorConfig {
     /// A name for logs.
@@ -213,7 +244,7 @@ impl AcceptorConfig {
 }
 
 /// Frame limits; see `stomp::Limits`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest whole frame in bytes.
@@ -268,7 +299,7 @@ impl Default for LimitsConfig {
 }
 
 /// Heart-beat negotiation and dead-peer detection.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HeartbeatConfig {
     /// Smallest interval (ms) the broker will send heart-beats at: the broker beats as often
@@ -300,7 +331,7 @@ impl Default for HeartbeatConfig {
 }
 
 /// Routing type of an address or queue.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum RoutingTypeConfig {
     /// Point-to-point.
@@ -311,7 +342,7 @@ pub enum RoutingTypeConfig {
 }
 
 /// An address declared in the config.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AddressConfig {
     /// Address name (no prefix).
@@ -324,7 +355,7 @@ pub struct AddressConfig {
 }
 
 /// A queue declared in the config.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct QueueConfig {
     /// Queue name, unique broker-wide.
@@ -357,7 +388,7 @@ pub struct QueueConfig {
 }
 
 /// What a full address does to its producers.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AddressFullPolicyConfig {
     /// Write further messages to disk (page storage) and read them back as consumers catch up.
@@ -372,7 +403,7 @@ pub enum AddressFullPolicyConfig {
 
 /// Address settings applied to every address matching `match`.
 /// Unset keys inherit from less specific matches, then from the built-in defaults.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AddressSettingsEntry {
     /// Address pattern with `#` (zero or more words) and `*` (one word) over `.`.
@@ -464,7 +495,7 @@ pub struct AddressSettingsEntry {
 }
 
 /// Journal settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct JournalConfig {
     /// Whether persistent messages are written to disk at all.
@@ -503,6 +534,9 @@ impl Default for JournalConfig {
 
 fn default_true() -> bool {
     true
+}
+fn default_log_level() -> String {
+    "info".to_string()
 }
 fn default_broker_name() -> String {
     "wrenmq".to_string()

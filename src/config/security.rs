@@ -1,11 +1,11 @@
 //! The security and abuse-limit part of the TOML schema: users, anonymous access, per-address
 //! permissions (Artemis's `security-settings`), TLS on acceptors, and broker-wide limits.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// One user who may log in (`[[users]]`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct UserConfig {
     /// Login name, as sent in CONNECT's `login` header or as a client certificate's CN.
@@ -21,7 +21,7 @@ pub struct UserConfig {
 
 /// A separate file of users (`[security] users-file`), so secrets can live apart from the
 /// rest of the configuration with tighter file permissions.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct UsersFile {
     /// The users it declares.
@@ -30,7 +30,7 @@ pub struct UsersFile {
 }
 
 /// `[security]`: who may connect without credentials, and how failed logins are slowed.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SecuritySection {
     /// `true`: CONNECT without `login` is accepted on every acceptor; `false`: never.
@@ -74,7 +74,7 @@ impl Default for SecuritySection {
 
 /// Permissions on the addresses matching `match` (`[[security-settings]]`): each key lists
 /// the roles that have that permission. The most specific matching entry decides alone.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SecuritySettingEntry {
     /// Address pattern with `#` (zero or more words) and `*` (one word) over `.`.
@@ -113,7 +113,7 @@ pub struct SecuritySettingEntry {
 }
 
 /// When a TLS acceptor asks for a client certificate.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
     /// Asked for; a client without one logs in with `login`/`passcode` or anonymously.
@@ -123,7 +123,7 @@ pub enum ClientAuth {
 }
 
 /// `[acceptors.tls]`: serve the acceptor over TLS.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file with the server certificate chain, leaf first.
@@ -140,7 +140,7 @@ pub struct TlsConfig {
 
 /// `[limits]`: broker-wide abuse limits. A client hitting one gets an ERROR; others are not
 /// affected.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct BrokerLimits {
     /// Open connections over all acceptors.

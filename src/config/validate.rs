@@ -44,6 +44,15 @@ impl Config {
             ));
         }
         check_disk(&self.broker, &mut errors);
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.broker.log_level) {
+            errors.push(ValidationError::new(
+                "broker.log-level",
+                format!(
+                    "\"{}\" is not a log filter ({e}); use a level such as \"info\" or \"debug\", or directives such as \"wrenmq=debug,info\"",
+                    self.broker.log_level
+                ),
+            ));
+        }
         let global = self.broker.global_max_size;
         if global == 0 || global < -1 {
             errors.push(ValidationError::new(

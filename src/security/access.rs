@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use super::passwords::{DUMMY_HASH, verify_password};
 use super::slots::VerificationSlots;
 use super::{Authorizer, Denied, LoginThrottle, Permission, Principal, SecurityPolicy};
@@ -65,21 +67,19 @@ struct User {
     roles: Vec<String>,
 }
 
-/// Users, permissions and login throttling, shared by every acceptor.
+/// What a configuration reload may replace: the users, the permissions and the anonymous
+/// roles, swapped as one value so that no check ever sees a user of one version with the
+/// permissions of another.
 #[derive(Debug)]
-pub struct Security {
+struct Tables {
     users: HashMap<String, User>,
-    policy: SecurityPolicy,
+    policy: Arc<SecurityPolicy>,
     anonymous_roles: Vec<String>,
-    throttle: LoginThrottle,
-    verifications: VerificationSlots,
 }
 
-impl Security {
-    /// Builds the service from a validated configuration.
-    pub fn new(config: &Config) -> Security {
-        let s = &config.security;
-        Security {
+impl Tables {
+    fn new(config: &Config) -> Tables {
+        Tables {
             users: config
                 .users
                 .iter()
@@ -93,8 +93,28 @@ impl Security {
                     )
                 })
                 .collect(),
-            policy: SecurityPolicy::new(&config.security_settings),
-            anonymous_roles: s.anonymous_roles.clone(),
+            policy: Arc::new(SecurityPolicy::new(&config.security_settings)),
+            anonymous_roles: config.security.anonymous_roles.clone(),
+        }
+    }
+}
+
+/// Users, permissions and login throttling, shared by every acceptor.
+#[derive(Debug)]
+pub struct Security {
+    /// Read with one atomic load per check (no lock on the message path); replaced whole by
+    /// [`Security::replace`].
+    tables: ArcSwap<Tables>,
+    throttle: LoginThrottle,
+    verifications: VerificationSlots,
+}
+
+impl Security {
+    /// Builds the service from a validated configuration.
+    pub fn new(config: &Config) -> Security {
+        let s = &config.security;
+        Security {
+            tables: ArcSwap::from_pointee(Tables::new(config)),
             throttle: LoginThrottle::new(
                 Duration::from_millis(s.login_failure_delay_ms),
                 Duration::from_millis(s.login_failure_max_delay_ms),
@@ -105,19 +125,37 @@ impl Security {
         }
     }
 
-    /// The roles an anonymous connection gets.
-    pub fn anonymous_roles(&self) -> &[String] {
-        &self.anonymous_roles
+    /// Replaces the users, the permissions and the anonymous roles with `config`'s (a
+    /// configuration reload): new logins use them at once, and existing connections at their
+    /// next check, because every check reads the current tables and a connection's roles are
+    /// looked up again by its user name (a removed user has none).
+    pub fn replace(&self, config: &Config) {
+        self.tables.store(Arc::new(Tables::new(config)));
     }
 
-    /// The compiled permissions.
-    pub fn policy(&self) -> &SecurityPolicy {
-        &self.policy
+    /// The roles an anonymous connection gets now.
+    pub fn anonymous_roles(&self) -> Vec<String> {
+        self.tables.load().anonymous_roles.clone()
     }
 
-    /// Whether `user` has `perm` on `address`.
+    /// The compiled permissions in force now.
+    pub fn policy(&self) -> Arc<SecurityPolicy> {
+        Arc::clone(&self.tables.load().policy)
+    }
+
+    /// Whether `user` has `perm` on `address`, with the roles the current tables give it: a
+    /// user's roles as configured now (none once removed), an anonymous connection's the
+    /// current `anonymous-roles`.
     pub fn allowed(&self, user: &Principal, perm: Permission, address: &str) -> bool {
-        self.policy.allowed(user, perm, address)
+        let tables = self.tables.load();
+        let roles = match &user.name {
+            Some(name) => match tables.users.get(name) {
+                Some(u) => u.roles.as_slice(),
+                None => &[],
+            },
+            None => tables.anonymous_roles.as_slice(),
+        };
+        tables.policy.allows_roles(roles, perm, address)
     }
 
     /// Authenticates a connection from `peer`. `anonymous_ok` says whether its acceptor takes
@@ -132,30 +170,33 @@ impl Security {
         anonymous_ok: bool,
         peer: IpAddr,
     ) -> Result<Principal, LoginFailed> {
+        // One version of the tables for the whole login, held across the hash check: a
+        // reload during it applies to the next login.
+        let tables = self.tables.load_full();
         match credentials {
-            Credentials::Certificate(cn) => match self.users.get(cn) {
+            Credentials::Certificate(cn) => match tables.users.get(cn) {
                 Some(user) => Ok(Principal::user(cn, user.roles.clone())),
                 None => Err(LoginFailed::wrong(
                     "the client certificate names no known user",
                 )),
             },
             Credentials::Anonymous if anonymous_ok => {
-                Ok(Principal::anonymous(self.anonymous_roles.clone()))
+                Ok(Principal::anonymous(tables.anonymous_roles.clone()))
             }
             Credentials::Anonymous => Err(LoginFailed::wrong(
                 "this broker requires a login and passcode",
             )),
             // No users at all: security is off, as for a broker without configuration, so
             // the `login:guest` many clients send by default is not an error.
-            Credentials::Password { .. } if self.users.is_empty() && anonymous_ok => {
-                Ok(Principal::anonymous(self.anonymous_roles.clone()))
+            Credentials::Password { .. } if tables.users.is_empty() && anonymous_ok => {
+                Ok(Principal::anonymous(tables.anonymous_roles.clone()))
             }
             Credentials::Password { login, passcode } => {
                 if self.throttle.locked(peer) {
                     tracing::info!(%peer, login, "login refused: too many failed logins from this address");
                     return Err(LoginFailed::throttled());
                 }
-                let user = self.users.get(login);
+                let user = tables.users.get(login);
                 let hash: Arc<str> = user
                     .and_then(|u| u.password_hash.clone())
                     .unwrap_or_else(|| Arc::from(DUMMY_HASH));

@@ -50,10 +50,16 @@ impl SecurityPolicy {
 
     /// Whether `user` has `perm` on `address`. No matching entry means no permission.
     pub fn allowed(&self, user: &Principal, perm: Permission, address: &str) -> bool {
+        self.allows_roles(&user.roles, perm, address)
+    }
+
+    /// Whether any of `roles` has `perm` on `address`; for callers that look a connection's
+    /// roles up again (after a reload) instead of using those it logged in with.
+    pub fn allows_roles(&self, roles: &[String], perm: Permission, address: &str) -> bool {
         self.entry_for(address).is_some_and(|e| {
             e.roles[perm.index()]
                 .iter()
-                .any(|granted| user.roles.iter().any(|r| r == granted))
+                .any(|granted| roles.iter().any(|r| r == granted))
         })
     }
 

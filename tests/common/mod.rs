@@ -112,7 +112,9 @@ impl TestBroker {
 pub async fn start(mut config: Config) -> TestBroker {
     init_tracing();
     // Tests run side by side: the admin listener takes a free port, like the acceptors.
-    config.admin.bind.set_port(0);
+    let mut admin = config.admin.bind;
+    admin.set_port(0);
+    config.override_admin_bind(admin);
     let running = server::start(config).await.expect("broker starts");
     let addr = running
         .addr(AcceptorProtocol::Stomp)

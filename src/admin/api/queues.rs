@@ -106,7 +106,7 @@ pub async fn show(
     let mut v = render(&ctx, &q, &dla);
     let s = ctx.broker.settings_for(&q.address);
     v["settings"] = json!({
-        "max_delivery_attempts": q.max_delivery_attempts,
+        "max_delivery_attempts": q.max_delivery_attempts(),
         "dead_letter_address": s.dead_letter.address,
         "expiry_address": s.expiry.address,
         "max_size_bytes": s.max_size_bytes,

@@ -17,7 +17,10 @@ mod stream;
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
 
 use self::backlog::Backlog;
 use self::consumer::{ConsumerSlot, InFlight, Pick, pick};
@@ -338,12 +341,14 @@ pub struct Queue {
     pub auto_created: bool,
     /// Removed as soon as its last consumer leaves (non-durable subscription queues).
     pub exclusive_to_subscriber: bool,
-    /// Delete when unused (no consumers, no messages).
-    pub auto_delete: bool,
-    /// `max-delivery-attempts`; `None` = unlimited.
-    pub max_delivery_attempts: Option<u32>,
-    /// How long a returned message waits before it is offered again.
-    pub redelivery: RedeliveryPolicy,
+    /// Delete when unused (no consumers, no messages); a reload of the address settings may
+    /// change it, so it is read through [`Queue::auto_delete`].
+    auto_delete: AtomicBool,
+    /// `max-delivery-attempts`, 0 = unlimited; live (see [`Queue::set_delivery`]).
+    max_delivery_attempts: AtomicU32,
+    /// How long a returned message waits before it is offered again; read once per returned
+    /// message, replaced whole by a reload.
+    redelivery: ArcSwap<RedeliveryPolicy>,
     /// Only messages it matches are routed here (a configured `filter`, a subscription's
     /// `selector`): applied at routing, so other messages are never copied.
     pub filter: Option<Filter>,
@@ -489,6 +494,35 @@ pub enum Refusal {
 }
 
 impl Queue {
+    /// Whether the queue is deleted once unused (no consumers, no messages).
+    pub fn auto_delete(&self) -> bool {
+        self.auto_delete.load(Ordering::Relaxed)
+    }
+
+    /// `max-delivery-attempts`; `None` = unlimited.
+    pub fn max_delivery_attempts(&self) -> Option<u32> {
+        Some(self.max_delivery_attempts.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    }
+
+    /// The redelivery delays in force.
+    pub fn redelivery(&self) -> RedeliveryPolicy {
+        **self.redelivery.load()
+    }
+
+    /// Applies reloaded address settings to an existing queue: they count from the next
+    /// message returned or acknowledged (a message already waiting out a delay keeps it).
+    pub(crate) fn set_delivery(
+        &self,
+        auto_delete: bool,
+        max_delivery_attempts: Option<u32>,
+        redelivery: RedeliveryPolicy,
+    ) {
+        self.auto_delete.store(auto_delete, Ordering::Relaxed);
+        self.max_delivery_attempts
+            .store(max_delivery_attempts.unwrap_or(0), Ordering::Relaxed);
+        self.redelivery.store(Arc::new(redelivery));
+    }
+
     /// A new, empty queue.
     pub fn new(spec: QueueSpec) -> Arc<Queue> {
         let groups = Groups::new(spec.kind.group_buckets);
@@ -502,9 +536,9 @@ impl Queue {
             durable: spec.durable,
             auto_created: spec.auto_created,
             exclusive_to_subscriber: spec.exclusive_to_subscriber,
-            auto_delete: spec.auto_delete,
-            max_delivery_attempts: spec.max_delivery_attempts,
-            redelivery: spec.redelivery,
+            auto_delete: AtomicBool::new(spec.auto_delete),
+            max_delivery_attempts: AtomicU32::new(spec.max_delivery_attempts.unwrap_or(0)),
+            redelivery: ArcSwap::from_pointee(spec.redelivery),
             filter: spec.filter,
             no_local: spec.no_local,
             incarnation: spec.incarnation,
@@ -1146,7 +1180,7 @@ impl Queue {
         done: &mut Completed,
     ) {
         let exhausted = self
-            .max_delivery_attempts
+            .max_delivery_attempts()
             .is_some_and(|max| entry.delivery_count >= max);
         if outcome == Outcome::Reject || exhausted {
             done.dead.push(DeadLetter {
@@ -1160,9 +1194,11 @@ impl Queue {
         };
         done.returned.push((entry.message.id, entry.delivery_count));
         st.may_expire |= entry.message.expires != 0;
-        let delay =
-            self.redelivery
-                .delay_for(entry.delivery_count, fastrand::f64(), fastrand::bool());
+        let delay = self.redelivery.load().delay_for(
+            entry.delivery_count,
+            fastrand::f64(),
+            fastrand::bool(),
+        );
         if delay > 0 {
             let due = now.saturating_add(delay);
             if let Some(j) = self.journal.as_ref().filter(|_| entry.message.persistent) {

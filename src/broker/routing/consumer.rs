@@ -71,7 +71,7 @@ impl ConsumerHandle {
     pub fn close(&self) -> Completed {
         let done = self.queue.remove_consumer(self.id);
         self.after(&done);
-        if self.queue.exclusive_to_subscriber || self.queue.auto_delete {
+        if self.queue.exclusive_to_subscriber || self.queue.auto_delete() {
             self.broker.maybe_auto_delete(&self.queue);
         }
         done
@@ -83,7 +83,7 @@ impl ConsumerHandle {
         if !done.dead.is_empty() {
             self.broker.dead_letter(&self.queue, done.dead.clone());
         }
-        if !done.acked.is_empty() && self.queue.auto_delete && self.queue.is_unused() {
+        if !done.acked.is_empty() && self.queue.auto_delete() && self.queue.is_unused() {
             self.broker.maybe_auto_delete(&self.queue);
         }
     }

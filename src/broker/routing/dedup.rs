@@ -91,6 +91,6 @@ impl Broker {
             .addresses
             .get(address)
             .map(|a| a.settings.id_cache_size);
-        known.unwrap_or_else(|| self.settings.resolve(address).id_cache_size)
+        known.unwrap_or_else(|| self.settings.load().resolve(address).id_cache_size)
     }
 }

@@ -48,7 +48,7 @@ impl Broker {
         if !self.disk.is_full() {
             return DiskRoom::Available;
         }
-        let settings = self.settings.resolve(&dest.address);
+        let settings = self.settings.load().resolve(&dest.address);
         if !persistent.unwrap_or(settings.default_persistent) && !self.pages(dest) {
             return DiskRoom::Available;
         }
@@ -67,7 +67,7 @@ impl Broker {
             None => {
                 self.journal.is_some()
                     && self.memory.is_full()
-                    && self.settings.resolve(&dest.address).full_policy == FullPolicy::Page
+                    && self.settings.load().resolve(&dest.address).full_policy == FullPolicy::Page
             }
         }
     }

@@ -40,7 +40,7 @@ impl Broker {
         let mut ops = Vec::new();
         for d in dead {
             let exhausted = queue
-                .max_delivery_attempts
+                .max_delivery_attempts()
                 .is_some_and(|max| d.delivery_count >= max);
             self.stats.dead(if exhausted {
                 DeadReason::MaxDeliveries
@@ -48,7 +48,7 @@ impl Broker {
                 DeadReason::Rejected
             });
             bump(&queue.stats.dead_lettered);
-            let policy = self.settings.resolve(&d.message.address).dead_letter;
+            let policy = self.settings.load().resolve(&d.message.address).dead_letter;
             let reason = Reason::DeadLetter {
                 delivery_count: d.delivery_count,
             };
@@ -72,7 +72,7 @@ impl Broker {
         for m in expired {
             self.stats.dead(DeadReason::Expired);
             bump(&queue.stats.expired);
-            let policy = self.settings.resolve(&m.address).expiry;
+            let policy = self.settings.load().resolve(&m.address).expiry;
             self.divert(queue, &m, Reason::Expired { at: now }, &policy, &mut ops);
             queue.record_removals([&m], &mut ops);
         }

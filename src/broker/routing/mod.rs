@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use arc_swap::ArcSwap;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};
 
 use super::RoutingType;
@@ -39,6 +40,7 @@ mod draft;
 mod manage;
 mod plan;
 mod recovery;
+mod reload;
 mod send;
 mod subscribe;
 mod temporary;
@@ -219,7 +221,9 @@ struct Registry {
 /// The broker core. Shared by every connection as `Arc<Broker>`.
 pub struct Broker {
     registry: RwLock<Registry>,
-    settings: SettingsRepository,
+    /// The `[[address-settings]]`, replaced whole by a configuration reload; an address
+    /// resolves them once into its entry, and a reload resolves every entry again.
+    settings: ArcSwap<SettingsRepository>,
     next_message_id: AtomicU64,
     next_consumer_id: AtomicU64,
     /// Incarnations for new queues: above every recovered one (see [`Queue::incarnation`]).
@@ -306,7 +310,7 @@ impl Broker {
         );
         let broker = Arc::new(Broker {
             registry: RwLock::new(Registry::default()),
-            settings,
+            settings: ArcSwap::from_pointee(settings),
             next_message_id: AtomicU64::new(1),
             next_consumer_id: AtomicU64::new(1),
             next_incarnation: AtomicU64::new(
@@ -471,11 +475,11 @@ impl Broker {
 
     /// The settings that apply to an address.
     pub fn settings_for(&self, address: &str) -> AddressSettings {
-        self.settings.resolve(address)
+        self.settings.load().resolve(address)
     }
 
     fn new_address_entry(&self, name: &str, auto_created: bool) -> AddressEntry {
-        let settings = self.settings.resolve(name);
+        let settings = self.settings.load().resolve(name);
         AddressEntry {
             anycast: false,
             multicast: false,
@@ -533,7 +537,7 @@ impl Broker {
             .addresses
             .get(address)
             .map(|a| Arc::clone(&a.settings))
-            .unwrap_or_else(|| Arc::new(self.settings.resolve(address)));
+            .unwrap_or_else(|| Arc::new(self.settings.load().resolve(address)));
         let q = Queue::new(QueueSpec {
             name: name.clone(),
             address: address.clone(),
@@ -612,7 +616,7 @@ impl Broker {
     /// Removes an auto-deletable queue once nothing uses it.
     fn maybe_auto_delete(&self, queue: &Arc<Queue>) {
         let exclusive = queue.exclusive_to_subscriber;
-        if !(exclusive || queue.auto_delete && queue.is_unused()) {
+        if !(exclusive || queue.auto_delete() && queue.is_unused()) {
             return;
         }
         let mut reg = self.write();

@@ -125,7 +125,7 @@ impl Broker {
         let settings: &AddressSettings = match entry {
             Some(a) => &a.settings,
             None => {
-                resolved = self.settings.resolve(&dest.address);
+                resolved = self.settings.load().resolve(&dest.address);
                 &resolved
             }
         };
@@ -486,7 +486,7 @@ fn fqqn_origin(purpose: Purpose<'_>, routing: RoutingType) -> QueueOrigin {
 /// Whether a queue keeps what reaches it while nobody consumes: durable, and neither removed
 /// with its last consumer nor auto-deleted once empty.
 fn keeps_messages_unattended(q: &Queue) -> bool {
-    q.durable && !q.auto_delete && !q.exclusive_to_subscriber
+    q.durable && !q.auto_delete() && !q.exclusive_to_subscriber
 }
 
 fn entry_has(anycast: bool, multicast: bool, r: RoutingType) -> bool {

@@ -29,7 +29,7 @@ impl Broker {
             None if !self.memory.is_full() => return Capacity::Available,
             None => (
                 Arc::clone(&self.memory),
-                self.settings.resolve(&dest.address).full_policy,
+                self.settings.load().resolve(&dest.address).full_policy,
             ),
         };
         match policy {
