@@ -623,7 +623,7 @@ ${extraToml}`);
       return fetch(`${base}/healthz`).then((r) => r.ok, () => false);
     }, WAIT_MS, 'the token broker to serve');
   } catch (e) { await stop(); throw e; }
-  return { base, stompAddr: { host: '127.0.0.1', port: stomp }, tokens, stop };
+  return { base, stompAddr: { host: '127.0.0.1', port: stomp }, tokens, stop, configFile: path.join(dir, 'broker.toml') };
 }
 
 // The console's own actions, driven like an operator would, on a broker of its own: create a
@@ -634,7 +634,8 @@ ${extraToml}`);
 check('browser-admin-console-actions', async () => {
   const artifacts = process.env.WRENMQ_ARTIFACTS || path.join(here, '..', 'artifacts');
   fs.mkdirSync(artifacts, { recursive: true });
-  const broker = await startTokenBroker();
+  // No file watcher: the check changes the file and the reload must wait for its confirmation.
+  const broker = await startTokenBroker('[broker]\nwatch-config = false\n');
   const api = async (p, init) => {
     const r = await fetch(broker.base + p, init);
     const text = await r.text();
@@ -845,7 +846,10 @@ check('browser-admin-console-actions', async () => {
     await page.click('#modal-ok');
     await untilAsync(async () => (await api(`/api/v1/queues/${big}`)).status === 404, WAIT_MS, 'the big queue deleted');
 
-    // Configuration: the reload button shows the dry run (or why there is none) first.
+    // Configuration: the reload button shows the dry run (or why there is none) first, then
+    // applies on confirmation. The file gains a declared address.
+    const declared = `declared-${id}`;
+    fs.appendFileSync(broker.configFile, `\n[[addresses]]\nname = "${declared}"\nrouting-types = ["anycast"]\n`);
     await page.click('a[data-view="config"]');
     await page.click('button[data-act="reload-dry"]');
     const dry = await api('/api/v1/config/reload?dry_run=true', { method: 'POST' });
@@ -861,6 +865,12 @@ check('browser-admin-console-actions', async () => {
         const n = (dry.body[key] || []).length;
         assert(text.includes(n ? `${title} (${n})` : `${title} none`), `the dry-run report lists ${title} as the API does: ${text}`);
       }
+      assert(dry.body.applied.some((k) => k.includes(declared)) && text.includes(declared), `the dry run names the new address: ${text}`);
+      assert((await api(`/api/v1/addresses/${declared}`)).status === 404, 'a dry run applies nothing');
+      await shot(page, 'config-dry-run');
+      await page.click('button[data-act="reload-apply"]');
+      await page.locator('#reload-report', { hasText: 'Reloaded.' }).waitFor();
+      assert((await api(`/api/v1/addresses/${declared}`)).status === 200, 'the confirmed reload declared the address');
     }
     await shot(page, 'config');
 
