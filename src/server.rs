@@ -367,6 +367,15 @@ impl admin::ConfigControl for ReloadControl {
         serde_json::to_value(self.0.view()).unwrap_or(serde_json::Value::Null)
     }
 
+    fn figures(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.0.applied_count.load(Relaxed),
+            self.0.rejected_count.load(Relaxed),
+            self.0.loaded_at(),
+        )
+    }
+
     fn reload(
         &self,
         dry_run: bool,

@@ -718,6 +718,17 @@ async fn the_admin_api_reloads_through_the_same_reloader() {
         view["config"]["address-settings"][0]["auto-create-queues"],
         true
     );
+    // The overview and /metrics follow: one applied reload (the dry run does not count).
+    let overview = http::get_json(admin, "/api/v1/overview").await;
+    assert_eq!(overview["config_loaded_at"], done["loaded_at"]);
+    let metrics = http::request(admin, "GET", "/metrics", &[], None)
+        .await
+        .text();
+    assert!(
+        metrics.contains("wrenmq_config_reloads_total{result=\"applied\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("wrenmq_config_reloads_total{result=\"rejected\"} 0"));
 }
 
 #[tokio::test]

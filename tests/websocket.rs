@@ -591,3 +591,145 @@ async fn a_large_message_spans_several_websocket_messages_and_reassembles() {
     assert!(messages > 3, "one frame, {messages} WebSocket messages");
     running.shutdown().await;
 }
+
+/// Reads whatever the server sends until it closes; `None` if it is still open after WAIT.
+async fn read_until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match timeout(WAIT, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(out),
+            Ok(Ok(n)) => out.extend_from_slice(&chunk[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_request_head_gets_431() {
+    let running = start().await;
+    let addr = ws_addr(&running);
+    // Far over the 32 KiB bound however the bytes arrive (hyper's read buffer may take a
+    // little more than the bound in one read).
+    let big = format!(
+        "GET /nope HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let answer = raw_exchange(addr, big.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer:.200}");
+    let mut many = String::from("GET /nope HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..70 {
+        many.push_str(&format!("X-Header-{i}: y\r\n"));
+    }
+    many.push_str("\r\n");
+    let answer = raw_exchange(addr, many.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer:.200}");
+    // Just under the bound is fine.
+    let fits = format!(
+        "GET /nope HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(30 * 1024)
+    );
+    let answer = raw_exchange(addr, fits.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer:.200}");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_head_not_finished_within_the_handshake_timeout_is_dropped() {
+    let running = start_with(|ws| ws.limits.handshake_timeout_ms = Some(300)).await;
+    let mut stream = TcpStream::connect(ws_addr(&running))
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /stomp HTTP/1.1\r\nHost: x\r\nUpgrade: web")
+        .await
+        .expect("write");
+    let answer = read_until_closed(&mut stream).await;
+    assert_eq!(
+        answer.as_deref(),
+        Some(&b""[..]),
+        "closed without an answer"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn head_gets_the_console_head_without_a_body() {
+    let running = start().await;
+    let answer = raw_exchange(ws_addr(&running), b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("Content-Type: text/html"), "{answer}");
+    assert!(!answer.contains("Content-Length: 0\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n"), "no body: {answer}");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_over_the_limit_gets_503_naming_the_limit() {
+    let running = start_with(|ws| ws.limits.max_connections = Some(1)).await;
+    let addr = ws_addr(&running);
+    let _held = StompWs::connect(addr).await;
+    let answer = raw_exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("too many connections"), "{answer}");
+    running.shutdown().await;
+}
+
+/// A client need not wait for the 101: a WebSocket frame sent in the same write as the
+/// upgrade request is the start of the STOMP stream.
+#[tokio::test]
+async fn a_frame_sent_with_the_upgrade_request_is_read() {
+    let running = start().await;
+    let addr = ws_addr(&running);
+    let mut bytes = format!(
+        "GET /stomp HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v12.stomp\r\n\r\n"
+    )
+    .into_bytes();
+    let payload = b"CONNECT\naccept-version:1.2\nhost:localhost\n\n\0";
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    // FIN + binary, masked (clients must mask), length < 126.
+    bytes.extend_from_slice(&[0x82, 0x80 | payload.len() as u8]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(&bytes).await.expect("write");
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("CONNECTED") {
+        match timeout(WAIT, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&chunk[..n]),
+            other => panic!(
+                "no CONNECTED ({other:?}): {}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 101 "), "{text}");
+    assert!(
+        text.contains("Sec-Websocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+            || text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{text}"
+    );
+    running.shutdown().await;
+}
+
+/// One request per connection: a keep-alive client gets its answer with `Connection: close`
+/// and the connection ends, so a request pipelined behind it (here an upgrade) is not served
+/// on it; the browser opens a new connection for the WebSocket.
+#[tokio::test]
+async fn a_keep_alive_request_is_answered_once_and_the_connection_closed() {
+    let running = start().await;
+    let addr = ws_addr(&running);
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\n\r\nGET /stomp HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    let answer = raw_exchange(addr, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:.300}");
+    assert!(answer.contains("Connection: close\r\n"), "{answer:.300}");
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer:.300}");
+    // The upgrade on a connection of its own is served.
+    let head = raw_upgrade(addr, "/stomp", "").await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    running.shutdown().await;
+}

@@ -322,6 +322,26 @@ impl prometheus_client::collector::Collector for Scrape {
         ConstCounter::new(p.cpu_seconds)
             .encode(cpu.encode_family(&Vec::<(&str, String)>::new())?)?;
 
+        // Configuration reloads.
+        if let Some(r) = &ctx.reload {
+            let (applied, rejected, loaded_at) = r.figures();
+            counters(
+                e,
+                "wrenmq_config_reloads",
+                "Configuration reloads (SIGHUP, file watcher, API), by result.",
+                &[
+                    (vec![("result", "applied".to_string())], applied),
+                    (vec![("result", "rejected".to_string())], rejected),
+                ],
+            )?;
+            gauge(
+                e,
+                "wrenmq_config_last_reload_success_timestamp_seconds",
+                "When the running configuration was loaded (Unix seconds).",
+                loaded_at as f64 / 1000.0,
+            )?;
+        }
+
         // The journal's group commits.
         if let Some(j) = b.journal() {
             counter(

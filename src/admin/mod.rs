@@ -78,6 +78,9 @@ impl std::fmt::Debug for AdminContext {
 pub trait ConfigControl: Send + Sync + 'static {
     /// The effective configuration, redacted, as JSON.
     fn view(&self) -> serde_json::Value;
+    /// Reloads applied and rejected since start, and when the configuration was last loaded
+    /// (ms since the epoch), for `/metrics` and the overview.
+    fn figures(&self) -> (u64, u64, u64);
     /// Reloads (or, with `dry_run`, only reports), as JSON.
     fn reload(
         &self,

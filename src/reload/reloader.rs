@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -36,6 +37,10 @@ pub struct Reloader {
     /// Held for a whole reload, so concurrent triggers run one after the other and each
     /// compares the file with what the one before applied.
     serial: Mutex<()>,
+    /// Reloads (not dry runs) applied and rejected since start, for `/metrics`.
+    pub applied_count: AtomicU64,
+    /// See [`Reloader::applied_count`].
+    pub rejected_count: AtomicU64,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -74,6 +79,8 @@ impl Reloader {
                 pending_restart: Vec::new(),
             }),
             serial: Mutex::new(()),
+            applied_count: AtomicU64::new(0),
+            rejected_count: AtomicU64::new(0),
         }
     }
 
@@ -119,6 +126,24 @@ impl Reloader {
 
     /// [`Reloader::reload`] on the calling thread.
     pub fn reload_now(&self, dry_run: bool) -> ReloadReport {
+        let report = self.reload_once(dry_run);
+        if !dry_run {
+            let counter = if report.loaded_at.is_some() {
+                &self.applied_count
+            } else {
+                &self.rejected_count
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        report
+    }
+
+    /// When the running configuration was last loaded (ms since the epoch).
+    pub fn loaded_at(&self) -> u64 {
+        self.state.lock().loaded_at
+    }
+
+    fn reload_once(&self, dry_run: bool) -> ReloadReport {
         let _serial = self.serial.lock();
         let running = self.current();
         let mut report = ReloadReport::new(dry_run);

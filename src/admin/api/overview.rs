@@ -104,7 +104,7 @@ pub async fn overview(
                 "commit_p99_seconds_at_most": quantile_bound(&f, 0.99),
             })
         }).unwrap_or_else(|| json!({"enabled": false})),
-        "config_loaded_at": ctx.config_loaded_at,
+        "config_loaded_at": ctx.reload.as_ref().map_or(ctx.config_loaded_at, |r| r.figures().2),
     })))
 }
 
