@@ -309,3 +309,64 @@ async fn a_mutation_with_a_body_must_be_json() {
     assert_eq!(bad_query.json()["error"], "bad_request");
     b.shutdown().await;
 }
+
+/// A bearer token with no user of its name acts with its admin role as its only STOMP role,
+/// so the address permissions granted to that role apply to its message operations (the
+/// console's monitor and operator tokens browse and send with them). The reloadable security
+/// tables look a user's roles up again by name; a token is not in them and must keep its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_acts_with_the_address_permissions_of_its_role() {
+    let mut config = test_config();
+    config.security.allow_anonymous = Some(false);
+    config.users = vec![user("root", "r00t", &["admin"])];
+    config.security_settings = vec![grant(
+        "#",
+        &["send", "browse", "create-address", "create-durable-queue"],
+        &["admin", "operator"],
+    )];
+    let digest: String = Sha256::digest(TOKEN.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    config.admin.tokens = vec![AdminToken {
+        name: "oncall".into(),
+        sha256: digest,
+        role: "operator".into(),
+    }];
+    let b = start(config).await;
+    let a = b.running.admin_addr.expect("admin");
+    let root = basic("root", "r00t");
+    let bearer = format!("Bearer {TOKEN}");
+    let put = request(
+        a,
+        "PUT",
+        "/api/v1/queues/jobs",
+        &[("Authorization", &root)],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(put.status, 201, "{}", put.text());
+    let sent = request(
+        a,
+        "POST",
+        "/api/v1/addresses/jobs/messages",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        Some(r#"{"queue":"jobs","body":"from the token"}"#),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let browsed = request(
+        a,
+        "GET",
+        "/api/v1/queues/jobs/messages",
+        &[("Authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(browsed.status, 200, "{}", browsed.text());
+    assert_eq!(browsed.json()["items"][0]["body_preview"], "from the token");
+    b.shutdown().await;
+}

@@ -1,7 +1,8 @@
 // WrenMQ conformance checks from Node: STOMP over WebSocket with @stomp/stompjs (and `ws`),
 // the same over TLS (wss://, trusting a test CA; a client without it must be refused),
 // STOMP over TCP with @stomp/tcp-wrapper, raw handshake refusals, and the web console driven in
-// Chromium by playwright-core with stomp.py on the other end.
+// Chromium by playwright-core with stomp.py on the other end, and the operator console on the
+// admin listener.
 //
 // Usage: node run.mjs --tcp HOST:PORT --ws HOST:PORT [--wss HOST:PORT --ca CA.pem]
 //                    [--admin HOST:PORT] [--only NAME,NAME] [--skip-browser]
@@ -9,7 +10,9 @@
 //   or   WRENMQ_TCP=HOST:PORT WRENMQ_WS=HOST:PORT [WRENMQ_WSS=HOST:PORT WRENMQ_CA=CA.pem] node run.mjs
 // The wss checks fail if --wss/--ca are not given (run.sh makes the CA and the TLS acceptor).
 // Other env: WRENMQ_PYTHON (python with stomp.py; default python3), WRENMQ_CHROMIUM (default
-// /usr/bin/chromium), WRENMQ_ARTIFACTS (screenshot directory; default ../artifacts).
+// /usr/bin/chromium), WRENMQ_ARTIFACTS (screenshot directory; default ../artifacts),
+// WRENMQ_BIN (the broker binary: browser-admin-console-actions starts a broker of its own with
+// monitor and operator tokens; run.sh sets it).
 // The heart-beat check needs the broker's heartbeat send-ms and receive-ms <= 200 on both
 // acceptors (run.sh configures that). Prints "N passed, M failed"; exits 1 on any failure.
 
@@ -22,7 +25,8 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, createHash } from 'node:crypto';
+import os from 'node:os';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
@@ -71,10 +75,10 @@ const openClients = new Set();
  * Connects a stompjs client; resolves once CONNECTED arrives. `tls`: over wss://, with `ws`
  * given these TLS options (e.g. `{ ca }`); certificates are always verified.
  */
-function connect({ tcp = false, tls = null, debug, ...options } = {}) {
+function connect({ tcp = false, tls = null, debug, tcpAddr = args.tcpAddr, ...options } = {}) {
   const client = new Client({
     webSocketFactory: tcp
-      ? () => new TCPWrapper(args.tcpAddr.host, args.tcpAddr.port)
+      ? () => new TCPWrapper(tcpAddr.host, tcpAddr.port)
       : tls
         ? () => new WebSocket(wssUrl, SUBPROTOCOLS, { ...tls, rejectUnauthorized: true, handshakeTimeout: WAIT_MS })
         : () => new WebSocket(wsUrl, SUBPROTOCOLS),
@@ -114,6 +118,16 @@ async function publish(client, params) {
   const confirmed = new Promise((resolve) => client.watchForReceipt(receipt, resolve));
   client.publish({ ...params, headers: { ...(params.headers || {}), receipt } });
   await withTimeout(confirmed, WAIT_MS, `RECEIPT for SEND to ${params.destination}`);
+}
+
+/** Resolves once the async `predicate()` holds, polling; rejects after `ms`. */
+async function untilAsync(predicate, ms, what) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await predicate()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
 /** Resolves once `predicate()` holds, polling; rejects after `ms`. */
@@ -492,11 +506,14 @@ check('browser-admin-console', async () => {
     page.setDefaultTimeout(WAIT_MS);
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
-    page.on('dialog', (d) => d.accept(`maintenance ${id}`));
+    // The console asks in its own modal; a browser dialog would block an operator's tab.
+    page.on('dialog', (d) => { pageErrors.push(`unexpected browser dialog: ${d.message()}`); d.dismiss(); });
     await page.goto(`http://${args.admin}/`);
     await page.waitForSelector('#ready');
     await page.click('a[data-view="queues"]');
-    // Browse: the queue's three messages, in order, still there afterwards.
+    // Browse: the queue's three messages, in order, still there afterwards. Other checks made
+    // many queues, so find it by name (the search goes to the server) rather than by page.
+    await page.fill('#q-search', shelf);
     await page.click(`a[data-queue="${shelf}"]`);
     for (const body of ['alpha', 'beta', 'gamma']) await page.locator('td code', { hasText: body }).waitFor();
     await page.screenshot({ path: path.join(artifacts, 'admin-console-browse.png'), fullPage: true });
@@ -504,6 +521,7 @@ check('browser-admin-console', async () => {
     assert(q.messages_ready === 3, `browsing consumed nothing (ready ${q.messages_ready})`);
     // Retry the dead letter: it goes back to its queue and the consumer gets it.
     await page.click('button[data-view-link="queues"]');
+    await page.fill('#q-search', 'DLQ');
     await page.click('a[data-queue="DLQ"]');
     const row = page.locator('tr', { hasText: `poison-${id}` });
     await row.waitFor();
@@ -516,9 +534,15 @@ check('browser-admin-console', async () => {
     const conn = page.locator('tr', { hasText: `victim-${id}` });
     await conn.waitFor();
     await conn.locator('button[data-act="close"]').click();
+    await page.fill('#modal [data-field="reason"]', `maintenance ${id}`);
+    await page.click('#modal-ok');
     await until(() => closedWith !== null, WAIT_MS, 'the ERROR frame at the closed client');
     assert(closedWith === `maintenance ${id}`, `ERROR message ${JSON.stringify(closedWith)}`);
-    await page.locator('td', { hasText: `maintenance ${id}` }).waitFor();
+    // The closed tab lists it with its reason and when.
+    await page.click('button[data-tab="closed"]');
+    const gone = page.locator('tr', { hasText: `maintenance ${id}` });
+    await gone.waitFor();
+    assert(/\badmin\b/.test(await gone.innerText()), `closed row names the reason: ${await gone.innerText()}`);
     await page.screenshot({ path: path.join(artifacts, 'admin-console-connections.png'), fullPage: true });
     assert(pageErrors.length === 0, `page errors: ${pageErrors.join('; ')}`);
   } catch (e) {
@@ -530,6 +554,421 @@ check('browser-admin-console', async () => {
     await browser.close().catch(() => {});
     await close(producer);
     await close(consumer);
+  }
+});
+
+/** Free loopback ports, as run.sh picks them (never the well-known 61613/61614). */
+async function freePorts(n) {
+  const grab = () => new Promise((res, rej) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); s.on('error', rej); });
+  for (;;) {
+    const ps = [];
+    for (let i = 0; i < n; i++) ps.push(await grab());
+    if (new Set(ps).size === n && !ps.some((p) => p === 61613 || p === 61614)) return ps;
+  }
+}
+
+/**
+ * A broker of the check's own, started from a configuration file with a monitor and an
+ * operator bearer token (run.sh's broker has no credentials at all, and its anonymous
+ * callers must stay admin for the other checks). No [[users]]: anonymous stays admin here too.
+ * The binary is WRENMQ_BIN (run.sh exports it).
+ */
+async function startTokenBroker(extraToml = '') {
+  const bin = process.env.WRENMQ_BIN;
+  if (!bin || !fs.existsSync(bin)) throw new Error('WRENMQ_BIN must name the broker binary (run.sh sets it)');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wrenmq-console-'));
+  const [stomp, admin] = await freePorts(2);
+  const tokens = { monitor: `mon-${randomUUID()}`, operator: `op-${randomUUID()}` };
+  const sha = (t) => createHash('sha256').update(t).digest('hex');
+  const everyone = '["guest", "monitor", "operator"]';
+  const perms = ['send', 'consume', 'browse', 'create-address', 'delete-address', 'create-durable-queue', 'delete-durable-queue',
+    'create-non-durable-queue', 'delete-non-durable-queue', 'manage'].map((p) => `${p} = ${everyone}`).join('\n');
+  fs.writeFileSync(path.join(dir, 'broker.toml'), `[[acceptors]]
+name = "stomp"
+bind = "127.0.0.1:${stomp}"
+
+[journal]
+data-dir = "${path.join(dir, 'data')}"
+
+[admin]
+bind = "127.0.0.1:${admin}"
+[[admin.tokens]]
+name = "watcher"
+sha256 = "${sha(tokens.monitor)}"
+role = "monitor"
+[[admin.tokens]]
+name = "oncall"
+sha256 = "${sha(tokens.operator)}"
+role = "operator"
+
+# The token principals browse with their own roles: give them the address permissions.
+[[security-settings]]
+match = "#"
+${perms}
+${extraToml}`);
+  const log = fs.openSync(path.join(dir, 'broker.log'), 'w');
+  const child = spawn(bin, ['--config', path.join(dir, 'broker.toml')], { stdio: ['ignore', log, log] });
+  const stop = async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await withTimeout(new Promise((r) => child.once('exit', r)), 5000, 'broker exit').catch(() => child.kill('SIGKILL'));
+    }
+    fs.closeSync(log);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const base = `http://127.0.0.1:${admin}`;
+  try {
+    await untilAsync(async () => {
+      if (child.exitCode !== null) throw new Error(`broker exited: ${fs.readFileSync(path.join(dir, 'broker.log'), 'utf8').slice(-600)}`);
+      return fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+    }, WAIT_MS, 'the token broker to serve');
+  } catch (e) { await stop(); throw e; }
+  return { base, stompAddr: { host: '127.0.0.1', port: stomp }, tokens, stop, configFile: path.join(dir, 'broker.toml') };
+}
+
+// The console's own actions, driven like an operator would, on a broker of its own: create a
+// queue, search and sort, choose columns, send from the queue detail, view the body as text /
+// JSON / hex, download it, resend it, purge with the typed confirmation, pause, delete, a
+// dry-run reload, connection filters, what a monitor and an operator token may see, and
+// hostile headers and bodies rendered as text.
+check('browser-admin-console-actions', async () => {
+  const artifacts = process.env.WRENMQ_ARTIFACTS || path.join(here, '..', 'artifacts');
+  fs.mkdirSync(artifacts, { recursive: true });
+  // No file watcher: the check changes the file and the reload must wait for its confirmation.
+  const broker = await startTokenBroker('[broker]\nwatch-config = false\n');
+  const api = async (p, init) => {
+    const r = await fetch(broker.base + p, init);
+    const text = await r.text();
+    return { status: r.status, body: text ? JSON.parse(text) : null };
+  };
+  const id = unique();
+  const work = `work-${id}`;
+  const big = `big-${id}`;
+  const browser = await launchChromium();
+  const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `admin-actions-${name}.png`), fullPage: true });
+  let client = null;
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, acceptDownloads: true });
+    page.setDefaultTimeout(WAIT_MS);
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    page.on('dialog', (d) => { pageErrors.push(`unexpected browser dialog: ${d.message()}`); d.dismiss(); });
+    const noXss = async (where) => {
+      assert(await page.evaluate(() => window.__xss) === undefined, `a hostile header or body ran as script (${where})`);
+      assert(await page.locator('#view img').count() === 0, `a hostile header or body became an element (${where})`);
+    };
+    await page.goto(`${broker.base}/`);
+
+    // Overview: every readiness check listed, journal p99, memory and disk, rate sparklines.
+    await page.waitForSelector('#ready');
+    const ready = (await api('/readyz')).body;
+    for (const c of ready.checks) await page.locator('#checks tr', { hasText: c.name }).waitFor();
+    assert(/commit p99/.test(await page.innerText('#journal')), 'journal card shows the commit p99');
+    assert(/Message memory/.test(await page.innerText('#resources')) && /alarm at \d+ %/.test(await page.innerText('#resources')), 'memory and disk against their limits');
+    assert(await page.locator('.spark svg').count() === 3, 'in / out / ack sparklines');
+    await shot(page, 'overview');
+
+    // Addresses: create one from the form, find it, delete it (no queues: no typed name).
+    const addr = `addr-${id}`;
+    await page.click('a[data-view="addresses"]');
+    await page.fill('#newaddr', addr);
+    await page.selectOption('#newrt', 'multicast');
+    await page.click('button[data-act="addaddr"]');
+    await page.fill('#a-name', addr);
+    await untilAsync(async () => (await page.locator('#data tr').count()) === 2 && (await page.innerText('#data')).includes(addr), WAIT_MS, 'the search to keep the new address');
+    assert(JSON.stringify((await api(`/api/v1/addresses/${addr}`)).body.routing_types) === '["multicast"]', 'address created multicast');
+    await page.click(`button[data-act="deladdr"][data-name="${addr}"]`);
+    assert(await page.locator('#modal-confirm').count() === 0, 'an address without queues asks for no typed name');
+    await page.click('#modal-ok');
+    await untilAsync(async () => (await api(`/api/v1/addresses/${addr}`)).status === 404, WAIT_MS, 'the address deleted');
+
+    // Create a queue from the form.
+    await page.click('a[data-view="queues"]');
+    await page.click('button[data-act="newqueue"]');
+    await page.fill('#modal [data-field="name"]', work);
+    await page.click('#modal-ok');
+    await page.locator(`a[data-queue="${work}"]`).waitFor();
+    const created = await api(`/api/v1/queues/${work}`);
+    assert(created.status === 200 && created.body.routing_type === 'anycast' && created.body.durable === true, `queue created: ${JSON.stringify(created)}`);
+    // A second, non-empty queue (for sorting, the truncated banner and the typed delete).
+    const sent = await api(`/api/v1/addresses/${big}/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ queue: big, body: 'x'.repeat(1_200_000) }) });
+    assert(sent.status === 200 && sent.body.routed_to.includes(big), `big message sent: ${JSON.stringify(sent.body)}`);
+
+    // Search by name and by regex (on the server); sort by a column (on the server).
+    await page.fill('#q-search', id);
+    await untilAsync(async () => (await page.locator('a[data-queue]').count()) === 2, WAIT_MS, 'search to keep the two queues of this check');
+    await page.check('#q-regex');
+    await page.fill('#q-search', `^work-${id}$`);
+    await untilAsync(async () => (await page.locator('a[data-queue]').allInnerTexts()).join() === work, WAIT_MS, 'regex search to keep one queue');
+    await page.uncheck('#q-regex');
+    await page.fill('#q-search', '');
+    await page.click('a[data-sort="messages"]');
+    await page.click('a[data-sort="messages"]');
+    const top = (await api('/api/v1/queues?sort=messages&order=desc&limit=1')).body.items[0].name;
+    await untilAsync(async () => (await page.locator('a[data-queue]').first().innerText()) === top, WAIT_MS, `sorted by total, descending (${top} first)`);
+    assert((await page.locator('th', { hasText: 'total ▼' }).count()) === 1, 'the sorted column is marked');
+    // Column chooser, remembered across a reload of the page.
+    await page.click('details.cols summary');
+    await page.uncheck('input[data-col="address"]');
+    await untilAsync(async () => (await page.locator('th', { hasText: /^address$/ }).count()) === 0, WAIT_MS, 'the address column to go');
+    await page.reload();
+    await page.waitForSelector('#ready');
+    await page.click('a[data-view="queues"]');
+    await page.locator(`a[data-queue="${work}"]`).waitFor();
+    assert((await page.locator('th', { hasText: /^address$/ }).count()) === 0, 'the column choice survives a reload (localStorage)');
+    await page.click('details.cols summary');
+    await page.check('input[data-col="address"]');
+    await page.locator('th', { hasText: /^address$/ }).waitFor();
+    await page.click('details.cols summary');
+
+    // Send from the queue detail, with a hostile header and body.
+    const hostileHeader = '<img src=x onerror="window.__xss=1">';
+    const body = JSON.stringify({ n: 1, tag: '<img src=x onerror=window.__xss=2><script>window.__xss=3</script>' });
+    await page.click(`a[data-queue="${work}"]`);
+    await page.click('#send-panel summary');
+    await page.fill('#send-headers', `colour: teal\nx-evil: ${hostileHeader}`);
+    await page.fill('#send-body', body);
+    await page.click('button[data-act="send"]');
+    await page.locator('#note', { hasText: `to ${work}` }).waitFor();
+    await page.locator('td code', { hasText: '"n":1' }).waitFor();
+    const browsed = (await api(`/api/v1/queues/${work}/messages?body=full`)).body.items;
+    assert(browsed.length === 1 && browsed[0].body_preview === body && browsed[0].headers.colour === 'teal' && browsed[0].headers['x-evil'] === hostileHeader,
+      `the message as sent: ${JSON.stringify(browsed)}`);
+    await noXss('browse');
+
+    // View it as text, JSON and hex; the hostile header shows as text.
+    await page.click('#msgs button[data-act="view"]');
+    await page.locator('#message td code', { hasText: hostileHeader }).waitFor();
+    assert(await page.textContent('#body-out') === body, 'body as text');
+    await page.click('button[data-act="body-mode"][data-mode="json"]');
+    assert(await page.textContent('#body-out') === JSON.stringify(JSON.parse(body), null, 2), 'body as pretty JSON');
+    await shot(page, 'message-json');
+    await page.click('button[data-act="body-mode"][data-mode="hex"]');
+    const hex = await page.textContent('#body-out');
+    assert(hex.startsWith('00000000  7b 22 6e 22 3a 31') && hex.includes('|{"n":1,"tag":"<i|'), `body as hex: ${hex.slice(0, 120)}`);
+    await noXss('message view');
+    // Download: the raw body through a blob link.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#message button[data-act="download"]')]);
+    assert(fs.readFileSync(await download.path(), 'utf8') === body, 'the downloaded body is the message body');
+    // Resend as new: the form is filled from the message; edit the body and send.
+    await page.click('button[data-act="resend"]');
+    assert(await page.inputValue('#send-body') === body, 'resend fills the body');
+    assert((await page.inputValue('#send-headers')).includes('colour: teal'), 'resend fills the headers');
+    await page.fill('#send-body', `resent-${id}`);
+    await page.click('button[data-act="send"]');
+    await page.locator('td code', { hasText: `resent-${id}` }).waitFor();
+    const two = (await api(`/api/v1/queues/${work}/messages`)).body.items;
+    assert(two.length === 2 && two[1].body_preview === `resent-${id}` && two[1].headers.colour === 'teal', `resent as a new message: ${JSON.stringify(two)}`);
+
+    // Pause and resume.
+    await page.click('#qbar button[data-act="pause"]');
+    await page.locator('#qbar .badge', { hasText: 'paused' }).waitFor();
+    assert((await api(`/api/v1/queues/${work}`)).body.paused === true, 'paused');
+    await page.click('#qbar button[data-act="resume"]');
+    await page.locator('#qbar button[data-act="pause"]').waitFor();
+    assert((await api(`/api/v1/queues/${work}`)).body.paused === false, 'resumed');
+
+    // Purge the first one with the typed confirmation: OK stays disabled until the name is typed.
+    await page.click('#qbar button[data-act="purge"]');
+    await page.selectOption('#modal [data-field="mode"]', 'first');
+    await page.fill('#modal [data-field="limit"]', '1');
+    assert(await page.isDisabled('#modal-ok'), 'purging a non-empty queue waits for its name');
+    await page.fill('#modal-confirm', 'wrong name');
+    assert(await page.isDisabled('#modal-ok'), 'a wrong name does not confirm');
+    await page.fill('#modal-confirm', work);
+    await shot(page, 'purge-confirm');
+    await page.click('#modal-ok');
+    await page.locator('#note', { hasText: 'removed 1 message from' }).waitFor();
+    const left = (await api(`/api/v1/queues/${work}/messages`)).body.items;
+    assert(left.length === 1 && left[0].body_preview === `resent-${id}`, `the first one purged: ${JSON.stringify(left)}`);
+
+    // Copy the one left to another queue, move it back from there, delete one.
+    const spare = `spare-${id}`;
+    assert((await api(`/api/v1/queues/${spare}`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{}' })).status === 201, 'spare queue created');
+    await page.click('#msgs button[data-act="copy"]');
+    await page.fill('#modal [data-field="to"]', spare);
+    await page.click('#modal-ok');
+    await page.locator('#note', { hasText: `copied 1 to ${spare}` }).waitFor();
+    const copied = (await api(`/api/v1/queues/${spare}/messages`)).body.items;
+    assert(copied.length === 1 && copied[0].body_preview === `resent-${id}` && (await api(`/api/v1/queues/${work}`)).body.messages === 1, `copied, original kept: ${JSON.stringify(copied)}`);
+    await page.click('button[data-view-link="queues"]');
+    await page.fill('#q-search', spare);
+    await page.click(`a[data-queue="${spare}"]`);
+    await page.click('#msgs button[data-act="move"]');
+    await page.fill('#modal [data-field="to"]', work);
+    await page.click('#modal-ok');
+    await page.locator('#note', { hasText: `moved 1 to ${work}` }).waitFor();
+    assert((await api(`/api/v1/queues/${spare}`)).body.messages === 0 && (await api(`/api/v1/queues/${work}`)).body.messages === 2, 'moved back');
+    await page.click('button[data-view-link="queues"]');
+    await page.fill('#q-search', work);
+    await page.click(`a[data-queue="${work}"]`);
+    await page.locator('#msgs button[data-act="delmsg"]').first().click();
+    await page.locator('#note', { hasText: 'deleted message' }).waitFor();
+    assert((await api(`/api/v1/queues/${work}`)).body.messages === 1, 'one message deleted');
+
+    // Paging on the server: the browser's "load more" and the queue list's next page.
+    const post = (q, b) => api(`/api/v1/addresses/${q}/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ queue: q, body: b }) });
+    for (let i = 0; i < 55; i++) assert((await post(spare, `page-${i}`)).status === 200, 'paging message sent');
+    await page.click('button[data-view-link="queues"]');
+    await page.fill('#q-search', spare);
+    await page.click(`a[data-queue="${spare}"]`);
+    await page.locator('#msgs td code', { hasText: 'page-49' }).waitFor();
+    assert(await page.locator('#msgs button[data-act="view"]').count() === 50, 'the first page of the browse holds 50');
+    await page.click('button[data-act="more"]');
+    await page.locator('#msgs td code', { hasText: 'page-54' }).waitFor();
+    const bodies = await page.locator('#msgs td code').filter({ hasText: /^page-\d+$/ }).allInnerTexts();
+    assert(bodies.length === 55 && bodies.every((t, i) => t === `page-${i}`), `load more appends the rest in order: ${bodies.slice(45).join(',')}`);
+    assert(await page.locator('button[data-act="more"]').count() === 0, 'no more to load');
+    for (let i = 0; i < 27; i++) assert((await api(`/api/v1/queues/pg-${id}-${String(i).padStart(2, '0')}`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{}' })).status === 201, 'paging queue');
+    await page.click('button[data-view-link="queues"]');
+    await page.selectOption('#q-limit', '25');
+    await page.fill('#q-search', `pg-${id}-`);
+    await untilAsync(async () => (await page.locator('a[data-queue]').count()) === 25, WAIT_MS, 'a first page of 25 queues');
+    await page.click('button[data-act="page-next"]');
+    await untilAsync(async () => (await page.locator('a[data-queue]').allInnerTexts()).join() === `pg-${id}-25,pg-${id}-26`, WAIT_MS, 'the next page: the last 2');
+    assert(await page.locator('button[data-act="page-next"]').count() === 0, 'no page after the last');
+    await page.click('button[data-act="page-first"]');
+    await untilAsync(async () => (await page.locator('a[data-queue]').first().innerText()) === `pg-${id}-00`, WAIT_MS, 'back to the first page');
+    await page.selectOption('#q-limit', '50');
+
+    // The large message: its size and the truncated banner.
+    await page.fill('#q-search', big);
+    await page.click(`a[data-queue="${big}"]`);
+    await page.click('#msgs button[data-act="view"]');
+    await page.locator('#truncated', { hasText: '1200000 bytes' }).waitFor();
+    assert(await page.locator('#message button[data-act="resend"]').count() === 0, 'no resend of a body the view does not hold whole');
+    await shot(page, 'truncated');
+    // Delete it from the list: typed confirmation, since it holds a message.
+    await page.click('button[data-view-link="queues"]');
+    await page.click(`button[data-act="delqueue"][data-name="${big}"]`);
+    assert(await page.isDisabled('#modal-ok'), 'deleting a non-empty queue waits for its name');
+    await page.fill('#modal-confirm', big);
+    await page.click('#modal-ok');
+    await untilAsync(async () => (await api(`/api/v1/queues/${big}`)).status === 404, WAIT_MS, 'the big queue deleted');
+
+    // Configuration: the reload button shows the dry run (or why there is none) first, then
+    // applies on confirmation. The file gains a declared address.
+    const declared = `declared-${id}`;
+    fs.appendFileSync(broker.configFile, `\n[[addresses]]\nname = "${declared}"\nrouting-types = ["anycast"]\n`);
+    await page.click('a[data-view="config"]');
+    await page.click('button[data-act="reload-dry"]');
+    const dry = await api('/api/v1/config/reload?dry_run=true', { method: 'POST' });
+    const report = page.locator('#reload-report');
+    await report.waitFor();
+    if (dry.status === 409) {
+      assert((await report.innerText()).includes(dry.body.message), `the 409 explained: ${await report.innerText()}`);
+    } else {
+      assert(dry.status === 200, `dry run: ${dry.status}`);
+      const text = await report.innerText();
+      assert(/dry run/i.test(text), `a dry-run report: ${text}`);
+      for (const [key, title] of [['applied', 'applied'], ['requires_restart', 'requires restart'], ['rejected', 'rejected']]) {
+        const n = (dry.body[key] || []).length;
+        assert(text.includes(n ? `${title} (${n})` : `${title} none`), `the dry-run report lists ${title} as the API does: ${text}`);
+      }
+      assert(dry.body.applied.some((k) => k.includes(declared)) && text.includes(declared), `the dry run names the new address: ${text}`);
+      assert((await api(`/api/v1/addresses/${declared}`)).status === 404, 'a dry run applies nothing');
+      await shot(page, 'config-dry-run');
+      await page.click('button[data-act="reload-apply"]');
+      await page.locator('#reload-report', { hasText: 'Reloaded.' }).waitFor();
+      assert((await api(`/api/v1/addresses/${declared}`)).status === 200, 'the confirmed reload declared the address');
+    }
+    await shot(page, 'config');
+
+    // Connections: filters by client-id and transport (on the server).
+    client = await connect({ tcp: true, tcpAddr: broker.stompAddr, connectHeaders: { host: 'localhost', 'client-id': `filt-${id}` } });
+    await page.click('a[data-view="connections"]');
+    await page.fill('#c-client', `filt-${id}`);
+    await page.locator('tr', { hasText: `filt-${id}` }).waitFor();
+    await page.selectOption('#c-transport', 'ws');
+    await page.locator('#data', { hasText: 'no open connection' }).waitFor();
+    await page.selectOption('#c-transport', 'tcp');
+    await page.locator('tr', { hasText: `filt-${id}` }).waitFor();
+    // Subscriptions: filtered by queue, linked to the queue detail and on to the connection.
+    const subQueue = `sub-${id}`;
+    await subscribe(client, `/queue/${subQueue}`, () => {});
+    await page.click('a[data-view="subscriptions"]');
+    await page.fill('#s-queue', subQueue);
+    await page.locator('#data tr', { hasText: `/queue/${subQueue}` }).waitFor();
+    await page.click(`#data a[data-queue="${subQueue}"]`);
+    await page.locator('#qsubs tr', { hasText: `/queue/${subQueue}` }).waitFor();
+    await page.click('#qsubs a[data-conn]');
+    await page.locator('#data tr', { hasText: `filt-${id}` }).waitFor();
+    assert(await page.locator('#data tr').count() === 2, 'the connection link shows that one connection');
+
+    // A monitor token sees no mutation at all; an operator token message operations but not
+    // creating or deleting queues.
+    const signIn = async (token) => {
+      await page.click('#signin-link');
+      await page.fill('#token', token);
+      await page.click('#signin');
+    };
+    await signIn(broker.tokens.monitor);
+    await page.locator('#who', { hasText: 'monitor' }).waitFor();
+    for (const [view, ready] of [['queues', `a[data-queue="${work}"]`], ['addresses', 'td'], ['connections', `tr >> text=filt-${id}`], ['config', 'h2']]) {
+      await page.click(`a[data-view="${view}"]`);
+      if (view === 'queues') await page.fill('#q-search', work);
+      await page.locator(ready).first().waitFor();
+      assert(await page.locator('button.mut').count() === 0, `a monitor sees no mutation in ${view}`);
+    }
+    await page.click('a[data-view="queues"]');
+    await page.click(`a[data-queue="${work}"]`);
+    await page.locator('#msgs button[data-act="view"]').waitFor();
+    assert(await page.locator('button.mut').count() === 0 && await page.locator('#send-panel').count() === 0, 'a monitor sees no mutation in the queue detail');
+    await shot(page, 'monitor');
+    await signIn(broker.tokens.operator);
+    await page.locator('#who', { hasText: 'operator' }).waitFor();
+    await page.locator('#qbar button[data-act="purge"]').waitFor();
+    assert(await page.locator('#qbar button[data-act="delqueue"]').count() === 0, 'an operator cannot delete a queue');
+    await page.locator('#send-panel').waitFor();
+    await page.click('a[data-view="queues"]');
+    await page.locator(`a[data-queue="${work}"]`).waitFor();
+    assert(await page.locator('button[data-act="newqueue"]').count() === 0, 'an operator cannot create a queue');
+    assert(await page.locator(`button[data-act="purge"][data-name="${work}"]`).count() === 1, 'an operator may purge');
+
+    // Purge everything left, as the operator; an empty queue asks for no name.
+    await page.click(`button[data-act="purge"][data-name="${work}"]`);
+    await page.fill('#modal-confirm', work);
+    await page.click('#modal-ok');
+    await page.locator('#note', { hasText: 'removed 1 message from' }).waitFor();
+    await untilAsync(async () => (await page.locator(`button[data-act="purge"][data-name="${work}"][data-count="0"]`).count()) === 1, WAIT_MS, 'the list to show it empty');
+    await page.click(`button[data-act="purge"][data-name="${work}"]`);
+    assert(await page.locator('#modal-confirm').count() === 0 && !(await page.isDisabled('#modal-ok')), 'an empty queue purges without typing its name');
+    await page.click('#modal button[value="cancel"]');
+    await noXss('end');
+    assert(pageErrors.length === 0, `page errors: ${pageErrors.join('; ')}`);
+  } catch (e) {
+    const pages = browser.contexts().flatMap((c) => c.pages());
+    if (pages[0]) await pages[0].screenshot({ path: path.join(artifacts, 'admin-actions-failure.png'), fullPage: true }).catch(() => {});
+    throw e;
+  } finally {
+    await browser.close().catch(() => {});
+    if (client) await close(client);
+    await broker.stop();
+  }
+});
+
+// A resource alarm as the overview shows it: a broker whose disk limit (1 %) is below what the
+// filesystem already uses is in disk alarm from the start.
+check('browser-admin-console-alarm', async () => {
+  const artifacts = process.env.WRENMQ_ARTIFACTS || path.join(here, '..', 'artifacts');
+  fs.mkdirSync(artifacts, { recursive: true });
+  const broker = await startTokenBroker('[broker]\nmax-disk-usage = 1\n');
+  const browser = await launchChromium();
+  try {
+    const ready = await (await fetch(`${broker.base}/readyz`)).json();
+    const disk = ready.checks.find((c) => c.name === 'disk_alarm');
+    assert(!ready.ready && disk && !disk.ok, `the broker is in disk alarm: ${JSON.stringify(ready)}`);
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.setDefaultTimeout(WAIT_MS);
+    await page.goto(`${broker.base}/`);
+    await page.locator('#ready', { hasText: 'false' }).waitFor();
+    await page.locator('#checks tr', { hasText: 'disk_alarm' }).locator('.badge.bad').waitFor();
+    assert((await page.innerText('#checks')).includes(disk.detail), 'the failing check shows its detail');
+    await page.locator('#resources.alarm .badge.bad', { hasText: 'disk alarm' }).waitFor();
+    await page.screenshot({ path: path.join(artifacts, 'admin-alarm-overview.png'), fullPage: true });
+  } finally {
+    await browser.close().catch(() => {});
+    await broker.stop();
   }
 });
 

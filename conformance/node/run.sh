@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Node/browser conformance checks for WrenMQ: builds and starts a broker on free loopback ports,
 # runs run.mjs (stompjs over WebSocket, TLS WebSocket (wss) and TCP, handshake refusals, the web
-# console in Chromium with stomp.py on the other end), stops the broker and prints
+# console in Chromium with stomp.py on the other end, the operator console in Chromium; one
+# console check starts a second broker of its own with admin tokens), stops the broker and prints
 # "N passed, M failed". For wss it makes a throwaway CA and a server certificate for
 # 127.0.0.1/localhost with openssl in the temp dir; nothing is installed into any trust store.
 #
@@ -74,6 +75,8 @@ if [[ -z "$bin" ]]; then
   bin="$root/target/debug/wrenmq"
 fi
 [[ -x "$bin" ]] || fail_setup "no broker binary at $bin"
+# Absolute: run.mjs starts a second broker of its own from it (the console actions check).
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 
 # --- broker -------------------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/wrenmq-node-conf.XXXXXX")"
@@ -181,7 +184,7 @@ if [[ "$ready" != 1 ]]; then
 fi
 
 # --- checks -------------------------------------------------------------------------------
-WRENMQ_PYTHON="$python" timeout 600 node "$here/run.mjs" --tcp "127.0.0.1:$tcp_port" --ws "127.0.0.1:$ws_port" \
+WRENMQ_PYTHON="$python" WRENMQ_BIN="$bin" timeout 600 node "$here/run.mjs" --tcp "127.0.0.1:$tcp_port" --ws "127.0.0.1:$ws_port" \
   --admin "127.0.0.1:$admin_port" \
   "${wss_args[@]}"
 status=$?

@@ -159,7 +159,7 @@ pub async fn authenticate(
         let role = Role::parse(&t.role);
         // A token acts with the rights of a user of its name if there is one; otherwise it
         // is a principal of its own whose only role is its admin role.
-        let principal = Principal::user(&t.name, vec![t.role.clone()]);
+        let principal = Principal::token(&t.name, vec![t.role.clone()]);
         return Ok(caller(ctx, principal, role));
     }
     let Some(basic) = header.strip_prefix("Basic ") else {

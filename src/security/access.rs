@@ -145,12 +145,13 @@ impl Security {
 
     /// Whether `user` has `perm` on `address`, with the roles the current tables give it: a
     /// user's roles as configured now (none once removed), an anonymous connection's the
-    /// current `anonymous-roles`.
+    /// current `anonymous-roles`, an admin token with no user of its name its own role.
     pub fn allowed(&self, user: &Principal, perm: Permission, address: &str) -> bool {
         let tables = self.tables.load();
         let roles = match &user.name {
             Some(name) => match tables.users.get(name) {
                 Some(u) => u.roles.as_slice(),
+                None if user.own_roles => user.roles.as_slice(),
                 None => &[],
             },
             None => tables.anonymous_roles.as_slice(),

@@ -77,12 +77,19 @@ pub struct Principal {
     pub name: Option<String>,
     /// The roles permissions are granted to.
     pub roles: Vec<String>,
+    /// Its roles are its own (an admin bearer token), not looked up in the user table at each
+    /// check: no reload can add or remove such a name there.
+    pub own_roles: bool,
 }
 
 impl Principal {
     /// An anonymous connection with these roles.
     pub fn anonymous(roles: Vec<String>) -> Principal {
-        Principal { name: None, roles }
+        Principal {
+            name: None,
+            roles,
+            own_roles: false,
+        }
     }
 
     /// An authenticated user.
@@ -90,6 +97,17 @@ impl Principal {
         Principal {
             name: Some(name.into()),
             roles,
+            own_roles: false,
+        }
+    }
+
+    /// An admin API bearer token with no user of its name: it acts with `roles` (its admin
+    /// role), which no configuration reload of the users changes.
+    pub fn token(name: impl Into<String>, roles: Vec<String>) -> Principal {
+        Principal {
+            name: Some(name.into()),
+            roles,
+            own_roles: true,
         }
     }
 
