@@ -85,33 +85,14 @@ fn render_subscription(c: &ConnectionInfo, s: &SubscriptionView) -> Value {
     })
 }
 
-/// Connection list filters, besides the common ones (spelled out: serde's `flatten` cannot
-/// read numbers from a query string).
+/// Connection list filters, besides the common ones (read from the same query string as
+/// its [`ListQuery`]).
 #[derive(Debug, Deserialize)]
 pub struct ConnectionQuery {
-    limit: Option<usize>,
-    cursor: Option<String>,
-    name: Option<String>,
-    name_regex: Option<String>,
-    sort: Option<String>,
-    order: Option<String>,
     state: Option<String>,
     user: Option<String>,
     client_id: Option<String>,
     transport: Option<String>,
-}
-
-impl ConnectionQuery {
-    fn list(&self) -> ListQuery {
-        ListQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-            name: self.name.clone(),
-            name_regex: self.name_regex.clone(),
-            sort: self.sort.clone(),
-            order: self.order.clone(),
-        }
-    }
 }
 
 /// Open (default) or closed connections.
@@ -120,6 +101,7 @@ pub async fn list(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<ConnectionQuery>,
+    Query(mut list): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     require(&ctx, &headers, peer, Role::Monitor).await?;
     let items: Vec<Value> = match q.state.as_deref() {
@@ -148,7 +130,6 @@ pub async fn list(
                 && eq(v, "transport", &q.transport)
         })
         .collect();
-    let mut list = q.list();
     if list.sort.is_none() {
         list.sort = Some("id".into());
     }
@@ -205,15 +186,9 @@ pub async fn close(
     Ok(StatusCode::ACCEPTED)
 }
 
-/// Subscription list filters.
+/// Subscription list filters, besides the common ones.
 #[derive(Debug, Deserialize)]
 pub struct SubscriptionQuery {
-    limit: Option<usize>,
-    cursor: Option<String>,
-    name: Option<String>,
-    name_regex: Option<String>,
-    sort: Option<String>,
-    order: Option<String>,
     queue: Option<String>,
     connection: Option<u64>,
 }
@@ -224,6 +199,7 @@ pub async fn subscriptions(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<SubscriptionQuery>,
+    Query(list): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     require(&ctx, &headers, peer, Role::Monitor).await?;
     let mut items = Vec::new();
@@ -237,13 +213,5 @@ pub async fn subscriptions(
             }
         }
     }
-    let list = ListQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-        name: q.name,
-        name_regex: q.name_regex,
-        sort: q.sort,
-        order: q.order,
-    };
     Ok(Json(page(items, &list)?))
 }
