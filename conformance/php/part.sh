@@ -93,8 +93,8 @@ start_broker() {
     port="$(free_port)" || fail_setup "no free loopback port"
     printf '%s\n' '[[acceptors]]' 'name = "stomp"' "bind = \"127.0.0.1:$port\"" "frame-eol = $eol" \
       >"$work/$name.toml"
-    echo "=== $bin --config $work/$name.toml --data-dir $work/$name-data" >>"$log"
-    "$bin" --config "$work/$name.toml" --data-dir "$work/$name-data" >>"$log" 2>&1 &
+    echo "=== $bin --config $work/$name.toml --data-dir $work/$name-data --admin-bind 127.0.0.1:0" >>"$log"
+    "$bin" --config "$work/$name.toml" --data-dir "$work/$name-data" --admin-bind 127.0.0.1:0 >>"$log" 2>&1 &
     pid=$!
     broker_pids+=("$pid")
     ready=0
