@@ -169,6 +169,23 @@ async fn metrics_scrape_shows_queue_depth_after_known_sends() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(ready, Some(0.0));
+    // A RECEIPT and an ERROR are counted, the ERROR by why.
+    let mut r = b.client().await;
+    r.send_with_receipt("SEND", &[("destination", "/queue/receipted")], b"x", "rc")
+        .await;
+    r.send_frame("NOSUCHCOMMAND", &[], b"").await;
+    r.expect_error_and_close().await;
+    let mut errors = None;
+    for _ in 0..50 {
+        let s = samples(&request(a, "GET", "/metrics", &[], None).await.text());
+        errors = sample(&s, "wrenmq_errors_sent_total", "kind=\"error\"");
+        assert!(sample(&s, "wrenmq_receipts_sent_total", "").unwrap_or(0.0) >= 1.0);
+        if errors == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(errors, Some(1.0));
     // ?queue= keeps only the matching queues' series.
     let only = samples(
         &request(a, "GET", "/metrics?queue=other", &[], None)

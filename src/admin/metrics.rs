@@ -165,6 +165,27 @@ impl prometheus_client::collector::Collector for Scrape {
         )?;
         counter(
             e,
+            "wrenmq_receipts_sent",
+            "RECEIPT frames sent.",
+            t.receipts.get(),
+        )?;
+        counters(
+            e,
+            "wrenmq_errors_sent",
+            "ERROR frames sent (each closes its connection), by why.",
+            &[
+                CloseReason::Error,
+                CloseReason::HeartbeatTimeout,
+                CloseReason::Admin,
+                CloseReason::AuthFailed,
+                CloseReason::Shutdown,
+            ]
+            .iter()
+            .map(|&r| (vec![("kind", r.as_str().to_string())], t.errors(r)))
+            .collect::<Vec<_>>(),
+        )?;
+        counter(
+            e,
             "wrenmq_slow_consumer_disconnects",
             "Connections closed because a write to them timed out.",
             Transport::ALL

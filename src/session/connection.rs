@@ -311,6 +311,9 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
         }
     };
 
+    if matches!(end, End::Errored) {
+        ctx.connections.error_sent(reason);
+    }
     match end {
         End::Graceful | End::Errored => {
             if matches!(end, End::Graceful) {

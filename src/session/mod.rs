@@ -286,7 +286,14 @@ impl Session {
         self.out
             .frame(Frame::new(Command::Receipt).header("receipt-id", id))
             .await
-            .map_err(|_| Failure::new("connection closed"))
+            .map_err(|_| Failure::new("connection closed"))?;
+        self.ctx
+            .connections
+            .totals
+            .receipts
+            .0
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Releases everything the connection held: open transactions are aborted and every

@@ -304,12 +304,21 @@ pub struct ConnectionTotals {
     pub auth_ok: Padded,
     /// CONNECT frames refused.
     pub auth_failed: Padded,
+    /// RECEIPT frames queued.
+    pub receipts: Padded,
+    /// ERROR frames sent, by why (every ERROR closes its connection, so one per connection).
+    pub errors: [Padded; 8],
 }
 
 impl ConnectionTotals {
     /// Connections closed over `transport` for `reason`.
     pub fn closed(&self, transport: Transport, reason: CloseReason) -> u64 {
         self.closed[transport.index()][reason.index()].get()
+    }
+
+    /// ERROR frames sent for `reason`.
+    pub fn errors(&self, reason: CloseReason) -> u64 {
+        self.errors[reason.index()].get()
     }
 
     /// Connections opened over `transport`.
@@ -370,6 +379,13 @@ impl Connections {
             .fetch_add(1, Ordering::Relaxed);
         lock(&self.live).insert(id, Arc::clone(&info));
         info
+    }
+
+    /// Counts an ERROR frame sent for `reason`.
+    pub fn error_sent(&self, reason: CloseReason) {
+        self.totals.errors[reason.index()]
+            .0
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Moves a connection to the closed list.
