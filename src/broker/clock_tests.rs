@@ -55,6 +55,7 @@ fn message(id: u64, deliver_at: u64) -> Arc<Message> {
         origin: None,
         group: None,
         usage: None,
+        encoded: None,
     })
 }
 

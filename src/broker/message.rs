@@ -1,8 +1,9 @@
 //! The core's message: what a producer sent, with its properties, shared by every queue it
 //! was routed to. Bodies are `Bytes` or a shared file, so multicast copies share one body.
 
+use bytes::Bytes;
 use bytestring::ByteString;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::flow::UsageToken;
@@ -45,7 +46,18 @@ pub struct Message {
     pub group: Option<ByteString>,
     /// Holds this message's bytes against its address's limit until the last copy is dropped.
     pub(crate) usage: Option<UsageToken>,
+    /// Present when the message was routed to more than one queue: the protocol layer's
+    /// encoding of the headers every copy shares, made by the first copy written and reused
+    /// by the others, so a fan-out to N subscribers encodes and escapes them once, not N
+    /// times. Opaque to the core; tagged with the encoding's dialect (a protocol version),
+    /// and a copy in another dialect encodes its own. Absent for a single copy, which gains
+    /// nothing from it and pays no memory for it.
+    pub encoded: Option<Box<SharedEncoding>>,
 }
+
+/// Bytes a protocol layer encoded once for every copy of a message, and the dialect they
+/// are in ([`Message::encoded`]).
+pub type SharedEncoding = OnceLock<(u8, Bytes)>;
 
 impl Message {
     /// Bytes this message is on the wire: what consumer windows count (and `AMQSize`).

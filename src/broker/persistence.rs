@@ -61,6 +61,7 @@ fn restored(s: &StoredMessage, body: Body) -> Message {
         origin: None,
         group: None,
         usage: None,
+        encoded: None,
     };
     m.group = Message::group_of(&m.properties);
     m

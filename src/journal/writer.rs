@@ -407,28 +407,37 @@ impl Writer {
             if !stop {
                 // Gather until the window closes, or earlier once the channel has been quiet
                 // for a moment: a producer blocked on its RECEIPT sends nothing more, and
-                // waiting out the whole window would only add to its latency.
+                // waiting out the whole window would only add to its latency. The writer
+                // sleeps between looks instead of blocking on the channel: a thread blocked
+                // in `recv` is woken (a futex call on each side) by every single submit, and
+                // with a producer streaming that was a wake-up per SEND and per ACK; asleep,
+                // it is woken once per look and takes whatever queued up meanwhile.
                 let deadline = Instant::now() + self.buffer_timeout;
                 let quiet = self.buffer_timeout / 8;
-                while ops < self.max_batch {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let next = if left.is_zero() {
-                        rx.try_recv().map_err(|_| ())
-                    } else {
-                        rx.recv_timeout(left.min(quiet)).map_err(|_| ())
-                    };
-                    match next {
-                        Ok(Request::Ops { ops: o, done }) => {
-                            ops += o.len();
-                            batch.push((o, done));
+                let mut looked = false;
+                'gather: while ops < self.max_batch {
+                    let mut got = false;
+                    while ops < self.max_batch {
+                        match rx.try_recv() {
+                            Ok(Request::Ops { ops: o, done }) => {
+                                ops += o.len();
+                                batch.push((o, done));
+                                got = true;
+                            }
+                            Ok(Request::Read(r)) => reads.push(r),
+                            Ok(Request::Shutdown) => {
+                                stop = true;
+                                break 'gather;
+                            }
+                            Err(_) => break,
                         }
-                        Ok(Request::Read(r)) => reads.push(r),
-                        Ok(Request::Shutdown) => {
-                            stop = true;
-                            break;
-                        }
-                        Err(()) => break,
                     }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() || (looked && !got) || quiet.is_zero() {
+                        break;
+                    }
+                    std::thread::sleep(left.min(quiet));
+                    looked = true;
                 }
             }
             if !batch.is_empty() {

@@ -56,6 +56,32 @@ pub struct SubscriptionContext {
     pub connection: Arc<ConnectionInfo>,
     /// The subscription's own counters.
     pub stats: Arc<SubscriptionStats>,
+    /// `subscription:ID` with its newline, escaped for `version` once: every MESSAGE of the
+    /// subscription starts with this line.
+    pub subscription_line: bytes::Bytes,
+}
+
+impl SubscriptionContext {
+    /// The context of subscription `id`, its header line encoded once.
+    pub fn new(
+        id: ByteString,
+        ack: AckMode,
+        version: Version,
+        connection: Arc<ConnectionInfo>,
+        stats: Arc<SubscriptionStats>,
+    ) -> Self {
+        let mut line = bytes::BytesMut::new();
+        crate::stomp::FrameEncoder::lines(&mut line, version, crate::stomp::Command::Message)
+            .header("subscription", &id);
+        SubscriptionContext {
+            id,
+            ack,
+            version,
+            connection,
+            stats,
+            subscription_line: line.freeze(),
+        }
+    }
 }
 
 /// One item for the writer.
@@ -162,7 +188,7 @@ impl DeliverySink for SubscriptionSink {
         self.ctx
             .connection
             .pending_bytes
-            .fetch_add(delivery.message.size() as u64, Ordering::Relaxed);
+            .fetch_add(delivery.message.charged_size() as u64, Ordering::Relaxed);
         self.tx
             .send(Outbound::Message(delivery, Arc::clone(&self.ctx)))
             .is_ok()

@@ -180,13 +180,13 @@ impl Session {
         let stats = Arc::new(SubscriptionStats::default());
         let selector_text = frame.get("selector").map(str::to_string);
         let prefetch = window.messages;
-        let ctx = Arc::new(SubscriptionContext {
-            id: id.clone(),
+        let ctx = Arc::new(SubscriptionContext::new(
+            id.clone(),
             ack,
             version,
-            connection: Arc::clone(&self.info),
-            stats: Arc::clone(&stats),
-        });
+            Arc::clone(&self.info),
+            Arc::clone(&stats),
+        ));
         let handle = self.ctx.broker.subscribe_as(
             SubscribeSpec {
                 destination: dest,

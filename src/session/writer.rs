@@ -6,7 +6,6 @@
 //! kept in a file (a large message) is streamed: the batch so far is written, then the file
 //! in bounded chunks, each written before the next is read (`large_body.rs`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,8 +39,11 @@ pub enum WriterEnd {
     ChannelClosed,
 }
 
-/// `auto` deliveries written in a batch, by (queue, consumer): acked once on the socket.
-type AutoAcks = HashMap<(usize, u64), (Arc<Queue>, Arc<SubscriptionContext>, Vec<u64>)>;
+/// `auto` deliveries written in a batch, by (queue, consumer): acked once on the socket. A
+/// list whose last few entries are searched, not a map: a batch nearly always holds one or
+/// two subscriptions' deliveries, and hashing a key per MESSAGE cost more than the search. A
+/// key may appear twice (a batch interleaving many subscriptions); each entry is acked alone.
+type AutoAcks = Vec<(usize, u64, Arc<Queue>, Arc<SubscriptionContext>, Vec<u64>)>;
 
 struct Batch {
     buf: BytesMut,
@@ -82,7 +84,7 @@ pub async fn run<W: ByteSink>(
     let mut batch = Batch {
         buf: BytesMut::with_capacity(4 * 1024),
         chunks: Vec::new(),
-        auto_acks: HashMap::new(),
+        auto_acks: Vec::new(),
         close_after: false,
         written: 0,
         messages: 0,
@@ -122,7 +124,7 @@ pub async fn run<W: ByteSink>(
                     permits.push(permit);
                 }
                 Outbound::Message(delivery, sub) => {
-                    let size = delivery.message.size() as u64;
+                    let size = delivery.message.charged_size() as u64;
                     sub.connection
                         .pending_bytes
                         .fetch_sub(size, Ordering::Relaxed);
@@ -135,15 +137,24 @@ pub async fn run<W: ByteSink>(
                     }
                     end_frame(&mut batch.buf, frame_eol);
                     if sub.ack == AckMode::Auto {
-                        let key = (Arc::as_ptr(&delivery.queue) as usize, delivery.consumer);
-                        batch
+                        let queue = Arc::as_ptr(&delivery.queue) as usize;
+                        let consumer = delivery.consumer;
+                        match batch
                             .auto_acks
-                            .entry(key)
-                            .or_insert_with(|| {
-                                (Arc::clone(&delivery.queue), Arc::clone(&sub), Vec::new())
-                            })
-                            .2
-                            .push(delivery.tag);
+                            .iter_mut()
+                            .rev()
+                            .take(8)
+                            .find(|a| a.0 == queue && a.1 == consumer)
+                        {
+                            Some(a) => a.4.push(delivery.tag),
+                            None => batch.auto_acks.push((
+                                queue,
+                                consumer,
+                                Arc::clone(&delivery.queue),
+                                sub,
+                                vec![delivery.tag],
+                            )),
+                        }
                     }
                 }
                 Outbound::Error(frame) => {
@@ -180,7 +191,7 @@ pub async fn run<W: ByteSink>(
         batch.written = 0;
         batch.messages = 0;
         // `auto` deliveries count as consumed only now that they are on the socket.
-        for ((_, consumer), (queue, sub, tags)) in batch.auto_acks.drain() {
+        for (_, consumer, queue, sub, tags) in batch.auto_acks.drain(..) {
             queue.ack_written(consumer, &tags);
             sub.stats
                 .acked
@@ -274,7 +285,9 @@ pub(super) fn is_reserved(name: &str) -> bool {
 }
 
 /// Encodes a MESSAGE into the batch; for a body in a file, only its head, returning the
-/// file for the caller to stream.
+/// file for the caller to stream. The lines that differ per copy (subscription, ack,
+/// redelivery) come first, then the block every copy shares ([`shared_headers`]): a message
+/// routed to several queues has that block encoded once and copied into each frame.
 fn encode_message(
     batch: &mut Batch,
     d: &Delivery,
@@ -284,9 +297,7 @@ fn encode_message(
     let mut num = itoa::Buffer::new();
     let m = &d.message;
     let mut enc = FrameEncoder::begin(&mut batch.buf, sub.version, Command::Message);
-    enc.header("destination", &m.destination);
-    enc.plain_header("message-id", num.format(m.id));
-    enc.header("subscription", &sub.id);
+    enc.encoded_lines(&sub.subscription_line);
     if sub.ack != AckMode::Auto {
         scratch.clear();
         scratch.push_str(num.format(d.consumer));
@@ -307,25 +318,30 @@ fn encode_message(
     if d.group_first {
         enc.plain_header("JMSXGroupFirstForConsumer", "true");
     }
-    if let Some(offset) = d.offset {
-        enc.plain_header("x-stream-offset", num.format(offset));
-    }
-    let mut has_timestamp = false;
-    let mut has_persistent = false;
-    for (k, v) in &m.properties {
-        // A producer's own `x-stream-offset` would contradict the stream's.
-        if is_reserved(k) || (d.offset.is_some() && &**k == "x-stream-offset") {
-            continue;
+    match (&m.encoded, d.offset) {
+        // A stream's copy carries its own offset and drops a producer's: not the shared block.
+        (_, Some(offset)) => {
+            enc.plain_header("x-stream-offset", num.format(offset));
+            shared_headers(&mut enc, m, true);
         }
-        has_timestamp |= &**k == "timestamp";
-        has_persistent |= &**k == "persistent";
-        enc.header(k, v);
-    }
-    if !has_timestamp {
-        enc.plain_header("timestamp", num.format(m.timestamp));
-    }
-    if m.persistent && !has_persistent {
-        enc.plain_header("persistent", "true");
+        (Some(cache), None) => {
+            let dialect = sub.version as u8;
+            let (made_in, block) = cache.get_or_init(|| {
+                let mut out = BytesMut::new();
+                shared_headers(
+                    &mut FrameEncoder::lines(&mut out, sub.version, Command::Message),
+                    m,
+                    false,
+                );
+                (dialect, out.freeze())
+            });
+            if *made_in == dialect {
+                enc.encoded_lines(block);
+            } else {
+                shared_headers(&mut enc, m, false);
+            }
+        }
+        (None, None) => shared_headers(&mut enc, m, false),
     }
     match &m.body {
         Body::File(file) => {
@@ -341,4 +357,29 @@ fn encode_message(
         Body::Inline(body) => enc.finish(body),
     }
     None
+}
+
+/// The header lines every copy of `m` has: destination, message-id, the producer's headers,
+/// timestamp and persistence. `in_stream` drops a producer's own `x-stream-offset`, which
+/// would contradict the stream's.
+fn shared_headers(enc: &mut FrameEncoder<'_>, m: &crate::broker::Message, in_stream: bool) {
+    let mut num = itoa::Buffer::new();
+    enc.header("destination", &m.destination);
+    enc.plain_header("message-id", num.format(m.id));
+    let mut has_timestamp = false;
+    let mut has_persistent = false;
+    for (k, v) in &m.properties {
+        if is_reserved(k) || (in_stream && &**k == "x-stream-offset") {
+            continue;
+        }
+        has_timestamp |= &**k == "timestamp";
+        has_persistent |= &**k == "persistent";
+        enc.header(k, v);
+    }
+    if !has_timestamp {
+        enc.plain_header("timestamp", num.format(m.timestamp));
+    }
+    if m.persistent && !has_persistent {
+        enc.plain_header("persistent", "true");
+    }
 }

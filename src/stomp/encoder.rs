@@ -35,6 +35,23 @@ impl<'a> FrameEncoder<'a> {
         }
     }
 
+    /// Continues a frame of `command` whose command line is written elsewhere: encodes header
+    /// lines with that frame's escaping into `out`, to be copied into frames later with
+    /// [`encoded_lines`](Self::encoded_lines) (the block a multicast's copies share). Ending
+    /// it with `finish` makes no sense; just drop it.
+    pub fn lines(out: &'a mut BytesMut, version: Version, command: Command) -> Self {
+        FrameEncoder {
+            out,
+            escaping: Escaping::for_frame(version, command),
+        }
+    }
+
+    /// Copies header lines encoded earlier by [`lines`](Self::lines) for the same version
+    /// and command, so they are already escaped as this frame needs.
+    pub fn encoded_lines(&mut self, lines: &[u8]) {
+        self.out.extend_from_slice(lines);
+    }
+
     /// Writes one header line, escaped as the version requires. It is written as given:
     /// do not pass `content-length` here, [`finish`](Self::finish) writes the true one.
     ///

@@ -195,6 +195,7 @@ mod tests {
             origin: None,
             group: None,
             usage: None,
+            encoded: None,
         })
     }
 

@@ -223,6 +223,7 @@ mod tests {
             origin: None,
             group: None,
             usage: None,
+            encoded: None,
         })
     }
 

@@ -166,6 +166,7 @@ impl Broker {
             origin: None,
             group: m.group.clone(),
             usage: None,
+            encoded: None,
         };
         copy.usage = Some(usage.charge_message(copy.memory_size() as u64));
         let copy = Arc::new(copy);

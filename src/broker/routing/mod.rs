@@ -209,13 +209,16 @@ struct AddressEntry {
     next_anycast: AtomicUsize,
 }
 
+/// A map keyed by names clients choose, on the message path (see `foldhash` in Cargo.toml).
+type NameMap<V> = HashMap<Arc<str>, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Registry {
-    addresses: HashMap<Arc<str>, AddressEntry>,
-    queues: HashMap<Arc<str>, Arc<Queue>>,
+    addresses: NameMap<AddressEntry>,
+    queues: NameMap<Arc<Queue>>,
     wildcard_addresses: Vec<Arc<str>>,
     /// Live temporary destinations' addresses and the connection each belongs to.
-    temporary: HashMap<Arc<str>, u64>,
+    temporary: NameMap<u64>,
 }
 
 /// The broker core. Shared by every connection as `Arc<Broker>`.

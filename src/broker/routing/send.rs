@@ -152,6 +152,7 @@ impl Broker {
             origin: draft.origin,
             group: None,
             usage: None,
+            encoded: (targets.len() > 1).then(Box::default),
         };
         message.group = Message::group_of(&message.properties);
         message.usage = Some(usage.charge_message(message.memory_size() as u64));

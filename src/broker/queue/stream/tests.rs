@@ -56,6 +56,7 @@ fn message(id: u64, body: usize, timestamp: u64) -> Arc<Message> {
         origin: None,
         group: None,
         usage: None,
+        encoded: None,
     })
 }
 
