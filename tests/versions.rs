@@ -192,3 +192,50 @@ async fn stomp_1_0_unsubscribe_by_destination() {
     p.send_msg("/topic/v10.unsub", "gone").await;
     c.expect_no_frame(QUIET).await;
 }
+
+/// A message routed to several subscriptions has the headers its copies share encoded once
+/// and reused (writer.rs): each copy must still be escaped for its own subscriber's version,
+/// whichever copy was written first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multicast_copy_is_escaped_for_its_own_subscribers_version() {
+    let broker = start_default().await;
+    let mut s12a = broker.client().await;
+    s12a.subscribe("/topic/mixed", "a", &[]).await;
+    let mut s10 = broker.client_10().await;
+    s10.send_with_receipt("SUBSCRIBE", &[("destination", "/topic/mixed")], b"", "s")
+        .await;
+    let mut s11 = broker.client_11().await;
+    s11.subscribe("/topic/mixed", "b", &[]).await;
+    let mut s12b = broker.client().await;
+    s12b.subscribe("/topic/mixed", "c", &[]).await;
+    let mut p = broker.client().await;
+    for i in 0..20 {
+        p.send_with_receipt(
+            "SEND",
+            &[
+                ("destination", "/topic/mixed"),
+                ("x-colon", "k\\cv"),
+                ("x-slash", "a\\\\b"),
+                ("n", &i.to_string()),
+            ],
+            b"m",
+            &format!("r{i}"),
+        )
+        .await;
+    }
+    for c in [&mut s12a, &mut s11, &mut s12b] {
+        for i in 0..20 {
+            let m = c.expect_frame("MESSAGE").await;
+            assert_eq!(m.get("n"), Some(i.to_string().as_str()), "{m:?}");
+            assert_eq!(m.get("x-colon"), Some("k:v"), "{m:?}");
+            assert_eq!(m.get("x-slash"), Some("a\\b"), "{m:?}");
+        }
+    }
+    // 1.0 has no escaping: the same values arrive literally.
+    for i in 0..20 {
+        let m = s10.expect_frame("MESSAGE").await;
+        assert_eq!(m.get("n"), Some(i.to_string().as_str()), "{m:?}");
+        assert_eq!(m.get("x-colon"), Some("k:v"), "{m:?}");
+        assert_eq!(m.get("x-slash"), Some("a\\b"), "{m:?}");
+    }
+}
