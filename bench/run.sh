@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
-# bench/run.sh: the side-by-side benchmark (issue "Performance"). WrenMQ (release build) against
+# bench/run.sh: the side-by-side benchmark (issues "Performance"). WrenMQ (release build) against
 # RabbitMQ 3.10 (rabbitmq_stomp) and ActiveMQ Classic 5.17 (bench/peers.sh, bench/PEERS.md), and
-# `wrenmq perf echo-server` as the load tool's own ceiling / latency floor.
+# `wrenmq perf echo-server` as the ceiling: a do-nothing forwarder that runs every scenario it
+# can serve (q1, q1p, q4, fanout, latency, latency-50k, pairs), so each table shows WrenMQ as a
+# share of it.
 #
 # One broker at a time (the machine has 2 cores): start it, run every scenario RUNS times,
 # stop it, next. Medians go to bench/results/RESULTS.md (bench/report.py), every run's JSON line
 # to bench/results/raw/. Stops what it started (WrenMQ, echo server, the peers), also on failure.
 #
-#   bash bench/run.sh                      full run (~15 min)
-#   RUNS=1 QUICK=1 bash bench/run.sh       smoke run: 1 run each, n / 10, latency 3 s
+#   bash bench/run.sh                      full run (~30 min with all four targets; WrenMQ ~8,
+#                                          echo ~5, RabbitMQ ~9, ActiveMQ ~8)
+#   RUNS=1 QUICK=1 bash bench/run.sh       smoke run: 1 run each, n / 10, latency 3 s (~6 min)
+#
+# Broker CPU (every run, every broker): bench/proc_cpu.py sums utime+stime (+ the reaped
+# children's cutime+cstime) from /proc/PID/stat over the broker process (all its threads) and
+# every live process below it, right before and right after the run. For the peers PID is the
+# process bench/peers.sh reports (RabbitMQ's beam.smp, whose children erl_child_setup /
+# inet_gethost are included; ActiveMQ's java); raw/meta.txt lists the processes counted
+# (cpu_tree_BROKER). broker_cpu_secs / wall seconds of the run = broker cores used; / MESSAGE
+# frames received = µs of broker CPU per delivered message (fan-out: every subscriber's copy
+# counts; sched: per scheduled message sent; replay: preload and replay per replayed message).
+# The run's wall time includes connecting and subscribing, so cores are slightly understated
+# for short runs. The load tool's own CPU is not counted: it shares the same 2 cores.
 #
 # Knobs (environment):
 #   RUNS=3          runs per scenario and broker (medians over them)
 #   QUICK=0|1       1: message counts / 10, latency for 3 s instead of 10
 #   BROKERS="wrenmq echo rabbitmq activemq"   which targets, in this order
-#   SCENARIOS="q1 q1p q4 fanout latency conns fanout-sel q1-prio q1-excl q1-lvq q1-stream replay sched" which
-#                   scenarios (echo only runs q1 and latency; the issue-10/11 ones only WrenMQ)
+#   SCENARIOS="q1 q1p q4 fanout latency latency-50k pairs conns fanout-sel q1-prio q1-excl q1-lvq q1-stream replay sched"
+#                   which scenarios (echo skips conns and the WrenMQ-only ones; the
+#                   issue-10/11 ones only WrenMQ)
+#   PAIRS="1 2 4 8" the P values of the pairs scenario
 #   RUN_TIMEOUT=300 seconds before one run is killed (timeout(1))
 #   NO_BUILD=1      skip `cargo build --release`
 #   NO_INSTALL=1    skip `bench/peers.sh install`
@@ -23,14 +39,25 @@
 #   WARMUP=1        one unrecorded q1 run (n/5) after each broker starts (JIT / allocator warm-up)
 #   BROKER_BIN=target/release/wrenmq   the WrenMQ broker to measure (the load tool stays
 #                   target/release/wrenmq): compare two builds with the same load tool
+#   BASELINE=bench/results/baseline.json   WrenMQ's pre-issue-14 CPU per message per scenario,
+#                   for the targets table (bench/report.py --write-baseline makes one from a run)
 #
 # Scenarios (wrenmq perf ...):
 #   q1      queue -P 1 -C 1 -s 256, non-persistent, --ack auto, one receipt at the end
 #   q1p     queue -P 1 -C 1 -s 256 --persistent true --receipt-every 100 --ack client-individual
+#           (the echo server answers the receipts and ignores the acks)
 #   q4      queue -P 4 -C 4 -s 1024, non-persistent, --ack auto
 #   fanout  fanout -C 10 -s 100 on a topic, non-persistent
 #   latency latency -r 5000 -t 10, non-persistent (also against the echo server: the floor)
-#   conns   connections -k 2000 --broker-pid PID (RSS per idle connection)
+#   latency-50k  latency -r 50000 -t 10, the same at ten times the rate
+#   pairs   for P in $PAIRS: queue -P P -C P --queues P -s 256, non-persistent, --ack auto: P
+#           independent queues, each with its own producer and consumer (DEST.0 .. DEST.P-1,
+#           each tracked exactly-once on its own); recorded as scenarios pairs-1, pairs-2, ...
+#           The scaling scenario: total msgs/s and broker cores per P.
+#   conns   connections -k 2000 --broker-pid PID (RSS per idle connection). Always run last, on
+#           a fresh broker process (restarted: a heap grown by the earlier scenarios hides the
+#           growth); its RUNS runs then follow each other on that process. Every other
+#           scenario of a broker runs on one process, in SCENARIOS order.
 #   q1 against the echo server is the tool's ceiling.
 #
 # Issue-10 scenarios (selectors, priority, scheduled delivery): WrenMQ only. The peers as set up
@@ -62,8 +89,11 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
 BROKERS=${BROKERS:-"wrenmq echo rabbitmq activemq"}
-SCENARIOS=${SCENARIOS:-"q1 q1p q4 fanout latency conns fanout-sel q1-prio q1-excl q1-lvq q1-stream replay sched"}
+SCENARIOS=${SCENARIOS:-"q1 q1p q4 fanout latency latency-50k pairs conns fanout-sel q1-prio q1-excl q1-lvq q1-stream replay sched"}
 WRENMQ_ONLY=" fanout-sel q1-prio sched q1-excl q1-lvq q1-stream replay " # the issue-10 and -11 scenarios (see the header)
+ECHO_SCENARIOS=" q1 q1p q4 fanout latency latency-50k pairs " # what a forwarder can serve
+PAIRS=${PAIRS:-"1 2 4 8"}
+BASELINE=${BASELINE:-bench/results/baseline.json}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 RESULTS_DIR=${RESULTS_DIR:-bench/results}
 RAW="$RESULTS_DIR/raw"
@@ -76,11 +106,18 @@ LAT_TIME=10
 # Messages per run, per scenario and broker: about 3-6 s per run on each broker (msgs/s stays
 # comparable; the table shows each n). Calibrated on the 2-core machine of bench/PEERS.md:
 # WrenMQ ~280k msgs/s 1->1, ~30k persistent, ~700k fan-out deliveries/s; RabbitMQ ~26k, ~20k,
-# ~40k; ActiveMQ ~30k, ~11k, ~100k.
+# ~40k; ActiveMQ ~30k, ~11k, ~100k. The echo server gets WrenMQ's n (it is faster). pairs: n in
+# total over the P queues, the same for every P.
 n_for() {
     local scen=$1 broker=$2 n
     case "$scen/$broker" in
         q1/wrenmq | q1/echo) n=1000000 ;;
+        q1p/echo) n=200000 ;;
+        q4/echo) n=1000000 ;;
+        fanout/echo) n=300000 ;;
+        pairs/wrenmq | pairs/echo) n=1000000 ;;
+        pairs/rabbitmq) n=150000 ;;
+        pairs/activemq) n=200000 ;;
         q1/rabbitmq) n=150000 ;;
         q1/activemq) n=200000 ;;
         q1p/wrenmq) n=200000 ;;
@@ -212,18 +249,23 @@ run_one() {
     rss_sampler "$PID" "$WORK/rss" &
     SAMPLER_PID=$!
     log "$broker $scen run $run/$RUNS: $cmdline"
+    local cpu0 cpu1 t0 t1
+    cpu0=$(python3 bench/proc_cpu.py "$PID" || true)
+    t0=$EPOCHREALTIME
     # in the background and waited for, so that a signal reaches the trap at once
     "${cmd[@]}" >"$out" 2>"$err" &
     RUN_PID=$!
     wait "$RUN_PID" || rc=$?
     RUN_PID=""
+    t1=$EPOCHREALTIME
+    cpu1=$(python3 bench/proc_cpu.py "$PID" || true)
     kill "$SAMPLER_PID" 2>/dev/null || true
     wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=""
     python3 - "$broker" "$scen" "$run" "$n" "$rc" "$(cat "$WORK/rss")" "$out" "$RAW" "$cmdline" \
-        "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+        "$(cut -d' ' -f1-3 /proc/loadavg)" "$cpu0" "$cpu1" "$t0" "$t1" <<'PY'
 import json, sys
-broker, scen, run, n, rc, rss, out, raw, cmd, load = sys.argv[1:11]
+broker, scen, run, n, rc, rss, out, raw, cmd, load, cpu0, cpu1, t0, t1 = sys.argv[1:15]
 text = open(out).read().strip().splitlines()
 try:
     result = json.loads(text[-1])
@@ -236,19 +278,59 @@ with open(f"{raw}/{scen}.{broker}.jsonl", "a") as f:
     f.write(json.dumps(result, sort_keys=True) + "\n")
 rec = {"broker": broker, "scenario": scen, "run": int(run), "n": int(n), "exit": int(rc),
        "peak_rss_kb": int(rss or 0), "loadavg": load, "cmd": cmd, "result": result}
+# Broker CPU over the run (bench/proc_cpu.py before and after; none if the broker died).
+wall = float(t1) - float(t0)
+if cpu0 and cpu1 and wall > 0:
+    cpu = max(0.0, float(cpu1) - float(cpu0))
+    # per delivered MESSAGE frame; the scheduled scenario delivers none: per message sent
+    count = result.get("received") or (result.get("sent") if "bytes_per_message" in result else 0)
+    rec.update({"broker_cpu_secs": round(cpu, 3), "wall_secs": round(wall, 3),
+                "broker_cores": round(cpu / wall, 3),
+                "cpu_us_per_msg": round(cpu * 1e6 / count, 3) if count else None})
 with open(f"{raw}/runs.jsonl", "a") as f:
     f.write(json.dumps(rec, sort_keys=True) + "\n")
+cpu_txt = (f", broker {rec['broker_cores']} cores, {rec['cpu_us_per_msg']} us CPU/msg"
+           if "broker_cores" in rec else ", broker CPU not read")
 if "bytes_per_message" in result:  # the scheduled scenario receives nothing: its figure is memory
     print(f"  -> {result.get('bytes_per_message')} bytes per scheduled message, "
-          f"{result.get('sent_per_sec')} sent/s, {result.get('verdict', result.get('error'))}", file=sys.stderr)
+          f"{result.get('sent_per_sec')} sent/s{cpu_txt}, {result.get('verdict', result.get('error'))}", file=sys.stderr)
 else:
     print(f"  -> {result.get('msgs_per_sec')} msgs/s, p50 {result.get('p50_us')} us, "
-          f"p99 {result.get('p99_us')} us, {result.get('verdict', result.get('error'))}", file=sys.stderr)
+          f"p99 {result.get('p99_us')} us{cpu_txt}, {result.get('verdict', result.get('error'))}", file=sys.stderr)
 PY
 }
 
+# run_pairs BROKER N: the scaling scenario, P independent queue pairs for each P of $PAIRS
+# (n messages in total over the P queues), RUNS runs of each, recorded as scenario pairs-P.
+run_pairs() {
+    local broker=$1 n=$2 np p run dest
+    np=$(nonpersistent_args "$broker")
+    for p in $PAIRS; do
+        for run in $(seq 1 "$RUNS"); do
+            dest="bench-pairs$p-$run-$(date +%s)"
+            # shellcheck disable=SC2086 # $np is zero or two words
+            run_one "$broker" "pairs-$p" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                --destination "/queue/$dest" -P "$p" -C "$p" --queues "$p" -n "$n" -s 256 $np --ack auto
+        done
+    done
+}
+
+# fresh_broker BROKER: stops BROKER and starts a new process of it (WrenMQ with an empty data
+# dir), for the conns scenario. It measures RSS growth per connection, which memory a broker's
+# heap grew to and freed in the scenarios before (the warm-up's included) would hide: on a warm
+# WrenMQ 2,000 connections fit in already-mapped memory and show ~0.3 KiB each, on a fresh one
+# ~24 KiB in the first run and ~12 KiB in the next.
+fresh_broker() {
+    local broker=$1
+    log "$broker: a fresh process for the conns scenario"
+    "stop_$broker"
+    [ "$broker" != wrenmq ] || rm -rf "$WORK/wrenmq"
+    "start_$broker"
+    echo "rss_${broker}_fresh_kb=$(rss_kib "$PID")" >>"$RAW/meta.txt"
+}
+
 run_scenarios() {
-    local broker=$1 scen run n np dest
+    local broker=$1 scen n np
     np=$(nonpersistent_args "$broker")
     if [ "${WARMUP:-1}" = 1 ]; then
         n=$(($(n_for q1 "$broker") / 5))
@@ -258,45 +340,65 @@ run_scenarios() {
             -n "$n" -s 256 $np --json >"$RAW/logs/warmup.$broker.json" 2>"$RAW/logs/warmup.$broker.log" ||
             log "$broker warm-up failed (see $RAW/logs/warmup.$broker.log)"
     fi
+    echo "cpu_tree_$broker=$(python3 bench/proc_cpu.py "$PID" --tree || echo gone)" >>"$RAW/meta.txt"
+    local conns=0
     for scen in $SCENARIOS; do
-        if [ "$broker" = echo ] && [ "$scen" != q1 ] && [ "$scen" != latency ]; then continue; fi
+        if [ "$broker" = echo ] && [[ "$ECHO_SCENARIOS" != *" $scen "* ]]; then continue; fi
         if [ "$broker" != wrenmq ] && [[ "$WRENMQ_ONLY" == *" $scen "* ]]; then continue; fi
-        n=$(n_for "$scen" "$broker")
-        for run in $(seq 1 "$RUNS"); do
-            dest="bench-$scen-$run-$(date +%s)"
-            # shellcheck disable=SC2086 # $np is zero or two words
-            case "$scen" in
-                q1) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
-                        --destination "/queue/$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto ;;
-                q1p) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
-                        --destination "/queue/$dest" -P 1 -C 1 -n "$n" -s 256 --persistent true \
-                        --receipt-every 100 --ack client-individual ;;
-                q4) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
-                        --destination "/queue/$dest" -P 4 -C 4 -n "$n" -s 1024 $np --ack auto ;;
-                fanout) run_one "$broker" "$scen" "$run" "$n" fanout "${CONN_ARGS[@]}" \
-                        --destination "/topic/$dest" -C 10 -n "$n" -s 100 $np ;;
-                latency) run_one "$broker" "$scen" "$run" $((5000 * LAT_TIME)) latency "${CONN_ARGS[@]}" \
-                        --destination "/queue/$dest" -r 5000 -t "$LAT_TIME" -s 256 $np ;;
-                conns) run_one "$broker" "$scen" "$run" 2000 connections "${CONN_ARGS[@]}" \
-                        --destination "/queue/$dest" -k 2000 --broker-pid "$PID"
-                    sleep 3 ;; # let the broker close the 2000 connections before the next run
-                fanout-sel) run_one "$broker" "$scen" "$run" "$n" fanout "${CONN_ARGS[@]}" \
-                        --destination "/topic/$dest" -C 10 -n "$n" -s 100 $np \
-                        --property-cycle color=red,blue --selector "color = 'red'" --selector "color = 'blue'" ;;
-                q1-prio) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
-                        --destination "/queue/$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto \
-                        --priority-cycle 0-9 ;;
-                q1-excl | q1-lvq | q1-stream) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
-                        --destination "/queue/kind-${scen#q1-}.$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto ;;
-                replay) run_one "$broker" "$scen" "$run" "$n" replay "${CONN_ARGS[@]}" \
-                        --destination "/queue/kind-stream.$dest" -n "$n" -s 256 --persistent true \
-                        --receipt-every 1000 --broker-pid "$PID" ;;
-                sched) run_one "$broker" "$scen" "$run" "$n" scheduled "${CONN_ARGS[@]}" \
-                        --destination "/queue/$dest" -n "$n" -s 16 --delay-ms 3600000 $np \
-                        --receipt-every 1000 --broker-pid "$PID" ;;
-                *) die "unknown scenario $scen" ;;
-            esac
-        done
+        # conns runs last, on a fresh process (fresh_broker), so the others share one process
+        if [ "$scen" = conns ]; then conns=1; else run_scenario "$broker" "$scen"; fi
+    done
+    if [ "$conns" = 1 ]; then
+        fresh_broker "$broker"
+        run_scenario "$broker" conns
+    fi
+}
+
+# run_scenario BROKER SCEN: RUNS runs of one scenario against the running broker.
+run_scenario() {
+    local broker=$1 scen=$2 run n np dest
+    np=$(nonpersistent_args "$broker")
+    n=$(n_for "$scen" "$broker")
+    if [ "$scen" = pairs ]; then
+        run_pairs "$broker" "$n"
+        return
+    fi
+    for run in $(seq 1 "$RUNS"); do
+        dest="bench-$scen-$run-$(date +%s)"
+        # shellcheck disable=SC2086 # $np is zero or two words
+        case "$scen" in
+            q1) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                    --destination "/queue/$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto ;;
+            q1p) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                    --destination "/queue/$dest" -P 1 -C 1 -n "$n" -s 256 --persistent true \
+                    --receipt-every 100 --ack client-individual ;;
+            q4) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                    --destination "/queue/$dest" -P 4 -C 4 -n "$n" -s 1024 $np --ack auto ;;
+            fanout) run_one "$broker" "$scen" "$run" "$n" fanout "${CONN_ARGS[@]}" \
+                    --destination "/topic/$dest" -C 10 -n "$n" -s 100 $np ;;
+            latency) run_one "$broker" "$scen" "$run" $((5000 * LAT_TIME)) latency "${CONN_ARGS[@]}" \
+                    --destination "/queue/$dest" -r 5000 -t "$LAT_TIME" -s 256 $np ;;
+            latency-50k) run_one "$broker" "$scen" "$run" $((50000 * LAT_TIME)) latency "${CONN_ARGS[@]}" \
+                    --destination "/queue/$dest" -r 50000 -t "$LAT_TIME" -s 256 $np ;;
+            conns) run_one "$broker" "$scen" "$run" 2000 connections "${CONN_ARGS[@]}" \
+                    --destination "/queue/$dest" -k 2000 --broker-pid "$PID"
+                sleep 3 ;; # let the broker close the 2000 connections before the next run
+            fanout-sel) run_one "$broker" "$scen" "$run" "$n" fanout "${CONN_ARGS[@]}" \
+                    --destination "/topic/$dest" -C 10 -n "$n" -s 100 $np \
+                    --property-cycle color=red,blue --selector "color = 'red'" --selector "color = 'blue'" ;;
+            q1-prio) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                    --destination "/queue/$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto \
+                    --priority-cycle 0-9 ;;
+            q1-excl | q1-lvq | q1-stream) run_one "$broker" "$scen" "$run" "$n" queue "${CONN_ARGS[@]}" \
+                    --destination "/queue/kind-${scen#q1-}.$dest" -P 1 -C 1 -n "$n" -s 256 $np --ack auto ;;
+            replay) run_one "$broker" "$scen" "$run" "$n" replay "${CONN_ARGS[@]}" \
+                    --destination "/queue/kind-stream.$dest" -n "$n" -s 256 --persistent true \
+                    --receipt-every 1000 --broker-pid "$PID" ;;
+            sched) run_one "$broker" "$scen" "$run" "$n" scheduled "${CONN_ARGS[@]}" \
+                    --destination "/queue/$dest" -n "$n" -s 16 --delay-ms 3600000 $np \
+                    --receipt-every 1000 --broker-pid "$PID" ;;
+            *) die "unknown scenario $scen" ;;
+        esac
     done
 }
 
@@ -338,6 +440,10 @@ mkdir -p "$RAW/logs"
     echo "run_timeout=$RUN_TIMEOUT"
     echo "brokers=$BROKERS"
     echo "scenarios=$SCENARIOS"
+    echo "pairs=$PAIRS"
+    echo "broker_bin=$BROKER_BIN"
+    echo "broker_version=$("$BROKER_BIN" --version 2>/dev/null | head -1)"
+    echo "baseline=$BASELINE"
     echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$RAW/meta.txt"
 
@@ -352,5 +458,5 @@ for broker in $BROKERS; do
 done
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.txt"
 
-python3 bench/report.py "$RESULTS_DIR"
+python3 bench/report.py --baseline "$BASELINE" "$RESULTS_DIR"
 log "wrote $RESULTS_DIR/RESULTS.md"

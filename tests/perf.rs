@@ -1,6 +1,7 @@
 //! `wrenmq perf` against an in-process broker and against its own echo server: the
 //! exactly-once verdict, the JSON line, and the binary's exit code; the message property,
-//! priority and selector options and the scheduled scenario, seen by a raw subscriber.
+//! priority and selector options and the scheduled scenario, seen by a raw subscriber;
+//! independent queue pairs (`--queues`), each tracked on its own.
 
 mod common;
 
@@ -241,6 +242,95 @@ fn seq_of(f: &common::Frame) -> usize {
         .nth(2)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("bad stamp in {f:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_queues_deliver_every_message_on_its_own_queue() {
+    let broker = common::start_default().await;
+    let port = broker.addr.port().to_string();
+    let report = perf::run(&args(&[
+        "queue",
+        "--port",
+        &port,
+        "--destination",
+        "/queue/pairs",
+        "--queues",
+        "4",
+        "-P",
+        "4",
+        "-C",
+        "4",
+        "-n",
+        "4002",
+        "--persistent",
+        "false",
+    ]))
+    .await
+    .expect("pairs run");
+    check_ok(&report, "queue", 4002);
+    let json = report.json();
+    assert_eq!(json["params"]["queues"], 4);
+    let per_queue = json["per_queue"].as_array().cloned().unwrap_or_default();
+    // 4002 split over 4 producers: 1001, 1001, 1000, 1000, one producer per queue.
+    let expected: Vec<_> = per_queue.iter().map(|q| q["expected"].clone()).collect();
+    assert_eq!(
+        expected,
+        [1001, 1001, 1000, 1000].map(serde_json::Value::from)
+    );
+    assert!(
+        per_queue
+            .iter()
+            .all(|q| q["lost"] == 0 && q["duplicated"] == 0)
+    );
+    assert!(json.get("per_subscriber").is_none());
+
+    // On topics the same layout lets a raw subscriber see what went to DEST.1: exactly
+    // producer 1's messages, all of them.
+    let mut raw = broker.client().await;
+    raw.subscribe("/topic/pairs.1", "raw", &[]).await;
+    let report = perf::run(&args(&[
+        "queue",
+        "--port",
+        &port,
+        "--destination",
+        "/topic/pairs",
+        "--queues",
+        "2",
+        "-P",
+        "2",
+        "-C",
+        "2",
+        "-n",
+        "20",
+        "--persistent",
+        "false",
+    ]))
+    .await
+    .expect("pairs run on topics");
+    check_ok(&report, "queue", 20);
+    let got = raw.messages_until_quiet().await;
+    let mut seqs: Vec<_> = got.iter().map(seq_of).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+    assert!(
+        got.iter()
+            .all(|m| m.h("wrenmq-perf").split('.').nth(1) == Some("1")),
+        "{got:?}"
+    );
+
+    // A queue without its own producer and consumer is refused before anything is sent.
+    let err = perf::run(&args(&[
+        "queue", "--port", &port, "--queues", "3", "-P", "2", "-C", "3",
+    ]))
+    .await
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        err.contains("--queues 3 needs at least 3 producers"),
+        "{err}"
+    );
+    broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use super::monitor::{self, Producers};
 use super::producer::{self, ProducerSpec};
 use super::report::{Latency, Report};
 use super::shared::Shared;
-use super::throughput::{deliveries, plan_expects, start_consumers};
+use super::throughput::{Layout, deliveries, plan_expects, start_consumers};
 use super::{LatencyArgs, PerfError};
 
 /// `perf latency`.
@@ -21,7 +21,7 @@ pub async fn run(a: &LatencyArgs) -> Result<Report, PerfError> {
     let rate = a.rate.max(1);
     let count = rate.saturating_mul(a.time.max(1));
     let destination = a.common.destination_or("/queue/perf");
-    let (own, groups) = plan_expects(&a.message, 1, false)?;
+    let (own, groups) = plan_expects(&a.message, 1, Layout::Shared)?;
     let shared = Arc::new(Shared::with_expects(&[count], groups));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut consumers = start_consumers(
@@ -29,7 +29,7 @@ pub async fn run(a: &LatencyArgs) -> Result<Report, PerfError> {
         &a.message,
         &destination,
         own,
-        false,
+        Layout::Shared,
         &shared,
         &stop_rx,
     )

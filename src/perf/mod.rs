@@ -48,7 +48,8 @@ pub struct PerfArgs {
 /// The perf scenarios.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Scenario {
-    /// Producers and competing consumers on one destination: throughput and latency.
+    /// Producers and competing consumers on one destination (or, with `--queues`, on several
+    /// independent ones): throughput and latency.
     Queue(QueueArgs),
     /// One producer, many subscribers on a topic: every subscriber must get every message.
     Fanout(FanoutArgs),
@@ -223,6 +224,11 @@ pub struct QueueArgs {
     /// Messages in total (split across producers).
     #[arg(short = 'n', long, default_value_t = 100_000)]
     pub messages: u64,
+    /// Independent queues (the scaling scenario's P pairs): with Q > 1, producer i sends to
+    /// DEST.(i % Q) and consumer c subscribes to DEST.(c % Q), each queue tracked on its
+    /// own (JSON `per_queue`). Needs at least Q producers and Q consumers.
+    #[arg(long, default_value_t = 1, value_name = "Q")]
+    pub queues: u32,
 }
 
 /// `perf fanout`.

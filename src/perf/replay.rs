@@ -17,7 +17,7 @@ use super::monitor::{self, Consumers, Producers};
 use super::producer::{self, ProducerSpec};
 use super::report::{Latency, ReplayReport, Report, RssReport};
 use super::shared::Shared;
-use super::throughput::{deliveries, plan_expects};
+use super::throughput::{Layout, deliveries, plan_expects};
 use super::{PerfError, ReplayArgs};
 
 /// How often the broker's VmRSS is read during the replay.
@@ -59,7 +59,7 @@ pub async fn run(a: &ReplayArgs) -> Result<Report, PerfError> {
     let before = a.broker_pid.map(vm_rss_kb).transpose()?;
 
     // 2. Replay: one consumer from the first offset must get this run's N messages.
-    let (own, groups) = plan_expects(&a.message, 1, false)?;
+    let (own, groups) = plan_expects(&a.message, 1, Layout::Shared)?;
     let shared = Arc::new(Shared::for_run(preload.run, &[a.messages], groups));
     let mut conn = Conn::open(&a.common).await?;
     let mut headers = a.common.sub_headers.clone();

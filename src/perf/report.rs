@@ -110,6 +110,9 @@ pub struct Report {
     pub replay: Option<ReplayReport>,
     /// Why the run ended early, if it did.
     pub error: Option<String>,
+    /// Whether `deliveries` holds one entry per queue (`perf queue --queues Q`) rather than
+    /// one per fan-out subscriber: it decides how the summary and JSON name them.
+    pub per_queue: bool,
 }
 
 impl Report {
@@ -220,11 +223,16 @@ impl Report {
             let _ = write!(s, ", {} outside the selector", self.excluded());
         }
         if self.deliveries.len() > 1 {
+            let what = if self.per_queue {
+                "queue"
+            } else {
+                "subscriber"
+            };
             for (i, d) in self.deliveries.iter().enumerate() {
                 if d.lost > 0 || d.duplicated > 0 || d.excluded > 0 {
                     let _ = write!(
                         s,
-                        "; subscriber {i}: {} lost, {} duplicated",
+                        "; {what} {i}: {} lost, {} duplicated",
                         d.lost, d.duplicated
                     );
                     if d.excluded > 0 {
@@ -339,7 +347,12 @@ impl Report {
             "error": self.error,
         });
         if self.deliveries.len() > 1 {
-            v["per_subscriber"] = self
+            let key = if self.per_queue {
+                "per_queue"
+            } else {
+                "per_subscriber"
+            };
+            v[key] = self
                 .deliveries
                 .iter()
                 .map(

@@ -35,14 +35,30 @@ impl Shared {
     /// As [`Shared::with_expects`] for the messages of run `run`: a replay receives what an
     /// earlier phase of the same run sent.
     pub fn for_run(run: u32, per_producer: &[u64], expects: Vec<Expect>) -> Shared {
+        let groups = expects
+            .into_iter()
+            .map(|e| (per_producer.to_vec(), e))
+            .collect();
+        Shared::for_run_groups(run, groups)
+    }
+
+    /// State for a run whose subscriber groups each expect their own producers' messages:
+    /// entry `g` of `groups` holds group `g`'s messages per producer (0 for a producer that
+    /// feeds another group) and what its selectors pick. Independent queues need this: a
+    /// message of another queue's producer is foreign to a group, and missing from its own.
+    pub fn with_groups(groups: Vec<(Vec<u64>, Expect)>) -> Shared {
+        Shared::for_run_groups(run_id(), groups)
+    }
+
+    fn for_run_groups(run: u32, groups: Vec<(Vec<u64>, Expect)>) -> Shared {
         Shared {
             epoch: Instant::now(),
             run,
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
-            trackers: expects
+            trackers: groups
                 .into_iter()
-                .map(|e| Tracker::with_expect(run, per_producer, e))
+                .map(|(per_producer, e)| Tracker::with_expect(run, &per_producer, e))
                 .collect(),
             done: Notify::new(),
             last_needed_us: AtomicU64::new(0),
@@ -85,4 +101,36 @@ fn run_id() -> u32 {
         .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
         .unwrap_or(0);
     nanos ^ std::process::id().rotate_left(16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::perf::tracker::{Seen, Stamp};
+
+    #[test]
+    fn a_group_expects_only_its_own_producers_messages() {
+        // Two queues, producer 0 feeding the first and producer 1 the second, 2 messages each.
+        let s = Shared::with_groups(vec![
+            (vec![2, 0], Expect::all()),
+            (vec![0, 2], Expect::all()),
+        ]);
+        let st = |producer, seq| {
+            Some(Stamp {
+                run: s.run,
+                producer,
+                seq,
+                sent_us: 0,
+            })
+        };
+        let (q0, q1) = (&s.trackers[0], &s.trackers[1]);
+        assert_eq!((q0.expected(), q1.expected()), (2, 2));
+        assert_eq!(q0.record(st(0, 0)), Seen::First);
+        assert_eq!(q0.record(st(0, 1)), Seen::First);
+        // Producer 1's message delivered on the first queue: foreign there, lost on its own.
+        assert_eq!(q0.record(st(1, 0)), Seen::Foreign);
+        assert_eq!(q1.record(st(1, 1)), Seen::First);
+        assert!(q0.complete() && !q1.complete() && !s.all_complete());
+        assert_eq!((q1.lost(), q0.foreign()), (1, 1));
+    }
 }

@@ -25,13 +25,101 @@ struct Plan<'a> {
     /// Messages per producer.
     producers: Vec<u64>,
     consumers: u32,
-    /// Whether each consumer must see every message (fanout) or they share them (queue).
-    each_gets_all: bool,
+    /// Which destination and subscriber group each producer and consumer has.
+    layout: Layout,
     params: Value,
+}
+
+/// How a run's producers and consumers map onto destinations and subscriber groups (one
+/// exactly-once tracker per group): the one difference between a queue, a fan-out and
+/// independent queue pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Competing consumers on one destination: one group, each message to one of them.
+    Shared,
+    /// Every consumer is a group of its own and must get every message (topic fan-out).
+    EachGetsAll,
+    /// `Q` independent destinations `DEST.0` .. `DEST.Q-1` (`perf queue --queues Q`):
+    /// producer `p` sends to `p % Q`, consumer `c` subscribes to `c % Q`, and each
+    /// destination is a group that must get exactly its own producers' messages, so a
+    /// message delivered on the wrong queue shows as lost there.
+    Queues(u32),
+}
+
+impl Layout {
+    /// Subscriber groups of a run with `consumers` consumers.
+    fn groups(self, consumers: u32) -> usize {
+        match self {
+            Layout::Shared => 1,
+            Layout::EachGetsAll => consumers as usize,
+            Layout::Queues(q) => q.max(1) as usize,
+        }
+    }
+
+    /// The group consumer `c` belongs to.
+    fn consumer_group(self, c: u32) -> usize {
+        match self {
+            Layout::Shared => 0,
+            Layout::EachGetsAll => c as usize,
+            Layout::Queues(q) => (c % q.max(1)) as usize,
+        }
+    }
+
+    /// Whether producer `p`'s messages are meant for group `g`.
+    fn producer_feeds(self, p: usize, g: usize) -> bool {
+        match self {
+            Layout::Shared | Layout::EachGetsAll => true,
+            Layout::Queues(q) => p % q.max(1) as usize == g,
+        }
+    }
+
+    /// The destination of group `g`: `base` itself unless the run has several queues.
+    fn destination(self, base: &str, g: usize) -> String {
+        match self {
+            Layout::Queues(q) if q > 1 => format!("{base}.{g}"),
+            _ => base.to_string(),
+        }
+    }
+
+    /// The destination producer `p` sends to.
+    fn producer_destination(self, base: &str, p: usize) -> String {
+        match self {
+            Layout::Queues(q) => self.destination(base, p % q.max(1) as usize),
+            _ => base.to_string(),
+        }
+    }
+
+    /// The run's shared state: per group, how many messages it expects of each producer
+    /// (none of a producer feeding another queue) and what its consumers' selectors pick.
+    pub fn shared(self, per_producer: &[u64], groups: Vec<Expect>) -> Shared {
+        let groups = groups
+            .into_iter()
+            .enumerate()
+            .map(|(g, e)| {
+                let counts = (0..per_producer.len())
+                    .map(|p| {
+                        if self.producer_feeds(p, g) {
+                            per_producer[p]
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                (counts, e)
+            })
+            .collect();
+        Shared::with_groups(groups)
+    }
 }
 
 /// `perf queue`.
 pub async fn queue(a: &QueueArgs) -> Result<Report, PerfError> {
+    let queues = a.queues.max(1);
+    if queues > a.producers.max(1) || queues > a.consumers.max(1) {
+        return Err(PerfError::msg(format!(
+            "--queues {queues} needs at least {queues} producers and {queues} consumers (one of each per queue)"
+        )));
+    }
     let p = u64::from(a.producers.max(1));
     let producers = (0..p)
         .map(|i| a.messages / p + u64::from(i < a.messages % p))
@@ -43,6 +131,13 @@ pub async fn queue(a: &QueueArgs) -> Result<Report, PerfError> {
         "receipt_every": a.message.receipt_every,
         "destination": a.common.destination_or("/queue/perf"),
     });
+    // Only when asked for, so that a plain run's params are as before.
+    let layout = if queues > 1 {
+        params["queues"] = json!(queues);
+        Layout::Queues(queues)
+    } else {
+        Layout::Shared
+    };
     a.message.add_property_params(&mut params);
     execute(Plan {
         scenario: "queue",
@@ -51,7 +146,7 @@ pub async fn queue(a: &QueueArgs) -> Result<Report, PerfError> {
         destination: a.common.destination_or("/queue/perf"),
         producers,
         consumers: a.consumers.max(1),
-        each_gets_all: false,
+        layout,
         params,
     })
     .await
@@ -73,38 +168,47 @@ pub async fn fanout(a: &FanoutArgs) -> Result<Report, PerfError> {
         destination: a.common.destination_or("/topic/perf"),
         producers: vec![a.messages],
         consumers: a.consumers.max(1),
-        each_gets_all: true,
+        layout: Layout::EachGetsAll,
         params,
     })
     .await
 }
 
 /// What each of `count` consumers must receive (from its `--selector`), and what each
-/// subscriber group must: one group per consumer when each gets all, else one for all.
+/// subscriber group of `layout` must: what any of its consumers picks.
 pub fn plan_expects(
     message: &MessageArgs,
     count: u32,
-    each_gets_all: bool,
+    layout: Layout,
 ) -> Result<(Vec<Expect>, Vec<Expect>), PerfError> {
     let own = (0..count)
         .map(|c| Expect::for_selector(message.selector(c), &message.property_cycles))
         .collect::<Result<Vec<_>, _>>()?;
-    let groups = if each_gets_all {
+    let groups = if layout == Layout::EachGetsAll {
         own.clone()
     } else {
-        vec![Expect::union(&own)]
+        (0..layout.groups(count))
+            .map(|g| {
+                Expect::union(
+                    (0u32..)
+                        .zip(&own)
+                        .filter(|(c, _)| layout.consumer_group(*c) == g)
+                        .map(|(_, e)| e),
+                )
+            })
+            .collect()
     };
     Ok((own, groups))
 }
 
-/// Subscribes every consumer (each SUBSCRIBE confirmed by its receipt, with its selector)
-/// and spawns them; `own` holds what each one's selector picks.
+/// Subscribes every consumer (each SUBSCRIBE confirmed by its receipt, with its selector,
+/// on its group's destination) and spawns them; `own` holds what each one's selector picks.
 pub async fn start_consumers(
     common: &Common,
     message: &MessageArgs,
     destination: &str,
     own: Vec<Expect>,
-    each_gets_all: bool,
+    layout: Layout,
     shared: &Arc<Shared>,
     stop: &watch::Receiver<bool>,
 ) -> Result<Consumers, PerfError> {
@@ -119,14 +223,14 @@ pub async fn start_consumers(
         if let Some(sel) = message.selector(c) {
             headers.push(("selector".to_string(), sel.to_string()));
         }
+        let group = layout.consumer_group(c);
         conn.subscribe(
-            destination,
+            &layout.destination(destination, group),
             &format!("perf-{c}"),
             message.ack.header(),
             &headers,
         )
         .await?;
-        let group = if each_gets_all { c as usize } else { 0 };
         consumers.spawn(consumer::run(
             conn,
             Arc::clone(shared),
@@ -140,15 +244,15 @@ pub async fn start_consumers(
 }
 
 async fn execute(plan: Plan<'_>) -> Result<Report, PerfError> {
-    let (own, groups) = plan_expects(plan.message, plan.consumers, plan.each_gets_all)?;
-    let shared = Arc::new(Shared::with_expects(&plan.producers, groups));
+    let (own, groups) = plan_expects(plan.message, plan.consumers, plan.layout)?;
+    let shared = Arc::new(plan.layout.shared(&plan.producers, groups));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut consumers = start_consumers(
         plan.common,
         plan.message,
         &plan.destination,
         own,
-        plan.each_gets_all,
+        plan.layout,
         &shared,
         &stop_rx,
     )
@@ -163,7 +267,7 @@ async fn execute(plan: Plan<'_>) -> Result<Report, PerfError> {
         let spec = ProducerSpec {
             id: id as u32,
             count: *count,
-            destination: plan.destination.clone(),
+            destination: plan.layout.producer_destination(&plan.destination, id),
             message: plan.message.clone(),
             extra: Vec::new(),
         };
@@ -190,6 +294,7 @@ async fn execute(plan: Plan<'_>) -> Result<Report, PerfError> {
         message_size: plan.message.size,
         latency: Latency::from_histogram(&ended.histogram),
         error: ended.error,
+        per_queue: matches!(plan.layout, Layout::Queues(q) if q > 1),
         ..Report::default()
     })
 }
