@@ -187,6 +187,10 @@ fn main() -> ExitCode {
 }
 
 fn run_perf(args: wrenmq::perf::PerfArgs) -> ExitCode {
+    // The ceiling runs on this thread alone, with no runtime's threads beside it.
+    if let wrenmq::perf::Scenario::EchoServer(e) = args.scenario.as_ref() {
+        return wrenmq::perf::echo_server(e);
+    }
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

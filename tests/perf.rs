@@ -54,6 +54,13 @@ async fn broker() -> (RunningBroker, SocketAddr) {
     (running, addr)
 }
 
+/// The echo server on a free port, on its own thread.
+fn echo_server() -> perf::echo::EchoHandle {
+    perf::echo::EchoServer::bind("127.0.0.1", 0)
+        .and_then(perf::echo::EchoServer::spawn)
+        .expect("the echo server starts")
+}
+
 fn check_ok(report: &Report, scenario: &str, received: u64) {
     assert!(report.ok(), "{}", report.human());
     assert_eq!(report.verdict(), "OK: every message received exactly once");
@@ -148,9 +155,8 @@ async fn queue_and_fanout_against_the_broker_are_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_and_latency_against_the_echo_server() {
-    let listener = perf::echo::listen("127.0.0.1", 0).await.expect("listen");
-    let port = listener.local_addr().expect("addr").port().to_string();
-    let server = tokio::spawn(perf::echo::serve(listener));
+    let server = echo_server();
+    let port = server.local_addr().port().to_string();
     let report = perf::run(&args(&[
         "queue",
         "--port",
@@ -179,7 +185,7 @@ async fn queue_and_latency_against_the_echo_server() {
     .expect("latency run");
     check_ok(&report, "latency", 500);
     assert!(report.latency.count == 500 && report.latency.max_us > 0);
-    server.abort();
+    server.stop().expect("the echo server stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,9 +386,8 @@ async fn property_and_priority_cycles_reach_a_raw_subscriber() {
 async fn messages_outside_the_selector_are_reported_and_fail_the_run() {
     // The echo server ignores selectors: the consumer with `color = 'red'` also gets the
     // blue half. The run still ends (the red half is all it waits for) and says so.
-    let listener = perf::echo::listen("127.0.0.1", 0).await.expect("listen");
-    let port = listener.local_addr().expect("addr").port().to_string();
-    let server = tokio::spawn(perf::echo::serve(listener));
+    let server = echo_server();
+    let port = server.local_addr().port().to_string();
     let report = perf::run(&args(&[
         "queue",
         "--port",
@@ -428,7 +433,7 @@ async fn messages_outside_the_selector_are_reported_and_fail_the_run() {
         .unwrap_or_default();
         assert!(err.contains(want), "{sel}: {err}");
     }
-    server.abort();
+    server.stop().expect("the echo server stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,10 +441,9 @@ async fn scheduled_sends_the_delay_header_and_measures_the_broker() {
     // Against the echo server a subscriber that is there first receives every SEND as it
     // was written; the probe subscribes afterwards and (the echo server keeping nothing)
     // gets nothing, so the run is OK.
-    let listener = perf::echo::listen("127.0.0.1", 0).await.expect("listen");
-    let addr = listener.local_addr().expect("addr");
+    let server = echo_server();
+    let addr = server.local_addr();
     let port = addr.port().to_string();
-    let server = tokio::spawn(perf::echo::serve(listener));
     let mut raw = common::Client::tcp(addr).await;
     raw.connect_12().await;
     raw.subscribe("/queue/perf-scheduled", "raw", &[]).await;
@@ -479,7 +483,7 @@ async fn scheduled_sends_the_delay_header_and_measures_the_broker() {
         seen.push(seq_of(&m));
     }
     assert_eq!(seen, (0..300).collect::<Vec<_>>());
-    server.abort();
+    server.stop().expect("the echo server stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

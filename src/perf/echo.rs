@@ -1,222 +1,146 @@
-//! `perf echo-server`: the smallest STOMP "broker" the load tool can run against. It answers
-//! CONNECT and receipts, and turns every SEND straight into a MESSAGE for the single
-//! subscriber (the latest SUBSCRIBE), with no queue and no acknowledgement tracking (ACKs
-//! are ignored). Running `perf queue` or `perf latency` against it shows the tool's own
-//! ceiling. Messages sent while nobody is subscribed are dropped.
+//! `wrenmq perf echo-server`: the ceiling. A STOMP forwarder that does only framing, as fast
+//! as one thread can, so that `perf` against it shows the most any STOMP broker could reach on
+//! this machine with this load tool. If WrenMQ ever beats it, the ceiling is wrong.
+//!
+//! What it does: CONNECT/STOMP gets CONNECTED (1.2, heart-beats off); SUBSCRIBE and
+//! UNSUBSCRIBE keep subscriptions by destination; each SEND becomes a MESSAGE (subscription,
+//! message-id, `ack` when the subscription acknowledges, the SEND's own headers copied as
+//! they came, content-length) for one subscription of a queue in turn, or for every
+//! subscription of a `/topic/...` destination; any frame's `receipt` gets a RECEIPT written
+//! after the MESSAGEs that frame caused. ACK, NACK and transactions are accepted and ignored,
+//! and a SEND to a destination nobody subscribes to is dropped: nothing is stored, it is a
+//! ceiling, not a broker. A malformed frame gets an ERROR, then the connection is closed.
+//!
+//! Why it is the ceiling: one OS thread on a bare epoll loop (`mio`), no runtime, no locks,
+//! no channels; frames are scanned in place in each connection's read buffer (no `Frame`,
+//! no allocation per message), each MESSAGE is appended straight into its target's output
+//! buffer, and every connection with output is written once per loop iteration, so a
+//! socket write carries as many frames as arrived meanwhile. Memory is bounded by
+//! back-pressure (see `forward`): producers stop being read while a connection has more than
+//! 4 MiB waiting; nothing is ever dropped for a subscribed destination.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod conn;
+mod encode;
+mod forward;
+mod routes;
+mod scan;
 
-use bytes::{Bytes, BytesMut};
-use bytestring::ByteString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use mio::net::TcpListener;
+use mio::{Interest, Poll, Waker};
 
 use super::PerfError;
-use crate::stomp::{Command, Decoded, Decoder, Frame, FrameEncoder, Limits, Version};
+use forward::{Forwarder, LISTENER, WAKER};
 
-/// Chunks of encoded frames waiting for a connection's writer.
-const CHANNEL_DEPTH: usize = 256;
+pub use forward::OUT_BOUND;
 
-/// The subscriber every MESSAGE goes to.
-struct Subscriber {
-    conn: u64,
-    id: ByteString,
-    ack_header: bool,
-    tx: mpsc::Sender<Bytes>,
+/// A bound echo server, not yet running: bind first, so the caller knows the address (port 0
+/// picks a free one) before serving starts.
+pub struct EchoServer {
+    forwarder: Forwarder,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    addr: SocketAddr,
 }
 
-#[derive(Default)]
-struct Hub {
-    subscriber: Mutex<Option<Arc<Subscriber>>>,
-    next_conn: AtomicU64,
-    next_message: AtomicU64,
+impl EchoServer {
+    /// Listens on `host:port`.
+    pub fn bind(host: &str, port: u16) -> Result<EchoServer, PerfError> {
+        let what = || format!("cannot listen on {host}:{port}");
+        let listener =
+            std::net::TcpListener::bind((host, port)).map_err(|e| PerfError::io(what(), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| PerfError::io(what(), e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| PerfError::io(what(), e))?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new().map_err(|e| PerfError::io("cannot create an epoll set", e))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| PerfError::io(what(), e))?;
+        let waker = Waker::new(poll.registry(), WAKER)
+            .map_err(|e| PerfError::io("cannot create the echo server's waker", e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        Ok(EchoServer {
+            forwarder: Forwarder::new(poll, listener, Arc::clone(&stop)),
+            waker: Arc::new(waker),
+            stop,
+            addr,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves on the calling thread until stopped (through an [`EchoHandle`], so from the
+    /// command line: until the process is killed). Fails only if epoll itself fails.
+    pub fn run(self) -> io::Result<()> {
+        let EchoServer {
+            forwarder, waker, ..
+        } = self;
+        let result = forwarder.run();
+        drop(waker);
+        result
+    }
+
+    /// Serves on a new thread of its own; the handle stops it.
+    pub fn spawn(self) -> Result<EchoHandle, PerfError> {
+        let (waker, stop, addr) = (Arc::clone(&self.waker), Arc::clone(&self.stop), self.addr);
+        let thread = std::thread::Builder::new()
+            .name("wrenmq-perf-echo".into())
+            .spawn(move || self.run())
+            .map_err(|e| PerfError::io("cannot start the echo server's thread", e))?;
+        Ok(EchoHandle {
+            addr,
+            stop,
+            waker,
+            thread: Some(thread),
+        })
+    }
 }
 
-impl Hub {
-    fn current(&self) -> Option<Arc<Subscriber>> {
-        match self.subscriber.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+/// An echo server running on its own thread (see [`EchoServer::spawn`]); dropping it stops
+/// it and waits for the thread, closing every connection.
+pub struct EchoHandle {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl EchoHandle {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
     }
 
-    fn set(&self, s: Option<Arc<Subscriber>>, only_if_conn: Option<u64>) {
-        let mut g = match self.subscriber.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if only_if_conn.is_none_or(|c| g.as_ref().is_some_and(|cur| cur.conn == c)) {
-            *g = s;
+    /// Stops the server and waits for its thread.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.shut()
+    }
+
+    fn shut(&mut self) -> io::Result<()> {
+        self.stop.store(true, Ordering::Release);
+        self.waker.wake()?;
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the echo server's thread panicked")),
+            None => Ok(()),
         }
     }
 }
 
-/// Binds the echo server's listener.
-pub async fn listen(host: &str, port: u16) -> Result<TcpListener, PerfError> {
-    TcpListener::bind((host, port))
-        .await
-        .map_err(|e| PerfError::io(format!("cannot listen on {host}:{port}"), e))
-}
-
-/// Serves connections until the task is dropped.
-pub async fn serve(listener: TcpListener) {
-    let hub = Arc::new(Hub::default());
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let hub = Arc::clone(&hub);
-                tokio::spawn(async move {
-                    let conn = hub.next_conn.fetch_add(1, Ordering::Relaxed);
-                    connection(stream, hub.clone(), conn).await;
-                    hub.set(None, Some(conn));
-                });
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-        }
+impl Drop for EchoHandle {
+    fn drop(&mut self) {
+        let _ = self.shut();
     }
-}
-
-async fn connection(stream: TcpStream, hub: Arc<Hub>, conn: u64) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-    let writer = tokio::spawn(async move {
-        let mut chunks = Vec::new();
-        while let Some(first) = rx.recv().await {
-            chunks.push(first);
-            while chunks.len() < 64 {
-                match rx.try_recv() {
-                    Ok(c) => chunks.push(c),
-                    Err(_) => break,
-                }
-            }
-            for c in chunks.drain(..) {
-                if wr.write_all(&c).await.is_err() {
-                    return;
-                }
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
-    let mut decoder = Decoder::new(Limits::default());
-    let mut inbuf = BytesMut::with_capacity(64 * 1024);
-    let mut own = BytesMut::with_capacity(4 * 1024);
-    let mut messages = BytesMut::with_capacity(64 * 1024);
-    let mut scratch = String::new();
-    'read: loop {
-        if inbuf.capacity() - inbuf.len() < 16 * 1024 {
-            inbuf.reserve(64 * 1024);
-        }
-        match rd.read_buf(&mut inbuf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let target = hub.current();
-        let mut close = false;
-        loop {
-            let frame = match decoder.decode(&mut inbuf) {
-                Ok(Some(Decoded::Frame(f))) => f,
-                Ok(Some(Decoded::HeartBeat)) => continue,
-                Ok(None) => break,
-                Err(e) => {
-                    let mut enc = FrameEncoder::begin(&mut own, Version::V1_2, Command::Error);
-                    enc.header("message", &e.to_string());
-                    enc.finish(b"");
-                    close = true;
-                    break;
-                }
-            };
-            match frame.command {
-                Command::Connect | Command::Stomp => {
-                    let mut enc = FrameEncoder::begin(&mut own, Version::V1_2, Command::Connected);
-                    enc.header("version", "1.2");
-                    enc.header("server", "wrenmq-perf-echo");
-                    enc.header("heart-beat", "0,0");
-                    enc.finish(b"");
-                }
-                Command::Send => {
-                    if let Some(sub) = &target {
-                        encode_message(&frame, sub, &hub, &mut messages, &mut scratch);
-                    }
-                }
-                Command::Subscribe => {
-                    let id = frame.get("id").unwrap_or("0");
-                    hub.set(
-                        Some(Arc::new(Subscriber {
-                            conn,
-                            id: id.into(),
-                            ack_header: frame.get("ack").is_some_and(|a| a != "auto"),
-                            tx: tx.clone(),
-                        })),
-                        None,
-                    );
-                }
-                Command::Unsubscribe => hub.set(None, Some(conn)),
-                Command::Disconnect => close = true,
-                _ => {}
-            }
-            if let Some(r) = frame.get("receipt") {
-                // The MESSAGEs of earlier SENDs must go out before this receipt.
-                if !messages.is_empty()
-                    && let Some(sub) = &target
-                    && sub.tx.send(messages.split().freeze()).await.is_err()
-                {
-                    messages.clear();
-                }
-                let mut enc = FrameEncoder::begin(&mut own, Version::V1_2, Command::Receipt);
-                enc.header("receipt-id", r);
-                enc.finish(b"");
-            }
-            if close {
-                break;
-            }
-        }
-        if !messages.is_empty() {
-            let chunk = messages.split().freeze();
-            if let Some(sub) = &target {
-                let _ = sub.tx.send(chunk).await;
-            }
-        }
-        if !own.is_empty() && tx.send(own.split().freeze()).await.is_err() {
-            break 'read;
-        }
-        if close {
-            break;
-        }
-    }
-    drop(tx);
-    let _ = writer.await;
-}
-
-fn encode_message(
-    frame: &Frame,
-    sub: &Subscriber,
-    hub: &Hub,
-    out: &mut BytesMut,
-    scratch: &mut String,
-) {
-    use std::fmt::Write;
-    let mut enc = FrameEncoder::begin(out, Version::V1_2, Command::Message);
-    enc.header("subscription", &sub.id);
-    scratch.clear();
-    let _ = write!(
-        scratch,
-        "{}",
-        hub.next_message.fetch_add(1, Ordering::Relaxed)
-    );
-    enc.header("message-id", scratch);
-    if sub.ack_header {
-        enc.header("ack", scratch);
-    }
-    for (k, v) in frame.headers.iter() {
-        if !matches!(
-            k,
-            "receipt" | "content-length" | "transaction" | "subscription" | "message-id"
-        ) {
-            enc.header(k, v);
-        }
-    }
-    enc.finish(&frame.body);
 }

@@ -7,8 +7,8 @@
 //! [`Scenario::Scheduled`] (many scheduled messages held by the broker, RSS per message),
 //! [`Scenario::Replay`] (a retained stream preloaded, then read from its first offset: rate
 //! and broker RSS while replaying) and
-//! [`Scenario::EchoServer`] (a minimal in-process "broker" that measures this tool's own
-//! ceiling).
+//! [`Scenario::EchoServer`] (a single-threaded forwarder that does only STOMP framing: the
+//! ceiling any broker could reach with this tool on this machine).
 //!
 //! Every message carries `wrenmq-perf: RUN.PRODUCER.SEQ.SENT_US`; each subscriber's
 //! [`tracker::Tracker`] reports lost and duplicated messages, and [`run`] returns a
@@ -66,8 +66,9 @@ pub enum Scenario {
     /// consumer reading them all from `x-stream-offset:first`, sampling the broker's memory
     /// while it replays.
     Replay(ReplayArgs),
-    /// Runs a minimal STOMP "broker" that turns every SEND into a MESSAGE for the single
-    /// subscriber, to measure this tool's own limits.
+    /// Runs the ceiling: a single-threaded STOMP forwarder that does only framing (SEND to
+    /// MESSAGE, round-robin on queues, a copy per topic subscriber, receipts), so that no
+    /// broker can beat it with this tool on this machine.
     EchoServer(EchoArgs),
 }
 
@@ -389,7 +390,7 @@ impl PerfError {
 }
 
 /// Runs a client scenario to its end and returns its report. The echo server never ends
-/// by itself and is run by [`echo::serve`] instead; asking for it here is an error.
+/// by itself and is run by [`echo_server`] instead; asking for it here is an error.
 pub async fn run(args: &PerfArgs) -> Result<Report, PerfError> {
     match args.scenario.as_ref() {
         Scenario::Queue(a) => throughput::queue(a).await,
@@ -399,8 +400,30 @@ pub async fn run(args: &PerfArgs) -> Result<Report, PerfError> {
         Scenario::Scheduled(a) => scheduled::run(a).await,
         Scenario::Replay(a) => replay::run(a).await,
         Scenario::EchoServer(_) => Err(PerfError::msg(
-            "echo-server is a server: start it with echo::serve",
+            "echo-server is a server: start it with echo_server",
         )),
+    }
+}
+
+/// `wrenmq perf echo-server`: binds, prints the listening line on stderr, and forwards on
+/// the calling thread (no async runtime: see [`echo`]) until the process is killed.
+pub fn echo_server(e: &EchoArgs) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    match echo::EchoServer::bind(&e.host, e.port) {
+        Ok(server) => {
+            eprintln!("perf echo-server listening on {}", server.local_addr());
+            match server.run() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("wrenmq perf: echo-server: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(err) => {
+            eprintln!("wrenmq perf: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -410,22 +433,11 @@ pub async fn run(args: &PerfArgs) -> Result<Report, PerfError> {
 pub async fn main(args: PerfArgs) -> std::process::ExitCode {
     use std::process::ExitCode;
     if let Scenario::EchoServer(e) = args.scenario.as_ref() {
-        return match echo::listen(&e.host, e.port).await {
-            Ok(listener) => {
-                if let Ok(addr) = listener.local_addr() {
-                    eprintln!("perf echo-server listening on {addr}");
-                }
-                tokio::select! {
-                    _ = echo::serve(listener) => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("wrenmq perf: {err}");
-                ExitCode::FAILURE
-            }
-        };
+        // Never on a runtime worker: the forwarder is a blocking loop on a thread of its own.
+        let e = e.clone();
+        return tokio::task::spawn_blocking(move || echo_server(&e))
+            .await
+            .unwrap_or(ExitCode::FAILURE);
     }
     let json_only = match args.scenario.as_ref() {
         Scenario::Queue(a) => a.common.json,
