@@ -25,14 +25,7 @@ impl ByteSource for OwnedReadHalf {
                 buf.reserve(16 * 1024);
             }
             match self.try_read_buf(buf) {
-                // Readiness is cleared only by a read that would block, so after a read that
-                // got bytes it is still set: this empty read is the usual way to learn the
-                // socket is idle, and the room made for it goes back before the wait.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if buf.is_empty() {
-                        *buf = BytesMut::new();
-                    }
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 done => return done,
             }
         }
