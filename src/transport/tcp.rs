@@ -13,22 +13,11 @@ use super::context::AcceptorContext;
 use crate::session::{self, ByteSink, ByteSource, ShutdownSignal};
 
 impl ByteSource for OwnedReadHalf {
-    /// Waits until the socket is readable before it makes room in `buf`, so a connection
-    /// waiting for its peer holds no buffer (the session drops an empty one).
     async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        if buf.capacity() - buf.len() >= 4096 {
-            return self.read_buf(buf).await;
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
         }
-        loop {
-            self.readable().await?;
-            if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(16 * 1024);
-            }
-            match self.try_read_buf(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                done => return done,
-            }
-        }
+        self.read_buf(buf).await
     }
 }
 
