@@ -40,7 +40,13 @@
 #   BROKER_BIN=target/release/wrenmq   the WrenMQ broker to measure (the load tool stays
 #                   target/release/wrenmq): compare two builds with the same load tool
 #   BASELINE=bench/results/baseline.json   WrenMQ's pre-issue-14 CPU per message per scenario,
-#                   for the targets table (bench/report.py --write-baseline makes one from a run)
+#                   for the targets table (bench/report.py --write-baseline makes one from a run).
+#                   None there by default, so the issue's figures (2.8 / 19 µs) are used;
+#                   bench/results/baseline-8ad2fc8.json is one measured on a loaded machine
+#   BASELINE_BIN=PATH  the pre-issue-14 wrenmq; with `baseline` in BROKERS (e.g. BROKERS="wrenmq
+#                   baseline echo rabbitmq activemq") it runs the scenarios WrenMQ and the peers
+#                   share, as WrenMQ is configured, and the CPU targets compare against it from
+#                   the same run (better than the file: same load on the shared machine)
 #
 # Scenarios (wrenmq perf ...):
 #   q1      queue -P 1 -C 1 -s 256, non-persistent, --ack auto, one receipt at the end
@@ -110,6 +116,8 @@ LAT_TIME=10
 # total over the P queues, the same for every P.
 n_for() {
     local scen=$1 broker=$2 n
+    # the pre-issue-14 build gets WrenMQ's n
+    [ "$broker" != baseline ] || broker=wrenmq
     case "$scen/$broker" in
         q1/wrenmq | q1/echo) n=1000000 ;;
         q1p/echo) n=200000 ;;
@@ -181,6 +189,19 @@ stop_wrenmq() {
     wait "$BROKER_PID" 2>/dev/null || true
     BROKER_PID=""
 }
+
+# The pre-issue-14 WrenMQ build (BASELINE_BIN) as a target of its own, configured as WrenMQ:
+# the CPU targets compare against it measured in the same run, under the same load.
+start_baseline() {
+    if [ -z "${BASELINE_BIN:-}" ] || [ ! -x "$BASELINE_BIN" ]; then
+        die "BROKERS has baseline: set BASELINE_BIN to the pre-issue-14 wrenmq"
+    fi
+    start_wrenmq_broker "$BASELINE_BIN" "$WORK/baseline" bench
+    PID=$BROKER_PID
+    CONN_ARGS=(--port "$PORT")
+    log "baseline wrenmq ($BASELINE_BIN) up on 127.0.0.1:$PORT (pid $PID)"
+}
+stop_baseline() { stop_wrenmq; }
 
 start_echo() {
     PORT=$(free_port)
@@ -324,7 +345,7 @@ fresh_broker() {
     local broker=$1
     log "$broker: a fresh process for the conns scenario"
     "stop_$broker"
-    [ "$broker" != wrenmq ] || rm -rf "$WORK/wrenmq"
+    case "$broker" in wrenmq | baseline) rm -rf "${WORK:?}/$broker" ;; esac
     "start_$broker"
     echo "rss_${broker}_fresh_kb=$(rss_kib "$PID")" >>"$RAW/meta.txt"
 }
@@ -443,6 +464,7 @@ mkdir -p "$RAW/logs"
     echo "pairs=$PAIRS"
     echo "broker_bin=$BROKER_BIN"
     echo "broker_version=$("$BROKER_BIN" --version 2>/dev/null | head -1)"
+    echo "baseline_bin=${BASELINE_BIN:-}"
     echo "baseline=$BASELINE"
     echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$RAW/meta.txt"
