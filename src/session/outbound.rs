@@ -188,7 +188,7 @@ impl DeliverySink for SubscriptionSink {
         self.ctx
             .connection
             .pending_bytes
-            .fetch_add(delivery.message.charged_size() as u64, Ordering::Relaxed);
+            .fetch_add(delivery.message.wire_size() as u64, Ordering::Relaxed);
         self.tx
             .send(Outbound::Message(delivery, Arc::clone(&self.ctx)))
             .is_ok()

@@ -124,7 +124,7 @@ pub async fn run<W: ByteSink>(
                     permits.push(permit);
                 }
                 Outbound::Message(delivery, sub) => {
-                    let size = delivery.message.charged_size() as u64;
+                    let size = delivery.message.wire_size() as u64;
                     sub.connection
                         .pending_bytes
                         .fetch_sub(size, Ordering::Relaxed);
