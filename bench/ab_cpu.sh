@@ -2,7 +2,8 @@
 # bench/ab_cpu.sh "BIN1 BIN2 ..." [ROUNDS=3] [SCENARIOS="q1 fanout q4 q1p"]: interleaved A/B of broker
 # builds: for each round, scenario and binary, a fresh broker (journal on, fsync), a 100k warm-up,
 # then one run; prints msgs/s and broker CPU µs per delivered message (utime+stime from /proc).
-# The load tool is TOOL (default target/release/wrenmq) for every build. Not part of CI.
+# The load tool is TOOL (default target/release/wrenmq) for every build; JOURNAL_EXTRA adds lines
+# to the [journal] table (e.g. JOURNAL_EXTRA='buffer-timeout-us = 0'). Not part of CI.
 set -uo pipefail
 BINS=$1; ROUNDS=${2:-3}; SCENS=${3:-"q1 fanout q4 q1p"}
 TOOL=${TOOL:-$(cd "$(dirname "$0")/.." && pwd)/target/release/wrenmq}
@@ -11,7 +12,7 @@ run() { # bin scen
   local bin=$1 scen=$2 dir port pid a b out n deliv
   dir=$(mktemp -d)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  printf '[[acceptors]]\nname = "stomp"\nbind = "127.0.0.1:%s"\n[limits]\nmax-connections-per-ip = 10000\n[admin]\nbind = "127.0.0.1:0"\n[journal]\nenabled = true\ndata-dir = "%s/data"\nsync = true\n' "$port" "$dir" >"$dir/broker.toml"
+  printf '[[acceptors]]\nname = "stomp"\nbind = "127.0.0.1:%s"\n[limits]\nmax-connections-per-ip = 10000\n[admin]\nbind = "127.0.0.1:0"\n[journal]\nenabled = true\ndata-dir = "%s/data"\nsync = true\n%s\n' "$port" "$dir" "${JOURNAL_EXTRA:-}" >"$dir/broker.toml"
   "$bin" --config "$dir/broker.toml" >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::inbound::{self, Inbound, Kind, Scanned};
 use super::{Common, PerfError};
 use crate::stomp::{Command, Decoded, Decoder, Frame, FrameEncoder, Limits, Version};
 
@@ -114,6 +115,41 @@ impl Conn {
                 Err(e) => return Err(PerfError::msg(format!("malformed frame from broker: {e}"))),
             }
         }
+    }
+
+    /// The next frame already buffered, found in place by [`inbound::scan`] (heart-beats
+    /// skipped). A MESSAGE or RECEIPT stays at the start of the read buffer ([`Conn::read_and_out`]) until
+    /// [`Conn::consume`] drops its `len` bytes: the hot path reads its headers there. Any other
+    /// frame is decoded with the full decoder and handed back as [`Decoded::Frame`] (an ERROR
+    /// as [`PerfError::Broker`]).
+    pub fn scan_buffered(&mut self) -> Result<Option<Either>, PerfError> {
+        loop {
+            match inbound::scan(&self.inbuf) {
+                Ok(Scanned::HeartBeat(n)) => self.inbuf.advance(n),
+                Ok(Scanned::Incomplete) => return Ok(None),
+                Ok(Scanned::Frame(f)) if f.kind != Kind::Other => {
+                    return Ok(Some(Either::Scanned(f)));
+                }
+                Ok(Scanned::Frame(_)) => {
+                    // Offsets the decoder kept from an earlier partial look belong to bytes
+                    // the scanner may have consumed since.
+                    self.decoder.reset();
+                    return self.buffered_frame().map(|f| f.map(Either::Frame));
+                }
+                Err(e) => return Err(PerfError::msg(format!("malformed frame from broker: {e}"))),
+            }
+        }
+    }
+
+    /// The buffered bytes and the output buffer at once, so that a reply can be encoded
+    /// from a frame still in the read buffer.
+    pub fn read_and_out(&mut self) -> (&[u8], &mut BytesMut) {
+        (&self.inbuf, &mut self.out)
+    }
+
+    /// Drops the first `n` buffered bytes (a scanned frame's `len`).
+    pub fn consume(&mut self, n: usize) {
+        self.inbuf.advance(n.min(self.inbuf.len()));
     }
 
     /// Reads more bytes from the socket (cancel-safe); an end of stream is an error.
@@ -230,6 +266,14 @@ impl Conn {
             version: self.version,
         })
     }
+}
+
+/// What [`Conn::scan_buffered`] found: a frame scanned in place, or one decoded in full.
+pub enum Either {
+    /// A MESSAGE or RECEIPT, still at the start of the read buffer.
+    Scanned(Inbound),
+    /// Any other frame, decoded and consumed.
+    Frame(Frame),
 }
 
 /// A blocking connection (see [`Conn::into_std`]).

@@ -20,6 +20,7 @@ pub mod client;
 mod connections;
 mod consumer;
 pub mod echo;
+pub mod inbound;
 mod latency;
 mod monitor;
 mod producer;

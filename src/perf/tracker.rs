@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
+use super::inbound::decimal;
 use super::select::Expect;
 
 /// The header every perf message carries.
@@ -35,12 +36,23 @@ impl Stamp {
 
     /// Parses a header value; `None` for anything malformed.
     pub fn parse(v: &str) -> Option<Stamp> {
-        let mut it = v.split('.');
+        Stamp::parse_bytes(v.as_bytes())
+    }
+
+    /// Parses a header value as it is on the wire (the consumer's hot path reads it in place;
+    /// a stamp has no character STOMP escapes).
+    pub fn parse_bytes(v: &[u8]) -> Option<Stamp> {
+        let mut it = v.split(|&b| b == b'.');
+        let run = it.next().filter(|h| !h.is_empty() && h.len() <= 8)?;
+        let run = run.iter().try_fold(0u32, |n, &b| {
+            let d = (b as char).to_digit(16)?;
+            Some(n << 4 | d)
+        })?;
         let stamp = Stamp {
-            run: u32::from_str_radix(it.next()?, 16).ok()?,
-            producer: it.next()?.parse().ok()?,
-            seq: it.next()?.parse().ok()?,
-            sent_us: it.next()?.parse().ok()?,
+            run,
+            producer: u32::try_from(decimal(it.next()?)?).ok()?,
+            seq: decimal(it.next()?)?,
+            sent_us: decimal(it.next()?)?,
         };
         it.next().is_none().then_some(stamp)
     }
