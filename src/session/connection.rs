@@ -451,5 +451,5 @@ fn queue_error(out: &Outbox, failure: Failure, receipt: Option<ByteString>) {
     }
     frame = frame.header("content-type", "text/plain");
     let body = failure.detail.unwrap_or(failure.message);
-    let _ = out.push(Outbound::Error(frame.body(body.into_bytes())));
+    let _ = out.push(Outbound::Error(Box::new(frame.body(body.into_bytes()))));
 }

@@ -117,7 +117,9 @@ pub async fn run<W: ByteSink>(
                 }
                 Outbound::FileFrame(frame, file, permit) => {
                     large_body::encode_head(&frame, file.len(), version, &mut batch.buf);
-                    if let Err(e) = stream(&mut sink, &mut batch, &file, write_timeout).await {
+                    if let Err(e) =
+                        Box::pin(stream(&mut sink, &mut batch, &file, write_timeout)).await
+                    {
                         return failed(&e);
                     }
                     end_frame(&mut batch.buf, frame_eol);
@@ -131,7 +133,8 @@ pub async fn run<W: ByteSink>(
                     sub.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     batch.messages += 1;
                     if let Some(file) = encode_message(&mut batch, &delivery, &sub, &mut scratch)
-                        && let Err(e) = stream(&mut sink, &mut batch, &file, write_timeout).await
+                        && let Err(e) =
+                            Box::pin(stream(&mut sink, &mut batch, &file, write_timeout)).await
                     {
                         return failed(&e);
                     }
@@ -209,7 +212,8 @@ pub async fn run<W: ByteSink>(
 }
 
 /// Writes what the batch holds (a frame's head last), then the file's bytes, and leaves the
-/// frame's NUL in the batch: the file is read in bounded chunks, each written before the
+/// frame's NUL in the batch (callers box it: large bodies are rare, and inlined its state
+/// would add to every connection's writer task): the file is read in bounded chunks, each written before the
 /// next is read, so a body of any size costs one chunk of memory.
 async fn stream<W: ByteSink>(
     sink: &mut W,
