@@ -82,7 +82,7 @@ pub async fn run<W: ByteSink>(
     let mut next_beat = Instant::now();
     let mut scratch = String::with_capacity(48);
     let mut batch = Batch {
-        buf: BytesMut::with_capacity(4 * 1024),
+        buf: BytesMut::new(),
         chunks: Vec::new(),
         auto_acks: Vec::new(),
         close_after: false,
@@ -90,6 +90,11 @@ pub async fn run<W: ByteSink>(
         messages: 0,
     };
     loop {
+        // About to wait for work: an idle connection holds no write buffer (thousands of
+        // quiet subscribers would each keep one); the next batch allocates it again.
+        if batch.buf.is_empty() && batch.buf.capacity() > 0 && rx.is_empty() {
+            batch.buf = BytesMut::new();
+        }
         let first = tokio::select! {
             biased;
             item = rx.recv() => item,
@@ -105,6 +110,9 @@ pub async fn run<W: ByteSink>(
         let Some(first) = first else {
             return WriterEnd::ChannelClosed;
         };
+        if batch.buf.capacity() == 0 {
+            batch.buf.reserve(4 * 1024);
+        }
         let mut permits = Vec::new();
         let mut barriers = Vec::new();
         let mut item = Some(first);
