@@ -272,7 +272,17 @@ async fn returning_many_held_messages_does_not_stall_the_queue() {
     for i in 0..2 * K {
         p.send_msg_nowait("/queue/big.q", &i.to_string()).await;
     }
-    p.send_msg("/queue/big.q", "end").await;
+    // The receipt comes after the broker has worked through the SENDs still queued in the
+    // socket buffers: 2-4 s for a debug build on a machine loaded by other work (measured
+    // with and without the idle-connection memory change alike), so 5 s was a race.
+    p.send_with_receipt_within(
+        "SEND",
+        &[("destination", "/queue/big.q")],
+        b"end",
+        "end",
+        Duration::from_secs(60),
+    )
+    .await;
     let mut c = broker.client().await;
     let k = K.to_string();
     c.subscribe(

@@ -252,6 +252,12 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
         // be complete within the frame timeout, however slowly its bytes arrive.
         if buf.is_empty() {
             frame_started = None;
+            // Nothing is left to parse: an idle connection holds no read buffer. Sources
+            // wait for readiness before they allocate one (TCP), so thousands of quiet
+            // connections cost no buffer each; a busy one reallocates at most once per read.
+            if buf.capacity() > 0 {
+                buf = BytesMut::new();
+            }
         } else if frame_started.is_none() {
             frame_started = Some(Instant::now());
         }
@@ -451,5 +457,5 @@ fn queue_error(out: &Outbox, failure: Failure, receipt: Option<ByteString>) {
     }
     frame = frame.header("content-type", "text/plain");
     let body = failure.detail.unwrap_or(failure.message);
-    let _ = out.push(Outbound::Error(frame.body(body.into_bytes())));
+    let _ = out.push(Outbound::Error(Box::new(frame.body(body.into_bytes()))));
 }

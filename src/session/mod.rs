@@ -232,32 +232,46 @@ impl Session {
     /// in the frame.
     pub(super) async fn handle_with(
         &mut self,
-        frame: Frame,
+        mut frame: Frame,
         large: Option<Arc<LargeBody>>,
     ) -> Result<Flow, Failure> {
         let command = frame.command;
+        // The session keeps text of these frames for as long as they matter (a subscription's
+        // id and destination, a login, a transaction's name). Decoded headers are slices of
+        // the connection's read buffer, and a kept slice would pin that whole buffer for the
+        // life of the connection: an idle subscriber held 16 KiB that way.
+        if matches!(
+            command,
+            Command::Connect | Command::Stomp | Command::Subscribe | Command::Begin
+        ) {
+            frame.headers.detach();
+        }
         if self.version.is_none() && !matches!(command, Command::Connect | Command::Stomp) {
             return Err(Failure::new(format!(
                 "the first frame must be CONNECT or STOMP, not {command}"
             )));
         }
         let receipt = frame.get("receipt").map(ByteString::from);
+        // The handlers of the rare frames run boxed: an async call's state is inlined into
+        // its caller's, so each would otherwise add its size to every connection's task for
+        // the connection's whole life (CONNECT's and COMMIT's are the largest). SEND, ACK
+        // and NACK, the frames of the message path, stay inline and allocate nothing.
         match command {
             Command::Connect | Command::Stomp => {
-                self.connect(&frame).await?;
+                Box::pin(self.connect(&frame)).await?;
                 return Ok(Flow::Continue);
             }
             Command::Send => self.send(frame, large).await?,
             Command::Subscribe => {
                 // Confirms the subscription itself, before its first MESSAGE.
-                self.subscribe(frame, receipt).await?;
+                Box::pin(self.subscribe(frame, receipt)).await?;
                 return Ok(Flow::Continue);
             }
-            Command::Unsubscribe => self.unsubscribe(&frame).await?,
+            Command::Unsubscribe => Box::pin(self.unsubscribe(&frame)).await?,
             Command::Ack => self.acknowledge(&frame, Outcome::Ack).await?,
             Command::Nack => self.acknowledge(&frame, Outcome::Nack).await?,
             Command::Begin => self.begin(&frame)?,
-            Command::Commit => self.commit(&frame).await?,
+            Command::Commit => Box::pin(self.commit(&frame)).await?,
             Command::Abort => self.abort(&frame)?,
             Command::Disconnect => {
                 if let Some(r) = receipt {

@@ -86,15 +86,17 @@ impl SubscriptionContext {
 
 /// One item for the writer.
 pub enum Outbound {
-    /// A server frame (CONNECTED, RECEIPT); the permit bounds how many wait.
-    Frame(Frame, Option<OwnedSemaphorePermit>),
+    /// A server frame (CONNECTED, RECEIPT); the permit bounds how many wait. Frames are
+    /// boxed here and below so that a slot of the channel is a MESSAGE's size: the channel
+    /// allocates its slots 32 at a time, the first 32 when the connection opens.
+    Frame(Box<Frame>, Option<OwnedSemaphorePermit>),
     /// A server frame whose body is in a file (a browsed large message): written as the
     /// frame's head, then the file streamed; the frame's own body is ignored.
-    FileFrame(Frame, Arc<LargeBody>, Option<OwnedSemaphorePermit>),
+    FileFrame(Box<Frame>, Arc<LargeBody>, Option<OwnedSemaphorePermit>),
     /// A message for a subscription.
     Message(Delivery, Arc<SubscriptionContext>),
     /// An ERROR frame; the connection closes after it is written.
-    Error(Frame),
+    Error(Box<Frame>),
     /// Write what is queued, then close (DISCONNECT).
     Close,
     /// Start sending heart-beats at this interval (after CONNECT).
@@ -133,7 +135,7 @@ impl Outbox {
             .await
             .map_err(|_| WriterGone)?;
         self.tx
-            .send(Outbound::Frame(frame, Some(permit)))
+            .send(Outbound::Frame(Box::new(frame), Some(permit)))
             .map_err(|_| WriterGone)
     }
 
@@ -151,7 +153,7 @@ impl Outbox {
             .await
             .map_err(|_| WriterGone)?;
         self.tx
-            .send(Outbound::FileFrame(frame, file, Some(permit)))
+            .send(Outbound::FileFrame(Box::new(frame), file, Some(permit)))
             .map_err(|_| WriterGone)
     }
 

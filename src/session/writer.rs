@@ -82,7 +82,7 @@ pub async fn run<W: ByteSink>(
     let mut next_beat = Instant::now();
     let mut scratch = String::with_capacity(48);
     let mut batch = Batch {
-        buf: BytesMut::with_capacity(4 * 1024),
+        buf: BytesMut::new(),
         chunks: Vec::new(),
         auto_acks: Vec::new(),
         close_after: false,
@@ -90,6 +90,11 @@ pub async fn run<W: ByteSink>(
         messages: 0,
     };
     loop {
+        // About to wait for work: an idle connection holds no write buffer (thousands of
+        // quiet subscribers would each keep one); the next batch allocates it again.
+        if batch.buf.is_empty() && batch.buf.capacity() > 0 && rx.is_empty() {
+            batch.buf = BytesMut::new();
+        }
         let first = tokio::select! {
             biased;
             item = rx.recv() => item,
@@ -105,6 +110,9 @@ pub async fn run<W: ByteSink>(
         let Some(first) = first else {
             return WriterEnd::ChannelClosed;
         };
+        if batch.buf.capacity() == 0 {
+            batch.buf.reserve(4 * 1024);
+        }
         let mut permits = Vec::new();
         let mut barriers = Vec::new();
         let mut item = Some(first);
@@ -117,7 +125,9 @@ pub async fn run<W: ByteSink>(
                 }
                 Outbound::FileFrame(frame, file, permit) => {
                     large_body::encode_head(&frame, file.len(), version, &mut batch.buf);
-                    if let Err(e) = stream(&mut sink, &mut batch, &file, write_timeout).await {
+                    if let Err(e) =
+                        Box::pin(stream(&mut sink, &mut batch, &file, write_timeout)).await
+                    {
                         return failed(&e);
                     }
                     end_frame(&mut batch.buf, frame_eol);
@@ -131,7 +141,8 @@ pub async fn run<W: ByteSink>(
                     sub.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     batch.messages += 1;
                     if let Some(file) = encode_message(&mut batch, &delivery, &sub, &mut scratch)
-                        && let Err(e) = stream(&mut sink, &mut batch, &file, write_timeout).await
+                        && let Err(e) =
+                            Box::pin(stream(&mut sink, &mut batch, &file, write_timeout)).await
                     {
                         return failed(&e);
                     }
@@ -209,7 +220,8 @@ pub async fn run<W: ByteSink>(
 }
 
 /// Writes what the batch holds (a frame's head last), then the file's bytes, and leaves the
-/// frame's NUL in the batch: the file is read in bounded chunks, each written before the
+/// frame's NUL in the batch (callers box it: large bodies are rare, and inlined its state
+/// would add to every connection's writer task): the file is read in bounded chunks, each written before the
 /// next is read, so a body of any size costs one chunk of memory.
 async fn stream<W: ByteSink>(
     sink: &mut W,

@@ -717,3 +717,21 @@ fn plain_decode_never_streams() {
     assert_eq!(err, None);
     assert!(matches!(&items[..], [Decoded::Frame(f)] if f.body.len() == 300_000));
 }
+
+#[test]
+fn detached_headers_keep_nothing_of_the_read_buffer() {
+    let mut buf =
+        BytesMut::from(&b"SUBSCRIBE\nid:s-1\ndestination:/queue/\xc3\xa9t\xc3\xa9\n\n\0"[..]);
+    buf.extend_from_slice(&[b'\n'; 8192]);
+    let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+    let Some(Decoded::Frame(mut f)) = decoder().decode(&mut buf).unwrap() else {
+        panic!("no frame");
+    };
+    let inside = |s: &str| range.contains(&(s.as_ptr() as usize));
+    assert!(f.headers.iter().all(|(k, v)| inside(k) && inside(v)));
+    f.headers.detach();
+    assert!(f.headers.iter().all(|(k, v)| !inside(k) && !inside(v)));
+    assert_eq!(f.get("id"), Some("s-1"));
+    assert_eq!(f.get("destination"), Some("/queue/été"));
+    assert_eq!(f.headers.len(), 2);
+}

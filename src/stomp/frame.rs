@@ -171,6 +171,29 @@ impl Headers {
         &self.0
     }
 
+    /// Copies every header into one allocation of its own, so that keeping one of them does
+    /// not keep alive the read buffer it was decoded from (and the frames around it).
+    pub fn detach(&mut self) {
+        let mut all = String::with_capacity(self.0.iter().map(|(k, v)| k.len() + v.len()).sum());
+        for (k, v) in &self.0 {
+            all.push_str(k);
+            all.push_str(v);
+        }
+        let block = ByteString::from(all);
+        let mut at = 0;
+        for (k, v) in &mut self.0 {
+            for s in [k, v] {
+                let end = at + s.len();
+                // Always a string boundary (the block is these strings end to end); should
+                // it not be, the header keeps its old storage rather than fail.
+                if let Some(part) = block.get(at..end) {
+                    *s = block.slice_ref(part);
+                }
+                at = end;
+            }
+        }
+    }
+
     /// Takes the stored headers out, for moving them into a message without copying.
     pub fn into_entries(self) -> Vec<(ByteString, ByteString)> {
         self.0

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -62,11 +63,13 @@ pub async fn accept_loop<R, S, F>(
                     let guard = ctx.track_connection();
                     tracing::debug!(%peer, acceptor = %ctx.session.acceptor.name, "connection accepted");
                     let served = serve(stream, peer, Arc::clone(&ctx.session), shutdown.clone());
-                    tokio::spawn(async move {
-                        served.await;
+                    // `map`, not an async block awaiting `served`: such a block keeps the
+                    // captured future and the one it awaits as two fields, which doubled
+                    // every connection's task (7.3 KiB instead of 3.6 for TCP).
+                    tokio::spawn(served.map(move |()| {
                         drop(guard);
                         drop(admission);
-                    });
+                    }));
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.

@@ -13,11 +13,29 @@ use super::context::AcceptorContext;
 use crate::session::{self, ByteSink, ByteSource, ShutdownSignal};
 
 impl ByteSource for OwnedReadHalf {
+    /// Waits until the socket is readable before it makes room in `buf`, so a connection
+    /// waiting for its peer holds no buffer (the session drops an empty one).
     async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
+        if buf.capacity() - buf.len() >= 4096 {
+            return self.read_buf(buf).await;
         }
-        self.read_buf(buf).await
+        loop {
+            self.readable().await?;
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(16 * 1024);
+            }
+            match self.try_read_buf(buf) {
+                // Readiness is cleared only by a read that would block, so after a read that
+                // got bytes it is still set: this empty read is the usual way to learn the
+                // socket is idle, and the room made for it goes back before the wait.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if buf.is_empty() {
+                        *buf = BytesMut::new();
+                    }
+                }
+                done => return done,
+            }
+        }
     }
 }
 

@@ -280,12 +280,28 @@ impl Client {
         body: &[u8],
         receipt: &str,
     ) {
+        self.send_with_receipt_within(command, headers, body, receipt, TIMEOUT)
+            .await;
+    }
+
+    /// [`Client::send_with_receipt`] with a deadline of its own, for a receipt that comes
+    /// only after the broker has worked through a large backlog (a debug build on a loaded
+    /// machine takes seconds for 100,000 queued SENDs), where [`TIMEOUT`] would measure the
+    /// machine's speed rather than catch a stall.
+    pub async fn send_with_receipt_within(
+        &mut self,
+        command: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        receipt: &str,
+        within: Duration,
+    ) {
         let mut all: Vec<(&str, &str)> = headers.to_vec();
         all.push(("receipt", receipt));
         self.send_frame(command, &all, body).await;
         let mut skipped = VecDeque::new();
         loop {
-            let f = match self.read_frame(TIMEOUT).await {
+            let f = match self.read_frame(within).await {
                 Ok(f) => f,
                 Err(e) => panic!("expected RECEIPT for {command} '{receipt}', got {e:?}"),
             };
