@@ -58,6 +58,9 @@ pub async fn serve<R: ByteSource, W: ByteSink>(
     serve_with(source, sink, ctx, shutdown, PeerInfo::new(peer)).await
 }
 
+/// Reads shorter than this leave a drained read buffer to be given back.
+const QUIET_READ: usize = 4096;
+
 /// [`serve`] for a transport that knows more about its peer, e.g. TLS with a verified client
 /// certificate.
 pub async fn serve_with<R: ByteSource, W: ByteSink>(
@@ -103,6 +106,8 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
     let connect_limit = ctx.acceptor.limits.max_connect_frame_size;
     let mut decoder = Decoder::new(ctx.limits.capped(connect_limit));
     let mut buf = BytesMut::with_capacity(PRE_CONNECT_CAPACITY.min(connect_limit));
+    // Bytes the last socket read returned: small ones mean a quiet connection.
+    let mut last_read = 0usize;
     let handshake_timeout = ctx.handshake_timeout;
     let frame_timeout = match ctx.acceptor.limits.frame_timeout_ms {
         0 => None,
@@ -252,10 +257,11 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
         // be complete within the frame timeout, however slowly its bytes arrive.
         if buf.is_empty() {
             frame_started = None;
-            // Nothing is left to parse: an idle connection holds no read buffer. Sources
-            // wait for readiness before they allocate one (TCP), so thousands of quiet
-            // connections cost no buffer each; a busy one reallocates at most once per read.
-            if buf.capacity() > 0 {
+            // Nothing is left to parse and the last read was small: a quiet connection gives
+            // its read buffer back (TCP then waits in a small one), so thousands of idle
+            // subscribers do not each hold 16 KiB. A busy one keeps its buffer: making the
+            // room again for every read slowed a streaming producer's reads.
+            if buf.capacity() > 0 && last_read < QUIET_READ {
                 buf = BytesMut::new();
             }
         } else if frame_started.is_none() {
@@ -269,7 +275,8 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
         tokio::select! {
             read = source.read_into(&mut buf) => match read {
                 Ok(0) | Err(_) => break End::Dropped,
-                Ok(_) => {
+                Ok(n) => {
+                    last_read = n;
                     // Any inbound byte proves the peer alive; before CONNECT the handshake
                     // deadline stands so a trickling client cannot hold the socket forever.
                     if session.version().is_some() {

@@ -26,6 +26,9 @@ const ZERO_COPY_BODY: usize = 8 * 1024;
 /// Stop gathering a batch past this many buffered bytes.
 const BATCH_BYTES: usize = 256 * 1024;
 
+/// The write buffer a batch starts with.
+const FIRST_ROOM: usize = 4 * 1024;
+
 /// Why the writer stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriterEnd {
@@ -81,6 +84,8 @@ pub async fn run<W: ByteSink>(
     let mut heartbeat: Option<Duration> = None;
     let mut next_beat = Instant::now();
     let mut scratch = String::with_capacity(48);
+    // Bytes the last batch wrote: whether this connection carries real traffic.
+    let mut last_batch = 0usize;
     let mut batch = Batch {
         buf: BytesMut::new(),
         chunks: Vec::new(),
@@ -90,9 +95,16 @@ pub async fn run<W: ByteSink>(
         messages: 0,
     };
     loop {
-        // About to wait for work: an idle connection holds no write buffer (thousands of
-        // quiet subscribers would each keep one); the next batch allocates it again.
-        if batch.buf.is_empty() && batch.buf.capacity() > 0 && rx.is_empty() {
+        // About to wait for work: a connection that only ever wrote small batches (a quiet
+        // subscriber's CONNECTED and RECEIPT) holds no write buffer while it waits; the next
+        // batch allocates it again. One that has carried real batches keeps the room it grew
+        // to: regrowing it by doubling for every batch of a busy consumer cost a copy of the
+        // batch per doubling.
+        if batch.buf.is_empty()
+            && batch.buf.capacity() > 0
+            && last_batch <= FIRST_ROOM
+            && rx.is_empty()
+        {
             batch.buf = BytesMut::new();
         }
         let first = tokio::select! {
@@ -111,7 +123,7 @@ pub async fn run<W: ByteSink>(
             return WriterEnd::ChannelClosed;
         };
         if batch.buf.capacity() == 0 {
-            batch.buf.reserve(4 * 1024);
+            batch.buf.reserve(FIRST_ROOM);
         }
         let mut permits = Vec::new();
         let mut barriers = Vec::new();
@@ -190,7 +202,8 @@ pub async fn run<W: ByteSink>(
             if let Err(e) = write_bounded(&mut sink, &batch.chunks, write_timeout).await {
                 return failed(&e);
             }
-            batch.written += chunk_bytes(&batch.chunks) as u64;
+            last_batch = chunk_bytes(&batch.chunks);
+            batch.written += last_batch as u64;
             batch.chunks.clear();
             if let Some(every) = heartbeat {
                 next_beat = Instant::now() + every;

@@ -12,30 +12,19 @@ use super::admission;
 use super::context::AcceptorContext;
 use crate::session::{self, ByteSink, ByteSource, ShutdownSignal};
 
+/// Room for the read of a connection that holds no buffer. The session gives an empty buffer
+/// back when its reads are small (a quiet subscriber), so the read it then waits in should
+/// cost little; once traffic comes the next read makes the full room.
+const QUIET_ROOM: usize = 1024;
+
 impl ByteSource for OwnedReadHalf {
-    /// Waits until the socket is readable before it makes room in `buf`, so a connection
-    /// waiting for its peer holds no buffer (the session drops an empty one).
     async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        if buf.capacity() - buf.len() >= 4096 {
-            return self.read_buf(buf).await;
+        if buf.capacity() == 0 {
+            buf.reserve(QUIET_ROOM);
+        } else if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
         }
-        loop {
-            self.readable().await?;
-            if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(16 * 1024);
-            }
-            match self.try_read_buf(buf) {
-                // Readiness is cleared only by a read that would block, so after a read that
-                // got bytes it is still set: this empty read is the usual way to learn the
-                // socket is idle, and the room made for it goes back before the wait.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if buf.is_empty() {
-                        *buf = BytesMut::new();
-                    }
-                }
-                done => return done,
-            }
-        }
+        self.read_buf(buf).await
     }
 }
 
