@@ -46,9 +46,12 @@ mod open;
 mod pages;
 #[cfg(test)]
 mod pages_tests;
+#[cfg(test)]
+mod power_cut;
 mod records;
 mod recovery;
 mod stats;
+mod storage;
 mod tables;
 mod writer;
 
@@ -77,6 +80,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use open::{PathClaim, guard_panic, open_rw, precheck, recover_after_open};
+use storage::Storage;
 use writer::{Request, Shared, Writer};
 
 /// Version of the table layout and record encoding. Bump on any change to
@@ -177,6 +181,22 @@ impl Journal {
     /// Opens (creating if needed) the journal in `opts.dir`, reads everything
     /// back, and starts the writer thread.
     pub fn open(opts: JournalOptions) -> Result<(Journal, Recovered), JournalError> {
+        Journal::open_on(opts, Storage::File)
+    }
+
+    /// [`Journal::open`] on a file behind a simulated power switch (the crash tests).
+    #[cfg(test)]
+    pub(crate) fn open_power_cut(
+        opts: JournalOptions,
+        cut: Arc<power_cut::PowerCut>,
+    ) -> Result<(Journal, Recovered), JournalError> {
+        Journal::open_on(opts, Storage::PowerCut(cut))
+    }
+
+    fn open_on(
+        opts: JournalOptions,
+        storage: Storage,
+    ) -> Result<(Journal, Recovered), JournalError> {
         std::fs::create_dir_all(&opts.dir).map_err(|e| JournalError::Directory {
             path: opts.dir.clone(),
             reason: e.to_string(),
@@ -194,14 +214,14 @@ impl Journal {
         // Everything that can refuse the file runs before redb's read-write
         // open, which writes to it; see `open::precheck`.
         let pre = precheck(&path, opts.load_limit, opts.cache_size)?;
-        let mut db = open_rw(&path, opts.cache_size)?;
+        let mut db = open_rw(&path, opts.cache_size, &storage)?;
         let recovered = guard_panic(&path, || {
             recover_after_open(&db, &path, pre, opts.load_limit)
         })?;
         open::clear_pages(&db, &path)?;
         writer::maybe_compact(&mut db, &path);
 
-        let shared = Arc::new(Shared::new(path.clone(), opts.cache_size));
+        let shared = Arc::new(Shared::new(path.clone(), opts.cache_size, storage));
         let max_id = recovered.next_message_id.saturating_sub(1);
         let w = Writer::new(
             db,
@@ -439,5 +459,7 @@ impl Future for Completion {
 
 #[cfg(test)]
 mod full_disk_tests;
+#[cfg(test)]
+mod power_cut_tests;
 #[cfg(test)]
 mod tests;

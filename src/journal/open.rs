@@ -10,6 +10,7 @@ use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable}
 
 use super::error::JournalError;
 use super::recovery::{self, Fingerprint, LoadLimit, Recovered, VersionState};
+use super::storage::Storage;
 use super::tables::{FORMAT_VERSION_KEY, Tables};
 use super::{FORMAT_VERSION, REDB_MAGIC};
 
@@ -185,11 +186,16 @@ fn check_version(path: &Path, v: VersionState) -> Result<(), JournalError> {
     }
 }
 
-pub(crate) fn open_rw(path: &Path, cache_size: usize) -> Result<Database, JournalError> {
+pub(crate) fn open_rw(
+    path: &Path,
+    cache_size: usize,
+    storage: &Storage,
+) -> Result<Database, JournalError> {
     guard_panic(path, || {
-        Database::builder()
-            .set_cache_size(cache_size)
-            .create(path)
+        let mut builder = Database::builder();
+        builder.set_cache_size(cache_size);
+        storage
+            .create(&builder, path)
             .map_err(|e| open_error(path, e))
     })
 }

@@ -97,13 +97,16 @@ pub(crate) struct Shared {
     pub(crate) stats: super::stats::JournalStats,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
+    /// What a reopen after a failed write opens the file on.
+    pub(crate) storage: super::storage::Storage,
 }
 
 impl Shared {
-    pub(crate) fn new(path: PathBuf, cache_size: usize) -> Self {
+    pub(crate) fn new(path: PathBuf, cache_size: usize, storage: super::storage::Storage) -> Self {
         Shared {
             path,
             cache_size,
+            storage,
             commits: AtomicU64::new(0),
             stats: Default::default(),
             failed: AtomicBool::new(false),
@@ -549,7 +552,11 @@ impl Writer {
         if since.elapsed() < REOPEN_AFTER {
             return;
         }
-        match super::open::open_rw(&self.shared.path, self.shared.cache_size) {
+        match super::open::open_rw(
+            &self.shared.path,
+            self.shared.cache_size,
+            &self.shared.storage,
+        ) {
             Ok(db) => {
                 tracing::warn!(journal = %self.shared.path.display(), "journal reopened after a write failure; accepting writes again");
                 self.db = Some(db);
