@@ -9,8 +9,8 @@
 # stop it, next. Medians go to bench/results/RESULTS.md (bench/report.py), every run's JSON line
 # to bench/results/raw/. Stops what it started (WrenMQ, echo server, the peers), also on failure.
 #
-#   bash bench/run.sh                      full run (~30 min with all four targets; WrenMQ ~8,
-#                                          echo ~5, RabbitMQ ~9, ActiveMQ ~8)
+#   bash bench/run.sh                      full run (~20 min with all five targets; WrenMQ ~5,
+#                                          baseline ~3, echo ~2, RabbitMQ ~5, ActiveMQ ~5)
 #   RUNS=1 QUICK=1 bash bench/run.sh       smoke run: 1 run each, n / 10, latency 3 s (~6 min)
 #
 # Broker CPU (every run, every broker): bench/proc_cpu.py sums utime+stime (+ the reaped
