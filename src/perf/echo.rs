@@ -23,7 +23,7 @@ mod conn;
 mod encode;
 mod forward;
 mod routes;
-mod scan;
+pub(crate) mod scan;
 
 use std::io;
 use std::net::SocketAddr;

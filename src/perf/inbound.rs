@@ -10,21 +10,9 @@
 //! `message-id` / `subscription`) bytes back verbatim, which STOMP's one-to-one escaping makes
 //! the same value. Frames other than MESSAGE and RECEIPT are left to the full decoder.
 
-/// A byte range in the buffer a frame was scanned from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    /// First byte.
-    pub start: usize,
-    /// One past the last byte.
-    pub end: usize,
-}
-
-impl Span {
-    /// These bytes of `buf` (the buffer the frame was scanned from).
-    pub fn of(self, buf: &[u8]) -> &[u8] {
-        buf.get(self.start..self.end).unwrap_or_default()
-    }
-}
+/// A byte range in the buffer a frame was scanned from (the echo server's, which scans
+/// client frames the same way).
+pub use super::echo::scan::Span;
 
 /// Which server frame was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

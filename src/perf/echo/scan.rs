@@ -34,6 +34,11 @@ impl Span {
     pub fn len(self) -> usize {
         self.end - self.start
     }
+
+    /// Whether the span holds no bytes (an empty header value).
+    pub fn is_empty(self) -> bool {
+        self.end == self.start
+    }
 }
 
 /// The client commands the echo server knows.
