@@ -213,7 +213,11 @@ impl Journal {
 
         // Everything that can refuse the file runs before redb's read-write
         // open, which writes to it; see `open::precheck`.
-        let pre = precheck(&path, opts.load_limit, opts.cache_size)?;
+        let mut pre = precheck(&path, opts.load_limit, opts.cache_size)?;
+        if matches!(pre, open::Precheck::New) {
+            open::create_atomically(&path, opts.cache_size, &storage)?;
+            pre = precheck(&path, opts.load_limit, opts.cache_size)?;
+        }
         let mut db = open_rw(&path, opts.cache_size, &storage)?;
         let recovered = guard_panic(&path, || {
             recover_after_open(&db, &path, pre, opts.load_limit)

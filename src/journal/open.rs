@@ -200,6 +200,45 @@ pub(crate) fn open_rw(
     })
 }
 
+/// Where a new journal is built before it takes the journal's name.
+pub(crate) fn creating_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".creating");
+    PathBuf::from(name)
+}
+
+/// Makes a new journal at `path` in one step a crash cannot split: the file is built under a
+/// temporary name (tables made, format version stamped, synced), then renamed into place and
+/// the directory synced. A power cut while redb wrote a new file's first pages used to leave
+/// a torn file under the journal's own name, which the next start refused as not a journal;
+/// now it leaves either no journal or a stray temporary file, removed here next time.
+pub(crate) fn create_atomically(
+    path: &Path,
+    cache_size: usize,
+    storage: &Storage,
+) -> Result<(), JournalError> {
+    let creating = creating_path(path);
+    let io_error = |e: std::io::Error| JournalError::Open {
+        path: path.to_path_buf(),
+        reason: format!("cannot create the journal via {}: {e}", creating.display()),
+    };
+    match std::fs::remove_file(&creating) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_error(e)),
+        _ => {}
+    }
+    {
+        let db = open_rw(&creating, cache_size, storage)?;
+        init_meta(&db, &creating)?;
+    }
+    std::fs::rename(&creating, path).map_err(io_error)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error)?;
+    }
+    Ok(())
+}
+
 /// Creates the tables and stamps the format version on a new file. Only
 /// called for a file without tables, so an existing journal is never written
 /// at open (beyond redb's own open and crash repair).

@@ -49,6 +49,9 @@ struct Model {
     /// The disk as of the last sync; `None` until the first backend opens the file.
     durable: Option<Vec<u8>>,
     pending: Vec<Pending>,
+    /// The file the last backend was opened on: where the surviving image belongs (a new
+    /// journal is built under a temporary name first).
+    path: Option<std::path::PathBuf>,
 }
 
 /// One simulated machine's disk and power switch, shared by every backend opened on it (the
@@ -95,13 +98,23 @@ impl PowerCut {
             .create(true)
             .truncate(false)
             .open(path)?;
-        if m.durable.is_none() {
-            m.durable = Some(std::fs::read(path)?);
+        if m.path.as_deref() != Some(path) {
+            // A file the model has not seen (the first one, or a new journal renamed into
+            // place, whose contents the model already holds under the old name).
+            if m.durable.is_none() {
+                m.durable = Some(std::fs::read(path)?);
+            }
+            m.path = Some(path.to_path_buf());
         }
         Ok(PowerCutFile {
             file,
             cut: Arc::clone(self),
         })
+    }
+
+    /// The file the surviving image belongs to.
+    pub(crate) fn file(&self) -> Option<std::path::PathBuf> {
+        self.model().path.clone()
     }
 
     /// What the disk holds after the power comes back.

@@ -224,3 +224,40 @@ fn every_power_cut_in_a_run_of_group_commits_keeps_what_was_confirmed() {
     }
     eprintln!("{cuts} simulated power cuts over {steps} storage calls, all recovered");
 }
+
+#[test]
+fn a_power_cut_while_the_journal_file_is_first_created_leaves_a_journal_that_opens() {
+    // How many storage calls creating a journal makes.
+    let steps = {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let cut = PowerCut::new(None);
+        let (j, _) = Journal::open_power_cut(options(tmp.path()), Arc::clone(&cut))
+            .expect("a new journal opens");
+        j.shutdown();
+        cut.calls()
+    };
+    assert!(steps > 0);
+    let mut cuts = 0;
+    for k in 1..=steps {
+        for loss in [Loss::Unsynced, Loss::Torn, Loss::Random(k)] {
+            let tmp = tempfile::tempdir().expect("temp dir");
+            let cut = PowerCut::new(Some(k));
+            if let Ok((j, _)) = Journal::open_power_cut(options(tmp.path()), Arc::clone(&cut)) {
+                j.shutdown();
+            }
+            // The image belongs to the file being written when the power went: the journal's
+            // temporary name if the cut came before it was renamed into place.
+            let file = cut.file().unwrap_or_else(|| tmp.path().join(FILE_NAME));
+            std::fs::write(&file, cut.survivors(loss)).expect("write the surviving image");
+            match Journal::open(options(tmp.path())) {
+                Ok((j, recovered)) => {
+                    assert!(recovered.messages.is_empty() && recovered.queues.is_empty());
+                    j.shutdown();
+                }
+                Err(e) => panic!("power cut at creation call {k} of {steps}, {loss:?}: {e}"),
+            }
+            cuts += 1;
+        }
+    }
+    eprintln!("{cuts} simulated power cuts while creating a journal, all reopened");
+}
