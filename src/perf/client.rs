@@ -122,19 +122,19 @@ impl Conn {
     /// [`Conn::consume`] drops its `len` bytes: the hot path reads its headers there. Any other
     /// frame is decoded with the full decoder and handed back as [`Decoded::Frame`] (an ERROR
     /// as [`PerfError::Broker`]).
-    pub fn scan_buffered(&mut self) -> Result<Option<Either>, PerfError> {
+    pub fn scan_buffered(&mut self) -> Result<Option<Arrived>, PerfError> {
         loop {
             match inbound::scan(&self.inbuf) {
                 Ok(Scanned::HeartBeat(n)) => self.inbuf.advance(n),
                 Ok(Scanned::Incomplete) => return Ok(None),
                 Ok(Scanned::Frame(f)) if f.kind != Kind::Other => {
-                    return Ok(Some(Either::Scanned(f)));
+                    return Ok(Some(Arrived::Scanned(f)));
                 }
                 Ok(Scanned::Frame(_)) => {
                     // Offsets the decoder kept from an earlier partial look belong to bytes
                     // the scanner may have consumed since.
                     self.decoder.reset();
-                    return self.buffered_frame().map(|f| f.map(Either::Frame));
+                    return self.buffered_frame().map(|f| f.map(Arrived::Frame));
                 }
                 Err(e) => return Err(PerfError::msg(format!("malformed frame from broker: {e}"))),
             }
@@ -269,7 +269,7 @@ impl Conn {
 }
 
 /// What [`Conn::scan_buffered`] found: a frame scanned in place, or one decoded in full.
-pub enum Either {
+pub enum Arrived {
     /// A MESSAGE or RECEIPT, still at the start of the read buffer.
     Scanned(Inbound),
     /// Any other frame, decoded and consumed.

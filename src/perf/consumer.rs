@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use bytes::BytesMut;
 
-use super::client::{Conn, Either};
+use super::client::{Arrived, Conn};
 use super::inbound::{Inbound, Kind, Span};
 use super::report::histogram;
 use super::select::Expect;
@@ -233,17 +233,17 @@ fn drain(conn: &mut Conn, st: &mut State, now: u64) -> Result<(), PerfError> {
     let version = conn.version;
     while let Some(next) = conn.scan_buffered()? {
         match next {
-            Either::Scanned(f) => {
+            Arrived::Scanned(f) => {
                 if f.kind == Kind::Message {
                     let (read, out) = conn.read_and_out();
                     st.on_message(&Arrival::scanned(&f, read), now, out, version);
                 }
                 conn.consume(f.len);
             }
-            Either::Frame(f) if f.command == Command::Message => {
+            Arrived::Frame(f) if f.command == Command::Message => {
                 st.on_message(&Arrival::decoded(&f), now, &mut conn.out, version);
             }
-            Either::Frame(_) => {}
+            Arrived::Frame(_) => {}
         }
     }
     st.publish_received();

@@ -29,8 +29,6 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// reads are there to notice the peer closing, not to buffer a producer that is being held
 /// back (a full address), which TCP back-pressure must still slow down.
 const READ_AHEAD: usize = 64 * 1024;
-/// Initial read buffer before CONNECT: no more than a CONNECT frame needs.
-const PRE_CONNECT_CAPACITY: usize = 1024;
 /// How long a frame still being handled may finish after the peer closed its sending side: a
 /// client may half-close after its last frames and still read their RECEIPTs, while a handler
 /// that waits on something that never comes (room on a full address) is given up.
@@ -105,7 +103,8 @@ pub async fn serve_with<R: ByteSource, W: ByteSink>(
     // socket must not make the broker hold a max-frame-size buffer.
     let connect_limit = ctx.acceptor.limits.max_connect_frame_size;
     let mut decoder = Decoder::new(ctx.limits.capped(connect_limit));
-    let mut buf = BytesMut::with_capacity(PRE_CONNECT_CAPACITY.min(connect_limit));
+    // No room yet: the source makes what the first read needs (TCP: a CONNECT's worth).
+    let mut buf = BytesMut::new();
     // Bytes the last socket read returned: small ones mean a quiet connection.
     let mut last_read = 0usize;
     let handshake_timeout = ctx.handshake_timeout;
