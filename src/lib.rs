@@ -19,6 +19,7 @@ pub mod address;
 pub mod admin;
 pub mod broker;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod journal;
 pub mod perf;

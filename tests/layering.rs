@@ -1,5 +1,5 @@
 //! The module graph points one way (docs/architecture.md, "Layers"): server → admin /
-//! transport → session → broker core → journal, with config, security, the address matcher, selectors and
+//! transport → session → broker core → (cluster →) journal, with config, security, the address matcher, selectors and
 //! the codec below whatever uses them. This reads every file under `src/` and fails on a
 //! `crate::` path that points up, so a wrong-way import is caught when it is written, not in
 //! review.
@@ -20,6 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "transport",
             "session",
             "broker",
+            "cluster",
             "journal",
             "security",
             "config",
@@ -56,6 +57,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "broker",
         &["journal", "security", "config", "address", "selector"],
     ),
+    // The replicated journal sits between the core and the journal it replicates; it knows
+    // journal ops and nothing of the broker.
+    ("cluster", &["journal"]),
     ("journal", &[]),
     ("security", &["config", "address"]),
     ("config", &["selector"]),

@@ -103,13 +103,33 @@ use writer::{Request, Shared, Writer};
 ///   a stream, and `consumer_offsets` the stored offsets of named consumers.
 /// - 6: large messages. A stored message may name the file holding its body
 ///   (`StoredMessage::large`) instead of carrying it. (The `pages` table of
-///   paging came in the same version.)
+///   paging came in the same version.) The `key_values` table
+///   ([`JournalOp::PutKeyValue`]) came later without a bump: older builds never open it and
+///   a file without it reads as holding no values, so files move both ways unharmed.
 ///
 /// There is no migration: a journal of an older version is refused with
 /// [`JournalError::FormatVersion`] (file left untouched), and the operator
 /// drains it with the old build or starts from an empty directory. That is
 /// acceptable while WrenMQ is 0.x; a 1.0 release must upgrade in place.
 pub const FORMAT_VERSION: u64 = 6;
+
+/// Reads the values [`JournalOp::PutKeyValue`] stored in the journal file at `path`, which
+/// must not be open: the cluster asks a snapshot (a copy made by [`Journal::copy_to`]) which
+/// raft entry it holds. Opens the file read-write, because a copy of a journal that was open
+/// looks like one not shut down cleanly and only a read-write open repairs that; the repair
+/// changes nothing that was committed.
+pub fn read_key_values(path: &Path) -> Result<Vec<(String, bytes::Bytes)>, JournalError> {
+    let fail = |reason: String| JournalError::Open {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let db = open::guard_panic(path, || {
+        redb::Database::builder()
+            .open(path)
+            .map_err(|e| fail(e.to_string()))
+    })?;
+    recovery::key_values(&db).map_err(|e| fail(e.to_string()))
+}
 
 /// Who a [`Journal::read_page`] answers.
 pub type PageReply = Box<dyn FnOnce(Result<PageBatch, JournalError>) + Send>;
@@ -336,6 +356,21 @@ impl Journal {
             .tx
             .send(Request::Read(PageReadRequest { read, reply }))
             .is_ok()
+    }
+
+    /// Copies the journal file to `to` as of a durable commit of everything submitted before
+    /// this call, and syncs the copy; resolves with its size. The cluster's snapshot: a
+    /// consistent image another node can open as its journal. The writer does nothing else
+    /// while it copies, so this stalls commits for as long as the copy takes.
+    pub async fn copy_to(&self, to: PathBuf) -> Result<u64, JournalError> {
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
+        let (tx, rx) = oneshot::channel();
+        if self.inner.tx.send(Request::Copy { to, done: tx }).is_err() {
+            return Err(self.shut_down());
+        }
+        rx.await.unwrap_or_else(|_| Err(self.shut_down()))
     }
 
     /// Commits everything queued so far, stops the writer thread and closes

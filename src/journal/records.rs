@@ -84,7 +84,7 @@ pub struct LargeFile {
 /// What a queue paged to disk: a message the journal stores anyway (persistent, on a durable
 /// queue: its `messages` row and `refs` entry already are the page), or a copy of one that
 /// would otherwise live in memory only.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PageEntry {
     /// The message id; read back from `messages` and `refs`.
     Journaled(u64),
@@ -199,7 +199,10 @@ pub struct AddressRecord {
 
 /// One change to durable state. The broker expresses everything it persists
 /// as a sequence of these, so the journal stays ignorant of broker logic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializable so a cluster can carry a group-commit batch of them in one raft entry and
+/// apply the same ops on every node (`cluster`); the journal itself stores tables, not ops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JournalOp {
     /// Create or replace an address.
     PutAddress(AddressRecord),
@@ -351,6 +354,16 @@ pub enum JournalOp {
     DeleteDuplicateIds {
         /// The address.
         address: Arc<str>,
+    },
+    /// Store a value for a layer above the journal, atomically with the other ops of its
+    /// batch, and give it back in [`super::Recovered::key_values`]. The cluster keeps its last
+    /// applied raft entry here, so a restart re-applies exactly the entries after it: never
+    /// one twice, never one missed, whether or not the commit that applied them was synced.
+    PutKeyValue {
+        /// The key; the journal gives it no meaning.
+        key: Arc<str>,
+        /// The value.
+        value: Bytes,
     },
 }
 

@@ -13,8 +13,8 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetada
 use super::error::JournalError;
 use super::records::{AddressRecord, QueueRecord, StoredMessage, decode};
 use super::tables::{
-    ADDRESSES, CONSUMER_OFFSETS, DUPLICATE_IDS, FORMAT_VERSION_KEY, MAX_MESSAGE_ID_KEY, MESSAGES,
-    META, QUEUES, REFCOUNTS, REFS, STREAM_BASES, STREAM_OFFSETS,
+    ADDRESSES, CONSUMER_OFFSETS, DUPLICATE_IDS, FORMAT_VERSION_KEY, KEY_VALUES, MAX_MESSAGE_ID_KEY,
+    MESSAGES, META, QUEUES, REFCOUNTS, REFS, STREAM_BASES, STREAM_OFFSETS,
 };
 
 /// Everything durable, handed to the broker once at open so it can rebuild
@@ -37,6 +37,8 @@ pub struct Recovered {
     /// stored consumer offsets), in queue-name order; the messages are in
     /// [`Recovered::messages`] as for any queue.
     pub streams: Vec<RecoveredStream>,
+    /// What [`super::JournalOp::PutKeyValue`] stored, in key order.
+    pub key_values: Vec<(String, Bytes)>,
 }
 
 /// The offsets of one retained stream, so the broker gives every message back the offset
@@ -308,6 +310,8 @@ pub(crate) fn recover(
         }
     }
 
+    out.key_values = read_key_values(&txn).map_err(storage)?;
+
     let meta = txn.open_table(META).map_err(|e| storage(e.into()))?;
     if let Some(v) = meta
         .get(MAX_MESSAGE_ID_KEY)
@@ -316,6 +320,26 @@ pub(crate) fn recover(
         max_id = max_id.max(v.value());
     }
     out.next_message_id = max_id.saturating_add(1);
+    Ok(out)
+}
+
+/// Every [`super::JournalOp::PutKeyValue`] value of the database, in key order.
+pub(crate) fn key_values(db: &impl ReadableDatabase) -> Result<Vec<(String, Bytes)>, redb::Error> {
+    read_key_values(&db.begin_read()?)
+}
+
+fn read_key_values(txn: &ReadTransaction) -> Result<Vec<(String, Bytes)>, redb::Error> {
+    let mut out = Vec::new();
+    match txn.open_table(KEY_VALUES) {
+        Ok(kv) => {
+            for entry in kv.iter()? {
+                let (k, v) = entry?;
+                out.push((k.value().to_string(), Bytes::copy_from_slice(v.value())));
+            }
+        }
+        Err(TableError::TableDoesNotExist(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(out)
 }
 

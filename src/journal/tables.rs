@@ -61,6 +61,11 @@ pub(crate) const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("qu
 pub(crate) const ADDRESSES: TableDefinition<&str, &[u8]> = TableDefinition::new("addresses");
 /// `key → u64` bookkeeping: format version and the message-id high-water mark.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Values a layer above the journal stores atomically with its ops without the journal
+/// knowing what they mean ([`super::JournalOp::PutKeyValue`]): the cluster's last applied
+/// raft entry and membership. Added without a format-version bump: an older build never
+/// opens it, and a file made before it existed reads as having none.
+pub(crate) const KEY_VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("key_values");
 
 /// Meta key of the record-layout version.
 pub(crate) const FORMAT_VERSION_KEY: &str = "format-version";
@@ -84,6 +89,7 @@ pub(crate) struct Tables<'txn> {
     pub(crate) pages: redb::Table<'txn, (&'static str, u64), &'static [u8]>,
     pub(crate) paged_messages: redb::Table<'txn, u64, &'static [u8]>,
     pub(crate) paged_refcounts: redb::Table<'txn, u64, u32>,
+    pub(crate) key_values: redb::Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -103,6 +109,7 @@ impl<'txn> Tables<'txn> {
             pages: txn.open_table(PAGES)?,
             paged_messages: txn.open_table(PAGED_MESSAGES)?,
             paged_refcounts: txn.open_table(PAGED_REFCOUNTS)?,
+            key_values: txn.open_table(KEY_VALUES)?,
         })
     }
 }

@@ -342,3 +342,39 @@ fn stream_offsets_cuts_and_consumer_offsets_are_recovered() {
     assert!(rec.streams.is_empty(), "{:?}", rec.streams);
     assert!(rec.messages.is_empty());
 }
+
+/// A layer above the journal (the cluster's applied marker) stores values atomically with
+/// its ops and gets the latest back at open; a copy made by `copy_to` holds them too.
+#[tokio::test]
+async fn key_values_survive_a_reopen_and_travel_in_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let put = |v: &'static str| JournalOp::PutKeyValue {
+        key: Arc::from("layer.key"),
+        value: bytes::Bytes::from_static(v.as_bytes()),
+    };
+    {
+        let (j, rec) = Journal::open(opts(dir.path())).unwrap();
+        assert!(rec.key_values.is_empty());
+        j.submit(vec![put("first")]).await.unwrap();
+        j.submit(vec![put("second")]).await.unwrap();
+        let copy = dir.path().join("copy.redb");
+        j.copy_to(copy.clone()).await.unwrap();
+        let kv = super::read_key_values(&copy).unwrap();
+        assert_eq!(
+            kv,
+            vec![(
+                "layer.key".to_string(),
+                bytes::Bytes::from_static(b"second")
+            )]
+        );
+        j.shutdown();
+    }
+    let (_j, rec) = Journal::open(opts(dir.path())).unwrap();
+    assert_eq!(
+        rec.key_values,
+        vec![(
+            "layer.key".to_string(),
+            bytes::Bytes::from_static(b"second")
+        )]
+    );
+}

@@ -44,7 +44,7 @@
 //! came with.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -83,6 +83,11 @@ pub(crate) enum Request {
     },
     /// Read back some of a queue's paged messages, after committing everything before it.
     Read(super::PageReadRequest),
+    /// Copy the file, as of a durable commit of everything before this (a cluster snapshot).
+    Copy {
+        to: PathBuf,
+        done: oneshot::Sender<Result<u64, JournalError>>,
+    },
     /// Commit everything before this, then stop.
     Shutdown,
 }
@@ -393,6 +398,7 @@ impl Writer {
             };
             let mut batch = Vec::new();
             let mut reads = Vec::new();
+            let mut copies = Vec::new();
             let mut stop = false;
             let mut ops = 0usize;
             match first {
@@ -403,6 +409,10 @@ impl Writer {
                 // A read alone does not wait for a group to gather.
                 Request::Read(r) => {
                     self.serve_read(r);
+                    continue;
+                }
+                Request::Copy { to, done } => {
+                    let _ = done.send(self.copy_file(&to));
                     continue;
                 }
                 Request::Shutdown => stop = true,
@@ -428,6 +438,11 @@ impl Writer {
                                 got = true;
                             }
                             Ok(Request::Read(r)) => reads.push(r),
+                            Ok(Request::Copy { to, done }) => {
+                                copies.push((to, done));
+                                // Whatever comes after the copy must not be in it.
+                                break 'gather;
+                            }
                             Ok(Request::Shutdown) => {
                                 stop = true;
                                 break 'gather;
@@ -450,6 +465,9 @@ impl Writer {
             for r in reads {
                 self.serve_read(r);
             }
+            for (to, done) in copies {
+                let _ = done.send(self.copy_file(&to));
+            }
             if stop {
                 // Anything sent after the shutdown marker raced with shutdown;
                 // tell its waiter rather than leave it hanging or ack it.
@@ -460,6 +478,9 @@ impl Writer {
                     match r {
                         Request::Ops { done: Some(w), .. } => w.tell(Err(shut)),
                         Request::Read(r) => (r.reply)(Err(shut)),
+                        Request::Copy { done, .. } => {
+                            let _ = done.send(Err(shut));
+                        }
                         _ => {}
                     }
                 }
@@ -485,6 +506,34 @@ impl Writer {
             reason: e.to_string(),
         });
         reply(result);
+    }
+
+    /// Copies the journal file to `to` once everything committed so far is durable, and syncs
+    /// the copy: a consistent image of the database, because this thread is its only writer
+    /// and writes nothing while it copies. Returns the bytes copied.
+    fn copy_file(&mut self, to: &Path) -> Result<u64, JournalError> {
+        let fail = |reason: String| JournalError::Write {
+            path: to.to_path_buf(),
+            reason,
+        };
+        if self.db.is_none() {
+            return Err(self
+                .shared
+                .failed_error()
+                .unwrap_or_else(|| fail("the journal is not open".into())));
+        }
+        self.flush_durable();
+        if self.durable_pending || self.db.is_none() {
+            return Err(self
+                .shared
+                .failed_error()
+                .unwrap_or_else(|| fail("durable flush failed".into())));
+        }
+        let bytes = std::fs::copy(&self.shared.path, to).map_err(|e| fail(e.to_string()))?;
+        std::fs::File::open(to)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(bytes)
     }
 
     /// Work for quiet periods: make non-durable commits durable, compact.
@@ -728,6 +777,7 @@ impl Consumed<'_> {
             // was still seen, and a retry of it must still be recognised.
             JournalOp::PutDuplicateId { .. }
             | JournalOp::DeleteDuplicateIds { .. }
+            | JournalOp::PutKeyValue { .. }
             | JournalOp::PutStreamOffset { .. }
             | JournalOp::ReserveStreamOffsets { .. }
             | JournalOp::DropStreamSegments { .. }
@@ -1056,6 +1106,9 @@ fn apply_op(t: &mut Tables<'_>, st: &mut OpState<'_>, op: &JournalOp) -> Result<
             let address: &str = address;
             t.duplicate_ids
                 .retain_in((address, 0)..=(address, u32::MAX), |_, _| false)?;
+        }
+        JournalOp::PutKeyValue { key, value } => {
+            t.key_values.insert(&**key, &value[..])?;
         }
     }
     Ok(())

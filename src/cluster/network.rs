@@ -1,0 +1,265 @@
+//! The raft transport between nodes: TCP, one request and one response at a time per
+//! connection, each a length-prefixed postcard frame.
+//!
+//! ```text
+//! [length: u32 little-endian][postcard of RpcRequest / RpcResponse]
+//! ```
+//!
+//! Plain TCP and postcard because both ends are WrenMQ of the same build: no schema to
+//! negotiate, and postcard is already how the journal encodes records. A frame longer than
+//! [`MAX_FRAME`] is refused before anything is allocated for it, so a stray client on the
+//! cluster port cannot make a node reserve memory. openraft keeps one client per peer for
+//! replication and makes short-lived ones for votes; a client reconnects lazily after any
+//! error, and a failed call is reported as unreachable so openraft backs off.
+
+use std::io;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::types::{Node, NodeId, Raft, TypeConfig};
+
+/// The largest frame either side accepts: a full append of [`super::MAX_PAYLOAD_ENTRIES`]
+/// batches, or a snapshot chunk, fits with room to spare.
+pub const MAX_FRAME: usize = 256 << 20;
+
+/// A call from one node to another.
+#[derive(Debug, Serialize, Deserialize)]
+enum RpcRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+}
+
+/// Its answer: what the peer's raft returned.
+#[derive(Debug, Serialize, Deserialize)]
+enum RpcResponse {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+}
+
+async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(
+    w: &mut W,
+    value: &T,
+) -> io::Result<()> {
+    let bytes = postcard::to_stdvec(value).map_err(io::Error::other)?;
+    if bytes.len() > MAX_FRAME {
+        return Err(io::Error::other(format!(
+            "frame of {} bytes is over the {MAX_FRAME}-byte limit",
+            bytes.len()
+        )));
+    }
+    w.write_all(&(bytes.len() as u32).to_le_bytes()).await?;
+    w.write_all(&bytes).await?;
+    w.flush().await
+}
+
+async fn read_frame<R: AsyncReadExt + Unpin, T: serde::de::DeserializeOwned>(
+    r: &mut R,
+) -> io::Result<T> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over the {MAX_FRAME}-byte limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    postcard::from_bytes(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Serves raft calls from the other nodes on `listener`, until this future is dropped
+/// (aborted): the connections are served by tasks it owns, so they end with it and a
+/// stopped node stops answering at once instead of replying "raft stopped" for as long as
+/// a peer keeps its connection.
+pub async fn serve(listener: TcpListener, raft: Raft) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        // Reap finished connection tasks so the set does not grow with churn.
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: wait rather than spin.
+                tracing::warn!(error = %e, "cluster listener accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let raft = raft.clone();
+        connections.spawn(async move {
+            if let Err(e) = serve_connection(stream, raft).await
+                && e.kind() != io::ErrorKind::UnexpectedEof
+            {
+                tracing::debug!(%peer, error = %e, "cluster connection closed");
+            }
+        });
+    }
+}
+
+async fn serve_connection(stream: TcpStream, raft: Raft) -> io::Result<()> {
+    let (r, w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut w = BufWriter::new(w);
+    loop {
+        let req: RpcRequest = read_frame(&mut r).await?;
+        let resp = match req {
+            RpcRequest::AppendEntries(rpc) => {
+                RpcResponse::AppendEntries(raft.append_entries(rpc).await)
+            }
+            RpcRequest::Vote(rpc) => RpcResponse::Vote(raft.vote(rpc).await),
+            RpcRequest::InstallSnapshot(rpc) => {
+                RpcResponse::InstallSnapshot(raft.install_snapshot(rpc).await)
+            }
+        };
+        write_frame(&mut w, &resp).await?;
+    }
+}
+
+/// Makes a [`PeerClient`] for each peer openraft talks to.
+#[derive(Debug, Clone, Default)]
+pub struct Network;
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            conn: None,
+        }
+    }
+}
+
+/// One node's connection to one peer.
+pub struct PeerClient {
+    target: NodeId,
+    addr: String,
+    conn: Option<(
+        BufReader<tokio::net::tcp::OwnedReadHalf>,
+        BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    )>,
+}
+
+impl PeerClient {
+    /// Sends `req` and waits for the answer, within `ttl`; any failure drops the connection
+    /// so the next call starts on a fresh one (a half-read response must not be taken for
+    /// the next call's).
+    async fn call(&mut self, req: RpcRequest, ttl: Duration) -> io::Result<RpcResponse> {
+        let res = tokio::time::timeout(ttl, async {
+            if self.conn.is_none() {
+                let s = TcpStream::connect(&self.addr).await?;
+                let _ = s.set_nodelay(true);
+                let (r, w) = s.into_split();
+                self.conn = Some((BufReader::new(r), BufWriter::new(w)));
+            }
+            let Some((r, w)) = self.conn.as_mut() else {
+                return Err(io::Error::other("not connected"));
+            };
+            write_frame(w, &req).await?;
+            read_frame(r).await
+        })
+        .await;
+        let res = match res {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no answer from node {} at {} within {ttl:?}",
+                    self.target, self.addr
+                ),
+            )),
+        };
+        if res.is_err() {
+            self.conn = None;
+        }
+        res
+    }
+
+    fn unreachable<E: std::error::Error>(&self, e: io::Error) -> RPCError<NodeId, Node, E> {
+        if e.kind() == io::ErrorKind::InvalidData {
+            RPCError::Network(NetworkError::new(&e))
+        } else {
+            RPCError::Unreachable(Unreachable::new(&e))
+        }
+    }
+
+    fn unexpected<E: std::error::Error>(&self) -> RPCError<NodeId, Node, E> {
+        let e = io::Error::other(format!("node {} answered a different call", self.target));
+        RPCError::Network(NetworkError::new(&e))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        match self
+            .call(RpcRequest::AppendEntries(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(RpcResponse::AppendEntries(Ok(r))) => Ok(r),
+            Ok(RpcResponse::AppendEntries(Err(e))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(_) => Err(self.unexpected()),
+            Err(e) => Err(self.unreachable(e)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        match self
+            .call(RpcRequest::InstallSnapshot(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(RpcResponse::InstallSnapshot(Ok(r))) => Ok(r),
+            Ok(RpcResponse::InstallSnapshot(Err(e))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(_) => Err(self.unexpected()),
+            Err(e) => Err(self.unreachable(e)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        match self.call(RpcRequest::Vote(rpc), option.hard_ttl()).await {
+            Ok(RpcResponse::Vote(Ok(r))) => Ok(r),
+            Ok(RpcResponse::Vote(Err(e))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(_) => Err(self.unexpected()),
+            Err(e) => Err(self.unreachable(e)),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! One cluster node: its raft log, its journal as the state machine, the transport, and the
+//! raft that ties them together.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::log_store::LogStore;
+use super::network::{self, Network};
+use super::state_machine::{SharedJournal, StateMachine};
+use super::types::{Batch, Node, NodeId, Raft};
+use crate::journal::{Journal, JournalOp, JournalOptions, Recovered};
+
+/// How a node is set up.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// This node's id.
+    pub id: NodeId,
+    /// The node's data directory: `raft-log.redb`, `journal/` and `snapshots/` inside it.
+    pub dir: PathBuf,
+    /// Every member at first start, this one included: id to cluster address (`host:port`).
+    /// The lowest id forms the cluster when its log is empty; the others wait to be told.
+    pub members: BTreeMap<NodeId, String>,
+    /// How the journal is opened (its `dir` is replaced by `dir/journal`).
+    pub journal: JournalOptions,
+    /// Raft's timing.
+    pub timing: Timing,
+}
+
+/// Raft's clocks. The defaults suit nodes sharing a small machine: openraft's own (50 ms
+/// heartbeats, 150-300 ms elections) make a busy 2-core box hold needless elections.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How often the leader heartbeats.
+    pub heartbeat: Duration,
+    /// A follower that hears nothing for a random time in this range stands for election.
+    pub election: (Duration, Duration),
+    /// A snapshot is built after this many entries since the last one.
+    pub snapshot_every: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat: Duration::from_millis(100),
+            election: (Duration::from_millis(500), Duration::from_millis(1000)),
+            snapshot_every: 10_000,
+        }
+    }
+}
+
+/// The most entries one append call carries to a follower, so a frame stays well under
+/// [`network::MAX_FRAME`].
+pub const MAX_PAYLOAD_ENTRIES: u64 = 64;
+
+/// Why a write was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// This node is not the leader; `leader` is who is, if known.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The current leader's id and address, if this node knows it.
+        leader: Option<(NodeId, String)>,
+    },
+    /// Raft stopped (a storage failure, or shutdown).
+    #[error("raft stopped: {0}")]
+    Stopped(String),
+}
+
+/// A running node.
+pub struct ClusterNode {
+    id: NodeId,
+    raft: Raft,
+    journal: SharedJournal,
+    server: JoinHandle<()>,
+}
+
+impl ClusterNode {
+    /// Opens the node's storage, starts raft and serves peers on `listener`. Returns the
+    /// journal's recovered contents as of start (the broker's, once this node leads).
+    pub async fn start(
+        opts: NodeOptions,
+        listener: TcpListener,
+    ) -> Result<(ClusterNode, Recovered), String> {
+        let log = LogStore::open(&opts.dir)?;
+        let mut jopts = opts.journal.clone();
+        jopts.dir = opts.dir.join("journal");
+        let snapshots = opts.dir.join("snapshots");
+        let (sm, recovered) =
+            tokio::task::spawn_blocking(move || StateMachine::open(jopts, &snapshots))
+                .await
+                .map_err(|e| e.to_string())??;
+        let journal = sm.journal();
+        let t = opts.timing;
+        let config = openraft::Config {
+            cluster_name: "wrenmq".into(),
+            heartbeat_interval: t.heartbeat.as_millis() as u64,
+            election_timeout_min: t.election.0.as_millis() as u64,
+            election_timeout_max: t.election.1.as_millis() as u64,
+            max_payload_entries: MAX_PAYLOAD_ENTRIES,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_every),
+            install_snapshot_timeout: 5_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| format!("cluster timing: {e}"))?;
+        let raft = Raft::new(opts.id, Arc::new(config), Network, log, sm)
+            .await
+            .map_err(|e| format!("cannot start raft: {e}"))?;
+        let server = tokio::spawn(network::serve(listener, raft.clone()));
+        let node = ClusterNode {
+            id: opts.id,
+            raft,
+            journal,
+            server,
+        };
+        if opts.members.keys().next() == Some(&opts.id) {
+            node.form(&opts.members).await?;
+        }
+        Ok((node, recovered))
+    }
+
+    /// Forms the cluster from `members` if this node's log is empty; a node that already
+    /// has a log (a restart) is left as it is.
+    async fn form(&self, members: &BTreeMap<NodeId, String>) -> Result<(), String> {
+        let nodes: BTreeMap<NodeId, Node> = members
+            .iter()
+            .map(|(id, addr)| (*id, Node { addr: addr.clone() }))
+            .collect();
+        match self.raft.initialize(nodes).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(format!("cannot form the cluster: {e}")),
+        }
+    }
+
+    /// Replicates `ops` as one entry and returns once it is committed (on a majority's disks)
+    /// and applied to this node's journal. Only the leader accepts writes.
+    pub async fn write(&self, ops: Vec<JournalOp>) -> Result<(), WriteError> {
+        match self.raft.client_write(Batch { ops }).await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(WriteError::NotLeader {
+                    leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+                })
+            }
+            Err(e) => Err(WriteError::Stopped(e.to_string())),
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The raft handle, for metrics and membership changes.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// This node's journal as it stands (a snapshot install replaces the handle).
+    pub fn journal(&self) -> Journal {
+        self.journal.get()
+    }
+
+    /// Stops raft and the peer listener, and closes the journal.
+    pub async fn shutdown(self) {
+        self.server.abort();
+        let _ = self.raft.shutdown().await;
+        let j = self.journal.get();
+        let _ = tokio::task::spawn_blocking(move || j.shutdown()).await;
+    }
+}
