@@ -204,6 +204,9 @@ fn run_perf(args: wrenmq::perf::PerfArgs) -> ExitCode {
 }
 
 async fn run(config: Config, log_level: wrenmq::reload::LogLevelSetter) -> ExitCode {
+    if let Some(cluster) = config.cluster.clone() {
+        return run_cluster_node(config, cluster, log_level).await;
+    }
     let running = match server::start_with(config, Some(log_level)).await {
         Ok(r) => r,
         Err(e) => {
@@ -219,6 +222,46 @@ async fn run(config: Config, log_level: wrenmq::reload::LogLevelSetter) -> ExitC
     running.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+async fn run_cluster_node(
+    config: Config,
+    cluster: wrenmq::config::ClusterConfig,
+    log_level: wrenmq::reload::LogLevelSetter,
+) -> ExitCode {
+    match server::cluster::run(config, cluster, Some(log_level), wait_for_signal()).await {
+        Ok(server::cluster::Outcome::Stopped) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Ok(server::cluster::Outcome::Demoted) => restart_self(),
+        Err(e) => {
+            eprintln!("wrenmq: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Starts this binary again with the same arguments in place of this process (a demoted
+/// cluster leader; see `server::cluster`). Every socket is close-on-exec, so clients are
+/// dropped and reconnect to the new leader.
+fn restart_self() -> ExitCode {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("wrenmq: cannot find this binary to start again: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let err = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec();
+        eprintln!("wrenmq: cannot start again after losing the cluster's lead: {err}");
+    }
+    ExitCode::FAILURE
 }
 
 async fn wait_for_signal() {

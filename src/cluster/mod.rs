@@ -17,12 +17,15 @@
 //! Layering: this module sits between the broker core and the journal. It knows journal ops
 //! and nothing of the broker or STOMP.
 //!
-//! Status: the replicated journal itself (this module) and its tests; the broker does not
-//! run on it yet (see `docs/cluster.md`).
+//! The leader's broker writes through [`proposer::Proposer`], a
+//! [`crate::journal::Replicator`]: its journal handle sends writes here instead of to the
+//! writer, so the broker core is the same on one node or three. `server::cluster` runs a
+//! node and starts the broker while it leads (`docs/cluster.md`).
 
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod proposer;
 pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;

@@ -6,15 +6,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::ServerState;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::log_store::LogStore;
 use super::network::{self, Network};
+use super::proposer::Proposer;
 use super::state_machine::{SharedJournal, StateMachine};
 use super::types::{Batch, Node, NodeId, Raft};
-use crate::journal::{Journal, JournalOp, JournalOptions, Recovered};
+use crate::journal::{Journal, JournalOp, JournalOptions, LoadLimit, Recovered};
 
 /// How a node is set up.
 #[derive(Debug, Clone)]
@@ -151,6 +153,50 @@ impl ClusterNode {
             }
             Err(e) => Err(WriteError::Stopped(e.to_string())),
         }
+    }
+
+    /// Resolves once this node leads and has applied every entry committed before it took
+    /// over (the blank entry raft appends at the start of a term is applied), so its journal
+    /// holds everything any earlier leader acknowledged. Never resolves if raft stops.
+    pub async fn wait_leadership(&self) {
+        let mut rx = self.raft.metrics();
+        loop {
+            let ready = {
+                let m = rx.borrow_and_update();
+                m.state == ServerState::Leader
+                    && m.current_leader == Some(self.id)
+                    && m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term)
+            };
+            if ready {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// Resolves once this node no longer leads (or raft stopped).
+    pub async fn leadership_lost(&self) {
+        let mut rx = self.raft.metrics();
+        loop {
+            if rx.borrow_and_update().state != ServerState::Leader {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The journal the broker runs on while this node leads: its writes go through raft,
+    /// with what the node's journal holds now to start from. Call after
+    /// [`ClusterNode::wait_leadership`].
+    pub async fn broker_journal(&self, limit: LoadLimit) -> Result<(Journal, Recovered), String> {
+        let local = self.journal.get();
+        let recovered = local.recover_now(limit).await.map_err(|e| e.to_string())?;
+        let proposer = Proposer::start(self.raft.clone(), local.clone());
+        Ok((local.replicated(proposer), recovered))
     }
 
     /// This node's id.

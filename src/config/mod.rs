@@ -5,6 +5,7 @@
 //! starts with a silently defaulted setting is worse than one that does not start.
 
 mod admin;
+mod cluster;
 mod error;
 mod load;
 mod overrides;
@@ -16,6 +17,7 @@ mod validate_queue_kind;
 mod validate_security;
 
 pub use admin::{AdminConfig, AdminToken, DEFAULT_ADMIN_BIND};
+pub use cluster::{ClusterConfig, PeerConfig};
 pub use error::{ConfigError, Location, ValidationError};
 pub use load::{load, parse};
 pub use phc::check_phc;

@@ -44,6 +44,9 @@ pub struct Config {
     /// The admin HTTP listener (API, `/metrics`, console).
     #[serde(default)]
     pub admin: super::AdminConfig,
+    /// This broker as a node of a replicated cluster; absent, it runs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::ClusterConfig>,
     /// The file this configuration was loaded from (set by [`crate::config::load`]), so a
     /// running broker can read it again on SIGHUP, a file change or the admin API.
     #[serde(skip)]
@@ -80,6 +83,7 @@ impl Default for Config {
             source: None,
             overrides: CliOverrides::default(),
             admin: super::AdminConfig::default(),
+            cluster: None,
         }
     }
 }

@@ -34,6 +34,9 @@ impl Config {
         check_address_settings(&self.address_settings, &mut errors);
         check_journal(&self.journal, &mut errors);
         super::admin::check_admin(&self.admin, &mut errors);
+        if let Some(c) = &self.cluster {
+            super::cluster::check_cluster(c, self.journal.enabled, &mut errors);
+        }
         let scan = self.broker.message_expiry_scan_period;
         if scan == 0 || scan < -1 {
             errors.push(ValidationError::new(

@@ -185,9 +185,36 @@ impl JournalOptions {
 
 /// Handle to an open journal. Cheap to clone; every clone talks to the same
 /// writer thread. The journal shuts down when the last handle is dropped.
+///
+/// A *replicated* handle ([`Journal::replicated`]) hands its writes to a [`Replicator`]
+/// instead of the writer: the cluster, which commits them on a majority of nodes and applies
+/// them to this journal through a plain handle. The broker holds whichever it was given and
+/// cannot tell them apart, which is the point: it does not change for a cluster.
 #[derive(Clone)]
 pub struct Journal {
     inner: Arc<Inner>,
+    route: Option<Arc<dyn Replicator>>,
+}
+
+/// Where a replicated journal's writes go: something that makes them durable elsewhere
+/// first (a raft log on a majority of nodes) and then applies them to this journal, in
+/// submission order, telling each [`Done`] once applied. Defined here, implemented by the
+/// cluster, so the journal knows nothing of raft.
+pub trait Replicator: Send + Sync + 'static {
+    /// Replicate `ops` atomically; tell `done` (if any) the outcome once they are applied.
+    fn submit(&self, ops: Vec<JournalOp>, done: Option<Done>);
+    /// Serve `read` once everything submitted before it is applied; false if it never will.
+    fn read_page(&self, read: PageRead, reply: PageReply) -> bool;
+}
+
+/// Whoever waits for a replicated write: the same waiter a plain submit would have.
+pub struct Done(writer::Waiter);
+
+impl Done {
+    /// Reports the outcome: `Ok` only once the ops are durable and applied.
+    pub fn tell(self, result: Result<(), JournalError>) {
+        self.0.tell(result)
+    }
 }
 
 struct Inner {
@@ -281,8 +308,38 @@ impl Journal {
                 thread: Mutex::new(Some(thread)),
                 closed: std::sync::atomic::AtomicBool::new(false),
             }),
+            route: None,
         };
         Ok((journal, recovered))
+    }
+
+    /// A handle on the same journal whose writes and page reads go through `replicator`
+    /// (see [`Replicator`]); everything else (stats, paths, shutdown) is this journal's.
+    pub fn replicated(&self, replicator: Arc<dyn Replicator>) -> Journal {
+        Journal {
+            inner: Arc::clone(&self.inner),
+            route: Some(replicator),
+        }
+    }
+
+    /// Reads everything back as [`Journal::open`] would, as of a commit of everything
+    /// submitted before, without closing the file: a cluster node taking over as leader
+    /// starts its broker from what the journal holds at that moment. Page rows are dropped,
+    /// as at open.
+    pub async fn recover_now(&self, limit: LoadLimit) -> Result<Recovered, JournalError> {
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
+        let (tx, rx) = oneshot::channel();
+        if self
+            .inner
+            .tx
+            .send(Request::Recover { limit, done: tx })
+            .is_err()
+        {
+            return Err(self.shut_down());
+        }
+        rx.await.unwrap_or_else(|_| Err(self.shut_down()))
     }
 
     /// Queues `ops` to be committed atomically (with whatever else shares the
@@ -293,6 +350,12 @@ impl Journal {
             return Completion::ready(Err(e));
         }
         let (tx, rx) = oneshot::channel();
+        if let Some(r) = &self.route {
+            r.submit(ops, Some(Done(writer::Waiter::Channel(tx))));
+            return Completion {
+                state: CompletionState::Waiting(rx, self.inner.shared.path.clone()),
+            };
+        }
         match self.inner.tx.send(Request::Ops {
             ops,
             done: Some(writer::Waiter::Channel(tx)),
@@ -312,6 +375,9 @@ impl Journal {
         if let Some(e) = self.refusal() {
             tracing::warn!(error = %e, "journal op dropped");
             return;
+        }
+        if let Some(r) = &self.route {
+            return r.submit(ops, None);
         }
         if self
             .inner
@@ -333,6 +399,9 @@ impl Journal {
             then(false);
             return;
         }
+        if let Some(r) = &self.route {
+            return r.submit(ops, Some(Done(writer::Waiter::Call(then))));
+        }
         if let Err(mpsc::SendError(Request::Ops { done: Some(w), .. })) =
             self.inner.tx.send(Request::Ops {
                 ops,
@@ -351,6 +420,9 @@ impl Journal {
     pub fn read_page(&self, read: PageRead, reply: PageReply) -> bool {
         if self.inner.closed.load(Ordering::Acquire) {
             return false;
+        }
+        if let Some(r) = &self.route {
+            return r.read_page(read, reply);
         }
         self.inner
             .tx

@@ -88,8 +88,23 @@ pub(crate) enum Request {
         to: PathBuf,
         done: oneshot::Sender<Result<u64, JournalError>>,
     },
+    /// Read everything back as a start would, after committing everything before this (a
+    /// cluster node taking over as leader), and forget the page rows as a start does.
+    Recover {
+        limit: super::LoadLimit,
+        done: oneshot::Sender<Result<super::Recovered, JournalError>>,
+    },
     /// Commit everything before this, then stop.
     Shutdown,
+}
+
+/// A request served once the group being gathered is committed.
+enum Deferred {
+    Copy(PathBuf, oneshot::Sender<Result<u64, JournalError>>),
+    Recover(
+        super::LoadLimit,
+        oneshot::Sender<Result<super::Recovered, JournalError>>,
+    ),
 }
 
 /// State shared between the writer and the handles.
@@ -415,6 +430,10 @@ impl Writer {
                     let _ = done.send(self.copy_file(&to));
                     continue;
                 }
+                Request::Recover { limit, done } => {
+                    let _ = done.send(self.recover_now(limit));
+                    continue;
+                }
                 Request::Shutdown => stop = true,
             }
             if !stop {
@@ -439,8 +458,12 @@ impl Writer {
                             }
                             Ok(Request::Read(r)) => reads.push(r),
                             Ok(Request::Copy { to, done }) => {
-                                copies.push((to, done));
+                                copies.push(Deferred::Copy(to, done));
                                 // Whatever comes after the copy must not be in it.
+                                break 'gather;
+                            }
+                            Ok(Request::Recover { limit, done }) => {
+                                copies.push(Deferred::Recover(limit, done));
                                 break 'gather;
                             }
                             Ok(Request::Shutdown) => {
@@ -465,8 +488,15 @@ impl Writer {
             for r in reads {
                 self.serve_read(r);
             }
-            for (to, done) in copies {
-                let _ = done.send(self.copy_file(&to));
+            for d in copies {
+                match d {
+                    Deferred::Copy(to, done) => {
+                        let _ = done.send(self.copy_file(&to));
+                    }
+                    Deferred::Recover(limit, done) => {
+                        let _ = done.send(self.recover_now(limit));
+                    }
+                }
             }
             if stop {
                 // Anything sent after the shutdown marker raced with shutdown;
@@ -479,6 +509,9 @@ impl Writer {
                         Request::Ops { done: Some(w), .. } => w.tell(Err(shut)),
                         Request::Read(r) => (r.reply)(Err(shut)),
                         Request::Copy { done, .. } => {
+                            let _ = done.send(Err(shut));
+                        }
+                        Request::Recover { done, .. } => {
                             let _ = done.send(Err(shut));
                         }
                         _ => {}
@@ -534,6 +567,21 @@ impl Writer {
             .and_then(|f| f.sync_all())
             .map_err(|e| fail(e.to_string()))?;
         Ok(bytes)
+    }
+
+    /// What a start would recover, read now between two commits; the page rows are dropped
+    /// as a start drops them, since the broker that wrote them keeps their state in memory
+    /// and the one taking over starts without it.
+    fn recover_now(&mut self, limit: super::LoadLimit) -> Result<super::Recovered, JournalError> {
+        let Some(db) = self.db.as_ref() else {
+            return Err(self.shared.failed_error().unwrap_or(JournalError::Failed {
+                path: self.shared.path.clone(),
+                reason: "the journal is not open".into(),
+            }));
+        };
+        let recovered = super::recovery::recover(db, &self.shared.path, limit)?;
+        super::open::clear_pages(db, &self.shared.path)?;
+        Ok(recovered)
     }
 
     /// Work for quiet periods: make non-durable commits durable, compact.

@@ -1,5 +1,8 @@
 //! Starting and stopping the broker: binds every configured acceptor, shares the core with
 //! them, and on shutdown stops accepting, tells each connection to close, and waits for them.
+//! A broker configured with `[cluster]` runs as a node instead ([`cluster`]).
+
+pub mod cluster;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -127,14 +130,7 @@ pub async fn start_with(
     log_level: Option<LogLevelSetter>,
 ) -> Result<RunningBroker, StartError> {
     let journal = if config.journal.enabled {
-        let opts = JournalOptions {
-            dir: config.journal.data_dir.clone(),
-            sync: config.journal.sync,
-            buffer_timeout: Duration::from_micros(config.journal.buffer_timeout_us),
-            max_batch: config.journal.max_batch,
-            load_limit: recovery_load_limit(&config),
-            cache_size: config.journal.cache_size,
-        };
+        let opts = journal_options(&config, config.journal.data_dir.clone());
         // Opening reads and may compact the whole file: keep it off the async workers.
         let opened = tokio::task::spawn_blocking(move || Journal::open(opts))
             .await
@@ -143,6 +139,28 @@ pub async fn start_with(
     } else {
         None
     };
+    start_on(config, log_level, journal).await
+}
+
+/// Journal options from the configuration, for `dir`.
+pub(crate) fn journal_options(config: &Config, dir: std::path::PathBuf) -> JournalOptions {
+    JournalOptions {
+        dir,
+        sync: config.journal.sync,
+        buffer_timeout: Duration::from_micros(config.journal.buffer_timeout_us),
+        max_batch: config.journal.max_batch,
+        load_limit: recovery_load_limit(config),
+        cache_size: config.journal.cache_size,
+    }
+}
+
+/// [`start_with`] on a journal already open (with what it recovered), or none: a cluster
+/// node's leader hands in its replicated journal here.
+pub async fn start_on(
+    config: Config,
+    log_level: Option<LogLevelSetter>,
+    journal: Option<(Journal, crate::journal::Recovered)>,
+) -> Result<RunningBroker, StartError> {
     let broker = Broker::with_journal(&config, journal)?;
     let security = Arc::new(Security::new(&config));
     let limiter = Arc::new(ConnectionLimiter::new(
@@ -344,7 +362,7 @@ fn admin_anonymous(config: &Config) -> bool {
 /// How much of a stored backlog recovery loads into memory: half of `global-max-size` in
 /// all, and two pages (`page-size-bytes` of the catch-all `#` settings) per queue; the rest
 /// stays on disk and each queue reads it back as its consumers catch up.
-fn recovery_load_limit(config: &Config) -> crate::journal::LoadLimit {
+pub(crate) fn recovery_load_limit(config: &Config) -> crate::journal::LoadLimit {
     let page = config
         .address_settings
         .iter()
