@@ -77,6 +77,7 @@ pub enum WriteError {
 /// A running node.
 pub struct ClusterNode {
     id: NodeId,
+    timing: Timing,
     raft: Raft,
     journal: SharedJournal,
     server: JoinHandle<()>,
@@ -117,6 +118,7 @@ impl ClusterNode {
         let server = tokio::spawn(network::serve(listener, raft.clone()));
         let node = ClusterNode {
             id: opts.id,
+            timing: t,
             raft,
             journal,
             server,
@@ -176,16 +178,46 @@ impl ClusterNode {
         }
     }
 
-    /// Resolves once this node no longer leads (or raft stopped).
+    /// Resolves once this node no longer leads, or raft stopped, or it could not confirm
+    /// its lead with a majority within the longest election timeout: a leader cut off in a
+    /// minority knows no newer leader and would otherwise go on serving (delivering from
+    /// memory) while the majority elects another. Confirming costs one heartbeat round
+    /// every half election timeout.
     pub async fn leadership_lost(&self) {
         let mut rx = self.raft.metrics();
-        loop {
-            if rx.borrow_and_update().state != ServerState::Leader {
-                return;
+        let state_changed = async {
+            loop {
+                if rx.borrow_and_update().state != ServerState::Leader {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
             }
-            if rx.changed().await.is_err() {
-                return;
+        };
+        let longest = self.timing.election.1;
+        let lease_lapsed = async {
+            loop {
+                tokio::time::sleep(longest / 2).await;
+                match tokio::time::timeout(longest, self.raft.ensure_linearizable()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(node = self.id, error = %e, "cannot confirm the lead");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            node = self.id,
+                            "no majority confirmed the lead within {longest:?}: stepping down"
+                        );
+                        return;
+                    }
+                }
             }
+        };
+        tokio::select! {
+            _ = state_changed => {}
+            _ = lease_lapsed => {}
         }
     }
 
