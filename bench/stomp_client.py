@@ -68,14 +68,14 @@ class Client:
         self._task = None
 
     @classmethod
-    async def connect(cls, port, headers=None, timeout=5.0, ssl=None, ws_path=None):
+    async def connect(cls, port, headers=None, timeout=5.0, ssl=None, ws_path=None, host="127.0.0.1"):
         """CONNECTs over TCP, over TLS when `ssl` is an SSLContext, or over WebSocket (ws://,
-        or wss:// with `ssl`) when `ws_path` is given."""
+        or wss:// with `ssl`) when `ws_path` is given; to `host` (loopback unless told)."""
         if ws_path is not None:
             reader, writer = await asyncio.wait_for(_WsStream.open(port, ws_path, ssl), timeout)
         else:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", port, limit=1 << 22, ssl=ssl), timeout
+                asyncio.open_connection(host, port, limit=1 << 22, ssl=ssl), timeout
             )
         client = cls(reader, writer)
         connect = {"accept-version": "1.2", "host": "/", "heart-beat": "0,0"}
