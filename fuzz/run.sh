@@ -28,8 +28,13 @@ run_one() {
     local rc=0
     cargo +nightly fuzz run -O "$target" "fuzz/corpus/$target" -- \
         -max_total_time="$SECS" -print_final_stats=1 -rss_limit_mb=4096 -timeout=30 >"$log" 2>&1 || rc=$?
-    local execs crashes=0
+    local execs rate secs crashes=0
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    # a finding stops the run early: record the time it ran, not the time it was given
+    secs=$SECS
+    [ "${rate:-0}" -gt 0 ] && secs=$(( ${execs:-0} / rate ))
+    [ "$secs" -le "$SECS" ] || secs=$SECS
     [ "$rc" = 0 ] || crashes=$(find "fuzz/artifacts/$target" -type f | wc -l)
     cargo +nightly fuzz cmin -O "$target" "fuzz/corpus/$target" >>"$log" 2>&1 || true
     # config inputs over 4 KiB are mutants of the shipped files (kept in fuzz/seeds/config):
@@ -37,7 +42,7 @@ run_one() {
     [ "$target" != config ] || find fuzz/corpus/config -type f -size +4k -delete
     local files
     files=$(find "fuzz/corpus/$target" -type f | wc -l)
-    echo "$(date +%F),$target,$SECS,${execs:-0},$(( ${execs:-0} / SECS )),$files,$crashes" | tee -a fuzz/results.csv
+    echo "$(date +%F),$target,$secs,${execs:-0},${rate:-0},$files,$crashes" | tee -a fuzz/results.csv
     [ "$rc" = 0 ] || echo "$target: stopped with a finding (exit $rc); see $log and fuzz/artifacts/$target/" >&2
 }
 

@@ -44,10 +44,8 @@ pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
 /// Reads a users file, validates its users on their own (so errors name that file), refuses
 /// a user also declared in the main file, and appends them.
 fn merge_users_file(config: &mut Config, path: &Path, origin: &Path) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-        path: path.to_path_buf(),
-        cause,
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|cause| unreadable_users_file(path, origin, &cause))?;
     check_private(path, origin)?;
     let file: UsersFile = deserialize(&text, path)?;
     let mut errors = Vec::new();
@@ -74,6 +72,19 @@ fn merge_users_file(config: &mut Config, path: &Path, origin: &Path) -> Result<(
     Ok(())
 }
 
+/// A users file that cannot be read is a problem of the main file's `security.users-file`
+/// setting: the operator must learn which file pointed there, not only the path it names (which
+/// may be absolute, or a directory).
+fn unreadable_users_file(path: &Path, origin: &Path, cause: &std::io::Error) -> ConfigError {
+    ConfigError::Invalid {
+        path: origin.to_path_buf(),
+        errors: vec![ValidationError::new(
+            "security.users-file",
+            format!("cannot read {}: {cause}", path.display()),
+        )],
+    }
+}
+
 /// Refuses a users file that anyone but its owner may read or write: it holds password
 /// hashes, which can be attacked offline, and a writable one lets anyone add a user. The same
 /// rule as ssh's for private keys, and the mode `wrenmq user add --file` creates.
@@ -81,10 +92,7 @@ fn merge_users_file(config: &mut Config, path: &Path, origin: &Path) -> Result<(
 fn check_private(path: &Path, origin: &Path) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
-        .map_err(|cause| ConfigError::Read {
-            path: path.to_path_buf(),
-            cause,
-        })?
+        .map_err(|cause| unreadable_users_file(path, origin, &cause))?
         .permissions()
         .mode()
         & 0o7777;
@@ -240,6 +248,23 @@ mod tests {
             err.to_string(),
             "config/broker.toml: journal.max-batch: must be greater than 0"
         );
+    }
+
+    /// Found by the config fuzzer (fuzz/findings/config/): an absolute users-file that does
+    /// not exist was reported under its own path, so the message named neither the
+    /// configuration file nor the key that pointed there.
+    #[test]
+    fn an_unreadable_users_file_names_the_main_file_and_the_key() {
+        for target in ["/nonexistent-wrenmq/users.toml", "/"] {
+            let text = format!("[security]\nusers-file = \"{target}\"\n");
+            let message = parse_err(&text).to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "config/broker.toml: security.users-file: cannot read {target}: "
+                )),
+                "{message}"
+            );
+        }
     }
 
     #[test]
