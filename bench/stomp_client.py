@@ -85,6 +85,7 @@ class Client:
         if frame is None or frame.command != "CONNECTED":
             writer.close()
             raise Closed(f"CONNECT answered by {frame!r}")
+        client.connected = frame
         client._task = asyncio.ensure_future(client._read_loop())
         return client
 

@@ -64,6 +64,19 @@ async fn health_readiness_overview_and_errors() {
             .unwrap_or("")
             .contains("nope")
     );
+    // A broker without [cluster] is the only node there is: it serves clients, so a load
+    // balancer's leader check passes; there is no cluster to show.
+    let lead = request(a, "GET", "/cluster/leader", &[], None).await;
+    assert_eq!(lead.status, 200, "{}", lead.text());
+    assert_eq!(lead.json()["cluster"], false);
+    assert_eq!(lead.json()["leading"], true);
+    let alone = request(a, "GET", "/api/v1/cluster", &[], None).await;
+    assert_eq!(alone.status, 404, "{}", alone.text());
+    assert!(
+        alone.text().contains("no [cluster] section"),
+        "{}",
+        alone.text()
+    );
     let openapi = get_json(a, "/api/v1/openapi.json").await;
     assert!(openapi["paths"]["/api/v1/queues/{name}/messages"].is_object());
     // The security headers every answer carries.

@@ -1,7 +1,8 @@
 //! Three `wrenmq` processes as a cluster on loopback (docs/cluster.md): only the leader
-//! serves clients, a receipted message survives kill -9 of the leader, a message delivered
-//! but not acked comes back `redelivered`, an acked one never comes back, and the killed
-//! node rejoins as a follower.
+//! serves clients (a follower relays them to it), a receipted message survives kill -9 of
+//! the leader, a message delivered but not acked comes back `redelivered`, an acked one
+//! never comes back, the killed node rejoins as a follower, and a fourth node joins and
+//! leaves at run time.
 
 mod durable_common;
 
@@ -18,6 +19,7 @@ const ELECTION: Duration = Duration::from_secs(30);
 struct Node {
     id: u64,
     stomp: SocketAddr,
+    admin: SocketAddr,
     config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -76,7 +78,7 @@ impl Drop for Node {
     }
 }
 
-fn write_config(dir: &Path, id: u64, stomp: u16, cluster: &[(u64, u16)]) -> PathBuf {
+fn write_config(dir: &Path, id: u64, stomp: u16, admin: u16, cluster: &[(u64, u16)]) -> PathBuf {
     let me = cluster.iter().find(|(i, _)| *i == id).expect("own port").1;
     let peers: Vec<String> = cluster
         .iter()
@@ -95,7 +97,7 @@ bind = "127.0.0.1:{stomp}"
 data-dir = "{data}"
 
 [admin]
-enabled = false
+bind = "127.0.0.1:{admin}"
 
 [cluster]
 node-id = {id}
@@ -110,35 +112,74 @@ peers = [{peers}]
     path
 }
 
-fn start_cluster(dir: &Path) -> Vec<Node> {
+/// A node's configuration for a cluster whose raft ports are `cluster`.
+fn new_node(dir: &Path, id: u64, cluster: &[(u64, u16)]) -> Node {
+    let (stomp, admin) = (free_port(), free_port());
+    Node {
+        id,
+        stomp: SocketAddr::from(([127, 0, 0, 1], stomp)),
+        admin: SocketAddr::from(([127, 0, 0, 1], admin)),
+        config: write_config(dir, id, stomp, admin, cluster),
+        log: dir.join(format!("node-{id}.log")),
+        child: None,
+    }
+}
+
+/// Held by each test while its cluster runs: three nodes per test, one test at a time, so a
+/// 2-core CI machine is not asked to run a dozen raft nodes at once (elections would then
+/// fire from starvation alone, and a test is no client that retries).
+static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Starts nodes 1 to 3, holding [`ONE_CLUSTER_AT_A_TIME`] until the guard is dropped.
+fn start_cluster(dir: &Path) -> (std::sync::MutexGuard<'static, ()>, Vec<Node>) {
+    let guard = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let cluster: Vec<(u64, u16)> = (1..=3).map(|i| (i, free_port())).collect();
-    let mut nodes: Vec<Node> = (1..=3)
-        .map(|id| {
-            let stomp = free_port();
-            Node {
-                id,
-                stomp: SocketAddr::from(([127, 0, 0, 1], stomp)),
-                config: write_config(dir, id, stomp, &cluster),
-                log: dir.join(format!("node-{id}.log")),
-                child: None,
-            }
-        })
-        .collect();
+    let mut nodes: Vec<Node> = (1..=3).map(|id| new_node(dir, id, &cluster)).collect();
     for n in &mut nodes {
         n.spawn();
     }
-    nodes
+    (guard, nodes)
 }
 
-/// The one running node whose STOMP listener is open: only the leader opens it.
+/// One HTTP/1.1 request (`Connection: close`) and its status and JSON body; `None` when
+/// nothing listens or the answer is cut off.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Option<(u16, serde_json::Value)> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(90))).ok()?;
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).ok()?;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let (_, json) = text.split_once("\r\n\r\n")?;
+    Some((
+        status,
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
+/// The one running node whose `/cluster/leader` answers 200: only the leader serves clients.
 fn leader(nodes: &mut [Node]) -> usize {
     let deadline = Instant::now() + ELECTION;
     loop {
         let open: Vec<usize> = (0..nodes.len())
             .filter(|i| {
                 nodes[*i].running()
-                    && TcpStream::connect_timeout(&nodes[*i].stomp, Duration::from_millis(100))
-                        .is_ok()
+                    && http(nodes[*i].admin, "GET", "/cluster/leader", None)
+                        .is_some_and(|(status, _)| status == 200)
             })
             .collect();
         if open.len() == 1 {
@@ -165,14 +206,14 @@ fn recv_all(c: &mut Client, quiet: Duration) -> Vec<durable_common::Frame> {
 #[test]
 fn receipted_messages_survive_kill_9_of_the_leader_and_acked_ones_stay_gone() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut nodes = start_cluster(dir.path());
+    let (_one, mut nodes) = start_cluster(dir.path());
     let first = leader(&mut nodes);
     let followers: Vec<usize> = (0..3).filter(|i| *i != first).collect();
     for f in &followers {
-        assert!(
-            TcpStream::connect_timeout(&nodes[*f].stomp, Duration::from_millis(200)).is_err(),
-            "a follower serves clients"
-        );
+        let (status, body) =
+            http(nodes[*f].admin, "GET", "/cluster/leader", None).expect("follower admin");
+        assert_eq!(status, 503, "a follower is no leader: {body}");
+        assert_eq!(body["leader"], nodes[first].id, "{body}");
     }
 
     let mut producer = Client::connect(nodes[first].stomp, &[]);
@@ -260,7 +301,7 @@ fn receipted_messages_survive_kill_9_of_the_leader_and_acked_ones_stay_gone() {
 #[test]
 fn a_leader_cut_off_from_the_majority_answers_no_receipt_and_steps_down() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut nodes = start_cluster(dir.path());
+    let (_one, mut nodes) = start_cluster(dir.path());
     let first = leader(&mut nodes);
     let mut producer = Client::connect(nodes[first].stomp, &[]);
     producer.send_confirmed("/queue/p", &[], b"before", "r0");
@@ -291,9 +332,9 @@ fn a_leader_cut_off_from_the_majority_answers_no_receipt_and_steps_down() {
             "the cut-off leader kept the client connected"
         );
     }
-    // It has given up the lead: its client listener is closed.
+    // It has given up the lead: it no longer says it leads.
     let closed = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect_timeout(&nodes[first].stomp, Duration::from_millis(100)).is_ok() {
+    while http(nodes[first].admin, "GET", "/cluster/leader", None).is_some_and(|(s, _)| s == 200) {
         assert!(
             Instant::now() < closed,
             "the cut-off leader still serves clients"
@@ -330,7 +371,7 @@ fn rounds_of_kill_9_of_the_leader_lose_nothing_receipted_and_resurrect_nothing_a
         .unwrap_or(10);
     use std::collections::BTreeSet;
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut nodes = start_cluster(dir.path());
+    let (_one, mut nodes) = start_cluster(dir.path());
     let mut receipted = BTreeSet::new();
     let mut acked = BTreeSet::new();
     let mut next = 0u32;
@@ -395,4 +436,235 @@ fn rounds_of_kill_9_of_the_leader_lose_nothing_receipted_and_resurrect_nothing_a
         acked.len(),
         owed.len()
     );
+}
+
+/// A client may connect to any node: a follower relays it to the leader (CONNECTED comes
+/// from the leader, which names itself), and drops it when the leader goes, so the client
+/// reconnects and lands on the new one. `/cluster/leader` names the leader everywhere and
+/// answers 200 only on it.
+#[test]
+fn a_client_of_a_follower_is_relayed_to_the_leader_and_dropped_when_it_goes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_one, mut nodes) = start_cluster(dir.path());
+    let first = leader(&mut nodes);
+    let f = (0..3).find(|i| *i != first).expect("a follower");
+    let (status, body) = http(nodes[f].admin, "GET", "/cluster/leader", None).expect("answer");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["leader"], nodes[first].id, "{body}");
+    assert_eq!(body["node"], nodes[f].id, "{body}");
+    // The leader's announcement reaches the followers through the log.
+    let deadline = Instant::now() + ELECTION;
+    let want = nodes[first].stomp.to_string();
+    loop {
+        let (_, body) = http(nodes[f].admin, "GET", "/cluster/leader", None).expect("answer");
+        if body["leader_listeners"]["stomp"] == want.as_str() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leader's listeners never reached the follower: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ready, _) = http(nodes[f].admin, "GET", "/readyz", None).expect("answer");
+    assert_eq!(ready, 503, "a follower serves no clients of its own");
+
+    let mut via = Client::connect(nodes[f].stomp, &[]);
+    let server = via.server.clone().unwrap_or_default();
+    assert!(
+        server.contains(&format!("(node-{})", nodes[first].id)),
+        "CONNECTED through node {} came from {server:?}, not the leader node {}",
+        nodes[f].id,
+        nodes[first].id
+    );
+    via.send_confirmed("/queue/relayed", &[], b"through a follower", "r1");
+    let mut direct = Client::connect(nodes[first].stomp, &[]);
+    direct.subscribe("/queue/relayed", "s", "auto", &[]);
+    let got: Vec<String> = recv_all(&mut direct, Duration::from_millis(500))
+        .iter()
+        .map(|m| m.body_str())
+        .collect();
+    assert_eq!(got, ["through a follower"]);
+
+    // The leader goes: the relayed client is dropped, not left hanging.
+    nodes[first].kill();
+    let dropped = Instant::now() + Duration::from_secs(15);
+    loop {
+        match via.read_frame(Duration::from_millis(200)) {
+            Err(_) => break,
+            Ok(Some(fr)) if fr.command == "ERROR" => break,
+            Ok(_) => {}
+        }
+        assert!(
+            Instant::now() < dropped,
+            "the relayed client was kept after the leader died"
+        );
+    }
+    let second = leader(&mut nodes);
+    // Reconnecting to the same node reaches the new leader (or is it), with the message.
+    let deadline = Instant::now() + ELECTION;
+    let mut again = loop {
+        match Client::try_connect(nodes[f].stomp, &[]) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no leader behind node {}: {e}",
+                    nodes[f].id
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    assert!(
+        again
+            .server
+            .clone()
+            .unwrap_or_default()
+            .contains(&format!("(node-{})", nodes[second].id)),
+        "{:?}",
+        again.server
+    );
+    again.send_confirmed("/queue/relayed", &[], b"after failover", "r2");
+    let mut c = Client::connect(nodes[second].stomp, &[]);
+    c.subscribe("/queue/relayed", "s2", "auto", &[]);
+    let got: Vec<String> = recv_all(&mut c, Duration::from_millis(500))
+        .iter()
+        .map(|m| m.body_str())
+        .collect();
+    assert_eq!(
+        got,
+        ["after failover"],
+        "the acked message stays gone; the new one is there"
+    );
+}
+
+/// `GET /api/v1/cluster` (and `wrenmq cluster status`) shows members, leader, term, commit
+/// index and lag; a fourth node joins at run time (it catches up as a learner, then votes)
+/// and leaves again; only the leader changes membership.
+#[test]
+fn cluster_status_shows_the_members_and_a_fourth_node_joins_and_leaves() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_one, mut nodes) = start_cluster(dir.path());
+    let l = leader(&mut nodes);
+    let mut p = Client::connect(nodes[l].stomp, &[]);
+    for i in 0..10 {
+        p.send_confirmed(
+            "/queue/j",
+            &[],
+            format!("m{i}").as_bytes(),
+            &format!("r{i}"),
+        );
+    }
+    let (status, s) = http(nodes[l].admin, "GET", "/api/v1/cluster", None).expect("answer");
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["state"], "leader", "{s}");
+    assert_eq!(s["leader"], nodes[l].id, "{s}");
+    assert!(s["term"].as_u64().is_some_and(|t| t >= 1), "{s}");
+    let commit = s["commit_index"].as_u64().expect("commit index");
+    assert!(commit >= 10, "ten receipted writes are committed: {s}");
+    let members = s["members"].as_array().expect("members");
+    assert_eq!(members.len(), 3, "{s}");
+    assert!(
+        members
+            .iter()
+            .all(|m| m["voter"] == true && m["lag"].is_u64()),
+        "{s}"
+    );
+    let f = (0..3).find(|i| *i != l).expect("a follower");
+    let (status, fs) = http(nodes[f].admin, "GET", "/api/v1/cluster", None).expect("answer");
+    assert_eq!(status, 200, "{fs}");
+    assert_eq!(fs["state"], "follower", "{fs}");
+    assert_eq!(fs["leader"], nodes[l].id, "{fs}");
+
+    // A fourth node, configured with every member and itself: it does not form a cluster
+    // of its own (it is not the lowest id) and waits to be added.
+    let raft4 = free_port();
+    let mut cluster: Vec<(u64, u16)> = members
+        .iter()
+        .map(|m| {
+            let id = m["id"].as_u64().expect("id");
+            let port = m["address"]
+                .as_str()
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| p.parse().ok())
+                .expect("port");
+            (id, port)
+        })
+        .collect();
+    cluster.push((4, raft4));
+    nodes.push(new_node(dir.path(), 4, &cluster));
+    nodes[3].spawn();
+    let join = format!(r#"{{"id": 4, "address": "127.0.0.1:{raft4}"}}"#);
+    let (status, refused) = http(
+        nodes[f].admin,
+        "POST",
+        "/api/v1/cluster/members",
+        Some(&join),
+    )
+    .expect("answer");
+    assert_eq!(status, 409, "only the leader changes membership: {refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("node {}", nodes[l].id))),
+        "the refusal names the leader: {refused}"
+    );
+    let (status, joined) = http(
+        nodes[l].admin,
+        "POST",
+        "/api/v1/cluster/members",
+        Some(&join),
+    )
+    .expect("answer");
+    assert_eq!(status, 200, "{joined}");
+    let four = joined["members"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["id"] == 4).cloned())
+        .expect("node 4 listed");
+    assert_eq!(four["voter"], true, "{joined}");
+    // It holds what was written before it joined, and it sees the leader.
+    let (_, s4) = http(nodes[3].admin, "GET", "/api/v1/cluster", None).expect("node 4 answers");
+    assert!(
+        s4["applied_index"].as_u64().is_some_and(|a| a >= commit),
+        "{s4}"
+    );
+    assert_eq!(s4["leader"], nodes[l].id, "{s4}");
+
+    // The CLI shows the same, then removes node 4 again.
+    let url = format!("http://{}", nodes[l].admin);
+    let out = Command::new(env!("CARGO_BIN_EXE_wrenmq"))
+        .args(["cluster", "status", "--url", &url, "--non-interactive"])
+        .output()
+        .expect("run wrenmq cluster status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("leader") && text.contains(&format!("127.0.0.1:{raft4}")),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wrenmq"))
+        .args(["cluster", "leave", "--id", "4", "--url", &url, "--json"])
+        .output()
+        .expect("run wrenmq cluster leave");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let ids: Vec<u64> = left["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m["id"].as_u64())
+        .collect();
+    assert!(!ids.contains(&4), "{left}");
+    assert_eq!(ids.len(), 3, "{left}");
+    // The three go on committing without it.
+    p.send_confirmed("/queue/j", &[], b"after leave", "r-after");
 }

@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -173,13 +174,15 @@ peers = [{peers}]
 
 
 async def find_leader(timeout=30.0):
-    """The node whose client listener answers CONNECT (only the leader listens)."""
+    """A connection to the leader, and the leader's id: any node answers CONNECT (a follower
+    relays to the leader), and the leader names itself in CONNECTED's server header."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for i in (1, 2, 3):
             try:
                 c = await Client.connect(STOMP_PORT, host=node_ip(i), timeout=0.5)
-                return i, c
+                m = re.search(r"\(node-(\d+)\)", c.connected.headers.get("server", ""))
+                return (int(m.group(1)) if m else i), c
             except (OSError, Closed, asyncio.TimeoutError):
                 pass
         await asyncio.sleep(0.05)

@@ -32,8 +32,10 @@ trap cleanup EXIT
 json_field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# node_config NAME STOMP_PORT [CLUSTER_SECTION]
+# node_config NAME STOMP_PORT [CLUSTER_SECTION [ADMIN_PORT]]
 node_config() {
+    local admin="enabled = false"
+    [ -z "${4:-}" ] || admin="bind = \"127.0.0.1:$4\""
     cat >"$WORK/$1.toml" <<TOML
 [broker]
 name = "$1"
@@ -46,7 +48,7 @@ bind = "127.0.0.1:$2"
 data-dir = "$WORK/data-$1"
 
 [admin]
-enabled = false
+$admin
 ${3:-}
 TOML
 }
@@ -80,20 +82,25 @@ wait_until 30 "single broker" port_open "$single_port"
 measure single "$single_port"
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=()
 
-ports=() raft=()
-for i in 1 2 3; do ports+=("$(free_port)"); raft+=("$(free_port)"); done
+ports=() raft=() admin=()
+for i in 1 2 3; do ports+=("$(free_port)"); raft+=("$(free_port)"); admin+=("$(free_port)"); done
 peers="{ id = 1, address = \"127.0.0.1:${raft[0]}\" }, { id = 2, address = \"127.0.0.1:${raft[1]}\" }, { id = 3, address = \"127.0.0.1:${raft[2]}\" }"
 for i in 1 2 3; do
     node_config "node-$i" "${ports[$((i - 1))]}" "
 [cluster]
 node-id = $i
 listen = \"127.0.0.1:${raft[$((i - 1))]}\"
-peers = [$peers]"
+peers = [$peers]" "${admin[$((i - 1))]}"
     start "node-$i"
 done
+# Every node listens (a follower relays to the leader): measure on the leader itself, the
+# one whose /cluster/leader answers 200.
 leader_port=""
 for _ in $(seq 1 300); do
-    for p in "${ports[@]}"; do port_open "$p" && leader_port=$p && break 2; done
+    for i in 0 1 2; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${admin[$i]}/cluster/leader" || true)
+        [ "$code" = 200 ] && leader_port=${ports[$i]} && break 2
+    done
     sleep 0.1
 done
 [ -n "$leader_port" ] || die "no cluster leader within 30 s"

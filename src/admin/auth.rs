@@ -16,8 +16,8 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::AdminContext;
-use crate::security::{Access, Credentials, Principal};
+use crate::config::AdminConfig;
+use crate::security::{Access, Credentials, Principal, Security};
 
 /// What an admin role may do; ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -109,8 +109,25 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// What checking a caller needs: the users, the `[admin]` section (roles and tokens) and
+/// the listener's anonymous policy. Borrowed from whichever listener is asking: the full
+/// API's context, or a cluster follower's small one, which has no broker.
+#[derive(Clone, Copy)]
+pub struct Gate<'a> {
+    /// Users and permissions (the STOMP ones).
+    pub security: &'a Arc<Security>,
+    /// The `[admin]` section.
+    pub config: &'a AdminConfig,
+    /// Whether anonymous requests are let in.
+    pub anonymous_ok: bool,
+    /// Whether no user is configured at all (security off): anonymous is then admin.
+    pub open: bool,
+    /// Recently verified passwords.
+    pub cache: &'a Cache,
+}
+
 /// The admin role STOMP roles give.
-fn role_of(ctx: &AdminContext, roles: &[String]) -> Option<Role> {
+fn role_of(ctx: Gate<'_>, roles: &[String]) -> Option<Role> {
     let has = |wanted: &[String]| roles.iter().any(|r| wanted.contains(r));
     if has(&ctx.config.admin_roles) {
         Some(Role::Admin)
@@ -125,7 +142,7 @@ fn role_of(ctx: &AdminContext, roles: &[String]) -> Option<Role> {
 
 /// Authenticates a request from `peer`.
 pub async fn authenticate(
-    ctx: &AdminContext,
+    ctx: Gate<'_>,
     headers: &HeaderMap,
     peer: IpAddr,
 ) -> Result<Caller, Refused> {
@@ -176,7 +193,7 @@ pub async fn authenticate(
         .split_once(':')
         .ok_or_else(|| Refused::Unauthorized("malformed Basic credentials".into()))?;
     let key = digest(&[login.as_bytes(), password.as_bytes()]);
-    let principal = match ctx.auth_cache.get(&key) {
+    let principal = match ctx.cache.get(&key) {
         Some(p) => p,
         None => {
             let p = ctx
@@ -191,7 +208,7 @@ pub async fn authenticate(
                 )
                 .await
                 .map_err(|e| Refused::Unauthorized(e.message.to_string()))?;
-            ctx.auth_cache.put(key, p.clone());
+            ctx.cache.put(key, p.clone());
             p
         }
     };
@@ -203,12 +220,12 @@ pub async fn authenticate(
     Ok(caller(ctx, principal, role))
 }
 
-fn caller(ctx: &AdminContext, principal: Principal, role: Option<Role>) -> Caller {
+fn caller(ctx: Gate<'_>, principal: Principal, role: Option<Role>) -> Caller {
     Caller {
         name: principal.name.clone(),
         roles: principal.roles.clone(),
         role,
-        access: Access::new(Arc::clone(&ctx.security), principal),
+        access: Access::new(Arc::clone(ctx.security), principal),
     }
 }
 

@@ -7,8 +7,10 @@
 
 mod api;
 mod auth;
+mod cluster;
 mod console;
 mod envelope;
+mod follower;
 mod metrics;
 mod openapi;
 mod process;
@@ -26,6 +28,8 @@ use crate::config::AdminConfig;
 use crate::security::Security;
 use crate::session::{Connections, ShutdownSignal};
 
+pub use cluster::{BoxFuture, ClusterAdmin, ClusterControl, MemberRefusal};
+pub use follower::spawn_follower;
 pub use rates::Rates;
 
 /// One listener the broker serves, for the overview and the readiness check.
@@ -65,6 +69,8 @@ pub struct AdminContext {
     pub rates: Arc<Rates>,
     /// Live configuration reload, when the broker was started from a file.
     pub reload: Option<Arc<dyn ConfigControl>>,
+    /// The cluster node this broker runs as, when it runs with `[cluster]`.
+    pub cluster: Option<Arc<dyn ClusterControl>>,
     auth_cache: auth::Cache,
 }
 
@@ -89,6 +95,17 @@ pub trait ConfigControl: Send + Sync + 'static {
 }
 
 impl AdminContext {
+    /// What authenticating a request here needs.
+    pub(crate) fn gate(&self) -> auth::Gate<'_> {
+        auth::Gate {
+            security: &self.security,
+            config: &self.config,
+            anonymous_ok: self.anonymous_ok,
+            open: self.open,
+            cache: &self.auth_cache,
+        }
+    }
+
     /// The context for a broker's admin listener.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -115,6 +132,7 @@ impl AdminContext {
             config_loaded_at: crate::broker::now_millis(),
             rates,
             reload: None,
+            cluster: None,
             auth_cache: auth::Cache::default(),
         }
     }

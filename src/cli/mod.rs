@@ -1,6 +1,6 @@
 //! The `wrenmq` client verbs: message verbs over STOMP (`send`, `receive`) and admin verbs
 //! over the admin HTTP API (`overview`, `queue`, `address`, `connection`, `subscription`,
-//! `config show|reload`, `check`), plus shell completion and the man page.
+//! `config show|reload`, `check`, `cluster`), plus shell completion and the man page.
 //!
 //! A client layer like [`crate::perf`]: it talks to a broker only through its public
 //! protocols (the codec and perf's STOMP client for STOMP, ureq for HTTP), never through the
@@ -11,6 +11,7 @@
 pub mod address;
 pub mod admin;
 pub mod check;
+pub mod cluster;
 pub mod connection;
 pub mod error;
 pub mod global;
@@ -50,6 +51,8 @@ pub enum ClientCommand {
     /// Read-only. Monitoring probes with Nagios output and exit codes (0 OK, 2 CRITICAL,
     /// 3 UNKNOWN).
     Check(check::CheckArgs),
+    /// A cluster node's view (status) and membership changes (join, leave).
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Runs a client verb and turns its failure into the message and exit code.
@@ -63,6 +66,7 @@ pub fn run(cmd: &ClientCommand) -> ExitCode {
         ClientCommand::Connection(a) => connection::run(a),
         ClientCommand::Subscription(a) => connection::run_subscriptions(a),
         ClientCommand::Check(a) => return check::run(a),
+        ClientCommand::Cluster(a) => cluster::run(a),
     };
     finish(result)
 }

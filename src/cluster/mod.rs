@@ -22,6 +22,7 @@
 //! writer, so the broker core is the same on one node or three. `server::cluster` runs a
 //! node and starts the broker while it leads (`docs/cluster.md`).
 
+pub mod control;
 pub mod log_store;
 pub mod network;
 pub mod node;
@@ -33,5 +34,7 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
+pub use control::{Control, Member, MembershipError, Status};
 pub use node::{ClusterNode, MAX_PAYLOAD_ENTRIES, NodeOptions, Timing, WriteError};
+pub use state_machine::ClientAddresses;
 pub use types::{Batch, NodeId, TypeConfig};

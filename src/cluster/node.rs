@@ -9,12 +9,14 @@ use std::time::Duration;
 use openraft::ServerState;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::control::Control;
 use super::log_store::LogStore;
 use super::network::{self, Network};
 use super::proposer::Proposer;
-use super::state_machine::{SharedJournal, StateMachine};
+use super::state_machine::{ClientAddresses, SharedJournal, StateMachine};
 use super::types::{Batch, Node, NodeId, Raft};
 use crate::journal::{Journal, JournalOp, JournalOptions, LoadLimit, Recovered};
 
@@ -80,6 +82,7 @@ pub struct ClusterNode {
     timing: Timing,
     raft: Raft,
     journal: SharedJournal,
+    clients: watch::Receiver<Option<ClientAddresses>>,
     server: JoinHandle<()>,
 }
 
@@ -99,6 +102,7 @@ impl ClusterNode {
                 .await
                 .map_err(|e| e.to_string())??;
         let journal = sm.journal();
+        let clients = sm.clients();
         let t = opts.timing;
         let config = openraft::Config {
             cluster_name: "wrenmq".into(),
@@ -121,6 +125,7 @@ impl ClusterNode {
             timing: t,
             raft,
             journal,
+            clients,
             server,
         };
         if opts.members.keys().next() == Some(&opts.id) {
@@ -229,6 +234,36 @@ impl ClusterNode {
         let recovered = local.recover_now(limit).await.map_err(|e| e.to_string())?;
         let proposer = Proposer::start(self.raft.clone(), local.clone());
         Ok((local.replicated(proposer), recovered))
+    }
+
+    /// Announces, through the log, where this leader serves clients, so followers can
+    /// forward clients to it ([`ClusterNode::clients`] on every node).
+    pub async fn announce(&self, clients: ClientAddresses) -> Result<(), WriteError> {
+        let op = clients
+            .op()
+            .map_err(|e| WriteError::Stopped(e.to_string()))?;
+        self.write(vec![op]).await
+    }
+
+    /// The latest leader announcement this node has applied, as it changes. It may name a
+    /// node that no longer leads: compare with the leader in [`ClusterNode::control`]'s status.
+    pub fn clients(&self) -> watch::Receiver<Option<ClientAddresses>> {
+        self.clients.clone()
+    }
+
+    /// A handle for status and membership changes, for the admin listener.
+    pub fn control(&self) -> Control {
+        Control::new(self.raft.clone())
+    }
+
+    /// The leader this node knows now, if any.
+    pub fn current_leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// A receiver of raft's metrics, to follow leader changes.
+    pub fn metrics(&self) -> watch::Receiver<openraft::RaftMetrics<NodeId, Node>> {
+        self.raft.metrics()
     }
 
     /// This node's id.

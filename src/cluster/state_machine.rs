@@ -35,6 +35,47 @@ use crate::journal::{self, Journal, JournalOp, JournalOptions, Recovered};
 /// The key under which each applied batch records its entry.
 pub const APPLIED_KEY: &str = "cluster.applied";
 
+/// The key under which a leader announces where it serves clients ([`ClientAddresses`]), so
+/// a follower knows where to forward a client without asking anyone.
+pub const CLIENTS_KEY: &str = "cluster.clients";
+
+/// Where a leader serves clients: per acceptor name, the address a follower connects to.
+/// Replicated like any write, so every node learns it in log order, and stale once another
+/// node leads (a follower forwards only when `node` is the leader it knows).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientAddresses {
+    /// The node that announced it.
+    pub node: NodeId,
+    /// Acceptor name and `host:port`, in the leader's config order.
+    pub acceptors: Vec<(String, String)>,
+}
+
+impl ClientAddresses {
+    /// The op that announces `self`.
+    pub fn op(&self) -> Result<JournalOp, postcard::Error> {
+        Ok(JournalOp::PutKeyValue {
+            key: Arc::from(CLIENTS_KEY),
+            value: Bytes::from(postcard::to_stdvec(self)?),
+        })
+    }
+
+    /// The announcement in `ops` (the last, if several), if any.
+    fn find(ops: &[JournalOp]) -> Option<ClientAddresses> {
+        ops.iter().rev().find_map(|op| match op {
+            JournalOp::PutKeyValue { key, value } if &**key == CLIENTS_KEY => {
+                postcard::from_bytes(value).ok()
+            }
+            _ => None,
+        })
+    }
+
+    fn from_key_values(kv: &[(String, Bytes)]) -> Option<ClientAddresses> {
+        kv.iter()
+            .find(|(k, _)| k == CLIENTS_KEY)
+            .and_then(|(_, v)| postcard::from_bytes(v).ok())
+    }
+}
+
 /// What [`APPLIED_KEY`] holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Applied {
@@ -72,6 +113,7 @@ pub struct StateMachine {
     options: JournalOptions,
     applied: Applied,
     snapshots: Arc<SnapshotDir>,
+    clients: tokio::sync::watch::Sender<Option<ClientAddresses>>,
 }
 
 /// A snapshot's meta and the file holding it.
@@ -115,6 +157,9 @@ impl StateMachine {
                 options,
                 applied,
                 snapshots: Arc::new(snapshots),
+                clients: tokio::sync::watch::Sender::new(ClientAddresses::from_key_values(
+                    &recovered.key_values,
+                )),
             },
             recovered,
         ))
@@ -123,6 +168,11 @@ impl StateMachine {
     /// The node's journal.
     pub fn journal(&self) -> SharedJournal {
         self.journal.clone()
+    }
+
+    /// The last leader's [`ClientAddresses`] this node has applied, as it changes.
+    pub fn clients(&self) -> tokio::sync::watch::Receiver<Option<ClientAddresses>> {
+        self.clients.subscribe()
     }
 
     fn marker(&self) -> Result<JournalOp, postcard::Error> {
@@ -276,7 +326,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.applied.last_applied = Some(entry.log_id);
             let mut ops = match entry.payload {
                 EntryPayload::Blank => Vec::new(),
-                EntryPayload::Normal(batch) => batch.ops,
+                EntryPayload::Normal(batch) => {
+                    if let Some(found) = ClientAddresses::find(&batch.ops) {
+                        self.clients.send_replace(Some(found));
+                    }
+                    batch.ops
+                }
                 EntryPayload::Membership(m) => {
                     self.applied.membership = StoredMembership::new(Some(entry.log_id), m);
                     Vec::new()
@@ -357,6 +412,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .map_err(|e| fail(e.to_string()))?
         .map_err(fail)?;
         self.applied = applied_from(&recovered.key_values).map_err(fail)?;
+        self.clients
+            .send_replace(ClientAddresses::from_key_values(&recovered.key_values));
         self.journal.set(journal);
         Ok(())
     }

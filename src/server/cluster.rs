@@ -1,12 +1,17 @@
 //! A broker configured with `[cluster]`: one node of a replicated cluster.
 //!
-//! Only the leader serves clients (as an Artemis backup stays passive): a follower keeps its
-//! STOMP, WebSocket and admin listeners closed, so a client with a host list (stomp.py) is
-//! refused there at once and tries the next host. The node waits until it leads and has
-//! applied everything committed before, then starts the broker on the replicated journal
-//! with what that journal holds, exactly as a single broker starts after a restart: queues,
-//! messages, delivery counts and duplicate-id caches come back, and a message that was
-//! delivered but not acked comes back `redelivered`.
+//! Only the leader runs a broker and serves clients (as an Artemis backup stays passive).
+//! A follower listens on the same acceptors and relays each connection, byte for byte, to
+//! the leader's same-named acceptor (`relay`), and drops relayed connections when the leader
+//! changes; with no leader known it closes them at once, so a client with a host list
+//! (stomp.py) tries the next host. Its admin listener answers only for itself: `/healthz`,
+//! `/readyz` (503), `/cluster/leader` (503, naming the leader) and the cluster view. The
+//! node waits until it leads and has applied everything committed before, closes the
+//! follower's listeners, then starts the broker on the replicated journal with what that
+//! journal holds, exactly as a single broker starts after a restart: queues, messages,
+//! delivery counts and duplicate-id caches come back, and a message that was delivered but
+//! not acked comes back `redelivered`. It then announces, through the log, where it serves
+//! clients, which is how followers know where to relay.
 //!
 //! When the node stops leading, the broker it runs must stop at once: it holds in memory
 //! what the new leader now owns. The node then reports [`Outcome::Demoted`], and the binary
@@ -16,12 +21,25 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{RunningBroker, StartError, journal_options, recovery_load_limit, start_on};
-use crate::cluster::{ClusterNode, NodeOptions, Timing};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::relay::{self, LeaderView};
+use super::{
+    RunningBroker, StartError, admin_anonymous, journal_options, recovery_load_limit, security_off,
+    start_on,
+};
+use crate::admin::{self, ClusterAdmin, ClusterControl, MemberRefusal};
+use crate::cluster::{
+    ClientAddresses, ClusterNode, Control, MembershipError, NodeId, NodeOptions, Timing,
+};
 use crate::config::{ClusterConfig, Config};
 use crate::reload::LogLevelSetter;
+use crate::security::Security;
 
 /// How a node's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,16 +87,32 @@ pub async fn run(
     let (node, _) = ClusterNode::start(opts, listener)
         .await
         .map_err(StartError::Journal)?;
-    tracing::info!(node = cluster.node_id, listen = %cluster.listen, "cluster node started; serving clients only while leading");
+    tracing::info!(node = cluster.node_id, listen = %cluster.listen, "cluster node started; serving clients only while leading, relaying them to the leader otherwise");
     tokio::pin!(stop);
+    let (leader, leader_task) = leader_watch(&node);
+    let control: Arc<dyn ClusterControl> = Arc::new(NodeControl {
+        control: node.control(),
+        clients: node.clients(),
+    });
+    let view = LeaderView {
+        me: cluster.node_id,
+        leader,
+        clients: node.clients(),
+    };
+    let follower = follow(&config, view, Arc::clone(&control)).await?;
 
     tokio::select! {
         _ = node.wait_leadership() => {}
         _ = &mut stop => {
+            stop_all(follower).await;
+            leader_task.abort();
             node.shutdown().await;
             return Ok(Outcome::Stopped);
         }
     }
+    // The broker binds the same ports: the follower's listeners must be closed first.
+    stop_all(follower).await;
+    leader_task.abort();
     let (journal, recovered) = node
         .broker_journal(recovery_load_limit(&config))
         .await
@@ -87,9 +121,23 @@ pub async fn run(
         node = cluster.node_id,
         "leading: starting the broker on the replicated journal"
     );
-    let running: RunningBroker = start_on(config, log_level, Some((journal, recovered))).await?;
+    let peer_host = own_host(&cluster);
+    let running: RunningBroker =
+        start_on(config, log_level, Some((journal, recovered)), Some(control)).await?;
     for (name, protocol, addr) in &running.local_addrs {
         tracing::info!(acceptor = %name, ?protocol, %addr, "WrenMQ ready (cluster leader)");
+    }
+    let announcement = ClientAddresses {
+        node: cluster.node_id,
+        acceptors: running
+            .local_addrs
+            .iter()
+            .map(|(name, _, addr)| (name.clone(), reachable(*addr, &peer_host)))
+            .collect(),
+    };
+    if let Err(e) = node.announce(announcement).await {
+        // Followers then close clients rather than relay them; the lead is probably lost.
+        tracing::warn!(node = cluster.node_id, error = %e, "could not announce the client listeners to the followers");
     }
     tokio::select! {
         _ = node.leadership_lost() => {
@@ -101,5 +149,163 @@ pub async fn run(
             node.shutdown().await;
             Ok(Outcome::Stopped)
         }
+    }
+}
+
+/// A follower's listeners: each acceptor relaying to the leader, and the small admin one.
+async fn follow(
+    config: &Config,
+    view: LeaderView,
+    control: Arc<dyn ClusterControl>,
+) -> Result<Vec<JoinHandle<()>>, StartError> {
+    let mut tasks = Vec::new();
+    for acceptor in &config.acceptors {
+        let listener = bind(&acceptor.name, acceptor.bind).await?;
+        let max = acceptor
+            .limits
+            .max_connections
+            .unwrap_or(config.limits.max_connections);
+        tasks.push(tokio::spawn(relay::serve(
+            listener,
+            acceptor.name.clone(),
+            view.clone(),
+            max,
+        )));
+    }
+    if config.admin.enabled {
+        let listener = bind("admin", config.admin.bind).await?;
+        let state = ClusterAdmin::new(
+            Arc::new(Security::new(config)),
+            config.admin.clone(),
+            admin_anonymous(config),
+            security_off(config),
+            Some(control),
+            false,
+        );
+        tasks.push(admin::spawn_follower(listener, Arc::new(state)));
+    }
+    Ok(tasks)
+}
+
+async fn bind(name: &str, addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            name: name.into(),
+            addr,
+            source,
+        })
+}
+
+/// Stops the follower's tasks and waits until each has let go of its socket.
+async fn stop_all(tasks: Vec<JoinHandle<()>>) {
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// The leader this node knows, as a watch of its own (raft's metrics change far more often).
+fn leader_watch(node: &ClusterNode) -> (watch::Receiver<Option<NodeId>>, JoinHandle<()>) {
+    let mut metrics = node.metrics();
+    let (tx, rx) = watch::channel(metrics.borrow().current_leader);
+    let task = tokio::spawn(async move {
+        while metrics.changed().await.is_ok() {
+            let now = metrics.borrow_and_update().current_leader;
+            tx.send_if_modified(|l| {
+                let changed = *l != now;
+                *l = now;
+                changed
+            });
+        }
+    });
+    (rx, task)
+}
+
+/// The host followers reach this node at: its `[cluster] listen` address, unless that is a
+/// wildcard, then the host of its own entry in `peers`.
+fn own_host(cluster: &ClusterConfig) -> String {
+    if !cluster.listen.ip().is_unspecified() {
+        return cluster.listen.ip().to_string();
+    }
+    cluster
+        .peers
+        .iter()
+        .find(|p| p.id == cluster.node_id)
+        .and_then(|p| p.address.rsplit_once(':').map(|(h, _)| h.to_string()))
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+/// Where a follower reaches an acceptor bound at `addr`: a wildcard bind is reached at the
+/// node's own host.
+fn reachable(addr: SocketAddr, host: &str) -> String {
+    if addr.ip().is_unspecified() {
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{}", addr.port())
+        } else {
+            format!("{host}:{}", addr.port())
+        }
+    } else {
+        addr.to_string()
+    }
+}
+
+/// The admin API's handle on the node.
+struct NodeControl {
+    control: Control,
+    clients: watch::Receiver<Option<ClientAddresses>>,
+}
+
+impl ClusterControl for NodeControl {
+    fn leadership(&self) -> (u64, Option<u64>) {
+        let s = self.control.status();
+        (s.node, s.leader)
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::to_value(self.control.status()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn leader_listeners(&self) -> Option<Vec<(String, String)>> {
+        let leader = self.control.status().leader?;
+        let clients = self.clients.borrow();
+        clients
+            .as_ref()
+            .filter(|c| c.node == leader)
+            .map(|c| c.acceptors.clone())
+    }
+
+    fn add_member(
+        &self,
+        id: u64,
+        address: String,
+    ) -> admin::BoxFuture<'_, Result<serde_json::Value, MemberRefusal>> {
+        Box::pin(async move {
+            let status = self
+                .control
+                .add_member(id, address)
+                .await
+                .map_err(refusal)?;
+            Ok(serde_json::to_value(status).unwrap_or(serde_json::Value::Null))
+        })
+    }
+
+    fn remove_member(
+        &self,
+        id: u64,
+    ) -> admin::BoxFuture<'_, Result<serde_json::Value, MemberRefusal>> {
+        Box::pin(async move {
+            let status = self.control.remove_member(id).await.map_err(refusal)?;
+            Ok(serde_json::to_value(status).unwrap_or(serde_json::Value::Null))
+        })
+    }
+}
+
+fn refusal(e: MembershipError) -> MemberRefusal {
+    match e {
+        MembershipError::NotLeader { leader } => MemberRefusal::NotLeader(leader),
+        MembershipError::Refused(m) => MemberRefusal::Refused(m),
     }
 }

@@ -3,6 +3,7 @@
 //! A broker configured with `[cluster]` runs as a node instead ([`cluster`]).
 
 pub mod cluster;
+mod relay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -139,7 +140,7 @@ pub async fn start_with(
     } else {
         None
     };
-    start_on(config, log_level, journal).await
+    start_on(config, log_level, journal, None).await
 }
 
 /// Journal options from the configuration, for `dir`.
@@ -155,11 +156,12 @@ pub(crate) fn journal_options(config: &Config, dir: std::path::PathBuf) -> Journ
 }
 
 /// [`start_with`] on a journal already open (with what it recovered), or none: a cluster
-/// node's leader hands in its replicated journal here.
+/// node's leader hands in its replicated journal here, and its node for the admin API.
 pub async fn start_on(
     config: Config,
     log_level: Option<LogLevelSetter>,
     journal: Option<(Journal, crate::journal::Recovered)>,
+    cluster: Option<Arc<dyn admin::ClusterControl>>,
 ) -> Result<RunningBroker, StartError> {
     let broker = Broker::with_journal(&config, journal)?;
     let security = Arc::new(Security::new(&config));
@@ -292,7 +294,7 @@ pub async fn start_on(
             Arc::clone(&registry),
             config.admin.clone(),
             admin_anonymous(&config),
-            config.users.is_empty() && config.security.users_file.is_none(),
+            security_off(&config),
             config.broker.name.clone(),
             listeners,
         );
@@ -300,6 +302,7 @@ pub async fn start_on(
             ctx.config_loaded_at = r.view().loaded_at;
             ctx.reload = Some(Arc::new(ReloadControl(Arc::clone(r))));
         }
+        ctx.cluster = cluster;
         acceptors.push(admin::spawn(
             listener,
             Arc::new(ctx),
@@ -352,11 +355,16 @@ fn anonymous_allowed(config: &Config, acceptor: &AcceptorConfig) -> bool {
 
 /// Whether the admin listener lets requests without credentials in: as a STOMP acceptor on
 /// the same address would (loopback, unless `allow-anonymous` says otherwise).
-fn admin_anonymous(config: &Config) -> bool {
+pub(crate) fn admin_anonymous(config: &Config) -> bool {
     match config.security.allow_anonymous {
         None => config.admin.bind.ip().is_loopback(),
         Some(allowed) => allowed,
     }
+}
+
+/// Whether no user is configured at all: anonymous admin callers are then admin.
+pub(crate) fn security_off(config: &Config) -> bool {
+    config.users.is_empty() && config.security.users_file.is_none()
 }
 
 /// How much of a stored backlog recovery loads into memory: half of `global-max-size` in

@@ -252,6 +252,8 @@ impl Frame {
 pub struct Client {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// The CONNECTED frame's `server` header: which broker (and cluster node) answered.
+    pub server: Option<String>,
 }
 
 impl Client {
@@ -267,6 +269,7 @@ impl Client {
         let mut c = Client {
             stream,
             buf: Vec::new(),
+            server: None,
         };
         let mut h = vec![
             ("accept-version", "1.2"),
@@ -276,7 +279,10 @@ impl Client {
         h.extend_from_slice(headers);
         c.send_frame("CONNECT", &h, b"")?;
         match c.read_frame(FRAME_TIMEOUT)? {
-            Some(f) if f.command == "CONNECTED" => Ok(c),
+            Some(f) if f.command == "CONNECTED" => {
+                c.server = f.header("server").map(str::to_string);
+                Ok(c)
+            }
             other => Err(io::Error::other(format!(
                 "expected CONNECTED, got {other:?}"
             ))),

@@ -3,6 +3,7 @@
 //! address permission through the core), then answers in the shapes of `envelope.rs`.
 
 mod addresses;
+pub mod cluster;
 mod connections;
 mod messages;
 mod overview;
@@ -31,6 +32,14 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// Every route.
 pub fn router(ctx: Arc<AdminContext>) -> Router {
+    let cluster_state = Arc::new(super::cluster::ClusterAdmin::new(
+        Arc::clone(&ctx.security),
+        ctx.config.clone(),
+        ctx.anonymous_ok,
+        ctx.open,
+        ctx.cluster.clone(),
+        true,
+    ));
     let api = Router::new()
         .route("/overview", get(overview::overview))
         .route("/whoami", get(overview::whoami))
@@ -69,7 +78,7 @@ pub fn router(ctx: Arc<AdminContext>) -> Router {
             get(connections::show).delete(connections::close),
         )
         .route("/subscriptions", get(connections::subscriptions));
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(overview::healthz))
         .route("/readyz", get(overview::readyz))
         .route("/metrics", get(metrics))
@@ -77,10 +86,16 @@ pub fn router(ctx: Arc<AdminContext>) -> Router {
         .route("/", get(super::console::page))
         .route("/console", get(super::console::page))
         .nest("/api/v1", api)
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(guard))
         .with_state(ctx)
+        .merge(cluster::routes(cluster_state))
+        .fallback(|| async { ApiError::not_found("no such endpoint") });
+    harden(app)
+}
+
+/// The body limit and [`guard`], on any admin router.
+pub fn harden(app: Router) -> Router {
+    app.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(guard))
 }
 
 /// Refuses mutations that carry a body in anything but JSON (a cross-site form cannot send
@@ -154,7 +169,17 @@ pub async fn require(
     peer: SocketAddr,
     need: Role,
 ) -> Result<Caller, ApiError> {
-    let caller = auth::authenticate(ctx, headers, peer.ip())
+    require_at(ctx.gate(), headers, peer, need).await
+}
+
+/// [`require`] at any gate (a cluster follower's listener has no [`AdminContext`]).
+pub async fn require_at(
+    gate: auth::Gate<'_>,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    need: Role,
+) -> Result<Caller, ApiError> {
+    let caller = auth::authenticate(gate, headers, peer.ip())
         .await
         .map_err(|Refused::Unauthorized(m)| ApiError::unauthorized(m))?;
     match caller.role {

@@ -131,7 +131,7 @@ pub async fn whoami(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let c = crate::admin::auth::authenticate(&ctx, &headers, peer.ip())
+    let c = crate::admin::auth::authenticate(ctx.gate(), &headers, peer.ip())
         .await
         .map_err(|crate::admin::auth::Refused::Unauthorized(m)| ApiError::unauthorized(m))?;
     Ok(Json(json!({
