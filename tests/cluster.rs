@@ -78,7 +78,14 @@ impl Drop for Node {
     }
 }
 
-fn write_config(dir: &Path, id: u64, stomp: u16, admin: u16, cluster: &[(u64, u16)]) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    id: u64,
+    stomp: u16,
+    admin: u16,
+    cluster: &[(u64, u16)],
+    extra: &str,
+) -> PathBuf {
     let me = cluster.iter().find(|(i, _)| *i == id).expect("own port").1;
     let peers: Vec<String> = cluster
         .iter()
@@ -103,6 +110,7 @@ bind = "127.0.0.1:{admin}"
 node-id = {id}
 listen = "127.0.0.1:{me}"
 peers = [{peers}]
+{extra}
 "#,
         data = dir.join(format!("node-{id}")).display(),
         peers = peers.join(", "),
@@ -114,12 +122,17 @@ peers = [{peers}]
 
 /// A node's configuration for a cluster whose raft ports are `cluster`.
 fn new_node(dir: &Path, id: u64, cluster: &[(u64, u16)]) -> Node {
+    new_node_with(dir, id, cluster, "")
+}
+
+/// [`new_node`] with more configuration after `[cluster]` (`[cluster.tls]`).
+fn new_node_with(dir: &Path, id: u64, cluster: &[(u64, u16)], extra: &str) -> Node {
     let (stomp, admin) = (free_port(), free_port());
     Node {
         id,
         stomp: SocketAddr::from(([127, 0, 0, 1], stomp)),
         admin: SocketAddr::from(([127, 0, 0, 1], admin)),
-        config: write_config(dir, id, stomp, admin, cluster),
+        config: write_config(dir, id, stomp, admin, cluster, extra),
         log: dir.join(format!("node-{id}.log")),
         child: None,
     }
@@ -132,11 +145,18 @@ static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Starts nodes 1 to 3, holding [`ONE_CLUSTER_AT_A_TIME`] until the guard is dropped.
 fn start_cluster(dir: &Path) -> (std::sync::MutexGuard<'static, ()>, Vec<Node>) {
+    start_cluster_with(dir, "")
+}
+
+/// [`start_cluster`] with more configuration for every node.
+fn start_cluster_with(dir: &Path, extra: &str) -> (std::sync::MutexGuard<'static, ()>, Vec<Node>) {
     let guard = ONE_CLUSTER_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let cluster: Vec<(u64, u16)> = (1..=3).map(|i| (i, free_port())).collect();
-    let mut nodes: Vec<Node> = (1..=3).map(|id| new_node(dir, id, &cluster)).collect();
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|id| new_node_with(dir, id, &cluster, extra))
+        .collect();
     for n in &mut nodes {
         n.spawn();
     }
@@ -319,10 +339,11 @@ fn a_leader_cut_off_from_the_majority_answers_no_receipt_and_steps_down() {
         )
         .expect("SEND");
     // No RECEIPT, ever: the write cannot be committed. The leader steps down (it cannot
-    // confirm its lead) and drops the connection.
+    // confirm its lead) and drops the connection (an ERROR first, if it gets to say so).
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         match producer.read_frame(Duration::from_millis(200)) {
+            Ok(Some(f)) if f.command == "ERROR" => break,
             Ok(Some(f)) => panic!("a minority leader answered: {f:?}"),
             Ok(None) => {}
             Err(_) => break,
@@ -478,6 +499,24 @@ fn a_client_of_a_follower_is_relayed_to_the_leader_and_dropped_when_it_goes() {
         nodes[first].id
     );
     via.send_confirmed("/queue/relayed", &[], b"through a follower", "r1");
+    // A body over large-message-threshold would live in a file outside the log: a cluster
+    // refuses it rather than receipt what a failover would lose.
+    let mut big = Client::connect(nodes[first].stomp, &[]);
+    let body = vec![b'x'; 150 * 1024];
+    big.send_frame(
+        "SEND",
+        &[("destination", "/queue/big"), ("receipt", "rb")],
+        &body,
+    )
+    .expect("SEND");
+    let refused = big.expect_frame();
+    assert_eq!(refused.command, "ERROR", "{refused:?}");
+    assert!(
+        refused
+            .header("message")
+            .is_some_and(|m| m.contains("102400-byte body limit")),
+        "{refused:?}"
+    );
     let mut direct = Client::connect(nodes[first].stomp, &[]);
     direct.subscribe("/queue/relayed", "s", "auto", &[]);
     let got: Vec<String> = recv_all(&mut direct, Duration::from_millis(500))
@@ -623,12 +662,20 @@ fn cluster_status_shows_the_members_and_a_fourth_node_joins_and_leaves() {
         .and_then(|m| m.iter().find(|m| m["id"] == 4).cloned())
         .expect("node 4 listed");
     assert_eq!(four["voter"], true, "{joined}");
-    // It holds what was written before it joined, and it sees the leader.
-    let (_, s4) = http(nodes[3].admin, "GET", "/api/v1/cluster", None).expect("node 4 answers");
-    assert!(
-        s4["applied_index"].as_u64().is_some_and(|a| a >= commit),
-        "{s4}"
-    );
+    // It holds what was written before it joined (applied a moment after it is sent), and it
+    // sees the leader.
+    let applied = Instant::now() + ELECTION;
+    let s4 = loop {
+        let (_, s4) = http(nodes[3].admin, "GET", "/api/v1/cluster", None).expect("node 4 answers");
+        if s4["applied_index"].as_u64().is_some_and(|a| a >= commit) {
+            break s4;
+        }
+        assert!(
+            Instant::now() < applied,
+            "node 4 never applied the log: {s4}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(s4["leader"], nodes[l].id, "{s4}");
 
     // The CLI shows the same, then removes node 4 again.
@@ -667,4 +714,112 @@ fn cluster_status_shows_the_members_and_a_fourth_node_joins_and_leaves() {
     assert_eq!(ids.len(), 3, "{left}");
     // The three go on committing without it.
     p.send_confirmed("/queue/j", &[], b"after leave", "r-after");
+}
+
+/// A CA and one certificate for 127.0.0.1 and localhost signed by it, as PEM files in `dir`:
+/// (ca, cert, key).
+fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "WrenMQ cluster test CA");
+    let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("ca");
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    leaf.subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    leaf.distinguished_name
+        .push(DnType::CommonName, "wrenmq node");
+    let key = KeyPair::generate().expect("key");
+    let cert = leaf.signed_by(&key, &issuer).expect("leaf");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("node.pem"),
+        dir.join("node.key"),
+    );
+    std::fs::write(&paths.0, issuer.pem()).expect("write");
+    std::fs::write(&paths.1, cert.pem()).expect("write");
+    std::fs::write(&paths.2, key.serialize_pem()).expect("write");
+    paths
+}
+
+/// `[cluster.tls]`: the nodes elect, replicate and fail over over mutual TLS, and the peer
+/// port lets in no one who does not complete a TLS handshake with a certificate of the CA.
+#[test]
+fn peers_talk_over_mutual_tls_and_plain_tcp_is_kept_out() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ca, cert, key) = test_pki(dir.path());
+    let tls = format!(
+        "[cluster.tls]\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
+        cert.display(),
+        key.display(),
+        ca.display()
+    );
+    // A certificate that cannot be read stops the node at start, naming the key and file.
+    let missing = dir.path().join("missing.pem");
+    let broken = tls.replace(&cert.display().to_string(), &missing.display().to_string());
+    let mut bad = new_node_with(dir.path(), 9, &[(9, free_port())], &broken);
+    bad.spawn();
+    let exited = Instant::now() + Duration::from_secs(20);
+    while bad.running() {
+        assert!(
+            Instant::now() < exited,
+            "a node with an unreadable certificate runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let said = bad.log();
+    assert!(
+        said.contains("cluster.tls.cert") && said.contains("missing.pem"),
+        "{said}"
+    );
+
+    let (_one, mut nodes) = start_cluster_with(dir.path(), &tls);
+    let first = leader(&mut nodes);
+    let mut p = Client::connect(nodes[first].stomp, &[]);
+    p.send_confirmed("/queue/tls", &[], b"over tls", "r1");
+
+    // A peer without TLS: whatever it sends, the port answers nothing and closes.
+    let text = std::fs::read_to_string(&nodes[first].config).expect("config");
+    let raft: u16 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
+        .and_then(|p| p.trim_end_matches('"').parse().ok())
+        .expect("listen port");
+    let mut plain = TcpStream::connect(("127.0.0.1", raft)).expect("connect");
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut frame = 16u32.to_le_bytes().to_vec();
+    frame.extend_from_slice(&[0u8; 16]);
+    let _ = plain.write_all(&frame);
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        answer.is_empty() || answer[0] == 0x15,
+        "a plain-TCP peer got an answer other than a TLS alert: {answer:?}"
+    );
+    // The socket closes as the handshake fails, a moment before the node logs why.
+    let logged = Instant::now() + Duration::from_secs(10);
+    while !nodes[first]
+        .log()
+        .contains("cluster peer refused: TLS handshake failed")
+    {
+        assert!(Instant::now() < logged, "{}", nodes[first].log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Replication went over TLS: the next leader has the receipted message.
+    nodes[first].kill();
+    let second = leader(&mut nodes);
+    let mut c = Client::connect(nodes[second].stomp, &[]);
+    c.subscribe("/queue/tls", "s", "auto", &[]);
+    let got: Vec<String> = recv_all(&mut c, Duration::from_millis(500))
+        .iter()
+        .map(|m| m.body_str())
+        .collect();
+    assert_eq!(got, ["over tls"]);
 }

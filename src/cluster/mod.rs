@@ -35,6 +35,7 @@ pub mod types;
 mod tests;
 
 pub use control::{Control, Member, MembershipError, Status};
+pub use network::PeerTls;
 pub use node::{ClusterNode, MAX_PAYLOAD_ENTRIES, NodeOptions, Timing, WriteError};
 pub use state_machine::ClientAddresses;
 pub use types::{Batch, NodeId, TypeConfig};

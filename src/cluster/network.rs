@@ -5,8 +5,10 @@
 //! [length: u32 little-endian][postcard of RpcRequest / RpcResponse]
 //! ```
 //!
-//! Plain TCP and postcard because both ends are WrenMQ of the same build: no schema to
-//! negotiate, and postcard is already how the journal encodes records. A frame longer than
+//! TCP, or mutual TLS when `[cluster.tls]` is set ([`PeerTls`]: every node shows its
+//! certificate and checks its peer's against the cluster's CA, both ways), and postcard
+//! because both ends are WrenMQ of the same build: no schema to negotiate, and postcard is
+//! already how the journal encodes records. A frame longer than
 //! [`MAX_FRAME`] is refused before anything is allocated for it, so a stray client on the
 //! cluster port cannot make a node reserve memory. openraft keeps one client per peer for
 //! replication and makes short-lived ones for votes; a client reconnects lazily after any
@@ -24,14 +26,47 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf,
+};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::types::{Node, NodeId, Raft, TypeConfig};
 
 /// The largest frame either side accepts: a full append of [`super::MAX_PAYLOAD_ENTRIES`]
 /// batches, or a snapshot chunk, fits with room to spare.
 pub const MAX_FRAME: usize = 256 << 20;
+
+/// How long a peer may take over the TLS handshake before it is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS on the peer port: the acceptor for calls in, the connector for calls out, both with
+/// this node's certificate and the cluster's CA (built by the server from `[cluster.tls]`).
+#[derive(Clone)]
+pub struct PeerTls {
+    /// Accepts peers whose certificate the CA signed.
+    pub acceptor: TlsAcceptor,
+    /// Calls peers, checking their certificate names the host called.
+    pub connector: TlsConnector,
+}
+
+impl std::fmt::Debug for PeerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerTls")
+    }
+}
+
+/// A connection to or from a peer, TCP or TLS.
+trait PeerIo: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> PeerIo for T {}
+type PeerStream = Box<dyn PeerIo>;
+/// An open call channel to a peer: buffered halves of one stream.
+type Connection = (
+    BufReader<ReadHalf<PeerStream>>,
+    BufWriter<WriteHalf<PeerStream>>,
+);
 
 /// A call from one node to another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -88,7 +123,7 @@ async fn read_frame<R: AsyncReadExt + Unpin, T: serde::de::DeserializeOwned>(
 /// (aborted): the connections are served by tasks it owns, so they end with it and a
 /// stopped node stops answering at once instead of replying "raft stopped" for as long as
 /// a peer keeps its connection.
-pub async fn serve(listener: TcpListener, raft: Raft) {
+pub async fn serve(listener: TcpListener, raft: Raft, tls: Option<TlsAcceptor>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         // Reap finished connection tasks so the set does not grow with churn.
@@ -104,7 +139,22 @@ pub async fn serve(listener: TcpListener, raft: Raft) {
         };
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
+            let stream: PeerStream = match tls {
+                None => Box::new(stream),
+                Some(tls) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                    Ok(Ok(s)) => Box::new(s),
+                    Ok(Err(e)) => {
+                        tracing::warn!(%peer, error = %e, "cluster peer refused: TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "cluster peer refused: no TLS handshake in time");
+                        return;
+                    }
+                },
+            };
             if let Err(e) = serve_connection(stream, raft).await
                 && e.kind() != io::ErrorKind::UnexpectedEof
             {
@@ -114,8 +164,8 @@ pub async fn serve(listener: TcpListener, raft: Raft) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, raft: Raft) -> io::Result<()> {
-    let (r, w) = stream.into_split();
+async fn serve_connection(stream: PeerStream, raft: Raft) -> io::Result<()> {
+    let (r, w) = tokio::io::split(stream);
     let mut r = BufReader::new(r);
     let mut w = BufWriter::new(w);
     loop {
@@ -134,8 +184,27 @@ async fn serve_connection(stream: TcpStream, raft: Raft) -> io::Result<()> {
 }
 
 /// Makes a [`PeerClient`] for each peer openraft talks to.
-#[derive(Debug, Clone, Default)]
-pub struct Network;
+#[derive(Clone, Default)]
+pub struct Network {
+    tls: Option<TlsConnector>,
+}
+
+impl Network {
+    /// Calls peers over TLS with `tls`, else plain TCP.
+    pub fn new(tls: Option<TlsConnector>) -> Network {
+        Network { tls }
+    }
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.tls.is_some() {
+            "Network(tls)"
+        } else {
+            "Network(tcp)"
+        })
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
@@ -144,6 +213,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerClient {
             target,
             addr: node.addr.clone(),
+            tls: self.tls.clone(),
             conn: None,
         }
     }
@@ -153,10 +223,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct PeerClient {
     target: NodeId,
     addr: String,
-    conn: Option<(
-        BufReader<tokio::net::tcp::OwnedReadHalf>,
-        BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-    )>,
+    tls: Option<TlsConnector>,
+    conn: Option<Connection>,
 }
 
 impl PeerClient {
@@ -168,7 +236,11 @@ impl PeerClient {
             if self.conn.is_none() {
                 let s = TcpStream::connect(&self.addr).await?;
                 let _ = s.set_nodelay(true);
-                let (r, w) = s.into_split();
+                let s: PeerStream = match &self.tls {
+                    None => Box::new(s),
+                    Some(tls) => Box::new(tls.connect(server_name(&self.addr)?, s).await?),
+                };
+                let (r, w) = tokio::io::split(s);
                 self.conn = Some((BufReader::new(r), BufWriter::new(w)));
             }
             let Some((r, w)) = self.conn.as_mut() else {
@@ -206,6 +278,18 @@ impl PeerClient {
         let e = io::Error::other(format!("node {} answered a different call", self.target));
         RPCError::Network(NetworkError::new(&e))
     }
+}
+
+/// The name a peer's certificate must carry: the host of its address (`[::1]:7001` too).
+fn server_name(addr: &str) -> io::Result<ServerName<'static>> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string()).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr}: not a name a certificate can carry: {e}"),
+        )
+    })
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::control::Control;
 use super::log_store::LogStore;
-use super::network::{self, Network};
+use super::network::{self, Network, PeerTls};
 use super::proposer::Proposer;
 use super::state_machine::{ClientAddresses, SharedJournal, StateMachine};
 use super::types::{Batch, Node, NodeId, Raft};
@@ -34,6 +34,8 @@ pub struct NodeOptions {
     pub journal: JournalOptions,
     /// Raft's timing.
     pub timing: Timing,
+    /// TLS on the peer port (`[cluster.tls]`); `None`: plain TCP.
+    pub tls: Option<PeerTls>,
 }
 
 /// Raft's clocks. The defaults suit nodes sharing a small machine: openraft's own (50 ms
@@ -116,10 +118,20 @@ impl ClusterNode {
         }
         .validate()
         .map_err(|e| format!("cluster timing: {e}"))?;
-        let raft = Raft::new(opts.id, Arc::new(config), Network, log, sm)
-            .await
-            .map_err(|e| format!("cannot start raft: {e}"))?;
-        let server = tokio::spawn(network::serve(listener, raft.clone()));
+        let raft = Raft::new(
+            opts.id,
+            Arc::new(config),
+            Network::new(opts.tls.as_ref().map(|t| t.connector.clone())),
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| format!("cannot start raft: {e}"))?;
+        let server = tokio::spawn(network::serve(
+            listener,
+            raft.clone(),
+            opts.tls.as_ref().map(|t| t.acceptor.clone()),
+        ));
         let node = ClusterNode {
             id: opts.id,
             timing: t,

@@ -146,6 +146,7 @@ impl Cluster {
                 .collect(),
             journal: JournalOptions::new(self.dir(id).join("journal")),
             timing: self.timing,
+            tls: None,
         };
         let (node, _) = ClusterNode::start(opts, listener)
             .await

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use super::ValidationError;
 
@@ -29,6 +30,23 @@ pub struct ClusterConfig {
     /// See `election-timeout-min-ms`.
     #[serde(default = "default_election_max")]
     pub election_timeout_max_ms: u64,
+    /// TLS on the peer port, both ways; unset: plain TCP (keep the port on a private network).
+    #[serde(default)]
+    pub tls: Option<PeerTlsConfig>,
+}
+
+/// `[cluster.tls]`: every node presents `cert` to its peers, as server and as client, and
+/// accepts only peers whose certificate `ca` signed (mutual TLS). A peer's certificate must
+/// name the host its `peers` address gives (a DNS name or an IP address).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PeerTlsConfig {
+    /// PEM file with this node's certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with its private key.
+    pub key: PathBuf,
+    /// PEM file of the CA certificates that sign the nodes' certificates.
+    pub ca: PathBuf,
 }
 
 /// One `[[cluster.peers]]` entry.

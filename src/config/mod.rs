@@ -17,7 +17,7 @@ mod validate_queue_kind;
 mod validate_security;
 
 pub use admin::{AdminConfig, AdminToken, DEFAULT_ADMIN_BIND};
-pub use cluster::{ClusterConfig, PeerConfig};
+pub use cluster::{ClusterConfig, PeerConfig, PeerTlsConfig};
 pub use error::{ConfigError, Location, ValidationError};
 pub use load::{load, parse};
 pub use phc::check_phc;

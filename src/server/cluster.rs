@@ -35,11 +35,12 @@ use super::{
 };
 use crate::admin::{self, ClusterAdmin, ClusterControl, MemberRefusal};
 use crate::cluster::{
-    ClientAddresses, ClusterNode, Control, MembershipError, NodeId, NodeOptions, Timing,
+    ClientAddresses, ClusterNode, Control, MembershipError, NodeId, NodeOptions, PeerTls, Timing,
 };
-use crate::config::{ClusterConfig, Config};
+use crate::config::{ClientAuth, ClusterConfig, Config, PeerTlsConfig, TlsConfig};
 use crate::reload::LogLevelSetter;
 use crate::security::Security;
+use crate::transport;
 
 /// How a node's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +84,7 @@ pub async fn run(
             ),
             ..Timing::default()
         },
+        tls: cluster.tls.as_ref().map(peer_tls).transpose()?,
     };
     let (node, _) = ClusterNode::start(opts, listener)
         .await
@@ -122,6 +124,7 @@ pub async fn run(
         "leading: starting the broker on the replicated journal"
     );
     let peer_host = own_host(&cluster);
+    let config = bodies_in_the_log(config);
     let running: RunningBroker =
         start_on(config, log_level, Some((journal, recovered)), Some(control)).await?;
     for (name, protocol, addr) in &running.local_addrs {
@@ -150,6 +153,43 @@ pub async fn run(
             Ok(Outcome::Stopped)
         }
     }
+}
+
+/// TLS for the peer port from `[cluster.tls]`: this node's certificate both ways, and only
+/// peers whose certificate the CA signed are let in (a client certificate is required).
+fn peer_tls(tls: &PeerTlsConfig) -> Result<PeerTls, StartError> {
+    let bad = |(key, reason): (&str, String)| StartError::PeerTls {
+        key: format!("cluster.tls.{key}"),
+        reason,
+    };
+    let server = TlsConfig {
+        cert: tls.cert.clone(),
+        key: tls.key.clone(),
+        client_ca: Some(tls.ca.clone()),
+        client_auth: Some(ClientAuth::Required),
+    };
+    let acceptor = transport::tls::acceptor(&server)
+        .map_err(|(key, reason)| bad((if key == "client-ca" { "ca" } else { key }, reason)))?;
+    let connector = transport::tls::connector(&tls.cert, &tls.key, &tls.ca).map_err(bad)?;
+    Ok(PeerTls {
+        acceptor,
+        connector,
+    })
+}
+
+/// A large message's body lives in a file of its own, outside the journal, so it would not
+/// travel through the log and would be lost with the leader. A cluster's leader therefore
+/// takes bodies up to `large-message-threshold` only (each acceptor's `max-body` lowered to
+/// it): a larger one is refused with an ERROR naming the limit, never receipted and lost.
+fn bodies_in_the_log(mut config: Config) -> Config {
+    let threshold = config.broker.large_message_threshold;
+    for a in &mut config.acceptors {
+        if a.limits.max_body > threshold {
+            tracing::info!(acceptor = %a.name, max_body = threshold, "a cluster replicates bodies up to broker.large-message-threshold: max-body lowered to it");
+            a.limits.max_body = threshold;
+        }
+    }
+    config
 }
 
 /// A follower's listeners: each acceptor relaying to the leader, and the small admin one.

@@ -112,6 +112,9 @@ pub enum StartError {
         key: String,
         reason: String,
     },
+    /// `[cluster.tls]`: a certificate, key or CA could not be loaded.
+    #[error("{key}: {reason}")]
+    PeerTls { key: String, reason: String },
     /// An acceptor of a kind this build cannot serve yet.
     #[error("acceptor '{0}': protocol not supported by this build")]
     Unsupported(String),

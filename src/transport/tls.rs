@@ -92,6 +92,36 @@ pub fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, (&'static str, String)> 
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// A TLS client that trusts only `ca` and presents `cert` and `key` (a cluster node calling
+/// its peers, `[cluster.tls]`). An error names the key and the reason, file path included.
+pub fn connector(
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+) -> Result<tokio_rustls::TlsConnector, (&'static str, String)> {
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for c in read_certs(ca).map_err(|e| ("ca", e))? {
+        roots
+            .add(c)
+            .map_err(|e| ("ca", format!("{}: {e}", ca.display())))?;
+    }
+    let chain = read_certs(cert).map_err(|e| ("cert", e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        (
+            "key",
+            format!("{}: no usable private key: {e}", key.display()),
+        )
+    })?;
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ("cert", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| ("key", format!("does not fit the certificate: {e}")))?;
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
