@@ -219,6 +219,17 @@ fn leader(nodes: &mut [Node]) -> usize {
     }
 }
 
+/// Every message `dest` holds, in order, read by a fresh auto-ack subscriber on `addr` until
+/// nothing arrives for `quiet`.
+fn drain(addr: SocketAddr, dest: &str, quiet: Duration) -> Vec<String> {
+    let mut c = Client::connect(addr, &[]);
+    c.subscribe(dest, "drain", "auto", &[]);
+    recv_all(&mut c, quiet)
+        .iter()
+        .map(|m| m.body_str())
+        .collect()
+}
+
 fn recv_all(c: &mut Client, quiet: Duration) -> Vec<durable_common::Frame> {
     c.drain(quiet, Duration::from_secs(30))
 }
@@ -367,12 +378,7 @@ fn a_leader_cut_off_from_the_majority_answers_no_receipt_and_steps_down() {
         nodes[*f].signal("CONT");
     }
     let now = leader(&mut nodes);
-    let mut c = Client::connect(nodes[now].stomp, &[]);
-    c.subscribe("/queue/p", "s", "auto", &[]);
-    let bodies: Vec<String> = recv_all(&mut c, Duration::from_secs(1))
-        .iter()
-        .map(|m| m.body_str())
-        .collect();
+    let bodies = drain(nodes[now].stomp, "/queue/p", Duration::from_secs(1));
     // The receipted message is there; the unreceipted one may or may not be (never twice).
     assert!(
         bodies == ["before"] || bodies == ["before", "during"],
@@ -433,12 +439,7 @@ fn rounds_of_kill_9_of_the_leader_lose_nothing_receipted_and_resurrect_nothing_a
         nodes[l].spawn();
     }
     let l = leader(&mut nodes);
-    let mut c = Client::connect(nodes[l].stomp, &[]);
-    c.subscribe("/queue/ledger", "end", "auto", &[]);
-    let end: Vec<String> = recv_all(&mut c, Duration::from_secs(1))
-        .iter()
-        .map(|m| m.body_str())
-        .collect();
+    let end = drain(nodes[l].stomp, "/queue/ledger", Duration::from_secs(1));
     let unique: BTreeSet<String> = end.iter().cloned().collect();
     assert_eq!(unique.len(), end.len(), "a message came back twice");
     let resurrected: Vec<&String> = unique.intersection(&acked).collect();
@@ -517,12 +518,11 @@ fn a_client_of_a_follower_is_relayed_to_the_leader_and_dropped_when_it_goes() {
             .is_some_and(|m| m.contains("102400-byte body limit")),
         "{refused:?}"
     );
-    let mut direct = Client::connect(nodes[first].stomp, &[]);
-    direct.subscribe("/queue/relayed", "s", "auto", &[]);
-    let got: Vec<String> = recv_all(&mut direct, Duration::from_millis(500))
-        .iter()
-        .map(|m| m.body_str())
-        .collect();
+    let got = drain(
+        nodes[first].stomp,
+        "/queue/relayed",
+        Duration::from_millis(500),
+    );
     assert_eq!(got, ["through a follower"]);
 
     // The leader goes: the relayed client is dropped, not left hanging.
@@ -565,12 +565,11 @@ fn a_client_of_a_follower_is_relayed_to_the_leader_and_dropped_when_it_goes() {
         again.server
     );
     again.send_confirmed("/queue/relayed", &[], b"after failover", "r2");
-    let mut c = Client::connect(nodes[second].stomp, &[]);
-    c.subscribe("/queue/relayed", "s2", "auto", &[]);
-    let got: Vec<String> = recv_all(&mut c, Duration::from_millis(500))
-        .iter()
-        .map(|m| m.body_str())
-        .collect();
+    let got = drain(
+        nodes[second].stomp,
+        "/queue/relayed",
+        Duration::from_millis(500),
+    );
     assert_eq!(
         got,
         ["after failover"],
@@ -815,11 +814,10 @@ fn peers_talk_over_mutual_tls_and_plain_tcp_is_kept_out() {
     // Replication went over TLS: the next leader has the receipted message.
     nodes[first].kill();
     let second = leader(&mut nodes);
-    let mut c = Client::connect(nodes[second].stomp, &[]);
-    c.subscribe("/queue/tls", "s", "auto", &[]);
-    let got: Vec<String> = recv_all(&mut c, Duration::from_millis(500))
-        .iter()
-        .map(|m| m.body_str())
-        .collect();
+    let got = drain(
+        nodes[second].stomp,
+        "/queue/tls",
+        Duration::from_millis(500),
+    );
     assert_eq!(got, ["over tls"]);
 }
