@@ -129,6 +129,30 @@ async fn queue_and_fanout_against_the_broker_are_exactly_once() {
     .expect("client-individual run");
     check_ok(&report, "queue", 1000);
 
+    // Paced persistent sends asking for a RECEIPT every 50: the report times each RECEIPT.
+    let report = perf::run(&args(&[
+        "latency",
+        "--port",
+        &port,
+        "-r",
+        "1000",
+        "-t",
+        "1",
+        "--persistent",
+        "true",
+        "--receipt-every",
+        "50",
+        "--destination",
+        "/queue/perf-receipts",
+    ]))
+    .await
+    .expect("latency run with receipts");
+    check_ok(&report, "latency", 1000);
+    let receipts = report.receipt_latency.expect("receipt latency reported");
+    assert_eq!(receipts.count, 20, "one per 50 of 1,000 sends");
+    assert!(receipts.p50_us > 0 && receipts.p99_us >= receipts.p50_us);
+    assert_eq!(report.json()["receipts"], 20);
+
     let report = perf::run(&args(&["fanout", "--port", &port, "-C", "3", "-n", "1000"]))
         .await
         .expect("fanout run");

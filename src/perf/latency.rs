@@ -73,6 +73,10 @@ pub async fn run(a: &LatencyArgs) -> Result<Report, PerfError> {
         elapsed_secs: ended.end.saturating_duration_since(start).as_secs_f64(),
         message_size: a.message.size,
         latency: Latency::from_histogram(&ended.histogram),
+        receipt_latency: {
+            let h = shared.receipts.lock().unwrap_or_else(|e| e.into_inner());
+            (!h.is_empty()).then(|| Latency::from_histogram(&h))
+        },
         error: ended.error,
         ..Report::default()
     })

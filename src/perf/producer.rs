@@ -186,7 +186,11 @@ pub fn run_paced(
         conn.flush()?;
         shared.sent.fetch_add(seq - first, Ordering::Relaxed);
         if let Some(r) = receipt {
+            let written = Instant::now();
             conn.wait_receipt(&r)?;
+            let waited = written.elapsed().as_micros() as u64;
+            let mut h = shared.receipts.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = h.record(waited.max(1));
         }
     }
     Ok(())

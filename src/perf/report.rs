@@ -100,6 +100,9 @@ pub struct Report {
     pub message_size: usize,
     /// Latency from (intended) send to receipt.
     pub latency: Latency,
+    /// How long RECEIPTs took, from writing the SEND that asked for one to reading it
+    /// (the latency scenario with `--receipt-every`).
+    pub receipt_latency: Option<Latency>,
     /// Broker memory (connections scenario).
     pub rss: Option<RssReport>,
     /// Connections opened (connections scenario).
@@ -315,6 +318,13 @@ impl Report {
                 "latency us: p50 {} p99 {} p99.9 {} max {} ({} samples)",
                 l.p50_us, l.p99_us, l.p999_us, l.max_us, l.count
             );
+            if let Some(r) = self.receipt_latency {
+                let _ = writeln!(
+                    s,
+                    "RECEIPT us: p50 {} p99 {} p99.9 {} max {} ({} receipts)",
+                    r.p50_us, r.p99_us, r.p999_us, r.max_us, r.count
+                );
+            }
             let foreign: u64 = self.deliveries.iter().map(|d| d.foreign).sum();
             if foreign > 0 {
                 let _ = writeln!(s, "ignored {foreign} messages not sent by this run");
@@ -362,6 +372,12 @@ impl Report {
         }
         if self.scenario == "connections" {
             v["connections"] = json!(self.connections);
+        }
+        if let Some(r) = self.receipt_latency {
+            v["receipt_p50_us"] = json!(r.p50_us);
+            v["receipt_p99_us"] = json!(r.p99_us);
+            v["receipt_p999_us"] = json!(r.p999_us);
+            v["receipts"] = json!(r.count);
         }
         if self.excluded() > 0 || self.params.get("selectors").is_some() {
             v["excluded"] = json!(self.excluded());

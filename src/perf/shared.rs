@@ -1,5 +1,6 @@
 //! State shared by the tasks of one run: counters, trackers, the clock.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,9 @@ pub struct Shared {
     pub trackers: Vec<Tracker>,
     /// Signalled when every tracker is complete.
     pub done: Notify,
+    /// How long each RECEIPT took, from writing the SEND that asked for it to reading it
+    /// (paced producers; one entry per receipt, not per message, so the lock is rare).
+    pub receipts: Mutex<hdrhistogram::Histogram<u64>>,
     last_needed_us: AtomicU64,
 }
 
@@ -61,6 +65,7 @@ impl Shared {
                 .map(|(per_producer, e)| Tracker::with_expect(run, &per_producer, e))
                 .collect(),
             done: Notify::new(),
+            receipts: Mutex::new(super::report::histogram()),
             last_needed_us: AtomicU64::new(0),
         }
     }
