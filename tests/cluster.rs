@@ -373,6 +373,19 @@ fn a_leader_cut_off_from_the_majority_answers_no_receipt_and_steps_down() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // And it stays so while cut off: restarted as a follower, it holds its own committed
+    // vote and raft lets it resume leading its old term at once; without a majority to
+    // confirm it, it must not serve clients again.
+    let partition = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < partition {
+        let answer = http(nodes[first].admin, "GET", "/cluster/leader", None);
+        assert!(
+            answer.as_ref().is_none_or(|(s, _)| *s != 200),
+            "the cut-off node leads again without a majority: {answer:?}\n{}",
+            nodes[first].log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     for f in &followers {
         nodes[*f].signal("CONT");

@@ -274,9 +274,23 @@ impl PeerClient {
         }
     }
 
-    fn unexpected<E: std::error::Error>(&self) -> RPCError<NodeId, Node, E> {
-        let e = io::Error::other(format!("node {} answered a different call", self.target));
-        RPCError::Network(NetworkError::new(&e))
+    /// The peer's answer to a call as openraft wants it: `pick` takes the call's own kind of
+    /// response out of the envelope (another kind means the stream is out of step).
+    #[allow(clippy::result_large_err)] // openraft's own error type, as its trait returns it
+    fn answer<T, E: std::error::Error>(
+        &self,
+        r: io::Result<RpcResponse>,
+        pick: impl FnOnce(RpcResponse) -> Option<Result<T, E>>,
+    ) -> Result<T, RPCError<NodeId, Node, E>> {
+        match r.map(pick) {
+            Ok(Some(Ok(r))) => Ok(r),
+            Ok(Some(Err(e))) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            Ok(None) => {
+                let e = io::Error::other(format!("node {} answered a different call", self.target));
+                Err(RPCError::Network(NetworkError::new(&e)))
+            }
+            Err(e) => Err(self.unreachable(e)),
+        }
     }
 }
 
@@ -298,17 +312,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        match self
+        let r = self
             .call(RpcRequest::AppendEntries(rpc), option.hard_ttl())
-            .await
-        {
-            Ok(RpcResponse::AppendEntries(Ok(r))) => Ok(r),
-            Ok(RpcResponse::AppendEntries(Err(e))) => {
-                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
-            Ok(_) => Err(self.unexpected()),
-            Err(e) => Err(self.unreachable(e)),
-        }
+            .await;
+        self.answer(r, |x| match x {
+            RpcResponse::AppendEntries(a) => Some(a),
+            _ => None,
+        })
     }
 
     async fn install_snapshot(
@@ -319,17 +329,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        match self
+        let r = self
             .call(RpcRequest::InstallSnapshot(rpc), option.hard_ttl())
-            .await
-        {
-            Ok(RpcResponse::InstallSnapshot(Ok(r))) => Ok(r),
-            Ok(RpcResponse::InstallSnapshot(Err(e))) => {
-                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
-            Ok(_) => Err(self.unexpected()),
-            Err(e) => Err(self.unreachable(e)),
-        }
+            .await;
+        self.answer(r, |x| match x {
+            RpcResponse::InstallSnapshot(a) => Some(a),
+            _ => None,
+        })
     }
 
     async fn vote(
@@ -337,13 +343,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        match self.call(RpcRequest::Vote(rpc), option.hard_ttl()).await {
-            Ok(RpcResponse::Vote(Ok(r))) => Ok(r),
-            Ok(RpcResponse::Vote(Err(e))) => {
-                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
-            Ok(_) => Err(self.unexpected()),
-            Err(e) => Err(self.unreachable(e)),
-        }
+        let r = self.call(RpcRequest::Vote(rpc), option.hard_ttl()).await;
+        self.answer(r, |x| match x {
+            RpcResponse::Vote(a) => Some(a),
+            _ => None,
+        })
     }
 }

@@ -174,6 +174,17 @@ impl ClusterNode {
         }
     }
 
+    /// Whether a majority confirms, within the longest election timeout, that this node
+    /// still leads. A node restarted with its own committed vote resumes leading at once, in
+    /// its old term, without asking anyone: a leader that stepped down because it was cut off
+    /// would otherwise come back as leader of the same minority on every restart.
+    pub async fn confirm_lead(&self) -> bool {
+        matches!(
+            tokio::time::timeout(self.timing.election.1, self.raft.ensure_linearizable()).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// Resolves once this node leads and has applied every entry committed before it took
     /// over (the blank entry raft appends at the start of a term is applied), so its journal
     /// holds everything any earlier leader acknowledged. Never resolves if raft stops.

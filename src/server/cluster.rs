@@ -103,14 +103,29 @@ pub async fn run(
     };
     let follower = follow(&config, view, Arc::clone(&control)).await?;
 
-    tokio::select! {
-        _ = node.wait_leadership() => {}
-        _ = &mut stop => {
-            stop_all(follower).await;
-            leader_task.abort();
-            node.shutdown().await;
-            return Ok(Outcome::Stopped);
+    // Lead only with a majority's word for it (see `confirm_lead`); until then, follow.
+    loop {
+        let confirmed = async {
+            node.wait_leadership().await;
+            node.confirm_lead().await
+        };
+        let confirmed = tokio::select! {
+            c = confirmed => c,
+            _ = &mut stop => {
+                stop_all(follower).await;
+                leader_task.abort();
+                node.shutdown().await;
+                return Ok(Outcome::Stopped);
+            }
+        };
+        if confirmed {
+            break;
         }
+        tracing::warn!(
+            node = cluster.node_id,
+            "raft says this node leads, but no majority confirms it: not serving clients yet"
+        );
+        tokio::time::sleep(Duration::from_millis(cluster.heartbeat_ms)).await;
     }
     // The broker binds the same ports: the follower's listeners must be closed first.
     stop_all(follower).await;
