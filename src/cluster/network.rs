@@ -74,6 +74,10 @@ enum RpcRequest {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// Whether the peer holds any log (or snapshot): asked by a node with an empty log
+    /// before it forms the cluster (see [`peers_logs`]). Last, so older variants keep
+    /// their numbers on the wire.
+    HasLog,
 }
 
 /// Its answer: what the peer's raft returned.
@@ -84,6 +88,7 @@ enum RpcResponse {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
+    HasLog(bool),
 }
 
 async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(
@@ -178,9 +183,41 @@ async fn serve_connection(stream: PeerStream, raft: Raft) -> io::Result<()> {
             RpcRequest::InstallSnapshot(rpc) => {
                 RpcResponse::InstallSnapshot(raft.install_snapshot(rpc).await)
             }
+            RpcRequest::HasLog => RpcResponse::HasLog(has_log(&raft)),
         };
         write_frame(&mut w, &resp).await?;
     }
+}
+
+/// Whether this node holds any of the cluster's history: a log entry (the one `initialize`
+/// writes included), a snapshot, or a vote.
+pub fn has_log(raft: &Raft) -> bool {
+    let m = raft.metrics();
+    let m = m.borrow();
+    m.last_log_index.is_some() || m.snapshot.is_some() || m.current_term > 0
+}
+
+/// What the peers say of their logs, asked at once with `ttl` each: `Some(true)` for a peer
+/// that holds history, `Some(false)` for one that holds none, `None` for one that did not
+/// answer.
+pub async fn peers_logs(
+    peers: &[(NodeId, String)],
+    tls: Option<&TlsConnector>,
+    ttl: Duration,
+) -> Vec<Option<bool>> {
+    let calls = peers.iter().map(|(id, addr)| async move {
+        let mut c = PeerClient {
+            target: *id,
+            addr: addr.clone(),
+            tls: tls.cloned(),
+            conn: None,
+        };
+        match c.call(RpcRequest::HasLog, ttl).await {
+            Ok(RpcResponse::HasLog(b)) => Some(b),
+            _ => None,
+        }
+    });
+    futures_util::future::join_all(calls).await
 }
 
 /// Makes a [`PeerClient`] for each peer openraft talks to.

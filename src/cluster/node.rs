@@ -11,6 +11,7 @@ use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
 
 use super::control::Control;
 use super::log_store::LogStore;
@@ -28,7 +29,8 @@ pub struct NodeOptions {
     /// The node's data directory: `raft-log.redb`, `journal/` and `snapshots/` inside it.
     pub dir: PathBuf,
     /// Every member at first start, this one included: id to cluster address (`host:port`).
-    /// The lowest id forms the cluster when its log is empty; the others wait to be told.
+    /// The lowest id forms the cluster when its log and every other member's are empty;
+    /// the others wait to be told.
     pub members: BTreeMap<NodeId, String>,
     /// How the journal is opened (its `dir` is replaced by `dir/journal`).
     pub journal: JournalOptions,
@@ -86,6 +88,58 @@ pub struct ClusterNode {
     journal: SharedJournal,
     clients: watch::Receiver<Option<ClientAddresses>>,
     server: JoinHandle<()>,
+    /// The lowest-id node's wait to form the cluster, while it runs.
+    forming: Option<JoinHandle<()>>,
+}
+
+/// How often the forming node asks its peers again while one of them has not answered.
+const FORM_PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// Forms the cluster from `members`, as the lowest-id node with an empty log does, but only
+/// once every other member has answered that it holds no history either. An empty log on
+/// the lowest id is also what a wiped data directory looks like: forming then would start a
+/// second history that could win an election (the other wiped or lagging nodes vote for it)
+/// and truncate what the first one committed. So the node forms only when the whole
+/// cluster is new, and stops asking, to be caught up by the leader like any follower, as
+/// soon as one peer says it has a log. A member that never answers holds up the first start
+/// alone: a cluster cannot form without knowing that member is new.
+async fn form(
+    raft: Raft,
+    me: NodeId,
+    members: BTreeMap<NodeId, String>,
+    tls: Option<TlsConnector>,
+) {
+    let peers: Vec<(NodeId, String)> = members
+        .iter()
+        .filter(|(id, _)| **id != me)
+        .map(|(id, a)| (*id, a.clone()))
+        .collect();
+    loop {
+        if network::has_log(&raft) {
+            return; // a leader reached this node first
+        }
+        let answers = network::peers_logs(&peers, tls.as_ref(), FORM_PROBE_EVERY * 4).await;
+        if answers.contains(&Some(true)) {
+            tracing::info!(
+                node = me,
+                "empty log, the cluster exists: waiting for its leader"
+            );
+            return;
+        }
+        if answers.iter().all(|a| *a == Some(false)) {
+            break;
+        }
+        tokio::time::sleep(FORM_PROBE_EVERY).await;
+    }
+    let nodes: BTreeMap<NodeId, Node> = members
+        .into_iter()
+        .map(|(id, addr)| (id, Node { addr }))
+        .collect();
+    match raft.initialize(nodes).await {
+        Ok(()) => tracing::info!(node = me, "formed the cluster"),
+        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+        Err(e) => tracing::error!(node = me, error = %e, "cannot form the cluster"),
+    }
 }
 
 impl ClusterNode {
@@ -132,6 +186,15 @@ impl ClusterNode {
             raft.clone(),
             opts.tls.as_ref().map(|t| t.acceptor.clone()),
         ));
+        let forming = (opts.members.keys().next() == Some(&opts.id) && !network::has_log(&raft))
+            .then(|| {
+                tokio::spawn(form(
+                    raft.clone(),
+                    opts.id,
+                    opts.members.clone(),
+                    opts.tls.map(|t| t.connector),
+                ))
+            });
         let node = ClusterNode {
             id: opts.id,
             timing: t,
@@ -139,25 +202,9 @@ impl ClusterNode {
             journal,
             clients,
             server,
+            forming,
         };
-        if opts.members.keys().next() == Some(&opts.id) {
-            node.form(&opts.members).await?;
-        }
         Ok((node, recovered))
-    }
-
-    /// Forms the cluster from `members` if this node's log is empty; a node that already
-    /// has a log (a restart) is left as it is.
-    async fn form(&self, members: &BTreeMap<NodeId, String>) -> Result<(), String> {
-        let nodes: BTreeMap<NodeId, Node> = members
-            .iter()
-            .map(|(id, addr)| (*id, Node { addr: addr.clone() }))
-            .collect();
-        match self.raft.initialize(nodes).await {
-            Ok(()) => Ok(()),
-            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
-            Err(e) => Err(format!("cannot form the cluster: {e}")),
-        }
     }
 
     /// Replicates `ops` as one entry and returns once it is committed (on a majority's disks)
@@ -249,6 +296,21 @@ impl ClusterNode {
         }
     }
 
+    /// Resolves with the reason once raft has stopped for good (a storage failure or a
+    /// broken invariant inside openraft): the node can then neither lead nor follow, and
+    /// the process should end so that its supervisor starts it afresh.
+    pub async fn raft_stopped(&self) -> String {
+        let mut rx = self.raft.metrics();
+        loop {
+            if let Err(e) = &rx.borrow_and_update().running_state {
+                return e.to_string();
+            }
+            if rx.changed().await.is_err() {
+                return "raft's core ended".to_string();
+            }
+        }
+    }
+
     /// The journal the broker runs on while this node leads: its writes go through raft,
     /// with what the node's journal holds now to start from. Call after
     /// [`ClusterNode::wait_leadership`].
@@ -307,6 +369,9 @@ impl ClusterNode {
     /// Stops raft and the peer listener, and closes the journal.
     pub async fn shutdown(self) {
         self.server.abort();
+        if let Some(f) = &self.forming {
+            f.abort();
+        }
         let _ = self.raft.shutdown().await;
         let j = self.journal.get();
         let _ = tokio::task::spawn_blocking(move || j.shutdown()).await;

@@ -369,3 +369,78 @@ async fn a_reopened_state_machine_knows_its_last_applied_entry() {
     assert_eq!(rec.messages[0].refs[0].message.id, 7);
     sm.journal().get().shutdown();
 }
+
+/// The lowest-id node with a wiped data directory looks like a node at the cluster's first
+/// start: it must not form the cluster again. Wiped together with another follower while
+/// the node holding the history is away, it would win an election with that follower's
+/// vote and commit into a second history, which the returning node then erases (found by
+/// the 100-round failover campaign, where both raft cores stopped). It asks its peers
+/// first: with one of them silent it waits, and once it hears the leader has a log it is
+/// caught up like any follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_lowest_id_node_rejoins_and_does_not_form_a_second_cluster() {
+    use openraft::ServerState;
+    let mut c = Cluster::start(quick()).await;
+    c.write(setup_ops()).await;
+    for id in 1..=10 {
+        c.write(send_ops(id)).await;
+    }
+    c.write(ack_ops(3)).await;
+    if c.leader().await == 1 {
+        c.stop(1).await;
+    }
+    let keeper = c.leader().await;
+    let other = if keeper == 2 { 3 } else { 2 };
+    let term = c.nodes[&keeper].raft().metrics().borrow().current_term;
+    for id in [1, other, keeper] {
+        c.stop(id).await;
+    }
+    std::fs::remove_dir_all(c.dir(1)).expect("wipe node 1");
+    std::fs::remove_dir_all(c.dir(other)).expect("wipe the other follower");
+    c.restart(1).await;
+    c.restart(other).await;
+    // Two empty nodes are a majority of the configured three, but not the cluster.
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for id in [1, other] {
+            let m = c.nodes[&id].raft().metrics().borrow().clone();
+            assert!(
+                m.state != ServerState::Leader && m.current_leader.is_none(),
+                "wiped node {id} found a leader without the node holding the history: {m:?}"
+            );
+        }
+    }
+    c.restart(keeper).await;
+    c.caught_up(1).await;
+    c.caught_up(other).await;
+    let m = c.nodes[&1].raft().metrics().borrow().clone();
+    assert!(
+        m.current_term >= term,
+        "node 1 is in the cluster's term, not a new one: {m:?}"
+    );
+    c.write(send_ops(11)).await;
+    c.caught_up(1).await;
+    c.caught_up(other).await;
+    let root = c.stop_all().await;
+    let want: Vec<u64> = (1..=11).filter(|i| *i != 3).collect();
+    for id in 1..=3 {
+        let got = queued(&root.path().join(format!("node-{id}/journal")));
+        assert_eq!(got, want, "node {id}");
+    }
+}
+
+/// A node whose raft has ended says so (the server then exits, for its supervisor to
+/// restart it) instead of waiting forever to lead or follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_raft_ended_reports_it() {
+    let c = Cluster::start(quick()).await;
+    let node = &c.nodes[&2];
+    let pending = tokio::time::timeout(Duration::from_millis(300), node.raft_stopped()).await;
+    assert!(pending.is_err(), "raft runs: {pending:?}");
+    node.raft().shutdown().await.expect("raft shuts down");
+    let why = tokio::time::timeout(Duration::from_secs(5), node.raft_stopped())
+        .await
+        .expect("reported within 5 s");
+    assert!(!why.is_empty());
+    c.stop_all().await;
+}

@@ -111,6 +111,11 @@ pub async fn run(
         };
         let confirmed = tokio::select! {
             c = confirmed => c,
+            why = node.raft_stopped() => {
+                stop_all(follower).await;
+                leader_task.abort();
+                return Err(StartError::RaftStopped { node: cluster.node_id, reason: why });
+            }
             _ = &mut stop => {
                 stop_all(follower).await;
                 leader_task.abort();
@@ -161,6 +166,10 @@ pub async fn run(
         _ = node.leadership_lost() => {
             tracing::warn!(node = cluster.node_id, "no longer the cluster's leader: dropping every client and starting again as a follower");
             Ok(Outcome::Demoted)
+        }
+        why = node.raft_stopped() => {
+            running.shutdown().await;
+            Err(StartError::RaftStopped { node: cluster.node_id, reason: why })
         }
         _ = &mut stop => {
             running.shutdown().await;

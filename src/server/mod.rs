@@ -115,6 +115,10 @@ pub enum StartError {
     /// `[cluster.tls]`: a certificate, key or CA could not be loaded.
     #[error("{key}: {reason}")]
     PeerTls { key: String, reason: String },
+    /// This cluster node's raft stopped for good (a storage failure, or openraft refusing to
+    /// go on): the process ends so that its supervisor starts it afresh.
+    #[error("cluster node {node}: raft stopped: {reason}")]
+    RaftStopped { node: u64, reason: String },
     /// An acceptor of a kind this build cannot serve yet.
     #[error("acceptor '{0}': protocol not supported by this build")]
     Unsupported(String),
