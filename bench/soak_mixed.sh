@@ -9,6 +9,9 @@
 #
 #   bash bench/soak_mixed.sh                        one hour, 5,000 churning connections
 #   SOAK_SECONDS=120 CHURN=500 bash bench/soak_mixed.sh   a quick look
+#   CACHE_BYTES=8388608 NAME=mixed-cache8m bash bench/soak_mixed.sh
+#       the journal's page cache at 8 MiB (default 64 MiB), so RSS reaches its plateau within
+#       the hour; results in bench/results/soak/$NAME.{csv,json,png}
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -16,6 +19,8 @@ cd "$(dirname "$0")/.."
 
 SOAK_SECONDS=${SOAK_SECONDS:-3600}
 CHURN=${CHURN:-5000}
+CACHE_BYTES=${CACHE_BYTES:-67108864}
+NAME=${NAME:-mixed}
 BIN=${BIN:-target/release/wrenmq}
 OUT=bench/results/soak
 mkdir -p "$OUT"
@@ -71,6 +76,7 @@ bind = "127.0.0.1:$ADMIN_PORT"
 enabled = true
 data-dir = "$WORK/data"
 sync = true
+cache-size = $CACHE_BYTES
 
 [[address-settings]]
 match = "#"
@@ -88,17 +94,17 @@ wait_port "$PORT" || { cat "$WORK/broker.log" >&2; die "broker did not start"; }
 log "soak: ${SOAK_SECONDS}s, $CHURN churning connections, broker pid $BROKER_PID"
 rc=0
 bench/.venv/bin/python bench/soak_mixed.py --port "$PORT" --tls-port "$TLS_PORT" --ws-port "$WS_PORT" \
-    --pid "$BROKER_PID" --seconds "$SOAK_SECONDS" --churn "$CHURN" --csv "$OUT/mixed.csv" \
-    | tee "$OUT/mixed.json" || rc=$?
+    --pid "$BROKER_PID" --seconds "$SOAK_SECONDS" --churn "$CHURN" --csv "$OUT/$NAME.csv" \
+    | tee "$OUT/$NAME.json" || rc=$?
 log "broker log lines with ERROR or panic: $(grep -c -i -E ' error |panic' "$WORK/broker.log" || true)"
 grep -i -E ' error |panic' "$WORK/broker.log" | head -5 || true
-bench/.venv/bin/python - "$OUT" <<'PY'
+bench/.venv/bin/python - "$OUT" "$NAME" <<'PY'
 import csv, sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-out = sys.argv[1]
-rows = list(csv.DictReader(open(f"{out}/mixed.csv")))
+out, name = sys.argv[1], sys.argv[2]
+rows = list(csv.DictReader(open(f"{out}/{name}.csv")))
 t = [float(r["secs"]) / 60 for r in rows]
 fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True)
 axes[0].plot(t, [int(r["rss_kb"]) / 1024 for r in rows])
@@ -116,7 +122,7 @@ for ax in axes:
     ax.grid(alpha=0.3)
 fig.suptitle("WrenMQ mixed soak: persistent fast path + vanishing consumers, paging slow queue, TLS/WS topic, churn")
 fig.tight_layout()
-fig.savefig(f"{out}/mixed.png", dpi=90)
+fig.savefig(f"{out}/{name}.png", dpi=90)
 PY
-log "wrote $OUT/mixed.csv, mixed.json, mixed.png"
+log "wrote $OUT/$NAME.csv, $NAME.json, $NAME.png"
 exit "$rc"
