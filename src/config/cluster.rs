@@ -17,7 +17,7 @@ pub struct ClusterConfig {
     /// Where this node listens for its peers (raft traffic).
     pub listen: SocketAddr,
     /// Every member, this node included, as at the cluster's first start. The lowest id forms
-    /// the cluster when its log is empty.
+    /// the cluster when its log is empty and every other member says it is new too.
     pub peers: Vec<PeerConfig>,
     /// How often the leader heartbeats, in milliseconds.
     #[serde(default = "default_heartbeat")]

@@ -17,8 +17,25 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default wait for one expected frame.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, below the kernel's ephemeral range (32768 and up by
+/// default). A port from `bind(0)` comes from that range, which is also where every outgoing
+/// connection takes its local port: a broker's peer connections could take a port handed
+/// out here before the process meant to listen on it had started (a cluster node then died
+/// with "Address already in use"). Below the range only another `free_port` competes, and
+/// each test process starts at its own offset.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(2_654_435_761) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n.wrapping_mul(7)) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local_addr").port()
 }
