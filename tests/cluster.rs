@@ -329,6 +329,34 @@ fn receipted_messages_survive_kill_9_of_the_leader_and_acked_ones_stay_gone() {
     assert_eq!(leader(&mut nodes), second, "the leader stays the leader");
 }
 
+/// A producer whose RECEIPT was lost with the leader retries its SEND on the new leader; with
+/// `_AMQ_DUPL_ID` the retry is answered but not stored again, because the duplicate-id cache
+/// is in the replicated journal, not in the dead leader's memory. A retry without the header
+/// is a second message, as on a single broker.
+#[test]
+fn a_retried_send_with_a_duplicate_id_is_stored_once_across_a_failover() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_one, mut nodes) = start_cluster(dir.path());
+    let first = leader(&mut nodes);
+    let mut p = Client::connect(nodes[first].stomp, &[]);
+    p.send_confirmed("/queue/pay", &[("_AMQ_DUPL_ID", "pay-1")], b"pay 1", "r1");
+    p.send_confirmed("/queue/pay", &[], b"no id", "r2");
+    nodes[first].kill();
+    let second = leader(&mut nodes);
+    assert_ne!(second, first);
+    let mut p = Client::connect(nodes[second].stomp, &[]);
+    p.send_confirmed(
+        "/queue/pay",
+        &[("_AMQ_DUPL_ID", "pay-1")],
+        b"pay 1",
+        "r1-again",
+    );
+    p.send_confirmed("/queue/pay", &[], b"no id", "r2-again");
+    p.send_confirmed("/queue/pay", &[("_AMQ_DUPL_ID", "pay-2")], b"pay 2", "r3");
+    let got = drain(nodes[second].stomp, "/queue/pay", Duration::from_secs(1));
+    assert_eq!(got, ["pay 1", "no id", "no id", "pay 2"]);
+}
+
 #[test]
 fn a_leader_cut_off_from_the_majority_answers_no_receipt_and_steps_down() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -72,6 +72,7 @@ fn weight(ops: &[JournalOp]) -> usize {
 
 async fn run(raft: Raft, local: Journal, mut rx: mpsc::UnboundedReceiver<Item>) {
     let mut carry: Option<Item> = None;
+    let mut last: Result<(), JournalError> = Ok(());
     loop {
         let first = match carry.take() {
             Some(i) => i,
@@ -101,7 +102,14 @@ async fn run(raft: Raft, local: Journal, mut rx: mpsc::UnboundedReceiver<Item>) 
             }
             next = rx.try_recv().ok();
         }
-        if !ops.is_empty() {
+        if ops.is_empty() {
+            // Writers with nothing to write (a duplicate SEND waits on one, to be answered
+            // only once the original is stored): every earlier entry has been decided, so
+            // they get the last entry's outcome.
+            for d in dones {
+                d.tell(last.clone());
+            }
+        } else {
             let result = match raft.client_write(Batch { ops }).await {
                 Ok(_) => Ok(()),
                 Err(e) => Err(JournalError::Failed {
@@ -117,6 +125,7 @@ async fn run(raft: Raft, local: Journal, mut rx: mpsc::UnboundedReceiver<Item>) 
             for d in dones {
                 d.tell(result.clone());
             }
+            last = result;
         }
         for (r, reply) in reads {
             local.read_page(r, reply);
