@@ -14,7 +14,13 @@ For --seconds (an hour by default), all at once:
 - churn (a second process, --role churn): CHURN connection slots, each connecting (TCP, some
   WebSocket, some TLS; half with heart-beats), subscribing, staying 10-50 s, then leaving by
   DISCONNECT or by vanishing.
-Every second: the broker's RSS and open fds, the second's fast-path latency, counts; a CSV.
+- probe (a third process, --role probe): 50 persistent SENDs/s with a receipt each on
+  /queue/soak.probe and their consumer, timed in a process that does nothing else, beside a
+  thread that times a 4 KiB write + fdatasync every 50 ms on the journal's filesystem (the
+  disk's own pace): the stability figure, apart from the main role's busy event loop.
+Every second: the broker's RSS and open fds, the second's fast-path and probe latency, the
+disk probe's slowest fdatasync, steal and iowait, the CPU of the broker and of each load
+process, the broker's disk writes and the journal's group commits (from /metrics); a CSV.
 At the end producers stop, queues drain, and the run checks: every receipted fast message was
 acknowledged by someone; the slow queue arrived whole and in order; no subscriber saw a gap;
 no unexpected ERROR. Prints one JSON summary line; exit 1 if a check failed.
@@ -28,6 +34,7 @@ import random
 import resource
 import ssl as ssl_module
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -89,6 +96,12 @@ class State:
         self.vanished = 0
         self.errors = []
         self.latencies = []
+        self.probe_delivery = []  # µs, this second's, from the probe process
+        self.probe_receipt = []
+        self.disk_fsync = []  # µs, this second's fdatasyncs of the disk probe
+        self.all_latencies = []  # per second: the fast path's latencies (s)
+        self.all_probe = []  # per second: the probe's delivery latencies (µs)
+        self.all_fsync = []  # per second: the disk probe's fdatasync times (µs)
         self.churn = {}
 
     def error(self, where, frame_or_text):
@@ -331,7 +344,198 @@ async def churn_main(args):
     print(json.dumps(counters), flush=True)
 
 
+# ---- probe role ---------------------------------------------------------------------------
+
+
+def disk_probe(directory, stop_at, out):
+    """The disk's own pace, beside the broker's: a 4 KiB write and fdatasync every 50 ms to a
+    file on the journal's filesystem. A latency spike that shows here too is the machine's
+    disk (a shared virtual disk stalls now and then), not the broker."""
+    path = os.path.join(directory, "disk-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    block = b"d" * 4096
+    try:
+        while time.monotonic() < stop_at:
+            t = time.monotonic()
+            os.pwrite(fd, block, 0)
+            os.fdatasync(fd)
+            out.append(time.monotonic() - t)
+            time.sleep(0.05)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+async def probe_main(args):
+    """A light process of its own that times persistent messages at a low, steady rate (one
+    producer, one consumer, /queue/soak.probe): the latency a well-behaved client sees, apart
+    from the main role's event loop, which also serves the TLS and WebSocket traffic. Prints
+    each second's latencies (first delivery, and the RECEIPT) as one JSON line."""
+    ports = Ports(args)
+    consumer = await ports.connect("tcp", heartbeat=True)
+    consumer.send("SUBSCRIBE", {"destination": "/queue/soak.probe", "id": "p", "ack": "client-individual"})
+    producer = await ports.connect("tcp", heartbeat=True)
+    stop_at = time.monotonic() + args.seconds
+    second = {"delivery": [], "receipt": []}
+
+    async def receive():
+        while True:
+            frame = await consumer.next_message(1.0)
+            if frame is None:
+                if time.monotonic() > stop_at + 30:
+                    return
+                continue
+            second["delivery"].append(time.time() - float(frame.headers["x-sent"]))
+            consumer.send("ACK", {"id": frame.headers["ack"]})
+
+    async def timed_send():
+        sent = time.time()
+        await producer.request("SEND", {"destination": "/queue/soak.probe", "persistent": "true",
+                                        "x-sent": repr(sent)}, b"p" * 256)
+        second["receipt"].append(time.time() - sent)
+
+    fsyncs = []
+    if args.disk_probe_dir:
+        threading.Thread(target=disk_probe, args=(args.disk_probe_dir, stop_at, fsyncs), daemon=True).start()
+
+    async def report():
+        while time.monotonic() < stop_at + 5:
+            await asyncio.sleep(1)
+            now = {k: [round(v * 1e6) for v in vs] for k, vs in second.items()}
+            second["delivery"], second["receipt"] = [], []
+            taken, fsyncs[:] = fsyncs[:], []
+            now["fsync"] = [round(v * 1e6) for v in taken]
+            print(json.dumps(now), flush=True)
+
+    receiver = asyncio.ensure_future(receive())
+    reporter = asyncio.ensure_future(report())
+    pending = set()
+    interval = 1.0 / args.probe_rate
+    next_at = time.monotonic()
+    while time.monotonic() < stop_at:
+        task = asyncio.ensure_future(timed_send())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        next_at += interval
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    if pending:
+        await asyncio.wait(pending, timeout=30)
+    await reporter
+    receiver.cancel()
+    producer.close()
+    consumer.close()
+
+
 # ---- main role ----------------------------------------------------------------------------
+
+
+class Machine:
+    """Per-second figures of the machine and the processes sharing it, so a latency swing can
+    be told apart from a busy load tool or a hypervisor taking the CPU (steal): /proc/stat's
+    steal and iowait, the CPU of the broker and of each load process, and the journal's group
+    commits (count, mean and slowest-bucket time) from the broker's /metrics."""
+
+    def __init__(self, args, pids):
+        self.admin_port = args.admin_port
+        self.pids = pids  # name -> pid
+        self.last = None
+
+    @staticmethod
+    def _stat():
+        with open("/proc/stat") as f:
+            cpu = [int(x) for x in f.readline().split()[1:]]
+        return sum(cpu), cpu[4], cpu[7]  # total, iowait, steal
+
+    @staticmethod
+    def _ticks(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                s = f.read()
+            rest = s[s.rindex(")") + 2:].split()
+            return int(rest[11]) + int(rest[12])
+        except (OSError, ValueError):
+            return 0
+
+    async def _metrics(self):
+        if not self.admin_port:
+            return {}
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.admin_port), 2)
+            writer.write(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            text = (await asyncio.wait_for(reader.read(), 2)).decode(errors="replace")
+            writer.close()
+        except (OSError, asyncio.TimeoutError):
+            return {}
+        out, buckets = {}, []
+        for line in text.splitlines():
+            if line.startswith("wrenmq_journal_commit_seconds_sum"):
+                out["sum"] = float(line.split()[-1])
+            elif line.startswith("wrenmq_journal_commit_seconds_count"):
+                out["count"] = float(line.split()[-1])
+            elif line.startswith("wrenmq_journal_commit_seconds_bucket"):
+                le = line.split('le="')[1].split('"')[0]
+                buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+        out["buckets"] = buckets
+        return out
+
+    def _written(self):
+        try:
+            with open(f"/proc/{self.pids['broker']}/io") as f:
+                for line in f:
+                    if line.startswith("write_bytes:"):
+                        return int(line.split()[1])
+        except (OSError, KeyError):
+            pass
+        return 0
+
+    async def sample(self):
+        """The figures since the previous call (None on the first)."""
+        written = self._written()
+        total, iowait, steal = self._stat()
+        ticks = {name: self._ticks(pid) for name, pid in self.pids.items()}
+        metrics = await self._metrics()
+        now = (time.monotonic(), total, iowait, steal, ticks, metrics, written)
+        last, self.last = self.last, now
+        if last is None:
+            return None
+        wall = now[0] - last[0]
+        hz = os.sysconf("SC_CLK_TCK")
+        d_total = max(1, total - last[1])
+        row = {
+            "steal_pct": round(100 * (steal - last[3]) / d_total, 1),
+            "iowait_pct": round(100 * (iowait - last[2]) / d_total, 1),
+            "broker_written_kib": round((written - last[6]) / 1024 / wall),
+        }
+        for name in self.pids:
+            row[f"{name}_cores"] = round((ticks[name] - last[4].get(name, 0)) / hz / wall, 2)
+        m0, m1 = last[5], metrics
+        commits = m1.get("count", 0) - m0.get("count", 0)
+        row["commits"] = int(commits)
+        row["commit_mean_us"] = round(1e6 * (m1.get("sum", 0) - m0.get("sum", 0)) / commits) if commits > 0 else 0
+        # the smallest bucket bound holding every commit of this second: the slowest commit's bound
+        slowest = 0
+        before = dict(m0.get("buckets", []))
+        for le, n in sorted(m1.get("buckets", [])):
+            if n - before.get(le, 0) >= commits:
+                slowest = le
+                break
+        row["commit_slowest_le_us"] = round(slowest * 1e6) if slowest != float("inf") else -1
+        return row
+
+
+async def read_probe(proc, state):
+    while True:
+        line = await proc.stdout.readline()
+        if not line:
+            break
+        try:
+            second = json.loads(line)
+        except ValueError:
+            continue
+        state.probe_delivery.extend(second.get("delivery", []))
+        state.probe_receipt.extend(second.get("receipt", []))
+        state.disk_fsync.extend(second.get("fsync", []))
+
 
 
 def broker_sample(pid):
@@ -361,26 +565,50 @@ async def read_churn(proc, state):
             pass
 
 
-async def sampler(args, state, csv, started):
+async def sampler(args, state, csv, started, machine):
     columns = ["secs", "rss_kb", "fds", "fast_sent", "fast_acked", "lat_p50_us", "lat_p99_us",
                "lat_max_us", "slow_backlog", "topic_sent", "vanished", "churn_open", "churn_connects",
-               "churn_failures", "errors"]
+               "churn_failures", "errors",
+               "probe_n", "probe_p50_us", "probe_max_us", "probe_receipt_max_us", "disk_fsync_max_us",
+               "steal_pct", "iowait_pct", "broker_written_kib", "broker_cores", "main_cores", "churn_cores", "probe_cores",
+               "commits", "commit_mean_us", "commit_slowest_le_us"]
     csv.write(",".join(columns) + "\n")
     rows = []
+    await machine.sample()
     while state.producing:
         await asyncio.sleep(1)
         lat, state.latencies = state.latencies, []
+        probe, state.probe_delivery = state.probe_delivery, []
+        probe_receipt, state.probe_receipt = state.probe_receipt, []
+        fsync, state.disk_fsync = state.disk_fsync, []
         rss, fds = broker_sample(args.pid)
+        m = await machine.sample() or {}
         row = [round(time.monotonic() - started, 1), rss, fds, state.fast_sent, len(state.fast_acked),
                round(pct(lat, 0.5) * 1e6), round(pct(lat, 0.99) * 1e6), round(max(lat, default=0) * 1e6),
                state.slow_sent - len(state.slow_received), state.topic_sent, state.vanished,
                state.churn.get("open", 0), state.churn.get("connects", 0),
                state.churn.get("connect_failures", 0) + state.churn.get("dropped", 0) + state.churn.get("errors", 0),
-               len(state.errors)]
+               len(state.errors),
+               len(probe), round(pct(probe, 0.5)), max(probe, default=0), max(probe_receipt, default=0),
+               max(fsync, default=0)]
+        row += [m.get(c, 0) for c in columns[len(row):]]
         csv.write(",".join(str(v) for v in row) + "\n")
         csv.flush()
         rows.append(dict(zip(columns, row)))
+        state.all_latencies.append(lat)
+        state.all_probe.append(probe)
+        state.all_fsync.append(fsync)
     return rows
+
+
+def p99_by_window(per_second, window_s):
+    """p99 (µs) over all samples of each window_s-second window, from per-second sample lists."""
+    out = []
+    for i in range(0, len(per_second), window_s):
+        values = [v for second in per_second[i:i + window_s] for v in second]
+        if values:
+            out.append(round(pct(values, 0.99)))
+    return out
 
 
 def window(rows, lo, hi, key):
@@ -400,6 +628,14 @@ async def main_role(args):
         stdout=asyncio.subprocess.PIPE,
     )
     churn_reader = asyncio.ensure_future(read_churn(churn, state))
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable, os.path.abspath(__file__), "--role", "probe", "--port", str(args.port),
+        "--tls-port", str(args.tls_port), "--ws-port", str(args.ws_port), "--seconds", str(args.seconds),
+        "--probe-rate", str(args.probe_rate), "--pid", str(args.pid), "--disk-probe-dir", args.disk_probe_dir,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    probe_reader = asyncio.ensure_future(read_probe(probe, state))
+    machine = Machine(args, {"broker": args.pid, "main": os.getpid(), "churn": churn.pid, "probe": probe.pid})
     ready = [asyncio.Event() for _ in range(4)]
     consumers = [
         asyncio.ensure_future(fast_consumer(ports, state)),
@@ -416,7 +652,7 @@ async def main_role(args):
         asyncio.ensure_future(vanishing_consumers(ports, state, rng)),
     ]
     with open(args.csv, "w") as csv:
-        sample_task = asyncio.ensure_future(sampler(args, state, csv, started))
+        sample_task = asyncio.ensure_future(sampler(args, state, csv, started, machine))
         await asyncio.sleep(args.seconds)
         state.producing = False
         rows = await sample_task
@@ -436,6 +672,8 @@ async def main_role(args):
     drain_s = time.monotonic() - drain_started
     await churn.wait()
     await churn_reader
+    await probe.wait()
+    await probe_reader
 
     lost = sorted(state.fast_receipted - state.fast_acked)
     slow_ok = state.slow_received == list(range(1, state.slow_sent + 1))
@@ -458,6 +696,20 @@ async def main_role(args):
         "p99_us_early_median": pct(window(rows, *early, "lat_p99_us"), 0.5),
         "p99_us_late_median": pct(window(rows, *late, "lat_p99_us"), 0.5),
         "p99_us_worst_second": max((r["lat_p99_us"] for r in rows), default=0),
+        # p99 over every sample of each 10-minute window (6 for an hour): the stability figure
+        "fast_p99_us_by_10min": p99_by_window([[v * 1e6 for v in s] for s in state.all_latencies], 600),
+        "probe_p99_us_by_10min": p99_by_window(state.all_probe, 600),
+        "probe_p99_us_by_minute": p99_by_window(state.all_probe, 60),
+        "disk_fsync_p99_us_by_10min": p99_by_window(state.all_fsync, 600),
+        # the probe's p99 over the seconds in which no fdatasync of the disk probe took 20 ms or
+        # more: the broker's own latency with the disk's stalls left out
+        "probe_p99_us_by_10min_calm_disk": p99_by_window(
+            [p if max(f, default=0) < 20000 else [] for p, f in zip(state.all_probe, state.all_fsync)], 600),
+        "calm_disk_seconds_by_10min": [sum(1 for f in state.all_fsync[i:i + 600] if max(f, default=0) < 20000)
+                                       for i in range(0, len(state.all_fsync), 600)],
+        "steal_pct_median": pct(window(rows, 0, secs, "steal_pct"), 0.5),
+        "broker_cores_median": pct(window(rows, 0, secs, "broker_cores"), 0.5),
+        "load_tool_cores_median": pct([r["main_cores"] + r["churn_cores"] + r["probe_cores"] for r in rows], 0.5),
     }
     print(json.dumps(summary), flush=True)
     failed = (lost or not slow_ok or state.errors or any(state.topic_gaps.values())
@@ -467,7 +719,7 @@ async def main_role(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--role", default="main", choices=["main", "churn"])
+    parser.add_argument("--role", default="main", choices=["main", "churn", "probe"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tls-port", type=int, required=True)
     parser.add_argument("--ws-port", type=int, required=True)
@@ -479,11 +731,15 @@ def main():
     parser.add_argument("--topic-rate", type=float, default=100)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--admin-port", type=int, default=0)
+    parser.add_argument("--probe-rate", type=float, default=50)
+    parser.add_argument("--disk-probe-dir", default="")
     parser.add_argument("--csv", default="soak_mixed.csv")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    asyncio.run(churn_main(args) if args.role == "churn" else main_role(args))
+    role = {"churn": churn_main, "probe": probe_main, "main": main_role}[args.role]
+    asyncio.run(role(args))
 
 
 if __name__ == "__main__":

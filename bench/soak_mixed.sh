@@ -5,7 +5,7 @@
 # fast path with vanishing consumers, a slow consumer behind a paging address, a topic over
 # TLS and WebSocket, and CHURN connections coming and going. Samples the broker every second
 # into bench/results/soak/mixed.csv, writes mixed.json (the summary) and mixed.png (RSS, fds,
-# p99 latency and open churn connections against time).
+# p99 latency, the probe's latency, CPU and steal, and open churn connections against time).
 #
 #   bash bench/soak_mixed.sh                        one hour, 5,000 churning connections
 #   SOAK_SECONDS=120 CHURN=500 bash bench/soak_mixed.sh   a quick look
@@ -94,35 +94,10 @@ wait_port "$PORT" || { cat "$WORK/broker.log" >&2; die "broker did not start"; }
 log "soak: ${SOAK_SECONDS}s, $CHURN churning connections, broker pid $BROKER_PID"
 rc=0
 bench/.venv/bin/python bench/soak_mixed.py --port "$PORT" --tls-port "$TLS_PORT" --ws-port "$WS_PORT" \
-    --pid "$BROKER_PID" --seconds "$SOAK_SECONDS" --churn "$CHURN" --csv "$OUT/$NAME.csv" \
+    --pid "$BROKER_PID" --admin-port "$ADMIN_PORT" --disk-probe-dir "$WORK" --seconds "$SOAK_SECONDS" --churn "$CHURN" --csv "$OUT/$NAME.csv" \
     | tee "$OUT/$NAME.json" || rc=$?
 log "broker log lines with ERROR or panic: $(grep -c -i -E ' error |panic' "$WORK/broker.log" || true)"
 grep -i -E ' error |panic' "$WORK/broker.log" | head -5 || true
-bench/.venv/bin/python - "$OUT" "$NAME" <<'PY'
-import csv, sys
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-out, name = sys.argv[1], sys.argv[2]
-rows = list(csv.DictReader(open(f"{out}/{name}.csv")))
-t = [float(r["secs"]) / 60 for r in rows]
-fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True)
-axes[0].plot(t, [int(r["rss_kb"]) / 1024 for r in rows])
-axes[0].set_ylabel("broker RSS (MiB)")
-axes[1].plot(t, [int(r["fds"]) for r in rows])
-axes[1].set_ylabel("broker open fds")
-axes[2].plot(t, [int(r["lat_p99_us"]) / 1000 for r in rows], linewidth=0.5)
-axes[2].set_ylabel("fast path p99 (ms), per s")
-axes[2].set_yscale("log")
-axes[3].plot(t, [int(r["churn_open"]) for r in rows])
-axes[3].set_ylabel("churn connections open")
-axes[3].set_xlabel("minutes")
-for ax in axes:
-    ax.set_ylim(bottom=0 if ax is not axes[2] else None)
-    ax.grid(alpha=0.3)
-fig.suptitle("WrenMQ mixed soak: persistent fast path + vanishing consumers, paging slow queue, TLS/WS topic, churn")
-fig.tight_layout()
-fig.savefig(f"{out}/{name}.png", dpi=90)
-PY
+bench/.venv/bin/python bench/soak_mixed_plot.py "$OUT" "$NAME"
 log "wrote $OUT/$NAME.csv, $NAME.json, $NAME.png"
 exit "$rc"
