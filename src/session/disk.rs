@@ -16,7 +16,9 @@ impl Session {
         loop {
             match self.ctx.broker.disk_room(dest, persistent) {
                 DiskRoom::Available => return Ok(()),
-                DiskRoom::Blocked(disk) => disk.wait_for_space().await,
+                // Boxed: a full disk is rare, and inlined the wait would be part of every
+                // connection task's state.
+                DiskRoom::Blocked(disk) => Box::pin(disk.wait_for_space()).await,
                 DiskRoom::Refused(reason) => {
                     return Err(Failure::new(format!(
                         "cannot store a persistent message for '{}': {reason}",

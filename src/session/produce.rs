@@ -161,8 +161,9 @@ impl Session {
         if !self.wait_for_room(dest).await? {
             return Ok(());
         }
-        let sent = self.ctx.broker.send_as(dest, draft, &self.access)?;
-        self.track(sent.stored).await
+        // Only the write is kept across the wait, not the rest of what the send returned.
+        let stored = self.ctx.broker.send_as(dest, draft, &self.access)?.stored;
+        self.track(stored).await
     }
 
     /// Makes the next RECEIPT wait for everything the core has handed to the journal so far,
@@ -179,9 +180,21 @@ impl Session {
             self.pending_bytes += write.bytes();
             self.pending_writes.push_back(write);
         }
-        while self.pending_writes.len() > MAX_PENDING_WRITES
-            || self.pending_bytes > MAX_PENDING_BYTES
-        {
+        if self.too_many_pending() {
+            // Boxed: only a producer far ahead of the journal waits here, and inlined the
+            // wait would be part of every connection task's state for its whole life.
+            Box::pin(self.drain_pending_to_limit()).await?;
+        }
+        Ok(())
+    }
+
+    fn too_many_pending(&self) -> bool {
+        self.pending_writes.len() > MAX_PENDING_WRITES || self.pending_bytes > MAX_PENDING_BYTES
+    }
+
+    /// Waits for the oldest outstanding writes until the rest are within the limits.
+    async fn drain_pending_to_limit(&mut self) -> Result<(), Failure> {
+        while self.too_many_pending() {
             let Some(write) = self.pending_writes.pop_front() else {
                 break;
             };
@@ -198,7 +211,8 @@ impl Session {
         loop {
             match self.ctx.broker.capacity(dest) {
                 Capacity::Available => return Ok(true),
-                Capacity::Blocked(usage) => usage.wait_for_space().await,
+                // Boxed, as the rare waits are (see `track`).
+                Capacity::Blocked(usage) => Box::pin(usage.wait_for_space()).await,
                 Capacity::Refused => {
                     return Err(BrokerError::AddressFull(dest.address.clone()).into());
                 }

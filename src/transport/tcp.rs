@@ -13,14 +13,28 @@ use super::context::AcceptorContext;
 use crate::session::{self, ByteSink, ByteSource, ShutdownSignal};
 
 /// Room for the read of a connection that holds no buffer. The session gives an empty buffer
-/// back when its reads are small (a quiet subscriber), so the read it then waits in should
-/// cost little; once traffic comes the next read makes the full room.
+/// back when its reads are small (a quiet subscriber); once traffic comes the next read makes
+/// the full room.
 const QUIET_ROOM: usize = 1024;
 
 impl ByteSource for OwnedReadHalf {
     async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         if buf.capacity() == 0 {
-            buf.reserve(QUIET_ROOM);
+            // A quiet connection waits for its next bytes holding no buffer at all, and makes
+            // the room only once they are there: thousands of idle subscribers then hold no
+            // read room each. The same syscalls as a plain read: readiness first, then one
+            // read (the plain read tries first and waits for readiness after).
+            loop {
+                self.readable().await?;
+                buf.reserve(QUIET_ROOM);
+                match self.try_read_buf(buf) {
+                    Ok(n) => return Ok(n),
+                    // Readiness that was stale (the failed read cleared it): give the room
+                    // back and wait again.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => *buf = BytesMut::new(),
+                    Err(e) => return Err(e),
+                }
+            }
         } else if buf.capacity() - buf.len() < 4096 {
             buf.reserve(16 * 1024);
         }
@@ -80,4 +94,45 @@ pub async fn run(listener: TcpListener, ctx: Arc<AcceptorContext>, shutdown: Shu
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::{Future, poll_fn};
+    use std::task::Poll;
+
+    use bytes::BytesMut;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use crate::session::ByteSource;
+
+    /// A quiet connection (one whose session gave its read buffer back) waits for its next
+    /// bytes holding no read room: that room was 1 KiB of every idle subscriber.
+    #[tokio::test]
+    async fn a_quiet_connection_waits_for_bytes_holding_no_read_room() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (mut source, _sink) = server.into_split();
+        let mut buf = BytesMut::new();
+        {
+            let mut read = std::pin::pin!(source.read_into(&mut buf));
+            let ready = poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx).is_ready())).await;
+            assert!(!ready, "nothing was sent, so the read must wait");
+        }
+        assert_eq!(
+            buf.capacity(),
+            0,
+            "the waiting read made room before any byte came"
+        );
+        client.write_all(b"\n\nSEND").await.unwrap();
+        let mut got = 0;
+        while got < 6 {
+            got += source.read_into(&mut buf).await.unwrap();
+        }
+        assert_eq!(&buf[..], b"\n\nSEND");
+    }
 }
