@@ -498,7 +498,8 @@ mod tests {
     /// most of what an idle connection costs (docs/performance.md, idle connections): what
     /// only some frames need (large-body uploads, a frame that has to wait and its watch, a
     /// producer far ahead of the journal, a full address or disk) is boxed when needed
-    /// instead of inlined: 3,360 bytes before that, 2,528 with it (rustc 1.95).
+    /// instead of inlined, and the session's cached SEND destination is boxed: 3,360 bytes
+    /// before that, 2,320 with it (rustc 1.95).
     #[test]
     fn an_idle_connection_task_holds_no_state_of_rare_waits() {
         let size = future_size(serve_with::<OwnedReadHalf, OwnedWriteHalf>);
@@ -508,5 +509,5 @@ mod tests {
         );
     }
 
-    const LIMIT: usize = 2_600;
+    const LIMIT: usize = 2_400;
 }

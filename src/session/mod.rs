@@ -150,7 +150,9 @@ pub struct Session {
     closed: closed::RecentlyClosed,
     transactions: HashMap<ByteString, Transaction>,
     pending_writes: VecDeque<Stored>,
-    last_send: Option<produce::LastDestination>,
+    /// Boxed: it is part of every connection's state (and of a SEND's, which takes it out
+    /// while it waits), and it changes only when a producer changes destination.
+    last_send: Option<Box<produce::LastDestination>>,
     pending_bytes: usize,
     /// `/temp-queue/NAME` and `/temp-topic/NAME` destinations; deleted when it closes.
     temporaries: temporary::Temporaries,

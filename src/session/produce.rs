@@ -70,11 +70,11 @@ impl Session {
             return Ok(text.clone());
         }
         let (text, dest) = self.destination(frame, "destination-type")?;
-        self.last_send = Some(LastDestination {
+        self.last_send = Some(Box::new(LastDestination {
             text: text.clone(),
             kind: kind.map(str::to_string),
             dest,
-        });
+        }));
         Ok(text)
     }
 
