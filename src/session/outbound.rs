@@ -196,3 +196,18 @@ impl DeliverySink for SubscriptionSink {
             .is_ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Outbound;
+
+    /// The writer channel allocates its slots 32 at a time, the first 32 when a connection
+    /// opens, so a slot's size is paid 32 times by every idle connection: a MESSAGE's item
+    /// (a `Delivery` and its subscription) must stay 56 bytes (64 when a delivery's stream
+    /// offset was an `Option`).
+    #[test]
+    fn a_writer_channel_slot_is_a_delivery_and_its_subscription() {
+        let size = std::mem::size_of::<Outbound>();
+        assert!(size <= 56, "an Outbound is {size} bytes");
+    }
+}

@@ -343,7 +343,7 @@ fn encode_message(
     if d.group_first {
         enc.plain_header("JMSXGroupFirstForConsumer", "true");
     }
-    match (&m.encoded, d.offset) {
+    match (&m.encoded, d.stream_offset()) {
         // A stream's copy carries its own offset and drops a producer's: not the shared block.
         (_, Some(offset)) => {
             enc.plain_header("x-stream-offset", num.format(offset));

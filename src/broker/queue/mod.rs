@@ -66,11 +66,24 @@ pub struct Delivery {
     pub delivery_count: u32,
     /// The queue it came from, so an ack can find its way back.
     pub queue: Arc<Queue>,
-    /// Its offset, when the queue is a retained stream (the MESSAGE's `x-stream-offset`).
-    pub offset: Option<u64>,
+    /// Its offset when the queue is a retained stream (the MESSAGE's `x-stream-offset`),
+    /// [`NOT_IN_STREAM`] otherwise; read through [`Delivery::stream_offset`]. A plain `u64`
+    /// rather than an `Option` keeps a delivery, and so each slot of every connection's
+    /// writer channel, 8 bytes smaller (32 slots are allocated per connection).
+    offset: u64,
     /// The first message of its group this consumer gets (`JMSXGroupFirstForConsumer`):
     /// the group was just bound to it, so earlier messages of the group went elsewhere.
     pub group_first: bool,
+}
+
+/// [`Delivery`]'s offset when it does not come from a stream: no stream reaches it.
+const NOT_IN_STREAM: u64 = u64::MAX;
+
+impl Delivery {
+    /// Its offset in the stream it came from; `None` when its queue is not a stream.
+    pub fn stream_offset(&self) -> Option<u64> {
+        (self.offset != NOT_IN_STREAM).then_some(self.offset)
+    }
 }
 
 /// How much a consumer may hold unacknowledged. Whichever limit is hit first stops delivery;
@@ -1360,7 +1373,7 @@ impl Queue {
             delivery_count: entry.delivery_count,
             queue: Arc::clone(self),
             group_first,
-            offset: None,
+            offset: NOT_IN_STREAM,
         };
         let n = st.consumers.len();
         let slot = &mut st.consumers[ci];

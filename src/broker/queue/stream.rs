@@ -722,7 +722,7 @@ impl Stream {
                     message,
                     delivery_count: 1,
                     queue: Arc::clone(q),
-                    offset: Some(offset),
+                    offset,
                     group_first: false,
                 };
                 if !r.sink.deliver(delivery) {

@@ -15,7 +15,7 @@ struct Sink(Mutex<Vec<Delivery>>);
 impl Sink {
     fn offsets(&self) -> Vec<u64> {
         let v = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        v.iter().filter_map(|d| d.offset).collect()
+        v.iter().filter_map(Delivery::stream_offset).collect()
     }
 
     fn tags(&self) -> Vec<u64> {
