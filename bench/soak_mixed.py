@@ -523,19 +523,23 @@ class Machine:
         return row
 
 
-async def read_probe(proc, state):
+async def json_lines(proc):
+    """Each JSON line a child role prints on its stdout, until it exits; other lines skipped."""
     while True:
         line = await proc.stdout.readline()
         if not line:
-            break
+            return
         try:
-            second = json.loads(line)
+            yield json.loads(line)
         except ValueError:
             continue
+
+
+async def read_probe(proc, state):
+    async for second in json_lines(proc):
         state.probe_delivery.extend(second.get("delivery", []))
         state.probe_receipt.extend(second.get("receipt", []))
         state.disk_fsync.extend(second.get("fsync", []))
-
 
 
 def broker_sample(pid):
@@ -555,14 +559,8 @@ def pct(values, p):
 
 
 async def read_churn(proc, state):
-    while True:
-        line = await proc.stdout.readline()
-        if not line:
-            break
-        try:
-            state.churn = json.loads(line)
-        except ValueError:
-            pass
+    async for summary in json_lines(proc):
+        state.churn = summary
 
 
 async def sampler(args, state, csv, started, machine):
